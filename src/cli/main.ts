@@ -1,0 +1,77 @@
+// sealroot's entry point: finds the subcommand, runs it, turns any failure into one line and an exit code.
+import { oneLine } from '../errors.ts';
+import { VERSION } from '../version.ts';
+import { UsageError, type Command, type CommandContext } from './command.ts';
+import { COMMANDS } from './commands.ts';
+import { createLogger, inInitramfs } from './log.ts';
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((command) => command.name.length));
+  const lines = COMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`);
+  return `sealroot ${VERSION}: mount a composefs root only when it is provably the image its owner trusted.
+
+Usage: sealroot COMMAND [OPTIONS] [ARGS]
+       sealroot help COMMAND | sealroot COMMAND --help
+       sealroot --version
+
+Commands:
+${lines.join('\n')}
+
+Exit status: 0 on success, 1 on failure (one line on stderr, and in /dev/kmsg inside an initramfs), 2 on a usage error.
+`;
+}
+
+function find(name: string): Command | undefined {
+  return COMMANDS.find((command) => command.name === name);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const context: CommandContext = {
+    log: createLogger({ kmsg: inInitramfs() }),
+    stdout: (text) => process.stdout.write(text),
+  };
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h') {
+    context.stdout(overview());
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '--version' || first === '-V') {
+    context.stdout(`sealroot ${VERSION}\n`);
+    return 0;
+  }
+  if (first === 'help') {
+    const target = rest[0] === undefined ? undefined : find(rest[0]);
+    context.stdout(target === undefined ? overview() : `${target.usage}\n`);
+    return rest[0] === undefined || target !== undefined ? 0 : 2;
+  }
+  const command = find(first);
+  if (command === undefined) {
+    process.stderr.write(`sealroot: unknown command '${first}' (see sealroot --help)\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    context.stdout(`${command.usage}\n`);
+    return 0;
+  }
+  try {
+    return await command.run(rest, context);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`sealroot ${command.name}: ${error.message} (see sealroot ${command.name} --help)\n`);
+      return 2;
+    }
+    context.log.error(oneLine(error));
+    if (process.env.SEALROOT_DEBUG === '1' && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`sealroot: internal error: ${oneLine(error)}\n`);
+    process.exitCode = 70;
+  },
+);

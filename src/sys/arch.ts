@@ -1,0 +1,39 @@
+// System call numbers per architecture: arch/x86/entry/syscalls/syscall_64.tbl and
+// include/uapi/asm-generic/unistd.h (aarch64). Only the calls sealroot makes.
+export type SyscallName =
+  | 'read' | 'write' | 'close' | 'pread64' | 'pwrite64' | 'ioctl' | 'fcntl' | 'openat' | 'mkdirat' | 'symlinkat'
+  | 'unlinkat' | 'fstatfs' | 'chdir' | 'fchdir' | 'chroot' | 'mount' | 'umount2' | 'pivot_root' | 'execve' | 'reboot'
+  | 'memfd_create' | 'open_tree' | 'move_mount' | 'fsopen' | 'fsconfig' | 'fsmount' | 'fspick' | 'mount_setattr'
+  | 'getpid' | 'sync';
+
+const X86_64: Readonly<Record<SyscallName, number>> = {
+  read: 0, write: 1, close: 3, pread64: 17, pwrite64: 18, ioctl: 16, fcntl: 72, openat: 257, mkdirat: 258,
+  symlinkat: 266, unlinkat: 263, fstatfs: 138, chdir: 80, fchdir: 81, chroot: 161, mount: 165, umount2: 166,
+  pivot_root: 155, execve: 59, reboot: 169, memfd_create: 319, open_tree: 428, move_mount: 429, fsopen: 430,
+  fsconfig: 431, fsmount: 432, fspick: 433, mount_setattr: 442, getpid: 39, sync: 162,
+};
+
+const AARCH64: Readonly<Record<SyscallName, number>> = {
+  read: 63, write: 64, close: 57, pread64: 67, pwrite64: 68, ioctl: 29, fcntl: 25, openat: 56, mkdirat: 34,
+  symlinkat: 36, unlinkat: 35, fstatfs: 44, chdir: 49, fchdir: 50, chroot: 51, mount: 40, umount2: 39,
+  pivot_root: 41, execve: 221, reboot: 142, memfd_create: 279, open_tree: 428, move_mount: 429, fsopen: 430,
+  fsconfig: 431, fsmount: 432, fspick: 433, mount_setattr: 442, getpid: 172, sync: 81,
+};
+
+export const SYSCALL_TABLES: Readonly<Record<string, Readonly<Record<SyscallName, number>>>> = {
+  x64: X86_64,
+  arm64: AARCH64,
+};
+
+export class UnsupportedArchError extends Error {
+  constructor(arch: string) {
+    super(`sealroot has no system call table for architecture '${arch}' (supported: ${Object.keys(SYSCALL_TABLES).join(', ')})`);
+    this.name = 'UnsupportedArchError';
+  }
+}
+
+export function syscallTable(arch: string): Readonly<Record<SyscallName, number>> {
+  const table = SYSCALL_TABLES[arch];
+  if (table === undefined) throw new UnsupportedArchError(arch);
+  return table;
+}

@@ -1,0 +1,131 @@
+// Loads the generic syscall shim (native/sys_shim.c) and turns its failures into SysError.
+// In the single executable the shim is a SEA asset: it is written to an anonymous file (O_TMPFILE) and
+// dlopen()ed through /proc/self/fd, so no writable /tmp is needed; without /proc, a named file that is
+// unlinked at once after loading.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as sea from 'node:sea';
+import { fileURLToPath } from 'node:url';
+import { SysError } from '../errors.ts';
+import { syscallTable, type SyscallName } from './arch.ts';
+
+export type SyscallArg = number | bigint | string | ArrayBufferView | ArrayBuffer | null | undefined;
+
+interface Shim {
+  syscall(nr: number, ...args: SyscallArg[]): number;
+  addressOf(buffer: ArrayBufferView | ArrayBuffer): bigint;
+}
+
+interface ShimError extends Error {
+  errno: number;
+  nr: number;
+}
+
+const SHIM_ASSET = 'sys_shim.node';
+/** Directories tried, in order, for the anonymous file the embedded shim is loaded from. */
+const SHIM_DIRS = ['/run', '/dev/shm', '/tmp'];
+
+let loaded: Shim | undefined;
+let numbers: Readonly<Record<SyscallName, number>> | undefined;
+
+function isShimError(error: unknown): error is ShimError {
+  return error instanceof Error && typeof (error as Partial<ShimError>).errno === 'number';
+}
+
+function dlopen(file: string): Shim {
+  const module = { exports: {} as Shim };
+  process.dlopen(module, file, os.constants.dlopen.RTLD_NOW);
+  return module.exports;
+}
+
+function loadFromBytes(bytes: Uint8Array): Shim {
+  const failures: string[] = [];
+  const dirs = [...new Set([...SHIM_DIRS, os.tmpdir()])];
+  const O_TMPFILE = 0o20000000 | fs.constants.O_DIRECTORY;
+  if (fs.existsSync('/proc/self/fd')) {
+    for (const dir of dirs) {
+      let fd: number | undefined;
+      try {
+        fd = fs.openSync(dir, O_TMPFILE | fs.constants.O_RDWR, 0o500);
+        fs.writeFileSync(fd, bytes);
+        return dlopen(`/proc/self/fd/${fd}`);
+      } catch (error) {
+        failures.push(`${dir} (O_TMPFILE): ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        if (fd !== undefined) fs.closeSync(fd);
+      }
+    }
+  }
+  for (const dir of dirs) {
+    const file = path.join(dir, `.sealroot-shim-${process.pid}-${Date.now()}.node`);
+    try {
+      fs.writeFileSync(file, bytes, { mode: 0o500, flag: 'wx' });
+      return dlopen(file);
+    } catch (error) {
+      failures.push(`${file}: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+  throw new Error(`cannot load the syscall shim: ${failures.join('; ')}`);
+}
+
+function shimPathOnDisk(): string {
+  const override = process.env.SEALROOT_SHIM;
+  if (override !== undefined && override !== '') return override;
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // From src/sys/ (tests run the sources) and from dist/ (the bundle run by plain node).
+  const candidates = [
+    path.join(here, '../../native/build/Release/sys_shim.node'),
+    path.join(here, '../native/build/Release/sys_shim.node'),
+  ];
+  const found = candidates.find((candidate) => fs.existsSync(candidate));
+  if (found === undefined) {
+    throw new Error(`the syscall shim is not built (looked for ${candidates.join(', ')}); run: npm run build:native`);
+  }
+  return found;
+}
+
+function shim(): Shim {
+  if (loaded === undefined) {
+    loaded = sea.isSea() ? loadFromBytes(new Uint8Array(sea.getRawAsset(SHIM_ASSET))) : dlopen(shimPathOnDisk());
+  }
+  return loaded;
+}
+
+/** The number of a system call on this machine's architecture (throws UnsupportedArchError elsewhere). */
+export function syscallNumber(name: SyscallName): number {
+  numbers ??= syscallTable(process.arch);
+  return numbers[name];
+}
+
+/**
+ * Makes one system call. Fails with SysError(name, errno, path): `path` only labels the error.
+ * Strings are passed as NUL-terminated copies, buffers as pointers to their bytes.
+ */
+export function syscall(name: SyscallName, args: readonly SyscallArg[], path?: string): number {
+  const nr = syscallNumber(name);
+  try {
+    return shim().syscall(nr, ...args);
+  } catch (error) {
+    if (isShimError(error)) throw new SysError(name, error.errno, path);
+    throw error;
+  }
+}
+
+/** Like syscall(), but retries while the call is interrupted by a signal (EINTR). */
+export function syscallRetrying(name: SyscallName, args: readonly SyscallArg[], path?: string): number {
+  for (;;) {
+    try {
+      return syscall(name, args, path);
+    } catch (error) {
+      if (!(error instanceof SysError && error.code === 'EINTR')) throw error;
+    }
+  }
+}
+
+/** Address of a buffer's bytes, for structs that carry pointers; keep the buffer referenced across the call. */
+export function addressOf(buffer: ArrayBufferView | ArrayBuffer): bigint {
+  return shim().addressOf(buffer);
+}

@@ -1,0 +1,43 @@
+// The built single executable: runs with an empty environment, from a directory without node_modules, with /tmp read-only.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { VERSION } from '../../src/version.ts';
+import { check, requireRoot, requireTools, run, SEALROOT_BIN } from '../helpers/tools.ts';
+
+test('dist/sealroot exists (npm run build)', () => {
+  assert.ok(fs.existsSync(SEALROOT_BIN), `${SEALROOT_BIN} is missing: run npm run build`);
+});
+
+test('env -i sealroot --version prints the version', () => {
+  const out = check('env', ['-i', SEALROOT_BIN, '--version']);
+  assert.is(out, `sealroot ${VERSION}\n`);
+});
+
+test('--help lists the commands; an unknown command exits 2 with one line', () => {
+  const help = check(SEALROOT_BIN, ['--help']);
+  assert.match(help, /Usage: sealroot COMMAND/);
+  assert.match(help, /selftest/);
+  const bad = run(SEALROOT_BIN, ['no-such-command']);
+  assert.is(bad.status, 2);
+  assert.is(bad.stderr, "sealroot: unknown command 'no-such-command' (see sealroot --help)\n");
+});
+
+test('runs from a bare directory with /tmp read-only and no HOME (private mount namespace)', () => {
+  requireRoot();
+  requireTools('unshare', 'mount');
+  const bare = fs.mkdtempSync('/var/tmp/sealroot-bare-');
+  try {
+    fs.copyFileSync(SEALROOT_BIN, path.join(bare, 'sealroot'));
+    fs.chmodSync(path.join(bare, 'sealroot'), 0o755);
+    const script = 'mount -t tmpfs -o ro,mode=755 none /tmp && cd "$1" && env -i ./sealroot selftest';
+    const result = run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', bare]);
+    assert.is(result.status, 0, result.stderr);
+    assert.match(result.stdout, /write after seal refused with EPERM/);
+  } finally {
+    fs.rmSync(bare, { recursive: true, force: true });
+  }
+});
+
+test.run();
