@@ -1,0 +1,39 @@
+// A digest as sealroot prints and parses it everywhere: `sha256:<64 hex>` or `sha512:<128 hex>` (fsverity's notation).
+import { timingSafeEqual } from 'node:crypto';
+
+export type HashAlgorithm = 'sha256' | 'sha512';
+
+export const DIGEST_SIZES: Readonly<Record<HashAlgorithm, number>> = { sha256: 32, sha512: 64 };
+
+export interface Digest {
+  algorithm: HashAlgorithm;
+  bytes: Buffer;
+}
+
+export class DigestSyntaxError extends Error {
+  constructor(text: string) {
+    super(`not a digest: '${text}' (expected sha256:<64 hex digits> or sha512:<128 hex digits>)`);
+    this.name = 'DigestSyntaxError';
+  }
+}
+
+/** Parses `sha256:<hex>` / `sha512:<hex>`; a bare hex string is taken by its length (64: SHA-256, 128: SHA-512). */
+export function parseDigest(text: string): Digest {
+  const match = /^(?:(sha256|sha512):)?([0-9a-fA-F]+)$/.exec(text.trim());
+  if (match === null) throw new DigestSyntaxError(text);
+  const hex = match[2]!.toLowerCase();
+  const algorithm: HashAlgorithm | undefined = (match[1] as HashAlgorithm | undefined)
+    ?? (hex.length === 64 ? 'sha256' : hex.length === 128 ? 'sha512' : undefined);
+  if (algorithm === undefined || hex.length !== DIGEST_SIZES[algorithm] * 2) throw new DigestSyntaxError(text);
+  return { algorithm, bytes: Buffer.from(hex, 'hex') };
+}
+
+export function formatDigest(digest: Digest): string {
+  return `${digest.algorithm}:${digest.bytes.toString('hex')}`;
+}
+
+/** Constant-time comparison (the time does not depend on where the digests differ); false when the algorithms differ. */
+export function digestsEqual(a: Digest, b: Digest): boolean {
+  if (a.algorithm !== b.algorithm || a.bytes.length !== b.bytes.length) return false;
+  return timingSafeEqual(a.bytes, b.bytes);
+}
