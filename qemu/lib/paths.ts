@@ -1,0 +1,44 @@
+// Where the QEMU tier keeps its inputs and outputs: everything it downloads or builds lives under .cache/qemu
+// (ignored by git, reused between runs).
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const CACHE = path.join(ROOT, '.cache/qemu');
+export const SEALROOT_BIN = path.join(ROOT, 'dist/sealroot');
+
+export interface Kernel {
+  dir: string;
+  version: string;
+  vmlinuz: string;
+  modules: string;
+}
+
+/** Runs qemu/fetch-kernel (a no-op once cached) and describes the kernel it prints. */
+export function fetchKernel(): Kernel {
+  const dir = execFileSync(path.join(ROOT, 'qemu/fetch-kernel'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const version = fs.readFileSync(path.join(dir, 'KVER'), 'utf8').trim();
+  return { dir, version, vmlinuz: path.join(dir, 'vmlinuz'), modules: path.join(dir, 'lib/modules', version) };
+}
+
+/** Fails loudly, naming every missing tool, rather than letting a scenario fail in a confusing way. */
+export function requireHostTools(tools: readonly string[]): void {
+  const missing = tools.filter((tool) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) {
+    throw new Error(`missing host tools: ${missing.join(', ')} (run ./scripts/setup; packages in scripts/apt-packages.txt)`);
+  }
+}
+
+export function freshDir(dir: string): string {
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}

@@ -1,0 +1,84 @@
+// swtpm instances: on TCP for provisioning from the host (tpm2-tools TCTI syntax `swtpm:host=127.0.0.1,port=P`),
+// and on a unix socket as the guest's TPM. The state directory keeps NV and seeds across instances; PCRs reset at
+// each start (startup-clear), like a reboot.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+export interface Swtpm {
+  process: ChildProcess;
+  /** TCTI for sealroot/tpm2-tools (TCP instances only). */
+  tcti?: string;
+  /** Control socket for QEMU's tpm-emulator (unix instances only). */
+  socket?: string;
+  stop(): Promise<void>;
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port P with P+1 free too (the swtpm protocol's control channel is the next port). */
+async function freePortPair(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + 2 * Math.floor(Math.random() * 10000);
+    if ((await portFree(port)) && (await portFree(port + 1))) return port;
+  }
+  throw new Error('swtpm: no free TCP port pair found');
+}
+
+async function waitFor(check: () => Promise<boolean> | boolean, what: string, child: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`swtpm exited (${child.exitCode}) before ${what}: ${stderr().trim()}`);
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`swtpm: timed out waiting for ${what}`);
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('close', () => resolve());
+      child.kill('SIGTERM');
+    });
+}
+
+function connectable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export async function startTcpSwtpm(stateDir: string): Promise<Swtpm> {
+  fs.mkdirSync(stateDir, { recursive: true });
+  const port = await freePortPair();
+  let stderr = '';
+  const child = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${stateDir}`, '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
+    '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`, '--flags', 'not-need-init,startup-clear'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+  await waitFor(async () => (await connectable(port)) && (await connectable(port + 1)), 'its TCP ports', child, () => stderr);
+  return { process: child, tcti: `swtpm:host=127.0.0.1,port=${port}`, stop: stopper(child) };
+}
+
+/** A swtpm for QEMU; --terminate ends it when QEMU closes the control connection. */
+export async function startGuestSwtpm(stateDir: string): Promise<Swtpm> {
+  fs.mkdirSync(stateDir, { recursive: true });
+  const socket = path.join(stateDir, 'ctrl.sock');
+  fs.rmSync(socket, { force: true });
+  let stderr = '';
+  const child = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${stateDir}`, '--ctrl', `type=unixio,path=${socket}`,
+    '--flags', 'startup-clear', '--terminate'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+  await waitFor(() => fs.existsSync(socket), 'its control socket', child, () => stderr);
+  return { process: child, socket, stop: stopper(child) };
+}
