@@ -85,3 +85,17 @@ export function mount(source: string | null, target: string, fsType: string | nu
 export function umount2(target: string, flags = 0): void {
   syscall('umount2', [target, flags], target);
 }
+
+/** move_mount(2) from one attached path to another (the MS_MOVE of the new API). */
+export function moveMountPath(from: string, to: string): void {
+  syscall('move_mount', [AT_FDCWD, from, AT_FDCWD, to, 0], `${from} -> ${to}`);
+}
+
+/** mount_setattr(2) on a mount fd, optionally on every mount below it too (AT_RECURSIVE). */
+export function mountSetattrTree(mountFd: number, set: number, clear: number, recursive: boolean, label: string): void {
+  const AT_RECURSIVE = 0x8000;
+  const attr = Buffer.alloc(32);
+  attr.writeBigUInt64LE(BigInt(set), 0);
+  attr.writeBigUInt64LE(BigInt(clear), 8);
+  syscall('mount_setattr', [mountFd, '', AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), attr, attr.length], label);
+}

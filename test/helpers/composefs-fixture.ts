@@ -1,0 +1,103 @@
+// Test fixture: a composefs-style image made with the standard tools, for the mount and boot tests until (and
+// independently of) `sealroot mkimage`. Regular files with content go to objects/XX/<rest> named by their
+// fs-verity digest (fsverity digest); the image tree holds a sparse placeholder of the same size carrying
+// trusted.overlay.metacopy (version 0, len 36, flags 0, algo 1, digest) and trusted.overlay.redirect (/XX/rest),
+// then mkfs.erofs --chunksize=4096 makes the EROFS image (holes cost no space).
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { check, requireTools } from './tools.ts';
+
+export type TreeEntry = string | Buffer | { symlink: string } | { dir: true; mode?: number };
+/** Relative path -> content (string/Buffer: a regular file), a symlink, or a directory. */
+export type TreeSpec = Record<string, TreeEntry>;
+
+export interface Fixture {
+  image: string;
+  objects: string;
+  /** `sha256:<hex>` of the image file (fsverity digest). */
+  digest: string;
+  /** The plain tree (what the mounted overlay must show). */
+  source: string;
+}
+
+export function fsverityDigest(file: string): string {
+  const out = check('fsverity', ['digest', '--hash-alg=sha256', '--block-size=4096', file]);
+  return out.trim().split(/\s+/)[0]!;
+}
+
+function metacopy(hex: string): string {
+  return `0x00240001${hex}`;
+}
+
+/** Writes `spec` as a plain tree under `dir`. */
+export function writeTree(dir: string, spec: TreeSpec): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [rel, entry] of Object.entries(spec).sort(([a], [b]) => a.localeCompare(b))) {
+    const file = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (typeof entry === 'string' || Buffer.isBuffer(entry)) fs.writeFileSync(file, entry);
+    else if ('symlink' in entry) fs.symlinkSync(entry.symlink, file);
+    else fs.mkdirSync(file, { recursive: true, mode: entry.mode ?? 0o755 });
+  }
+}
+
+/**
+ * Builds source/, objects/, meta/ and image.cfs under `dir` from `spec`. `extraObjects` adds the objects to a
+ * second store instead (so a test can leave one store out).
+ */
+export function makeComposefsFixture(dir: string, spec: TreeSpec, options: { imageName?: string; blocks?: boolean } = {}): Fixture {
+  requireTools('mkfs.erofs', 'fsverity', 'setfattr');
+  const source = path.join(dir, 'source');
+  const objects = path.join(dir, 'objects');
+  const meta = path.join(dir, 'meta');
+  writeTree(source, spec);
+  fs.mkdirSync(objects, { recursive: true });
+  fs.cpSync(source, meta, { recursive: true, verbatimSymlinks: true });
+  const walk = (rel: string): void => {
+    for (const name of fs.readdirSync(path.join(meta, rel))) {
+      const relPath = path.join(rel, name);
+      const metaFile = path.join(meta, relPath);
+      const stat = fs.lstatSync(metaFile);
+      if (stat.isDirectory()) walk(relPath);
+      else if (stat.isFile() && stat.size > 0) {
+        const digest = fsverityDigest(metaFile).replace(/^sha256:/, '');
+        const objectDir = path.join(objects, digest.slice(0, 2));
+        fs.mkdirSync(objectDir, { recursive: true });
+        const object = path.join(objectDir, digest.slice(2));
+        if (!fs.existsSync(object)) fs.copyFileSync(metaFile, object);
+        fs.truncateSync(metaFile, 0);
+        fs.truncateSync(metaFile, stat.size);
+        check('setfattr', ['-n', 'trusted.overlay.metacopy', '-v', metacopy(digest), metaFile]);
+        check('setfattr', ['-n', 'trusted.overlay.redirect', '-v', `/${digest.slice(0, 2)}/${digest.slice(2)}`, metaFile]);
+      }
+    }
+  };
+  walk('.');
+  const image = path.join(dir, options.imageName ?? 'image.cfs');
+  check('mkfs.erofs', ['--quiet', ...(options.blocks === true ? [] : ['--chunksize=4096']), '-T0', '--all-root', image, meta]);
+  return { image, objects, digest: fsverityDigest(image), source };
+}
+
+/** Every path under `root` with type, mode (permission bits), size, symlink target and SHA-256 of contents. */
+export function listTree(root: string): string[] {
+  const lines: string[] = [];
+  const walk = (rel: string): void => {
+    for (const name of fs.readdirSync(path.join(root, rel)).sort()) {
+      const relPath = path.join(rel, name);
+      const file = path.join(root, relPath);
+      const stat = fs.lstatSync(file);
+      const mode = (stat.mode & 0o7777).toString(8);
+      if (stat.isDirectory()) {
+        lines.push(`d ${relPath} ${mode}`);
+        walk(relPath);
+      } else if (stat.isSymbolicLink()) lines.push(`l ${relPath} -> ${fs.readlinkSync(file)}`);
+      else if (stat.isFile()) {
+        const hash = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+        lines.push(`f ${relPath} ${mode} ${stat.size} ${hash}`);
+      } else lines.push(`? ${relPath}`);
+    }
+  };
+  walk('.');
+  return lines;
+}
