@@ -1,0 +1,82 @@
+// `sealroot mkimage`: a composefs image from a directory tree (libcomposefs mkcomposefs' layout and flags).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { StepError } from '../errors.ts';
+import { TreeReader } from '../erofs/source.ts';
+import { writeImage } from '../erofs/writer.ts';
+import { formatDigest, type HashAlgorithm } from '../verity/digest.ts';
+import { fsVerityDigest } from '../verity/merkle.ts';
+import type { Command } from './command.ts';
+import { parseCommandArgs, UsageError } from './command.ts';
+
+function parseVersion(text: string | undefined, name: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^[01]$/.test(text)) throw new UsageError(`--${name} must be 0 or 1, not '${text}'`);
+  return Number(text);
+}
+
+export const mkimageCommand: Command = {
+  name: 'mkimage',
+  summary: 'make a composefs image (EROFS + objects) from a directory tree',
+  usage: `Usage: sealroot mkimage [--digest-store=DIR] [--hash-alg sha256|sha512] [--print-digest]
+                        [--min-version N] [--max-version N] SOURCE IMAGE
+
+Writes IMAGE, a composefs EROFS image of the tree at SOURCE laid out as libcomposefs' mkcomposefs does
+(same tree, same bytes; see src/erofs/README.md for the known differences). Files of at most 64 bytes are
+stored in the image; larger ones are referenced by their fs-verity digest (trusted.overlay.metacopy and
+trusted.overlay.redirect=/XX/<rest>) and, with --digest-store, copied to DIR/XX/<rest of the digest>
+(atomically; existing objects are reused; fs-verity enabled where DIR's filesystem supports it).
+
+  --digest-store=DIR  the objects directory to fill
+  --hash-alg ALG      fs-verity hash of the objects and of the image: sha256 (default, composefs/ostree)
+                      or sha512 (bootc)
+  --print-digest      print the image's fs-verity digest (ALG:<hex>) on stdout
+  --min-version N     lowest composefs format version (default 0)
+  --max-version N     highest composefs format version (default 1; 1 is used when the tree has whiteouts)
+
+The image is written to a temporary file beside IMAGE and renamed into place.`,
+  async run(argv, { stdout, log }) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      'digest-store': { type: 'string' },
+      'hash-alg': { type: 'string', default: 'sha256' },
+      'print-digest': { type: 'boolean', default: false },
+      'min-version': { type: 'string' },
+      'max-version': { type: 'string' },
+    });
+    if (positionals.length !== 2) throw new UsageError('expected SOURCE and IMAGE');
+    const [source, image] = positionals as [string, string];
+    const algorithm = values['hash-alg'];
+    if (algorithm !== 'sha256' && algorithm !== 'sha512') throw new UsageError(`unknown --hash-alg '${algorithm}' (sha256 or sha512)`);
+    const minVersion = parseVersion(values['min-version'], 'min-version', 0);
+    const maxVersion = parseVersion(values['max-version'], 'max-version', 1);
+
+    const started = performance.now();
+    const reader = new TreeReader({ algorithm: algorithm as HashAlgorithm, digestStore: values['digest-store'] });
+    const tree = reader.read(source);
+    const written = writeImage(tree, { algorithm: algorithm as HashAlgorithm, minVersion, maxVersion });
+
+    const temp = path.join(path.dirname(path.resolve(image)), `.${path.basename(image)}.tmp-${process.pid}`);
+    try {
+      fs.writeFileSync(temp, written.image, { mode: 0o644, flag: 'wx' });
+      const fd = fs.openSync(temp, 'r');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(temp, image);
+    } catch (error) {
+      fs.rmSync(temp, { force: true });
+      throw new StepError('mkimage', 'cannot write the image', { path: image, cause: error });
+    }
+    const { stats } = reader;
+    log.info(`mkimage: ${written.inodes} inodes, ${written.image.length} bytes, format version ${written.composefsVersion}; `
+      + `${stats.files} files, ${stats.objectsWritten} objects written, ${stats.objectsReused} reused`
+      + `${stats.objectsWithoutVerity > 0 ? `, ${stats.objectsWithoutVerity} without fs-verity (not supported by the store's filesystem)` : ''}`
+      + ` (${Math.round(performance.now() - started)} ms)`);
+    if (values['print-digest']) {
+      stdout(`${formatDigest({ algorithm: algorithm as HashAlgorithm, bytes: fsVerityDigest(written.image, { algorithm: algorithm as HashAlgorithm }) })}\n`);
+    }
+    return 0;
+  },
+};

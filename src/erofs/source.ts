@@ -1,0 +1,202 @@
+// Reads a directory tree from disk into a TreeNode tree, as mkcomposefs does (lcfs_build + content digests):
+// lstat, readlink, every xattr, content of small files inline, larger files hashed (fs-verity) and, when asked,
+// copied into an objects store. Hard links (same st_dev/st_ino) become one node under several names.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { StepError, SysError } from '../errors.ts';
+import { enableVerity } from '../sys/verity.ts';
+import { getXattr, listXattrs } from '../sys/xattr.ts';
+import type { HashAlgorithm } from '../verity/digest.ts';
+import { FS_VERITY_ALGORITHM_IDS, FsVerityHasher } from '../verity/merkle.ts';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './format.ts';
+import { INLINE_MAX, objectPath, type TreeNode } from './tree.ts';
+
+const READ_CHUNK = 1 << 20;
+
+export interface ReadTreeOptions {
+  algorithm: HashAlgorithm;
+  /** Copy the content of files stored as objects here, at `XX/<rest of the digest>`. */
+  digestStore?: string;
+}
+
+export interface ReadTreeStats {
+  files: number;
+  objectsWritten: number;
+  objectsReused: number;
+  /** Objects whose fs-verity could not be enabled because the store's filesystem lacks it. */
+  objectsWithoutVerity: number;
+  bytesHashed: number;
+}
+
+const STEP = 'mkimage';
+
+function fail(reason: string, file: Buffer | string, cause?: unknown): never {
+  throw new StepError(STEP, reason, { path: typeof file === 'string' ? file : file.toString('utf8'), cause });
+}
+
+/**
+ * st_rdev as EROFS stores it: the low 32 bits of glibc's dev_t, which for majors < 4096 are the kernel's
+ * new_encode_dev() form that erofs_read_inode decodes (libcomposefs stores the same truncation).
+ */
+const encodeDev = (rdev: bigint): number => Number(rdev & 0xffffffffn);
+
+export class TreeReader {
+  readonly stats: ReadTreeStats = { files: 0, objectsWritten: 0, objectsReused: 0, objectsWithoutVerity: 0, bytesHashed: 0 };
+  readonly #options: ReadTreeOptions;
+  readonly #inodes = new Map<string, TreeNode>();
+  readonly #buffer = Buffer.alloc(READ_CHUNK);
+
+  constructor(options: ReadTreeOptions) {
+    this.#options = options;
+  }
+
+  read(root: string): TreeNode {
+    const node = this.#node(Buffer.from(root));
+    if ((node.mode & S_IFMT) !== S_IFDIR) fail('the source is not a directory', root);
+    return node;
+  }
+
+  #node(file: Buffer): TreeNode {
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(file, { bigint: true });
+    } catch (error) {
+      fail('cannot stat', file, error);
+    }
+    const type = Number(st.mode) & S_IFMT;
+    const key = `${st.dev}:${st.ino}`;
+    if (type !== S_IFDIR && st.nlink > 1n) {
+      const seen = this.#inodes.get(key);
+      if (seen !== undefined) return seen;
+    }
+    const node: TreeNode = {
+      mode: Number(st.mode),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtimeSec: st.mtimeNs / 1_000_000_000n,
+      mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+      size: type === S_IFREG ? st.size : 0n,
+      rdev: encodeDev(st.rdev),
+      xattrs: this.#xattrs(file),
+    };
+    if (type !== S_IFDIR && st.nlink > 1n) this.#inodes.set(key, node);
+    if (type === S_IFDIR) {
+      node.children = new Map();
+      let names: Buffer[];
+      try {
+        names = fs.readdirSync(file, { encoding: 'buffer' });
+      } catch (error) {
+        fail('cannot read directory', file, error);
+      }
+      for (const name of names) {
+        node.children.set(name.toString('latin1'), this.#node(Buffer.concat([file, Buffer.from('/'), name])));
+      }
+    } else if (type === S_IFLNK) {
+      try {
+        node.target = fs.readlinkSync(file, { encoding: 'buffer' });
+      } catch (error) {
+        fail('cannot read symlink', file, error);
+      }
+      node.size = BigInt(node.target.length);
+    } else if (type === S_IFREG && node.size > 0n) {
+      this.#content(file, node);
+    }
+    return node;
+  }
+
+  #xattrs(file: Buffer): TreeNode['xattrs'] {
+    try {
+      return listXattrs(file).map((name) => ({ name: name.toString('latin1'), value: getXattr(file, name) }));
+    } catch (error) {
+      fail('cannot read xattrs', file, error);
+    }
+  }
+
+  #content(file: Buffer, node: TreeNode): void {
+    this.stats.files += 1;
+    let fd: number;
+    try {
+      fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    } catch (error) {
+      fail('cannot open', file, error);
+    }
+    try {
+      if (node.size <= BigInt(INLINE_MAX)) {
+        const content = Buffer.alloc(Number(node.size));
+        const n = fs.readSync(fd, content, 0, content.length, 0);
+        if (n !== content.length) fail(`file shrank while read (${n} of ${content.length} bytes)`, file);
+        node.inline = content;
+        return;
+      }
+      this.#object(fd, file, node);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Hashes the content (and copies it to the store in the same pass); the object is renamed into place by digest. */
+  #object(fd: number, file: Buffer, node: TreeNode): void {
+    const { algorithm, digestStore } = this.#options;
+    const hasher = new FsVerityHasher({ algorithm });
+    let temp: string | undefined;
+    let out: number | undefined;
+    try {
+      if (digestStore !== undefined) {
+        fs.mkdirSync(digestStore, { recursive: true });
+        temp = path.join(digestStore, `.tmp-${process.pid}-${this.stats.files}`);
+        out = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+      }
+      let offset = 0;
+      for (;;) {
+        const n = fs.readSync(fd, this.#buffer, 0, READ_CHUNK, offset);
+        if (n === 0) break;
+        const chunk = this.#buffer.subarray(0, n);
+        hasher.update(chunk);
+        if (out !== undefined) fs.writeSync(out, chunk);
+        offset += n;
+      }
+      if (BigInt(offset) !== node.size) fail(`file changed size while read (${offset}, stat said ${node.size})`, file);
+      this.stats.bytesHashed += offset;
+      node.digest = hasher.digest();
+      node.payload = objectPath(node.digest);
+      if (out !== undefined && temp !== undefined) {
+        fs.fchmodSync(out, 0o644);
+        fs.fsyncSync(out);
+        fs.closeSync(out);
+        out = undefined;
+        this.#store(temp, path.join(digestStore!, node.payload), node.size);
+        temp = undefined;
+      }
+    } catch (error) {
+      if (error instanceof StepError) throw error;
+      fail('cannot hash or store content', file, error);
+    } finally {
+      if (out !== undefined) fs.closeSync(out);
+      if (temp !== undefined) fs.rmSync(temp, { force: true });
+    }
+  }
+
+  /** Atomically places a finished temp file at its object path, unless an object of that digest is already there. */
+  #store(temp: string, object: string, size: bigint): void {
+    const existing = fs.statSync(object, { throwIfNoEntry: false, bigint: true });
+    if (existing !== undefined) {
+      if (!existing.isFile() || existing.size !== size) fail(`an object of this name exists with another size (${existing.size}, expected ${size})`, object);
+      fs.rmSync(temp);
+      this.stats.objectsReused += 1;
+      return;
+    }
+    fs.mkdirSync(path.dirname(object), { recursive: true, mode: 0o755 });
+    // fs-verity is enabled where the store's filesystem supports it (what makes verity=require possible).
+    const fd = fs.openSync(temp, fs.constants.O_RDONLY);
+    try {
+      enableVerity(fd, FS_VERITY_ALGORITHM_IDS[this.#options.algorithm], 4096, temp);
+    } catch (error) {
+      if (!(error instanceof SysError && ['EOPNOTSUPP', 'ENOTTY', 'ENOSYS'].includes(error.code))) throw error;
+      this.stats.objectsWithoutVerity += 1;
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temp, object);
+    this.stats.objectsWritten += 1;
+  }
+}
