@@ -14,6 +14,8 @@ const MEASUREMENTS = {
 };
 /** sealroot's cap PCR (issue 4's default). */
 export const CAP_PCR = 15;
+export const GUEST_TCTI = 'device:/dev/tpmrm0';
+export const GUEST_STATE_DIR = '/etc/sealroot/tpm';
 
 /** Predicted PCR values of a boot state, as `N=<hex>` (sealroot provision --pcr-value). */
 export function pcrValues(state: 'trusted' | 'rogue'): string[] {
@@ -25,33 +27,44 @@ export function pcrExtendArgs(state: 'trusted' | 'rogue'): string[] {
   return TEST_PCRS.map((pcr, i) => `${pcr}:sha256=${MEASUREMENTS[state][i].toString('hex')}`);
 }
 
-export const GUEST_MODULES = ['erofs', 'overlay', 'loop', 'virtio_blk'];
+/** /etc/sealroot/boot.toml of the guest (both initramfs variants). */
+export const BOOT_CONFIG = `# sealroot QEMU tests
+[tpm]
+tcti = "${GUEST_TCTI}"
+pcrs = "${PCR_SELECTION}"
+state = "${GUEST_STATE_DIR}"
+cap-pcr = ${CAP_PCR}
+`;
 
-export interface GuestInitramfsOptions {
-  kernel: Kernel;
-  /** Shell fragment sourced by /init: runs the step under test (sets $?) and defines second_unseal(). */
-  bootScript: string;
-  extraFiles?: Record<string, { content: string | Buffer; mode?: number }>;
-}
-
-export function buildGuestInitramfs(options: GuestInitramfsOptions): string {
-  if (!fs.existsSync(SEALROOT_BIN)) throw new Error(`${SEALROOT_BIN} is missing: run npm run build`);
-  const files: Record<string, { content: string | Buffer; mode?: number }> = {
-    'etc/sealroot-test/boot.sh': { content: options.bootScript },
-    'etc/sealroot-test/precap.cmd': { content: pcrExtendCommand(CAP_PCR, sha256('sealroot-test: something capped first')) },
-    'etc/initrd-release': { content: 'NAME="sealroot test initramfs"\n' },
-    ...options.extraFiles,
+/** The files both initramfs variants carry under /etc/sealroot-test (TPM commands, the second-unseal check). */
+export function testFiles(): Record<string, Buffer | string> {
+  const files: Record<string, Buffer | string> = {
+    'precap.cmd': pcrExtendCommand(CAP_PCR, sha256('sealroot-test: something capped first')),
+    'unseal.sh': `second_unseal() { /usr/bin/sealroot unseal --tpm ${GUEST_TCTI} --pcrs ${PCR_SELECTION} --state ${GUEST_STATE_DIR}; }\n`,
   };
   for (const state of ['trusted', 'rogue'] as const) {
     TEST_PCRS.forEach((pcr, i) => {
-      files[`etc/sealroot-test/extend-${state}-${pcr}.cmd`] = { content: pcrExtendCommand(pcr, MEASUREMENTS[state][i]) };
+      files[`extend-${state}-${pcr}.cmd`] = pcrExtendCommand(pcr, MEASUREMENTS[state][i]);
     });
   }
+  return files;
+}
+
+export const GUEST_MODULES = ['erofs', 'overlay', 'loop', 'virtio_blk'];
+
+/** The fast initramfs variant: busybox, sealroot and its libraries, the modules, qemu/guest/init. */
+export function buildGuestInitramfs(kernel: Kernel): string {
+  if (!fs.existsSync(SEALROOT_BIN)) throw new Error(`${SEALROOT_BIN} is missing: run npm run build`);
+  const files: Record<string, { content: string | Buffer; mode?: number }> = {
+    'etc/sealroot/boot.toml': { content: BOOT_CONFIG },
+    'etc/initrd-release': { content: 'NAME="sealroot test initramfs"\n' },
+  };
+  for (const [name, content] of Object.entries(testFiles())) files[`etc/sealroot-test/${name}`] = { content };
   return buildInitramfs({
     name: 'guest',
-    kernel: options.kernel,
+    kernel,
     binaries: [{ source: SEALROOT_BIN, target: 'usr/bin/sealroot' }],
-    modules: moduleLoadOrder(options.kernel, GUEST_MODULES),
+    modules: moduleLoadOrder(kernel, GUEST_MODULES),
     files,
     init: fs.readFileSync(path.join(ROOT, 'qemu/guest/init'), 'utf8'),
   });

@@ -34,7 +34,7 @@ export function pcrExtendCommand(pcr: number, digest: Buffer): Buffer {
 
 /** The SHA-256 bank value after extending `digests` in order into a PCR that starts at zero. */
 export function predictPcr(digests: readonly Buffer[]): Buffer {
-  let value = Buffer.alloc(32);
+  let value: Buffer = Buffer.alloc(32);
   for (const digest of digests) value = sha256(Buffer.concat([value, digest]));
   return value;
 }

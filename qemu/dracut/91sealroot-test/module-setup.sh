@@ -1,0 +1,21 @@
+#!/bin/bash
+# Test-only dracut module (never install it on a real system): stands in for the measured boot chain around
+# sealroot in the QEMU tests. Before sealroot.service it extends the test PCRs with the trusted or a rogue value
+# (test.pcr= on the kernel command line); after it, it checks that a second unseal fails (the PCR cap holds).
+# SEALROOT_TEST_FILES: directory with the prebuilt TPM2 commands and check.sh, made by qemu/lib/dracut.ts.
+# shellcheck disable=SC2034,SC2154
+check() { return 255; }
+depends() { echo sealroot; return 0; }
+install() {
+    inst_multiple dd od tr cat sleep
+    inst_dir /etc/sealroot-test
+    local file
+    for file in "$SEALROOT_TEST_FILES"/*; do
+        inst_simple "$file" "/etc/sealroot-test/${file##*/}"
+    done
+    inst_simple "$moddir/sealroot-test-pcrs.service" "$systemdsystemunitdir/sealroot-test-pcrs.service"
+    inst_simple "$moddir/sealroot-test-check.service" "$systemdsystemunitdir/sealroot-test-check.service"
+    inst_script "$moddir/sealroot-test.sh" /usr/bin/sealroot-test
+    $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot-test-pcrs.service
+    $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot-test-check.service
+}

@@ -1,0 +1,27 @@
+#!/bin/bash
+# sealroot-test pcrs|check: see module-setup.sh. Lines the host harness reads start with "@@ ".
+stamp() { read -r up _ </proc/uptime; echo "@@ T $1 $up" >/dev/console; }
+say() { echo "@@ $*" >/dev/console; }
+case $1 in
+  pcrs)
+    stamp init
+    pcr=trusted
+    for arg in $(cat /proc/cmdline); do case $arg in test.pcr=*) pcr=${arg#*=} ;; esac; done
+    n=0; while [ ! -e /dev/tpmrm0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+    for cmd in /etc/sealroot-test/extend-"$pcr"-*.cmd; do
+      exec 3<>/dev/tpmrm0 || exit 1
+      cat "$cmd" >&3
+      rc=$(dd bs=4096 count=1 <&3 2>/dev/null | od -An -tx1 -j6 -N4 | tr -d ' \n')
+      exec 3>&-
+      [ "$rc" = 00000000 ] || { say "WARN $cmd: TPM response code 0x$rc"; exit 1; }
+    done
+    say "PCRS $pcr"
+    stamp sealroot-start
+    ;;
+  check)
+    stamp sealroot-end
+    . /etc/sealroot-test/unseal.sh
+    if second_unseal; then say "CHECK second-unseal SUCCEEDED"; else say "CHECK second-unseal refused"; fi
+    stamp switch-root
+    ;;
+esac

@@ -1,0 +1,61 @@
+// The initramfs built by dracut (bookworm's dracut 059, systemd flow) with dracut/90sealroot and the test-only
+// qemu/dracut/91sealroot-test. dracut only looks for modules under $dracutbasedir/modules.d: we point it at a
+// private copy of /usr/lib/dracut with our two modules linked in, so the system's dracut is never changed.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BOOT_CONFIG, GUEST_MODULES, testFiles } from './guest.ts';
+import { CACHE, freshDir, ROOT, SEALROOT_BIN, type Kernel } from './paths.ts';
+
+export const DRACUT_BASE = '/usr/lib/dracut';
+
+function dracutBase(): string {
+  if (!fs.existsSync(path.join(DRACUT_BASE, 'modules.d'))) {
+    throw new Error(`${DRACUT_BASE}/modules.d is missing: install dracut-core (scripts/apt-packages.txt)`);
+  }
+  const base = freshDir(path.join(CACHE, 'dracut/base'));
+  fs.cpSync(DRACUT_BASE, base, { recursive: true, verbatimSymlinks: true });
+  fs.symlinkSync(path.join(ROOT, 'dracut/90sealroot'), path.join(base, 'modules.d/90sealroot'));
+  fs.symlinkSync(path.join(ROOT, 'qemu/dracut/91sealroot-test'), path.join(base, 'modules.d/91sealroot-test'));
+  return base;
+}
+
+export interface DracutOptions {
+  kernel: Kernel;
+  /** The provisioned sealroot state directory installed as /etc/sealroot/tpm. */
+  stateDir?: string;
+  out: string;
+  /** Without sealroot (for the size comparison): the same image minus both sealroot modules. */
+  withoutSealroot?: boolean;
+}
+
+/** Builds a minimal systemd-flow initramfs; returns its path and dracut's wall time. */
+export function buildDracutInitramfs(options: DracutOptions): { path: string; millis: number } {
+  const base = dracutBase();
+  const work = freshDir(path.join(CACHE, 'dracut/work'));
+  const confdir = path.join(work, 'etc-sealroot');
+  fs.mkdirSync(confdir, { recursive: true });
+  fs.writeFileSync(path.join(confdir, 'boot.toml'), BOOT_CONFIG);
+  if (options.stateDir !== undefined) fs.cpSync(options.stateDir, path.join(confdir, 'tpm'), { recursive: true });
+  const testDir = path.join(work, 'test-files');
+  fs.mkdirSync(testDir);
+  for (const [name, content] of Object.entries(testFiles())) fs.writeFileSync(path.join(testDir, name), content);
+  fs.mkdirSync(path.join(work, 'tmp'));
+  fs.mkdirSync(path.join(work, 'conf.d'));
+  const sealroot = options.withoutSealroot === true ? [] : ['sealroot', 'sealroot-test'];
+  const started = performance.now();
+  execFileSync('dracut', [
+    '--force', '--no-hostonly', '--no-hostonly-cmdline', '--nostrip', '--no-early-microcode',
+    '--kver', options.kernel.version, '--kmoddir', options.kernel.modules,
+    '--modules', ['base', 'rootfs-block', 'udev-rules', 'kernel-modules', 'systemd', 'systemd-initrd', 'dracut-systemd', ...sealroot].join(' '),
+    '--add-drivers', [...GUEST_MODULES, 'virtio_pci'].join(' '),
+    '--compress', 'zstd -10 -T0', '--tmpdir', path.join(work, 'tmp'), '--conf', '/dev/null', '--confdir', path.join(work, 'conf.d'),
+    options.out,
+  ], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, dracutbasedir: base, SEALROOT_BINARY: SEALROOT_BIN, SEALROOT_CONFDIR: confdir, SEALROOT_TEST_FILES: testDir },
+  });
+  const millis = performance.now() - started;
+  fs.rmSync(work, { recursive: true, force: true });
+  return { path: options.out, millis };
+}
