@@ -1,28 +1,101 @@
-// The boot sequence's view of the TPM: read the authenticated trusted digest, then cap the PCR so that
-// nothing later in this boot can read it again. See README.md beside this file for the design and threat model.
+// The boot sequence's view of the TPM: read the authenticated trusted digest, then cap the PCR so that nothing later
+// in this boot can read it again. See README.md beside this file for the design and the threat model.
 import type { Logger } from '../cli/log.ts';
+import { StepError } from '../errors.ts';
 import type { Digest } from '../verity/digest.ts';
+import { StateError, readApprovals } from './approvals.ts';
+import { Tpm } from './client.ts';
+import { parsePcrSelection } from './pcr-selection.ts';
+import { DEFAULT_POLICY_KEY, loadPolicyKey } from './policy-key.ts';
+import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX, extendCap, readSealedDigest } from './sealed-digest.ts';
 
 export interface ReadTrustedDigestOptions {
   /** tpm2-tools TCTI syntax: `device:/dev/tpmrm0` (default), `device:/dev/tpm0`, `swtpm:host=H,port=P`. */
   tcti: string;
-  /** PCR selection in tpm2-tools syntax, e.g. `sha256:0,2,4,7,9`. */
+  /** PCR selection in tpm2-tools syntax, e.g. `sha256:0,2,4,7,9` (the cap PCR is added to it). */
   pcrs: string;
   /** Directory with the signed approvals (attacker-writable: only signatures live there). */
   stateDir: string;
   /** PEM public key of the PCR-policy signing key (a trusted path in the initramfs); default /etc/sealroot/policy-key.pem. */
   policyKeyPath?: string;
+  /** Default 0x01000E01. */
+  nvIndex?: number;
+  /** Default 15. */
+  capPcr?: number;
   log?: Logger;
+}
+
+export interface CapPcrOptions {
+  tcti: string;
+  /** Default 15 (not resettable at locality 0; never 16 or 23, which are). */
+  pcr?: number;
+  log?: Logger;
+}
+
+function tpmError(reason: string, error: unknown, path?: string): StepError {
+  if (error instanceof StepError) return error;
+  const where = path ?? (error instanceof StateError ? error.path : undefined);
+  return new StepError('tpm', reason, { cause: error, ...(where === undefined ? {} : { path: where }) });
 }
 
 /** Reads the trusted digest from the NV index after checking its name; throws StepError('tpm', ...). */
 export async function readTrustedDigest(options: ReadTrustedDigestOptions): Promise<Digest> {
-  void options;
-  throw new Error('not implemented yet');
+  const policyKeyPath = options.policyKeyPath ?? DEFAULT_POLICY_KEY;
+  let inputs;
+  try {
+    inputs = { selection: parsePcrSelection(options.pcrs), policyKey: loadPolicyKey(policyKeyPath), approvals: readApprovals(options.stateDir) };
+  } catch (error) {
+    throw tpmError('cannot read the trusted digest', error);
+  }
+  let tpm: Tpm | undefined;
+  try {
+    tpm = await Tpm.open(options.tcti);
+    const bytes = await readSealedDigest(tpm, {
+      ...inputs, nvIndex: options.nvIndex ?? DEFAULT_NV_INDEX, capPcr: options.capPcr ?? DEFAULT_CAP_PCR,
+    });
+    const digest: Digest = { algorithm: bytes.length === 64 ? 'sha512' : 'sha256', bytes };
+    options.log?.info(`tpm: read the trusted digest from ${tpm.description} (NV index name and PolicyAuthorize approval checked)`);
+    return digest;
+  } catch (error) {
+    throw tpmError('cannot read the trusted digest', error);
+  } finally {
+    await tpm?.close();
+  }
 }
 
-/** Extends the cap PCR (default 15) with the sealroot cap event; throws StepError('tpm', ...). */
-export async function capPcr(options: { tcti: string; pcr?: number; log?: Logger }): Promise<void> {
-  void options;
-  throw new Error('not implemented yet');
+/** Extends the cap PCR (default 15) with the sealroot cap event in every bank; throws StepError('tpm', ...). */
+export async function capPcr(options: CapPcrOptions): Promise<void> {
+  const pcr = options.pcr ?? DEFAULT_CAP_PCR;
+  let tpm: Tpm | undefined;
+  try {
+    tpm = await Tpm.open(options.tcti);
+    const banks = await extendCap(tpm, pcr);
+    options.log?.info(`tpm: capped PCR ${pcr} (${banks.join(', ')})`);
+  } catch (error) {
+    throw tpmError(`cannot cap PCR ${pcr}`, error);
+  } finally {
+    await tpm?.close();
+  }
+}
+
+/**
+ * readTrustedDigest, then capPcr on every exit path. When both fail, the read's error is thrown and the cap's is
+ * logged; when only the cap fails, its error is thrown (a boot must not go on with the digest still readable).
+ */
+export async function readTrustedDigestAndCap(options: ReadTrustedDigestOptions): Promise<Digest> {
+  let digest: Digest | undefined;
+  let readError: unknown;
+  try {
+    digest = await readTrustedDigest(options);
+  } catch (error) {
+    readError = error;
+  }
+  try {
+    await capPcr({ tcti: options.tcti, pcr: options.capPcr ?? DEFAULT_CAP_PCR, ...(options.log === undefined ? {} : { log: options.log }) });
+  } catch (capError) {
+    if (readError === undefined) throw capError;
+    options.log?.error((capError as Error).message);
+  }
+  if (readError !== undefined) throw readError;
+  return digest!;
 }

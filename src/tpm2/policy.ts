@@ -1,0 +1,52 @@
+// Policy digests computed in software, exactly as the TPM extends policySession->policyDigest (Part 3 §23).
+// All SHA-256 (the sessions sealroot starts use SHA-256, and so does the NV index's name algorithm).
+import { TPM_CC } from './constants.ts';
+import { Writer } from './marshal.ts';
+import { marshalPcrSelection, type PcrSelection } from './pcr-selection.ts';
+import { sha256 } from './structures.ts';
+
+export const ZERO_POLICY = Buffer.alloc(32);
+
+const cc = (code: number) => new Writer().u32(code).finish();
+
+/** TPM2_PolicyPCR: H(old || CC || TPML_PCR_SELECTION || H(values in selection order)). */
+export function policyPcr(old: Buffer, selection: PcrSelection, values: Buffer[]): Buffer {
+  return sha256(old, cc(TPM_CC.PolicyPCR), marshalPcrSelection(selection).finish(), sha256(...values));
+}
+
+export function policyCommandCode(old: Buffer, code: number): Buffer {
+  return sha256(old, cc(TPM_CC.PolicyCommandCode), cc(code));
+}
+
+export function policyCpHash(old: Buffer, cpHash: Buffer): Buffer {
+  return sha256(old, cc(TPM_CC.PolicyCpHash), cpHash);
+}
+
+/** TPM2_PolicySigned and TPM2_PolicyAuthorize both reset/extend with the key's name, then with policyRef (§23.3, §23.16). */
+function policyUpdate(old: Buffer, code: number, keyName: Buffer, policyRef: Buffer): Buffer {
+  return sha256(sha256(old, cc(code), keyName), policyRef);
+}
+
+export function policySigned(old: Buffer, keyName: Buffer, policyRef: Buffer): Buffer {
+  return policyUpdate(old, TPM_CC.PolicySigned, keyName, policyRef);
+}
+
+/** PolicyAuthorize replaces whatever digest the session had: the result depends on the key and policyRef only. */
+export function policyAuthorize(keyName: Buffer, policyRef: Buffer): Buffer {
+  return policyUpdate(ZERO_POLICY, TPM_CC.PolicyAuthorize, keyName, policyRef);
+}
+
+/** aHash of an approval that TPM2_VerifySignature checks for TPM2_PolicyAuthorize: H(approvedPolicy || policyRef). */
+export function approvalDigest(approvedPolicy: Buffer, policyRef: Buffer): Buffer {
+  return sha256(approvedPolicy, policyRef);
+}
+
+/** aHash that a TPM2_PolicySigned signature covers: H(nonceTPM || expiration || cpHashA || policyRef) (§23.3). */
+export function policySignedDigest(nonceTpm: Buffer, expiration: number, cpHash: Buffer, policyRef: Buffer): Buffer {
+  return sha256(nonceTpm, new Writer().u32(expiration).finish(), cpHash, policyRef);
+}
+
+/** cpHash = H(commandCode || names of the handles || parameters) (Part 1 §18.7). */
+export function commandParametersHash(code: number, names: Buffer[], parameters: Buffer): Buffer {
+  return sha256(cc(code), ...names, parameters);
+}

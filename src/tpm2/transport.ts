@@ -1,0 +1,174 @@
+// How commands reach a TPM, chosen with a tpm2-tools TCTI string:
+//   device[:PATH]                 the kernel's character device (default /dev/tpmrm0, the resource manager)
+//   swtpm[:host=H,port=P]         swtpm's TCP server: raw command frames, one connection per command (as tss2-tcti-swtpm)
+//   mssim[:host=H,port=P]         the TCG/Microsoft simulator protocol: TPM_SEND_COMMAND (8), locality, size, frame
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+
+export type Tcti =
+  | { kind: 'device'; path: string }
+  | { kind: 'swtpm' | 'mssim'; host: string; port: number };
+
+export const DEFAULT_TCTI = 'device:/dev/tpmrm0';
+/** The largest response a TPM sends is a few kB (TPM_PT_MAX_RESPONSE_SIZE); anything larger is a protocol error. */
+const MAX_RESPONSE = 1 << 16;
+
+export class TctiSyntaxError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TctiSyntaxError';
+  }
+}
+
+/** No TPM answers at the place the TCTI names (missing device, connection refused, timeout). */
+export class TpmUnavailableError extends Error {
+  readonly code: string | undefined;
+
+  constructor(message: string, code?: string) {
+    super(message);
+    this.name = 'TpmUnavailableError';
+    this.code = code;
+  }
+}
+
+export function parseTcti(text: string): Tcti {
+  const colon = text.indexOf(':');
+  const name = colon < 0 ? text : text.slice(0, colon);
+  const conf = colon < 0 ? '' : text.slice(colon + 1);
+  if (name === 'device') {
+    const path = conf === '' ? '/dev/tpmrm0' : conf;
+    if (!path.startsWith('/')) throw new TctiSyntaxError(`device TCTI needs an absolute path: '${text}'`);
+    return { kind: 'device', path };
+  }
+  if (name === 'swtpm' || name === 'mssim') {
+    let host = 'localhost';
+    let port = 2321;
+    for (const pair of conf === '' ? [] : conf.split(',')) {
+      const [key, value, extra] = pair.split('=');
+      if (value === undefined || extra !== undefined) throw new TctiSyntaxError(`bad ${name} TCTI option '${pair}' in '${text}' (expected host=H,port=P)`);
+      if (key === 'host') host = value;
+      else if (key === 'port') {
+        port = Number(value);
+        if (!Number.isInteger(port) || port < 1 || port > 65534) throw new TctiSyntaxError(`bad port '${value}' in '${text}'`);
+      } else throw new TctiSyntaxError(`unknown ${name} TCTI option '${key}' in '${text}'`);
+    }
+    return { kind: name, host, port };
+  }
+  throw new TctiSyntaxError(`unknown TCTI '${name}' in '${text}' (device:PATH, swtpm:host=H,port=P, mssim:host=H,port=P)`);
+}
+
+export function formatTcti(tcti: Tcti): string {
+  return tcti.kind === 'device' ? `device:${tcti.path}` : `${tcti.kind}:host=${tcti.host},port=${tcti.port}`;
+}
+
+export interface Transport {
+  readonly tcti: Tcti;
+  transmit(command: Buffer): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export async function openTransport(tcti: Tcti, timeoutMs: number): Promise<Transport> {
+  return tcti.kind === 'device' ? DeviceTransport.open(tcti) : new SocketTransport(tcti, timeoutMs);
+}
+
+/**
+ * /dev/tpm0 and /dev/tpmrm0: write one command, read one response (the driver returns it whole). The kernel enforces
+ * the TPM's own command timeouts (TPM PTP spec), so no second timer here. With tpmrm0, transient objects and sessions
+ * are flushed when the file is closed, even if sealroot dies.
+ */
+class DeviceTransport implements Transport {
+  readonly tcti: Tcti;
+  private readonly handle: fs.promises.FileHandle;
+
+  private constructor(tcti: Tcti, handle: fs.promises.FileHandle) {
+    this.tcti = tcti;
+    this.handle = handle;
+  }
+
+  static async open(tcti: Tcti & { kind: 'device' }): Promise<DeviceTransport> {
+    try {
+      return new DeviceTransport(tcti, await fs.promises.open(tcti.path, fs.constants.O_RDWR));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'does not exist (no TPM, or its driver is not loaded)'
+        : code === 'EBUSY' ? 'is busy (another process holds /dev/tpm0; use /dev/tpmrm0)' : `cannot be opened: ${code ?? (error as Error).message}`;
+      throw new TpmUnavailableError(`no TPM: ${tcti.path} ${why}`, code);
+    }
+  }
+
+  async transmit(command: Buffer): Promise<Buffer> {
+    const { bytesWritten } = await this.handle.write(command);
+    if (bytesWritten !== command.length) throw new TpmUnavailableError(`${this.tcti.kind}: short write to the TPM (${bytesWritten} of ${command.length})`);
+    const buffer = Buffer.alloc(MAX_RESPONSE);
+    const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, null);
+    return buffer.subarray(0, bytesRead);
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/** swtpm and mssim on TCP: a fresh connection per command, each bounded by the timeout. */
+class SocketTransport implements Transport {
+  readonly tcti: Tcti & { kind: 'swtpm' | 'mssim' };
+  private readonly timeoutMs: number;
+
+  constructor(tcti: Tcti & { kind: 'swtpm' | 'mssim' }, timeoutMs: number) {
+    this.tcti = tcti;
+    this.timeoutMs = timeoutMs;
+  }
+
+  transmit(command: Buffer): Promise<Buffer> {
+    const { host, port, kind } = this.tcti;
+    const where = `${kind}:host=${host},port=${port}`;
+    const frame = kind === 'swtpm' ? command : Buffer.concat([mssimHeader(command.length), command]);
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let received = 0;
+      let settled = false;
+      const finish = (error: Error | undefined, response?: Buffer) => {
+        if (settled) return;
+        settled = true;
+        socket.destroy();
+        if (error !== undefined) reject(error);
+        else resolve(response!);
+      };
+      const socket = net.connect({ host, port });
+      socket.setTimeout(this.timeoutMs, () => finish(new TpmUnavailableError(`no answer from the TPM at ${where} within ${this.timeoutMs} ms`, 'ETIMEDOUT')));
+      socket.on('connect', () => socket.write(frame));
+      socket.on('error', (error: NodeJS.ErrnoException) => {
+        const why = error.code === 'ECONNREFUSED' ? 'connection refused (is swtpm running?)' : error.code ?? error.message;
+        finish(new TpmUnavailableError(`no TPM at ${where}: ${why}`, error.code));
+      });
+      socket.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.length;
+        const data = Buffer.concat(chunks);
+        const expected = expectedLength(kind, data);
+        if (expected === undefined) return;
+        if (expected > MAX_RESPONSE) finish(new TpmUnavailableError(`${where}: response of ${expected} bytes announced`));
+        else if (received >= expected) finish(undefined, kind === 'swtpm' ? data.subarray(0, expected) : data.subarray(4, expected - 4));
+      });
+      socket.on('end', () => finish(new TpmUnavailableError(`${where} closed the connection after ${received} bytes of a response`)));
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+const MSSIM_SEND_COMMAND = 8;
+
+function mssimHeader(length: number): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUInt32BE(MSSIM_SEND_COMMAND, 0);
+  header[4] = 0; // locality 0
+  header.writeUInt32BE(length, 5);
+  return header;
+}
+
+/** Total bytes of the reply once its length is known: swtpm sends the bare frame; mssim wraps it in size + frame + u32 ack. */
+function expectedLength(kind: 'swtpm' | 'mssim', data: Buffer): number | undefined {
+  if (kind === 'swtpm') return data.length >= 6 ? data.readUInt32BE(2) : undefined;
+  return data.length >= 4 ? 4 + data.readUInt32BE(0) + 4 : undefined;
+}
