@@ -17,3 +17,16 @@ export function execve(file: string, argv: readonly string[], envp: readonly str
   syscall('execve', [file, pointerArray(argv), pointerArray(envp)], file);
   throw new Error(`execve ${file} returned`);
 }
+
+// reboot(2) magic numbers and commands (include/uapi/linux/reboot.h).
+const LINUX_REBOOT_MAGIC1 = 0xfee1dead;
+const LINUX_REBOOT_MAGIC2 = 672274793;
+export const LINUX_REBOOT_CMD_POWER_OFF = 0x4321fedc;
+export const LINUX_REBOOT_CMD_HALT = 0xcdef0123;
+
+/** reboot(2): halts or powers off the machine (needs CAP_SYS_BOOT); returns only by throwing. */
+export function rebootSystem(command: number): never {
+  syscall('sync', []);
+  syscall('reboot', [LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, command, null]);
+  throw new Error('reboot(2) returned');
+}

@@ -1,0 +1,194 @@
+// The boot sequence sealroot runs in the initramfs, top to bottom. It fails closed: any failure stops it with
+// one line naming the step, undoes every mount it made, and the root is never mounted unverified.
+//
+//   config + /proc/cmdline -> /proc, /sys, /dev -> physical root -> locate image and state (layout) ->
+//   trusted digest (TPM; PCR capped right after, on every path) -> image into a sealed memfd, fs-verity digest
+//   checked -> EROFS validated -> composefs mounted (verity=require) -> new root assembled and put at /sysroot ->
+//   hand over (exit 0 for dracut/systemd; as PID 1 with --switch-root: switch root and exec init).
+//
+// The step implementations are passed in (BootSteps) so the host tests can run this sequence without a TPM;
+// `sealroot boot` always passes defaultBootSteps().
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from './cli/log.ts';
+import { parseBootConfig, type BootConfig } from './config/boot-config.ts';
+import { kargValue, parseCmdline, type Cmdline } from './config/cmdline.ts';
+import { configuredCapPcr, configuredTrustedDigest, type DigestContext } from './boot/digest-source.ts';
+import { chooseInit, switchRoot } from './boot/handover.ts';
+import { mountKernelFilesystems } from './boot/kernel-fs.ts';
+import { isMountPoint } from './boot/mountinfo.ts';
+import { mountPhysicalRoot } from './boot/physical-root.ts';
+import { oneLine, StepError, SysError } from './errors.ts';
+import { validateImage, type ImageSummary } from './erofs/validate.ts';
+import { loadImage, type LoadedImage, type LoadImageOptions } from './image/load.ts';
+import { mountComposefs, type MountComposefsOptions, type MountedComposefs } from './mount/composefs.ts';
+import { UndoStack } from './mount/undo.ts';
+import { assembleRoot, replaceSysroot } from './root/assemble.ts';
+import { planRoot } from './root/layout.ts';
+import type { RootPlan } from './root/plan.ts';
+import { closeFd, preadFully } from './sys/io.ts';
+import { MNT_DETACH, mount, MS_PRIVATE, MS_REC, umount2 } from './sys/mountapi.ts';
+import { digestsEqual, formatDigest, type Digest } from './verity/digest.ts';
+
+export interface BootSteps {
+  trustedDigest(context: DigestContext): Promise<Digest>;
+  capPcr(context: DigestContext): Promise<void>;
+  loadImage(options: LoadImageOptions): Promise<LoadedImage>;
+  validateImage(read: (offset: number, length: number) => Buffer, size: number): ImageSummary;
+  mountComposefs(options: MountComposefsOptions): MountedComposefs;
+}
+
+/** The real steps: the digest from the TPM (or the karg, only if the configuration allows it). */
+export function defaultBootSteps(): BootSteps {
+  return { trustedDigest: configuredTrustedDigest, capPcr: configuredCapPcr, loadImage, validateImage, mountComposefs };
+}
+
+export interface BootOptions {
+  configPath: string;
+  /** The kernel command line; read from /proc/cmdline when not given. */
+  cmdline?: string;
+  /** Check that init exists in the new root before handing over (PID 1 --switch-root). */
+  switchRoot?: boolean;
+  /** tmpfs for the staging mount point, transient layers and /run/ostree-booted (default /run). */
+  runDir?: string;
+  /** Where prepare-root.conf and setup-root-conf.toml are looked up (default /, the initramfs). */
+  initramfsRoot?: string;
+  /** Make / recursively private first, as ostree-prepare-root does (shared mounts cannot be moved). Default true. */
+  makeRootPrivate?: boolean;
+  log: Logger;
+}
+
+export interface BootResult {
+  sysroot: string;
+  plan: RootPlan;
+  digest: Digest;
+  loopDevice: string;
+  overlayApi: MountedComposefs['overlayApi'];
+  init: string | undefined;
+  initArgs: readonly string[];
+  /** Wall time of each step, in order. */
+  timings: { step: string; ms: number }[];
+}
+
+/** Turns anything a step throws into StepError(step, ...): one line naming the step and the reason. */
+function asStepError(step: string, error: unknown): StepError {
+  if (error instanceof StepError) return error;
+  if (error instanceof SysError) return new StepError(step, 'system call failed', { path: error.path, cause: error });
+  return new StepError(step, oneLine(error));
+}
+
+export async function boot(options: BootOptions, steps: BootSteps = defaultBootSteps()): Promise<BootResult> {
+  const { log } = options;
+  const runDir = options.runDir ?? '/run';
+  const timings: BootResult['timings'] = [];
+  const undo = new UndoStack();
+  const step = async <T>(name: string, run: () => T | Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await run();
+    } catch (error) {
+      throw asStepError(name, error);
+    } finally {
+      timings.push({ step: name, ms: performance.now() - started });
+    }
+  };
+
+  let digestContext: DigestContext | undefined;
+  let capped = false;
+  const cap = async (): Promise<void> => {
+    if (capped) return;
+    capped = true;
+    // Without a readable configuration (or command line), still cap with the defaults: fail closed.
+    const context = digestContext ?? { config: parseBootConfig(''), cmdline: parseCmdline(''), log };
+    await step('cap-pcr', () => steps.capPcr(context));
+  };
+
+  try {
+    // First the configuration (a file in the initramfs), the kernel filesystems and the command line.
+    const config: BootConfig = await step('config', () => parseBootConfig(fs.readFileSync(options.configPath, 'utf8')));
+    await step('kernel-filesystems', () => mountKernelFilesystems(log));
+    const cmdline: Cmdline = await step('cmdline', () => parseCmdline(options.cmdline ?? fs.readFileSync('/proc/cmdline', 'utf8')));
+    const context: DigestContext = { config, cmdline, log };
+    digestContext = context;
+    const sysroot = config.root.sysroot;
+
+    if (options.makeRootPrivate ?? true) await step('private-mounts', () => mount(null, '/', null, MS_REC | MS_PRIVATE, null));
+
+    const sysrootWasMounted = await step('physical-root', () => {
+      const mounted = fs.existsSync(sysroot) && isMountPoint(sysroot);
+      if (mountPhysicalRoot(sysroot, cmdline, mounted, log)) undo.push(`unmount ${sysroot}`, () => umount2(sysroot, MNT_DETACH));
+      return mounted || isMountPoint(sysroot);
+    });
+
+    const plan = await step('locate-root', () => planRoot(config.root.layout, sysroot, cmdline, options.initramfsRoot));
+    log.info(`layout ${plan.layout}: image ${plan.image}, objects ${plan.objectDirs.join(', ')}`);
+
+    // The trusted digest, then the PCR cap at once, whether the read worked or not.
+    let digest: Digest;
+    try {
+      digest = await step('trusted-digest', () => steps.trustedDigest(context));
+    } finally {
+      await cap();
+    }
+    if (plan.namedDigest !== undefined && !digestsEqual(plan.namedDigest, digest)) {
+      throw new StepError('locate-root', `composefs= names ${formatDigest(plan.namedDigest)} but the trusted digest is ${formatDigest(digest)}`);
+    }
+
+    const image = await step('verify-image', () => steps.loadImage({ path: plan.image, expected: digest, maxSize: config.root.maxImageSize, log }));
+    let mounted: MountedComposefs;
+    const staging = path.join(runDir, 'sealroot/newroot');
+    try {
+      const summary = await step('validate-image', () => steps.validateImage((offset, length) => {
+        const buffer = Buffer.alloc(length);
+        const got = preadFully(image.fd, buffer, offset, plan.image);
+        if (got !== length) throw new StepError('validate-image', `short read: ${got} of ${length} bytes at offset ${offset}`);
+        return buffer;
+      }, image.size));
+
+      mounted = await step('mount-composefs', () => {
+        fs.mkdirSync(staging, { recursive: true, mode: 0o755 });
+        undo.push(`remove ${staging}`, () => fs.rmdirSync(staging));
+        const result = steps.mountComposefs({
+          imageFd: image.fd, objectDirs: plan.objectDirs, target: staging, verity: 'require', hasAcls: summary.hasAcls, log,
+          workDir: path.join(runDir, 'sealroot'),
+        });
+        undo.push(`unmount the composefs root (${staging})`, () => result.unmount());
+        return result;
+      });
+    } finally {
+      closeFd(image.fd); // the loop device holds its own reference
+    }
+
+    const init = await step('prepare-root', () => {
+      assembleRoot({ plan, staging, runDir, undo, log });
+      const found = options.switchRoot === true ? chooseInit(staging, kargValue(cmdline, 'init')) : undefined;
+      replaceSysroot(staging, sysroot, sysrootWasMounted, undo);
+      // With root.transient the composefs mount stays under the moved overlay at the staging point: let it go.
+      if (plan.rootTransient) umount2(staging, MNT_DETACH);
+      fs.rmdirSync(staging);
+      return found;
+    });
+
+    await cap(); // already done after the read; here only if that path was skipped
+    undo.commit();
+    log.notice(`root ready at ${sysroot}: ${plan.layout} image ${formatDigest(digest)} verified, `
+      + `composefs via ${mounted.loopDevice} (${mounted.overlayApi}, verity=${mounted.verity})`);
+    return {
+      sysroot, plan, digest, loopDevice: mounted.loopDevice, overlayApi: mounted.overlayApi, init, initArgs: cmdline.initArgs, timings,
+    };
+  } catch (error) {
+    undo.unwind(log);
+    try {
+      await cap();
+    } catch (capError) {
+      log.error(`also: ${oneLine(capError)}`);
+    }
+    throw error;
+  }
+}
+
+/** As PID 1: make the prepared root / and exec its init. Never returns. */
+export function handOver(result: BootResult, log: Logger): never {
+  if (result.init === undefined) throw new StepError('switch-root', 'no init chosen (boot ran without switchRoot)');
+  return switchRoot(result.sysroot, result.init, result.initArgs, log);
+}

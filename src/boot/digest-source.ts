@@ -1,0 +1,43 @@
+// Where the trusted digest comes from. The TPM (authenticated, PCR-bound) unless the boot configuration
+// explicitly allows the unauthenticated `sealroot.digest=` karg (development only: whoever edits the bootloader
+// entry then chooses the root).
+import type { Logger } from '../cli/log.ts';
+import type { BootConfig } from '../config/boot-config.ts';
+import { kargValue, type Cmdline } from '../config/cmdline.ts';
+import { StepError } from '../errors.ts';
+import { capPcr, readTrustedDigest } from '../tpm2/trusted-digest.ts';
+import { DigestSyntaxError, parseDigest, type Digest } from '../verity/digest.ts';
+
+export interface DigestContext {
+  config: BootConfig;
+  cmdline: Cmdline;
+  log: Logger;
+}
+
+export const DIGEST_KARG = 'sealroot.digest';
+
+export async function configuredTrustedDigest({ config, cmdline, log }: DigestContext): Promise<Digest> {
+  if (config.digest.source === 'tpm') {
+    return readTrustedDigest({
+      tcti: config.tpm.tcti, pcrs: config.tpm.pcrs, stateDir: config.tpm.stateDir, policyKeyPath: config.tpm.policyKeyPath, log,
+    });
+  }
+  // parseBootConfig accepts source = "cmdline" only together with allow-unauthenticated-cmdline = true.
+  const text = kargValue(cmdline, DIGEST_KARG);
+  if (text === undefined) throw new StepError('trusted-digest', `the configuration takes the digest from the kernel command line, but there is no ${DIGEST_KARG}=`);
+  let digest: Digest;
+  try {
+    digest = parseDigest(text);
+  } catch (error) {
+    if (error instanceof DigestSyntaxError) throw new StepError('trusted-digest', `${DIGEST_KARG}=: ${error.message}`);
+    throw error;
+  }
+  log.warn(`UNAUTHENTICATED trusted digest from the kernel command line (${DIGEST_KARG}=), as the configuration allows: `
+    + 'anyone who can edit the boot entry chooses this root');
+  return digest;
+}
+
+export async function configuredCapPcr({ config, log }: DigestContext): Promise<void> {
+  if (config.digest.source !== 'tpm') return;
+  await capPcr({ tcti: config.tpm.tcti, pcr: config.tpm.capPcr, log });
+}

@@ -1,0 +1,56 @@
+// `sealroot boot`: the boot sequence (src/boot.ts) as the initramfs runs it.
+import { boot, defaultBootSteps, handOver } from '../boot.ts';
+import { emergency } from '../boot/handover.ts';
+import { DEFAULT_BOOT_CONFIG_PATH } from '../config/boot-config.ts';
+import { oneLine } from '../errors.ts';
+import { parseCommandArgs, UsageError, type Command } from './command.ts';
+
+export const bootCommand: Command = {
+  name: 'boot',
+  summary: 'verify and mount the root at /sysroot (the initramfs step), optionally switch root as PID 1',
+  usage: `Usage: sealroot boot [--config PATH] [--switch-root] [--cmdline TEXT]
+
+Reads the boot configuration and /proc/cmdline, mounts /proc, /sys and /dev if they are missing, mounts the
+physical root from root= if nothing is mounted at the sysroot, locates the image (ostree: ostree= and
+.ostree.cfs; composefs-rs: composefs=<digest> and composefs/images/), reads the trusted digest from the TPM
+and caps the PCR, copies the image into a sealed memfd and checks its fs-verity digest, validates the EROFS,
+mounts the composefs overlay with verity=require, prepares /etc, /var and /sysroot, and puts the new root at the
+sysroot. Exit 0: dracut or systemd switch root. Any failure: one line naming the step (console and kmsg),
+nothing left mounted, exit 1; as PID 1, an emergency shell if there is one, else power off.
+
+  --config PATH    the boot configuration (TOML; default ${DEFAULT_BOOT_CONFIG_PATH})
+  --switch-root    only as PID 1: make the new root / and exec init= (default /sbin/init)
+  --cmdline TEXT   use TEXT instead of /proc/cmdline (testing)
+
+The trusted digest comes from the TPM; the unauthenticated sealroot.digest= karg is used only when the
+configuration sets digest.source = "cmdline" and digest.allow-unauthenticated-cmdline = true.`,
+  async run(argv, { log, stdout }) {
+    const { values } = parseCommandArgs(argv, {
+      config: { type: 'string', default: DEFAULT_BOOT_CONFIG_PATH },
+      'switch-root': { type: 'boolean', default: false },
+      cmdline: { type: 'string' },
+    }, false);
+    const pid1 = process.pid === 1;
+    if (values['switch-root'] && !pid1) throw new UsageError('--switch-root is only for sealroot running as PID 1');
+    let result;
+    try {
+      result = await boot({ configPath: values.config, cmdline: values.cmdline, switchRoot: values['switch-root'], log }, defaultBootSteps());
+    } catch (error) {
+      if (!pid1) throw error;
+      log.error(oneLine(error));
+      return emergency(log);
+    }
+    const steps = result.timings.map((t) => `${t.step} ${t.ms.toFixed(1)}`).join(', ');
+    log.info(`step times (ms): ${steps}`);
+    stdout(`${result.sysroot}: ${result.plan.layout} root ready (${result.loopDevice}, overlay via ${result.overlayApi})\n`);
+    if (values['switch-root']) {
+      try {
+        return handOver(result, log);
+      } catch (error) {
+        log.error(oneLine(error));
+        return emergency(log);
+      }
+    }
+    return 0;
+  },
+};

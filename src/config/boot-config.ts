@@ -1,0 +1,137 @@
+// Pure: the boot configuration, a TOML file in the initramfs (default /etc/sealroot/boot.toml). Unknown keys
+// and wrong types are refused: a typo must not silently change how the root is trusted.
+//
+//   [digest]
+//   source = "tpm"                  # "tpm" (default) or "cmdline" (the sealroot.digest= karg; needs the next key)
+//   allow-unauthenticated-cmdline = false   # must be true for source = "cmdline": anyone who edits the
+//                                   # bootloader entry chooses the root then. For development only.
+//   [tpm]
+//   tcti = "device:/dev/tpmrm0"     # tpm2-tools TCTI syntax
+//   pcrs = "sha256:7"               # PCRs the trusted digest is bound to
+//   state = "/etc/sealroot/tpm"     # sealroot provision --state DIR
+//   policy-key = "/etc/sealroot/policy-key.pem"   # optional
+//   cap-pcr = 15                    # optional; the PCR extended after reading
+//   [root]
+//   layout = "auto"                 # "auto" (from the kargs: ostree= or composefs=), "ostree", "composefs"
+//   sysroot = "/sysroot"            # where the physical root is (or gets) mounted
+//   max-image-size = 1073741824     # optional, bytes
+import { parse, TomlError } from 'smol-toml';
+
+export type DigestSource = 'tpm' | 'cmdline';
+export type LayoutChoice = 'auto' | 'ostree' | 'composefs';
+
+export interface BootConfig {
+  digest: { source: DigestSource };
+  tpm: { tcti: string; pcrs: string; stateDir: string; policyKeyPath: string | undefined; capPcr: number | undefined };
+  root: { layout: LayoutChoice; sysroot: string; maxImageSize: number | undefined };
+}
+
+export const DEFAULT_BOOT_CONFIG_PATH = '/etc/sealroot/boot.toml';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Table = Record<string, unknown>;
+
+function isTable(value: unknown): value is Table {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+class Section {
+  readonly #name: string;
+  readonly #table: Table;
+
+  constructor(root: Table, name: string, allowed: readonly string[]) {
+    const value = root[name] ?? {};
+    if (!isTable(value)) throw new ConfigError(`[${name}] must be a table`);
+    this.#name = name;
+    this.#table = value;
+    for (const key of Object.keys(value)) {
+      if (!allowed.includes(key)) throw new ConfigError(`unknown key ${name}.${key} (known: ${allowed.join(', ')})`);
+    }
+  }
+
+  string(key: string): string | undefined {
+    const value = this.#table[key];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value === '') throw new ConfigError(`${this.#name}.${key} must be a non-empty string`);
+    return value;
+  }
+
+  path(key: string): string | undefined {
+    const value = this.string(key);
+    if (value !== undefined && !value.startsWith('/')) throw new ConfigError(`${this.#name}.${key} must be an absolute path, not '${value}'`);
+    return value;
+  }
+
+  oneOf<T extends string>(key: string, choices: readonly T[]): T | undefined {
+    const value = this.string(key);
+    if (value !== undefined && !(choices as readonly string[]).includes(value)) {
+      throw new ConfigError(`${this.#name}.${key} must be one of ${choices.map((c) => `"${c}"`).join(', ')}, not "${value}"`);
+    }
+    return value as T | undefined;
+  }
+
+  integer(key: string, min: number, max: number): number | undefined {
+    const value = this.#table[key];
+    if (value === undefined) return undefined;
+    const number = typeof value === 'bigint' ? Number(value) : value;
+    if (typeof number !== 'number' || !Number.isInteger(number) || number < min || number > max) {
+      throw new ConfigError(`${this.#name}.${key} must be an integer in ${min}..${max}`);
+    }
+    return number;
+  }
+
+  boolean(key: string): boolean | undefined {
+    const value = this.#table[key];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'boolean') throw new ConfigError(`${this.#name}.${key} must be true or false`);
+    return value;
+  }
+}
+
+export function parseBootConfig(text: string): BootConfig {
+  let root: Table;
+  try {
+    root = parse(text) as Table;
+  } catch (error) {
+    if (error instanceof TomlError) throw new ConfigError(`not valid TOML: ${error.message.split('\n')[0]}`);
+    throw error;
+  }
+  for (const key of Object.keys(root)) {
+    if (!['digest', 'tpm', 'root'].includes(key)) throw new ConfigError(`unknown section or key '${key}' (known: [digest], [tpm], [root])`);
+  }
+  const digest = new Section(root, 'digest', ['source', 'allow-unauthenticated-cmdline']);
+  const tpm = new Section(root, 'tpm', ['tcti', 'pcrs', 'state', 'policy-key', 'cap-pcr']);
+  const rootSection = new Section(root, 'root', ['layout', 'sysroot', 'max-image-size']);
+
+  const source = digest.oneOf('source', ['tpm', 'cmdline'] as const) ?? 'tpm';
+  const allowCmdline = digest.boolean('allow-unauthenticated-cmdline') ?? false;
+  if (source === 'cmdline' && !allowCmdline) {
+    throw new ConfigError('digest.source = "cmdline" takes the trusted digest from the unauthenticated kernel command line; '
+      + 'it needs digest.allow-unauthenticated-cmdline = true as well');
+  }
+  const pcrs = tpm.string('pcrs') ?? 'sha256:7';
+  if (!/^(sha1|sha256|sha384|sha512):\d+(,\d+)*(\+(sha1|sha256|sha384|sha512):\d+(,\d+)*)*$/.test(pcrs)) {
+    throw new ConfigError(`tpm.pcrs must be a PCR selection like "sha256:7,9", not "${pcrs}"`);
+  }
+  return {
+    digest: { source },
+    tpm: {
+      tcti: tpm.string('tcti') ?? 'device:/dev/tpmrm0',
+      pcrs,
+      stateDir: tpm.path('state') ?? '/etc/sealroot/tpm',
+      policyKeyPath: tpm.path('policy-key'),
+      capPcr: tpm.integer('cap-pcr', 0, 23),
+    },
+    root: {
+      layout: rootSection.oneOf('layout', ['auto', 'ostree', 'composefs'] as const) ?? 'auto',
+      sysroot: rootSection.path('sysroot') ?? '/sysroot',
+      maxImageSize: rootSection.integer('max-image-size', 4096, Number.MAX_SAFE_INTEGER),
+    },
+  };
+}

@@ -1,0 +1,140 @@
+// Builds the new root around the mounted composefs (at `staging`) and puts it in place of the physical root:
+//   [root.transient overlay] -> physical root bound at <newroot>/sysroot (read-only if configured) ->
+//   /etc and /var as planned -> /run/ostree-booted -> the physical root's mount point now shows the new root.
+// Every change is recorded on the caller's UndoStack, so a failure leaves nothing mounted.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from '../cli/log.ts';
+import { createDetachedMount } from '../mount/fs-context.ts';
+import { escapeOverlayPath, type FsParam } from '../mount/overlay-options.ts';
+import type { UndoStack } from '../mount/undo.ts';
+import { closeFd } from '../sys/io.ts';
+import {
+  MNT_DETACH, MOUNT_ATTR_RDONLY, moveMountPath, moveMountTo, mountSetattrTree, openTreeClone, umount2,
+} from '../sys/mountapi.ts';
+import type { RootPlan, SubdirPlan } from './plan.ts';
+
+export interface AssembleOptions {
+  plan: RootPlan;
+  /** Where the composefs root is mounted (a directory under runDir). */
+  staging: string;
+  /** The tmpfs for transient upper layers and /run/ostree-booted (default /run). */
+  runDir: string;
+  undo: UndoStack;
+  log?: Logger;
+}
+
+function attach(fd: number, target: string, undo: UndoStack, what: string): void {
+  try {
+    moveMountTo(fd, target);
+  } finally {
+    closeFd(fd);
+  }
+  undo.push(`unmount ${what} (${target})`, () => umount2(target, MNT_DETACH));
+}
+
+function makeDirs(undo: UndoStack, ...dirs: string[]): void {
+  for (const dir of dirs) {
+    if (fs.existsSync(dir)) continue;
+    const first = fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    if (first !== undefined) undo.push(`remove ${first}`, () => fs.rmSync(first, { recursive: true, force: true }));
+  }
+}
+
+/** A writable overlay over `lower`, attached on `target` (stacked when target === lower). */
+function writableOverlay(lower: string, upper: string, work: string, target: string, source: string, undo: UndoStack): void {
+  const params: FsParam[] = [
+    { kind: 'string', key: 'source', value: source },
+    // One lowerdir string: the lower layer is a plain directory (no data-only layers), fine on every kernel >= 3.18.
+    { kind: 'string', key: 'lowerdir', value: escapeOverlayPath(lower) },
+    { kind: 'string', key: 'upperdir', value: upper },
+    { kind: 'string', key: 'workdir', value: work },
+  ];
+  attach(createDetachedMount('overlay', params, 0), target, undo, `${source} overlay`);
+}
+
+function bindWritable(source: string, target: string, undo: UndoStack, what: string): void {
+  if (!fs.statSync(source, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${what}: ${source} is not a directory`);
+  const fd = openTreeClone(source, false);
+  try {
+    // Like ostree's MS_REMOUNT of the bind without MS_RDONLY: writable even when the sysroot bind is not.
+    mountSetattrTree(fd, 0, MOUNT_ATTR_RDONLY, false, source);
+  } catch (error) {
+    closeFd(fd);
+    throw error;
+  }
+  attach(fd, target, undo, what);
+}
+
+function provideSubdir(name: 'etc' | 'var', plan: SubdirPlan, options: AssembleOptions): string {
+  const { staging, runDir, undo } = options;
+  const target = path.join(staging, name);
+  switch (plan.kind) {
+    case 'none':
+      return 'from the image';
+    case 'bind':
+      bindWritable(plan.source, target, undo, `/${name}`);
+      return `bind ${plan.source}`;
+    case 'overlay': {
+      const upper = path.join(plan.state, 'upper');
+      const work = path.join(plan.state, 'work');
+      if (!fs.statSync(plan.state, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`/${name}: state ${plan.state} is not a directory`);
+      for (const dir of [upper, work]) if (!fs.existsSync(dir)) fs.mkdirSync(dir, { mode: 0o700 });
+      writableOverlay(target, upper, work, target, 'overlay', undo);
+      return `overlay, upper ${upper}`;
+    }
+    case 'transient': {
+      const base = path.join(runDir, 'sealroot/transient', name);
+      makeDirs(undo, path.join(base, 'upper'), path.join(base, 'work'));
+      writableOverlay(path.join(staging, plan.lower), path.join(base, 'upper'), path.join(base, 'work'), target, 'transient', undo);
+      return `transient overlay over /${plan.lower}, upper ${base}/upper`;
+    }
+  }
+}
+
+/** Sets up everything below `staging`. */
+export function assembleRoot(options: AssembleOptions): void {
+  const { plan, staging, runDir, undo, log } = options;
+  if (plan.rootTransient) {
+    const base = path.join(runDir, 'sealroot/transient/root');
+    makeDirs(undo, path.join(base, 'upper'), path.join(base, 'work'));
+    writableOverlay(staging, path.join(base, 'upper'), path.join(base, 'work'), staging, 'transient', undo);
+    log?.info(`root.transient: writable overlay over the composefs root, upper ${base}/upper`);
+  }
+
+  const sysrootTarget = path.join(staging, 'sysroot');
+  if (fs.statSync(sysrootTarget, { throwIfNoEntry: false })?.isDirectory()) {
+    const fd = openTreeClone(plan.sysroot, true);
+    try {
+      if (plan.sysrootReadonly) mountSetattrTree(fd, MOUNT_ATTR_RDONLY, 0, true, plan.sysroot);
+    } catch (error) {
+      closeFd(fd);
+      throw error;
+    }
+    attach(fd, sysrootTarget, undo, 'the physical root');
+    log?.info(`physical root ${plan.sysroot} bound at /sysroot (${plan.sysrootReadonly ? 'read-only' : 'writable'})`);
+  } else if (plan.sysrootBindRequired) {
+    throw new Error(`the new root has no /sysroot directory to bind the physical root on`);
+  } else {
+    log?.notice('the new root has no /sysroot directory: the physical root is not bound in it');
+  }
+
+  const etc = provideSubdir('etc', plan.etc, options);
+  const var_ = provideSubdir('var', plan.var, options);
+  log?.info(`/etc: ${etc}; /var: ${var_}`);
+
+  if (plan.writeOstreeBooted) {
+    // ostree-prepare-root writes an a{sv} GVariant here; zero bytes are the valid empty a{sv}, which ostree reads
+    // as "booted, all keys at their defaults" (as older releases wrote it).
+    const marker = path.join(runDir, 'ostree-booted');
+    fs.writeFileSync(marker, '');
+    undo.push(`remove ${marker}`, () => fs.rmSync(marker, { force: true }));
+  }
+}
+
+/** Replaces the mount at `sysroot` (the physical root) by the tree at `staging`; `sysrootIsMount` false: mounts over the directory. */
+export function replaceSysroot(staging: string, sysroot: string, sysrootIsMount: boolean, undo: UndoStack): void {
+  if (sysrootIsMount) umount2(sysroot, MNT_DETACH);
+  moveMountPath(staging, sysroot);
+  undo.push(`unmount the new root at ${sysroot}`, () => umount2(sysroot, MNT_DETACH));
+}
