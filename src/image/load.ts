@@ -1,6 +1,24 @@
-// The image loader: copies the composefs image into a sealed memfd while computing its fs-verity digest.
+// The image loader: copies the composefs image into a memfd while computing its fs-verity digest, seals the memfd,
+// and hands it over only when the digest is the trusted one. After F_SEAL_WRITE|SHRINK|GROW|SEAL nothing can change
+// the bytes that were checked (memfd_create(2) "File sealing"), whatever happens to the file on disk afterwards.
+//
+// The source is opened by path, following symlinks (composefs-rs keeps images/<id> as symlinks into objects/):
+// where the file lives does not matter, only its bytes, and those are checked. It is opened O_NONBLOCK so that a
+// FIFO swapped in after the stat cannot block the boot, and it must be a regular file both before and after open.
+import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../cli/log.ts';
-import type { Digest } from '../verity/digest.ts';
+import { StepError, SysError } from '../errors.ts';
+import { AT_FDCWD, O_RDONLY, openAt } from '../sys/files.ts';
+import { closeFd, preadFully, readFully, writeFully } from '../sys/io.ts';
+import { addSeals, describeSeals, getSeals, IMAGE_SEALS, memfdCreate } from '../sys/memfd.ts';
+import { measureVerity } from '../sys/verity.ts';
+import { copyAndHash } from '../verity/copy.ts';
+import { digestsEqual, formatDigest, type Digest } from '../verity/digest.ts';
+import { DEFAULT_BLOCK_SIZE, FsVerityHasher } from '../verity/merkle.ts';
+import { ChunkError, HashPool, defaultWorkerCount } from '../verity/pool.ts';
+import { chooseMethod } from './method.ts';
 
 export interface LoadedImage {
   /** The sealed memfd (F_SEAL_SHRINK|GROW|WRITE|SEAL); the caller closes it. */
@@ -17,13 +35,173 @@ export interface LoadedImage {
 export interface LoadImageOptions {
   path: string;
   expected: Digest;
-  /** Refuse images (decompressed size for zstd) larger than this many bytes. */
+  /** Refuse images (the decompressed size for zstd) larger than this many bytes. Default DEFAULT_MAX_IMAGE_SIZE. */
   maxSize?: number;
   log?: Logger;
+  /** Hashing workers already started (e.g. while the TPM was busy); the caller closes them. Otherwise started here. */
+  pool?: HashPool;
+  /** Knobs for tests and benchmarks. */
+  tuning?: {
+    chunkSize?: number;
+    /** Worker threads to start; 0 hashes on this thread. Default: one per CPU for images >= PARALLEL_THRESHOLD. */
+    workers?: number;
+    /** Called after each chunk is copied, in order (tests change the file here, deterministically). */
+    onChunk?: (done: number) => void;
+  };
+}
+
+/** A composefs image is typically tens of MiB; the memfd lives in RAM. */
+export const DEFAULT_MAX_IMAGE_SIZE = 2 ** 31;
+/** Below this, starting worker threads costs more than it saves. */
+export const PARALLEL_THRESHOLD = 16 << 20;
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+const ZSTD_READ_SIZE = 1 << 20;
+const STEP = 'verify-image';
+
+function fileKind(stat: fs.Stats): string {
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isBlockDevice()) return 'a block device';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isSymbolicLink()) return 'a symlink';
+  return 'not a regular file';
 }
 
 /** Throws StepError('verify-image', ...) on any mismatch or refusal; never returns an unsealed or unverified fd. */
 export async function loadImage(options: LoadImageOptions): Promise<LoadedImage> {
-  void options;
-  throw new Error('not implemented yet');
+  const started = performance.now();
+  const { path, expected, log } = options;
+  const maxSize = options.maxSize ?? DEFAULT_MAX_IMAGE_SIZE;
+  const refuse = (reason: string, cause?: unknown) => new StepError(STEP, reason, { path, cause });
+
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(path);
+  } catch (error) {
+    throw refuse('cannot stat the image', error);
+  }
+  if (!stat.isFile()) throw refuse(`the image is ${fileKind(stat)}, not a regular file`);
+  let source: number;
+  try {
+    source = openAt(AT_FDCWD, path, O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (error) {
+    throw refuse('cannot open the image', error);
+  }
+  try {
+    const before = fs.fstatSync(source);
+    if (!before.isFile()) throw refuse(`the image is ${fileKind(before)}, not a regular file`);
+    const size = before.size;
+    if (size > maxSize) throw refuse(`the image is ${size} bytes, over the limit of ${maxSize}`);
+    const magic = Buffer.alloc(4);
+    const compressed = path.endsWith('.zst') || (preadFully(source, magic, 0, path) === 4 && magic.equals(ZSTD_MAGIC));
+    const choice = chooseMethod(compressed ? undefined : measureVerity(source, path), expected, compressed);
+    log?.notice(`${STEP}: ${path}: ${choice.method === 'kernel-fsverity' ? 'kernel fs-verity' : 'userspace fs-verity'} (${choice.reason})`);
+
+    const memfd = memfdCreate('sealroot-image');
+    try {
+      let copied: { size: number; digest: Buffer | undefined };
+      if (compressed) {
+        copied = await copyDecompressed(source, size, memfd, options, maxSize, refuse);
+      } else {
+        copied = await copyPlain(source, size, memfd, options, choice.method === 'userspace', refuse);
+      }
+      const memfdSize = fs.fstatSync(memfd).size;
+      if (memfdSize !== copied.size) throw refuse(`the memfd holds ${memfdSize} bytes, ${copied.size} were copied`);
+      addSeals(memfd, IMAGE_SEALS);
+      const seals = getSeals(memfd);
+      if ((seals & IMAGE_SEALS) !== IMAGE_SEALS) throw refuse(`the memfd's seals read back as ${describeSeals(seals)}`);
+      // The kernel path: the bytes were verified by the kernel as they were read; the measured digest is the expected one.
+      const digest: Digest = { algorithm: expected.algorithm, bytes: copied.digest ?? expected.bytes };
+      if (!digestsEqual(digest, expected)) {
+        throw refuse(`digest mismatch: the image is ${formatDigest(digest)}, the trusted digest is ${formatDigest(expected)}`);
+      }
+      const millis = performance.now() - started;
+      log?.info(`${STEP}: ${path}: ${copied.size} bytes, ${formatDigest(digest)} matches; memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms`);
+      return { fd: memfd, size: copied.size, digest, seals, method: choice.method, compressed, millis };
+    } catch (error) {
+      closeFd(memfd);
+      throw error;
+    }
+  } finally {
+    closeFd(source);
+  }
+}
+
+type Refuse = (reason: string, cause?: unknown) => StepError;
+
+async function copyPlain(
+  source: number, size: number, memfd: number, options: LoadImageOptions, hash: boolean, refuse: Refuse,
+): Promise<{ size: number; digest: Buffer | undefined }> {
+  const workers = options.tuning?.workers ?? (hash && size >= PARALLEL_THRESHOLD ? defaultWorkerCount() : 0);
+  const pool = options.pool ?? (workers > 0 ? new HashPool(workers) : undefined);
+  let result;
+  try {
+    result = await copyAndHash({
+      fd: source,
+      size,
+      merkle: hash ? { algorithm: options.expected.algorithm, blockSize: DEFAULT_BLOCK_SIZE } : undefined,
+      destination: memfd,
+      pool: hash ? pool : undefined,
+      chunkSize: options.tuning?.chunkSize,
+      onChunk: options.tuning?.onChunk,
+    });
+  } catch (error) {
+    if (error instanceof StepError) throw error;
+    const code = error instanceof SysError || error instanceof ChunkError ? error.code : undefined;
+    if (code === 'EIO' && !hash) throw refuse('the kernel refused a block of the image (fs-verity: EIO)', error);
+    throw refuse('cannot copy the image', error);
+  } finally {
+    if (options.pool === undefined) await pool?.close();
+  }
+  if (result.bytes < size) throw refuse(`the image shrank during the copy (${result.bytes} of ${size} bytes read)`);
+  // Read past the expected end: a file that grew while it was copied is refused, not truncated silently.
+  if (preadFully(source, Buffer.alloc(1), size, options.path) !== 0) throw refuse(`the image grew during the copy (beyond ${size} bytes)`);
+  const after = fs.fstatSync(source).size;
+  if (after !== size) throw refuse(`the image changed size during the copy (${size} -> ${after} bytes)`);
+  return { size, digest: result.digest };
+}
+
+/**
+ * zstd: the decompressed bytes are written to the memfd and hashed; the trusted digest is that of the decompressed
+ * image. Decompression runs on libuv's thread pool, overlapping with the hashing here.
+ */
+async function copyDecompressed(
+  source: number, size: number, memfd: number, options: LoadImageOptions, maxSize: number, refuse: Refuse,
+): Promise<{ size: number; digest: Buffer }> {
+  const hasher = new FsVerityHasher({ algorithm: options.expected.algorithm, blockSize: DEFAULT_BLOCK_SIZE });
+  let compressedBytes = 0;
+  function* compressedChunks(): Generator<Buffer> {
+    for (;;) {
+      const buffer = Buffer.allocUnsafe(ZSTD_READ_SIZE);
+      const n = readFully(source, buffer, options.path);
+      if (n === 0) return;
+      compressedBytes += n;
+      yield buffer.subarray(0, n);
+    }
+  }
+  let overLimit = false;
+  try {
+    await pipeline(compressedChunks, zlib.createZstdDecompress(), async (chunks: AsyncIterable<Buffer>) => {
+      for await (const chunk of chunks) {
+        if (hasher.size + chunk.length > maxSize) {
+          overLimit = true;
+          throw refuse(`the decompressed image is over the limit of ${maxSize} bytes`);
+        }
+        writeFully(memfd, chunk, 'memfd:sealroot-image');
+        hasher.update(chunk);
+        options.tuning?.onChunk?.(hasher.size);
+      }
+    });
+  } catch (error) {
+    if (overLimit || error instanceof StepError) throw error;
+    if (error instanceof SysError) throw refuse('cannot copy the image', error);
+    throw refuse('corrupt zstd stream', error);
+  }
+  const after = fs.fstatSync(source).size;
+  if (compressedBytes !== size || after !== size) {
+    throw refuse(`the compressed image changed size during the copy (${size} -> ${after} bytes, ${compressedBytes} read)`);
+  }
+  const decompressed = hasher.size;
+  return { size: decompressed, digest: hasher.digest() };
 }

@@ -1,0 +1,105 @@
+// `sealroot digest`: the fs-verity digest of files, printed exactly as `fsverity digest` prints it, with its exit
+// codes: 0; 1 when a file cannot be read or the parameters cannot be used (the files before it are printed);
+// 2 for a usage error.
+import * as fs from 'node:fs';
+import { StepError } from '../errors.ts';
+import { readFully } from '../sys/io.ts';
+import { copyAndHash } from '../verity/copy.ts';
+import type { HashAlgorithm } from '../verity/digest.ts';
+import { blockHashing, DEFAULT_BLOCK_SIZE, FsVerityHasher, MerkleParamsError, type MerkleOptions } from '../verity/merkle.ts';
+import { defaultWorkerCount, HashPool } from '../verity/pool.ts';
+import type { Command } from './command.ts';
+import { parseCommandArgs, UsageError } from './command.ts';
+
+/** Files at least this large are hashed on worker threads (one per CPU). */
+const PARALLEL_THRESHOLD = 16 << 20;
+const STREAM_CHUNK = 1 << 20;
+
+function single(values: string[] | undefined, name: string): string | undefined {
+  if (values === undefined) return undefined;
+  if (values.length > 1) throw new UsageError(`--${name} can only be specified once`);
+  return values[0];
+}
+
+/** Parses the options as fsverity-utils does: a decimal power-of-two block size, a hex salt, sha256|sha512. */
+export function parseMerkleOptions(values: { 'hash-alg'?: string[]; 'block-size'?: string[]; salt?: string[] }): MerkleOptions {
+  const algorithm = single(values['hash-alg'], 'hash-alg') ?? 'sha256';
+  if (algorithm !== 'sha256' && algorithm !== 'sha512') throw new UsageError(`unknown hash algorithm: '${algorithm}' (sha256, sha512)`);
+  const blockText = single(values['block-size'], 'block-size');
+  let blockSize = DEFAULT_BLOCK_SIZE;
+  if (blockText !== undefined) {
+    blockSize = /^[0-9]+$/.test(blockText) ? Number(blockText) : NaN;
+    if (!Number.isSafeInteger(blockSize) || blockSize <= 0 || blockSize >= 2 ** 31 || (blockSize & (blockSize - 1)) !== 0) {
+      throw new UsageError(`invalid block size: ${blockText}; must be a power of 2`);
+    }
+  }
+  const saltText = single(values.salt, 'salt');
+  if (saltText !== undefined && !/^(?:[0-9a-fA-F]{2})*$/.test(saltText)) throw new UsageError('salt is not a valid hex string');
+  return { algorithm: algorithm as HashAlgorithm, blockSize, salt: saltText === undefined ? undefined : Buffer.from(saltText, 'hex') };
+}
+
+async function digestFile(file: string, merkle: MerkleOptions, pool: () => HashPool): Promise<Buffer> {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (error) {
+    throw new StepError('digest', "can't open the file for reading", { path: file, cause: error });
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (stat.isFile()) {
+      const result = await copyAndHash({ fd, size: stat.size, merkle, pool: stat.size >= PARALLEL_THRESHOLD ? pool() : undefined });
+      if (result.bytes !== stat.size) throw new StepError('digest', `the file shrank while it was read (${result.bytes} of ${stat.size} bytes)`, { path: file });
+      return result.digest!;
+    }
+    // Not a regular file (a pipe, /dev/null): read it to its end, as fsverity does.
+    const hasher = new FsVerityHasher(merkle);
+    const buffer = Buffer.allocUnsafe(STREAM_CHUNK);
+    for (let n; (n = readFully(fd, buffer, file)) > 0;) hasher.update(buffer.subarray(0, n));
+    return hasher.digest();
+  } catch (error) {
+    if (error instanceof StepError) throw error;
+    throw new StepError('digest', 'error reading the file', { path: file, cause: error });
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export const digestCommand: Command = {
+  name: 'digest',
+  summary: "print files' fs-verity digests, as `fsverity digest` does",
+  usage: `Usage: sealroot digest [--hash-alg=sha256|sha512] [--block-size=N] [--salt=HEX] [--compact] FILE...
+
+Computes each FILE's fs-verity file digest in userspace (the kernel's algorithm; no fs-verity support needed)
+and prints "ALG:HEX FILE", or only HEX with --compact, exactly as fsverity-utils' \`fsverity digest\`.
+Defaults: sha256, block size 4096, no salt (what composefs and ostree use). Files of 16 MiB or more are hashed
+on one worker thread per CPU.
+Exit status: 0; 1 when a file cannot be read or the block size/salt cannot be used (the digests of the files
+before it are printed); 2 on a usage error.`,
+  async run(argv, { stdout }) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      'hash-alg': { type: 'string', multiple: true },
+      'block-size': { type: 'string', multiple: true },
+      salt: { type: 'string', multiple: true },
+      compact: { type: 'boolean' },
+    });
+    if (positionals.length === 0) throw new UsageError('no FILE given');
+    const merkle = parseMerkleOptions(values);
+    try {
+      blockHashing(merkle);
+    } catch (error) {
+      if (error instanceof MerkleParamsError) throw new StepError('digest', error.message);
+      throw error;
+    }
+    let pool: HashPool | undefined;
+    try {
+      for (const file of positionals) {
+        const digest = await digestFile(file, merkle, () => (pool ??= new HashPool(defaultWorkerCount())));
+        stdout(values.compact === true ? `${digest.toString('hex')}\n` : `${merkle.algorithm}:${digest.toString('hex')} ${file}\n`);
+      }
+    } finally {
+      await pool?.close();
+    }
+    return 0;
+  },
+};

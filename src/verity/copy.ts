@@ -1,0 +1,91 @@
+// Reads a file range by range, hashing (fs-verity) and optionally copying every range: the digest is built in file
+// order while the ranges are hashed concurrently by a HashPool. With a pool, the workers read and hash and this
+// thread writes: all writes to one file serialise on its inode lock, so a worker that wrote would sleep on it
+// instead of hashing. With no pool, the same work runs here, inline.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import { writeFully } from '../sys/io.ts';
+import { hashDataBlocks } from './blocks.ts';
+import { blockHashing, FsVerityHasher, type MerkleOptions } from './merkle.ts';
+import type { HashPool } from './pool.ts';
+import { processChunk, type ChunkResult, type ChunkTask } from './worker.ts';
+
+/** Large reads amortise the per-call and per-message costs; a multiple of every block size up to 64 KiB. */
+export const DEFAULT_CHUNK_SIZE = 4 << 20;
+
+export interface CopyAndHashOptions {
+  /** The source, read with pread from offset 0. */
+  fd: number;
+  /** How many bytes to read: the size fstat gave. Reading stops early if the file ends sooner. */
+  size: number;
+  /** The fs-verity parameters; absent: copy only, no digest. */
+  merkle: MerkleOptions | undefined;
+  /** Where to write the bytes (at the current file offset, from 0 on: a fresh memfd). */
+  destination?: number;
+  pool?: HashPool;
+  chunkSize?: number;
+  /** Called in file order after each range is done (tests use it to change the file at a known point). */
+  onChunk?: (done: number) => void;
+}
+
+export interface CopyAndHashResult {
+  /** Bytes read: less than `size` when the file ended sooner. */
+  bytes: number;
+  /** The fs-verity digest of those bytes, when `merkle` was given. */
+  digest: Buffer | undefined;
+}
+
+export async function copyAndHash(options: CopyAndHashOptions): Promise<CopyAndHashResult> {
+  const hashing = options.merkle === undefined ? undefined : blockHashing(options.merkle);
+  const hasher = options.merkle === undefined ? undefined : new FsVerityHasher(options.merkle);
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (hashing !== undefined && chunkSize % hashing.blockSize !== 0) {
+    throw new Error(`chunk size ${chunkSize} is not a multiple of the block size ${hashing.blockSize}`);
+  }
+  const { fd, size, destination, pool } = options;
+  let done = 0;
+  /** Takes one range's result, in file order; false when the file ended early. */
+  const accept = (task: ChunkTask, result: ChunkResult, bytes: Uint8Array): boolean => {
+    if (destination !== undefined) writeFully(destination, bytes.subarray(0, result.bytes));
+    if (hasher !== undefined) hasher.addBlockDigests(result.digests!, result.bytes);
+    done += result.bytes;
+    options.onChunk?.(done);
+    return result.bytes === task.length;
+  };
+
+  if (pool === undefined) {
+    const scratch = new Uint8Array(Math.min(chunkSize, size));
+    const deps = { fs, crypto, hashDataBlocks };
+    for (let offset = 0; offset < size; offset += chunkSize) {
+      const task: ChunkTask = { hashing, length: Math.min(chunkSize, size - offset), read: { fd, offset } };
+      if (!accept(task, processChunk(deps, task, scratch), scratch)) break;
+    }
+    return { bytes: done, digest: hasher?.digest() };
+  }
+
+  // Two ranges queued per worker so that none waits for this thread; each range has its own shared buffer.
+  const window = pool.size * 2;
+  const free = Array.from({ length: Math.min(window, Math.ceil(size / chunkSize)) }, () => new SharedArrayBuffer(chunkSize));
+  const inFlight: { task: ChunkTask; slot: SharedArrayBuffer; result: Promise<ChunkResult> }[] = [];
+  let next = 0;
+  let ended = false;
+  try {
+    for (;;) {
+      while (!ended && next < size && free.length > 0) {
+        const slot = free.pop()!;
+        const task: ChunkTask = { hashing, length: Math.min(chunkSize, size - next), read: { fd, offset: next }, slot };
+        inFlight.push({ task, slot, result: pool.run(task) });
+        next += task.length;
+      }
+      const oldest = inFlight.shift();
+      if (oldest === undefined) break;
+      const result = await oldest.result;
+      if (!ended && !accept(oldest.task, result, new Uint8Array(oldest.slot))) ended = true;
+      free.push(oldest.slot);
+    }
+  } finally {
+    // On failure or an early end, let the ranges already posted finish before the caller closes any fd.
+    await Promise.allSettled(inFlight.map((entry) => entry.result));
+  }
+  return { bytes: done, digest: hasher?.digest() };
+}

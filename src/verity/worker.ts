@@ -1,0 +1,123 @@
+// One unit of the copy-and-hash work, and the worker thread that runs it. A chunk is a range of whole fs-verity
+// data blocks: pread it from the source (or take the bytes given), hash its blocks, pwrite the same bytes to the
+// destination. The bytes hashed are exactly the bytes written. The functions here are self-contained (their
+// dependencies come in `deps`) because the workers run their source text: a single executable has no module
+// file a worker could load.
+import type * as nodeFs from 'node:fs';
+import type * as nodeWorkerThreads from 'node:worker_threads';
+import { hashDataBlocks, type BlockHashing, type HashFunctions } from './blocks.ts';
+
+export interface ChunkTask {
+  /** Absent: copy only (the source is verified by the kernel). */
+  hashing?: BlockHashing;
+  length: number;
+  /** Read `length` bytes from this fd at this offset; stops short at the end of the file. */
+  read?: { fd: number; offset: number };
+  /** Where to read into (shared with the thread that posted the task, which writes it out); else the worker's own buffer. */
+  slot?: SharedArrayBuffer;
+  /** ...or hash and write these bytes. */
+  data?: Uint8Array;
+  /** Write the bytes to this fd at this offset. */
+  write?: { fd: number; offset: number };
+}
+
+export interface ChunkResult {
+  /** Bytes read (or given): less than the task's length only at the end of the source file. */
+  bytes: number;
+  digests: Uint8Array | undefined;
+}
+
+export interface ChunkDeps {
+  fs: Pick<typeof nodeFs, 'readSync' | 'writeSync'>;
+  crypto: HashFunctions;
+  hashDataBlocks: typeof hashDataBlocks;
+}
+
+/** Runs one task; `scratch` (at least task.length bytes) receives the bytes read. */
+export function processChunk(deps: ChunkDeps, task: ChunkTask, scratch: Uint8Array): ChunkResult {
+  // fs.readSync/writeSync make one read(2)/write(2) each and libuv does not retry reads on EINTR:
+  // continue short transfers and retry interrupted ones here.
+  const interrupted = (error: unknown) => (error as { code?: unknown } | null)?.code === 'EINTR';
+  let bytes: Uint8Array;
+  if (task.read !== undefined) {
+    const { fd, offset } = task.read;
+    let done = 0;
+    while (done < task.length) {
+      let n: number;
+      try {
+        n = deps.fs.readSync(fd, scratch, done, task.length - done, offset + done);
+      } catch (error) {
+        if (interrupted(error)) continue;
+        throw error;
+      }
+      if (n === 0) break;
+      done += n;
+    }
+    bytes = scratch.subarray(0, done);
+  } else if (task.data !== undefined) {
+    bytes = task.data.subarray(0, task.length);
+  } else {
+    throw new Error('chunk task without a source');
+  }
+  const digests = task.hashing === undefined ? undefined : deps.hashDataBlocks(deps.crypto, task.hashing, bytes);
+  if (task.write !== undefined) {
+    const { fd, offset } = task.write;
+    let done = 0;
+    while (done < bytes.length) {
+      let n: number;
+      try {
+        n = deps.fs.writeSync(fd, bytes, done, bytes.length - done, offset + done);
+      } catch (error) {
+        if (interrupted(error)) continue;
+        throw error;
+      }
+      if (n === 0) throw Object.assign(new Error('write made no progress'), { code: 'ENOSPC', syscall: 'write' });
+      done += n;
+    }
+  }
+  return { bytes: bytes.length, digests };
+}
+
+export interface WorkerRequest {
+  id: number;
+  task: ChunkTask;
+}
+
+export interface WorkerResponse {
+  id: number;
+  result?: ChunkResult;
+  error?: { message: string; code?: string; syscall?: string };
+}
+
+/** The worker thread's body: answers each request, in order, with its result or its error. */
+export function workerMain(deps: ChunkDeps & { workerThreads: typeof nodeWorkerThreads; processChunk: typeof processChunk }): void {
+  const port = deps.workerThreads.parentPort!;
+  let scratch = new Uint8Array(0);
+  port.on('message', (request: WorkerRequest) => {
+    let response: WorkerResponse;
+    try {
+      const { task } = request;
+      if (task.slot === undefined && task.read !== undefined && scratch.length < task.length) scratch = new Uint8Array(task.length);
+      response = { id: request.id, result: deps.processChunk(deps, task, task.slot === undefined ? scratch : new Uint8Array(task.slot)) };
+    } catch (error) {
+      const { message, code, syscall } = error as { message?: unknown; code?: unknown; syscall?: unknown };
+      response = {
+        id: request.id,
+        error: {
+          message: String(message ?? error),
+          code: typeof code === 'string' ? code : undefined,
+          syscall: typeof syscall === 'string' ? syscall : undefined,
+        },
+      };
+    }
+    port.postMessage(response);
+  });
+}
+
+/** Source text of a hashing worker (run with `new Worker(WORKER_SOURCE, { eval: true })`, CommonJS). */
+export const WORKER_SOURCE = `'use strict';
+const deps = { fs: require('node:fs'), crypto: require('node:crypto'), workerThreads: require('node:worker_threads') };
+deps.hashDataBlocks = ${hashDataBlocks.toString()};
+deps.processChunk = ${processChunk.toString()};
+(${workerMain.toString()})(deps);
+`;
