@@ -1,0 +1,39 @@
+// What the TPM subcommands share: option texts, defaults, and turning syntax errors into usage errors.
+import { UsageError } from '../cli/command.ts';
+import { StepError } from '../errors.ts';
+import { DigestSyntaxError } from '../verity/digest.ts';
+import { StateError } from './approvals.ts';
+import { OptionError } from './options.ts';
+import { PcrSelectionError } from './pcr-selection.ts';
+import { DEFAULT_POLICY_KEY } from './policy-key.ts';
+import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX } from './sealed-digest.ts';
+import { DEFAULT_TCTI, TctiSyntaxError } from './transport.ts';
+
+export const DEFAULT_STATE_DIR = '/var/lib/sealroot/tpm';
+
+export const COMMON_HELP = `  --tpm TCTI          device:/dev/tpmrm0 (default), device:/dev/tpm0, swtpm:host=H,port=P, mssim:host=H,port=P
+  --state DIR         the state directory with the signed approvals (default ${DEFAULT_STATE_DIR})
+  --policy-key PEM    public half of the PCR-policy signing key (default ${DEFAULT_POLICY_KEY})
+  --nv-index HANDLE   the NV index holding the digest (default 0x${DEFAULT_NV_INDEX.toString(16).padStart(8, '0')})
+  --cap-pcr N         the PCR extended after the read (default ${DEFAULT_CAP_PCR}; 16 and 23 are refused: resettable)`;
+
+export const COMMON_OPTIONS = {
+  tpm: { type: 'string', default: DEFAULT_TCTI },
+  state: { type: 'string', default: DEFAULT_STATE_DIR },
+  'policy-key': { type: 'string' },
+  'nv-index': { type: 'string' },
+  'cap-pcr': { type: 'string' },
+} as const;
+
+/** Runs `body`, turning syntax errors in the options into UsageError and everything else into StepError('tpm'). */
+export async function tpmStep<T>(reason: string, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (error) {
+    if (error instanceof OptionError || error instanceof PcrSelectionError || error instanceof TctiSyntaxError || error instanceof DigestSyntaxError) {
+      throw new UsageError(error.message);
+    }
+    if (error instanceof StepError || error instanceof UsageError) throw error;
+    throw new StepError('tpm', reason, { cause: error, ...(error instanceof StateError ? { path: error.path } : {}) });
+  }
+}
