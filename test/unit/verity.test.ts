@@ -1,0 +1,172 @@
+// The userspace fs-verity digest against fsverity-utils' `fsverity digest` on generated files: every size class the
+// tree shape depends on, both algorithms, other block sizes, salts; streamed in odd chunks, and in parallel on workers.
+import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { copyAndHash } from '../../src/verity/copy.ts';
+import type { HashAlgorithm } from '../../src/verity/digest.ts';
+import { blockHashing, FsVerityHasher, fsVerityDigest, MerkleParamsError, type MerkleOptions } from '../../src/verity/merkle.ts';
+import { HashPool } from '../../src/verity/pool.ts';
+import { requireTools } from '../helpers/tools.ts';
+
+requireTools('fsverity');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-verity-'));
+const BLOCK = 4096;
+// A deterministic pseudo-random source (so a failure can be reproduced), large enough for the biggest file.
+const SOURCE = crypto.createHash('sha256').update('sealroot').digest();
+const random = (size: number, seed: number): Buffer => {
+  const out = Buffer.alloc(size);
+  const stream = crypto.createCipheriv('aes-128-ctr', SOURCE.subarray(0, 16), Buffer.alloc(16, seed));
+  return stream.update(out);
+};
+
+function reference(file: string, options: MerkleOptions): string {
+  const args = ['digest', '--compact', `--hash-alg=${options.algorithm}`, `--block-size=${options.blockSize ?? BLOCK}`];
+  if (options.salt !== undefined) args.push(`--salt=${Buffer.from(options.salt).toString('hex')}`);
+  return execFileSync('fsverity', [...args, file], { encoding: 'utf8' }).trim();
+}
+
+function writeFile(name: string, data: Buffer): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, data);
+  return file;
+}
+
+/** Streams `data` in chunks of varying, unaligned sizes. */
+function streamed(data: Buffer, options: MerkleOptions, seed: number): string {
+  const hasher = new FsVerityHasher(options);
+  const sizes = [1, 4095, 7, 65536 + 3, 1 << 20, 12345];
+  for (let offset = 0, i = seed; offset < data.length; i++) {
+    const n = Math.min(sizes[i % sizes.length]!, data.length - offset);
+    hasher.update(data.subarray(offset, offset + n));
+    offset += n;
+  }
+  return hasher.digest().toString('hex');
+}
+
+test('hello world: the known SHA-256 vector', () => {
+  const digest = fsVerityDigest(Buffer.from('hello world'), { algorithm: 'sha256' });
+  assert.is(digest.toString('hex'), '1e2eaa4202d750a41174ee454970b92c1bc2f925b1e35076d8c7d5f56362ba64');
+});
+
+const SIZES: [string, number][] = [
+  ['empty', 0], ['1 byte', 1], ['4095', BLOCK - 1], ['4096', BLOCK], ['4097', BLOCK + 1],
+  ['128 blocks', 128 * BLOCK], ['129 blocks', 129 * BLOCK], ['128*128+1 blocks', (128 * 128 + 1) * BLOCK],
+  ['random 1', 1 + (crypto.randomInt(0, 3 << 20))], ['random 2', crypto.randomInt(0, 300_000)],
+];
+
+for (const algorithm of ['sha256', 'sha512'] as HashAlgorithm[]) {
+  test(`${algorithm}: streamed digest equals fsverity digest at every size class`, () => {
+    SIZES.forEach(([name, size], index) => {
+      const data = random(size, index);
+      const file = writeFile(`${algorithm}-${index}`, data);
+      const expected = reference(file, { algorithm });
+      assert.is(streamed(data, { algorithm }, index), expected, `${name} (${size} bytes)`);
+      assert.is(fsVerityDigest(data, { algorithm }).toString('hex'), expected, `${name} (${size} bytes), one update`);
+    });
+  });
+}
+
+test('other block sizes and salts equal fsverity digest (salt padded to the compression block size)', () => {
+  const data = random(300_000, 99);
+  const file = writeFile('params', data);
+  const salts = [undefined, Buffer.from('00', 'hex'), crypto.randomBytes(13), crypto.randomBytes(32)];
+  for (const algorithm of ['sha256', 'sha512'] as HashAlgorithm[]) {
+    for (const blockSize of [1024, 4096, 65536]) {
+      for (const salt of salts) {
+        const options = { algorithm, blockSize, salt };
+        assert.is(streamed(data, options, blockSize), reference(file, options), `${algorithm} ${blockSize} salt ${salt?.toString('hex')}`);
+      }
+    }
+  }
+  const tiny = writeFile('tiny', Buffer.from('x'));
+  assert.is(fsVerityDigest(Buffer.from('x'), { algorithm: 'sha512', blockSize: 128 }).toString('hex'), reference(tiny, { algorithm: 'sha512', blockSize: 128 }));
+});
+
+test('parallel copy-and-hash on worker threads equals fsverity digest, and copies every byte', async () => {
+  const pool = new HashPool(2);
+  try {
+    for (const [size, chunkSize] of [[(128 * 128 + 1) * BLOCK, 1 << 20], [5 * BLOCK + 17, BLOCK], [0, 1 << 20], [3 << 20, 4 << 20]] as const) {
+      const data = random(size, size % 251);
+      const file = writeFile(`parallel-${size}`, data);
+      for (const algorithm of ['sha256', 'sha512'] as HashAlgorithm[]) {
+        const source = fs.openSync(file, 'r');
+        const copyPath = path.join(dir, 'copy');
+        const destination = fs.openSync(copyPath, 'w');
+        try {
+          const withPool = await copyAndHash({ fd: source, size, merkle: { algorithm }, pool, chunkSize, destination });
+          const inline = await copyAndHash({ fd: source, size, merkle: { algorithm }, chunkSize });
+          const expected = reference(file, { algorithm });
+          assert.is(withPool.digest!.toString('hex'), expected, `${size} bytes ${algorithm}, workers`);
+          assert.is(inline.digest!.toString('hex'), expected, `${size} bytes ${algorithm}, inline`);
+          assert.is(withPool.bytes, size);
+          assert.ok(fs.readFileSync(copyPath).equals(data), 'the copy holds the same bytes');
+        } finally {
+          fs.closeSync(source);
+          fs.closeSync(destination);
+        }
+      }
+    }
+  } finally {
+    await pool.close();
+  }
+});
+
+test('a file shorter than announced: copyAndHash reports the bytes it got', async () => {
+  const file = writeFile('short', random(10_000, 3));
+  const fd = fs.openSync(file, 'r');
+  try {
+    const pool = new HashPool(1);
+    try {
+      const result = await copyAndHash({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, pool, chunkSize: BLOCK });
+      assert.is(result.bytes, 10_000);
+    } finally {
+      await pool.close();
+    }
+    assert.is((await copyAndHash({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, chunkSize: BLOCK })).bytes, 10_000);
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
+test('a worker error (bad fd) rejects the task with its errno code', async () => {
+  const pool = new HashPool(1);
+  try {
+    await copyAndHash({ fd: 987654, size: 8192, merkle: { algorithm: 'sha256' }, pool, chunkSize: BLOCK });
+    assert.unreachable('copyAndHash on a closed fd succeeded');
+  } catch (error) {
+    assert.is((error as { code?: string }).code, 'EBADF');
+  } finally {
+    await pool.close();
+  }
+});
+
+test('parameters are checked as fsverity-utils checks them', () => {
+  const bad: [MerkleOptions, RegExp][] = [
+    [{ algorithm: 'sha256', blockSize: 3000 }, /power of 2/],
+    [{ algorithm: 'sha512', blockSize: 64 }, /too small/],
+    [{ algorithm: 'sha256', salt: new Uint8Array(33) }, /at most 32/],
+    [{ algorithm: 'md5' as HashAlgorithm }, /unknown hash algorithm/],
+  ];
+  for (const [options, message] of bad) {
+    assert.throws(() => blockHashing(options), (e: unknown) => e instanceof MerkleParamsError && message.test(e.message));
+  }
+  assert.is(blockHashing({ algorithm: 'sha256', salt: new Uint8Array(1) }).paddedSalt.length, 64);
+  assert.is(blockHashing({ algorithm: 'sha512', salt: new Uint8Array(32) }).paddedSalt.length, 128);
+});
+
+test('FsVerityHasher refuses misuse: digests off a block boundary, a second digest()', () => {
+  const hasher = new FsVerityHasher({ algorithm: 'sha256' });
+  hasher.update(Buffer.alloc(10));
+  assert.throws(() => hasher.addBlockDigests(Buffer.alloc(32), BLOCK), /block boundary/);
+  hasher.digest();
+  assert.throws(() => hasher.digest(), /already finished/);
+  assert.throws(() => new FsVerityHasher({ algorithm: 'sha256' }).addBlockDigests(Buffer.alloc(32), 2 * BLOCK), /digests for 2 blocks/);
+});
+
+test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+test.run();
