@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BUSYBOX, buildInitramfs } from './initramfs.ts';
+import { BUSYBOX, buildInitramfs, moduleLoadOrder } from './initramfs.ts';
 import { CACHE, freshDir, ROOT, SEALROOT_BIN, type Kernel } from './paths.ts';
 import { boot } from './vm.ts';
 
@@ -18,8 +18,8 @@ export const OSTREE_KARG = `ostree=/ostree/boot.1/${OSTREE_STATEROOT}/${OSTREE_B
 const VICTIM = 'usr/share/sealroot-test/victim.bin';
 const PREPARE_LIST = '.sealroot-test-prepare';
 
-export type DiskVariant = 'base' | 'tampered-image' | 'truncated-image' | 'tampered-object' | 'object-without-verity' | 'missing-object' | 'forged';
-export const DISK_VARIANTS: readonly DiskVariant[] = ['base', 'tampered-image', 'truncated-image', 'tampered-object', 'object-without-verity', 'missing-object', 'forged'];
+export type DiskVariant = 'base' | 'compressed' | 'tampered-image' | 'truncated-image' | 'tampered-object' | 'object-without-verity' | 'missing-object' | 'forged';
+export const DISK_VARIANTS: readonly DiskVariant[] = ['base', 'compressed', 'tampered-image', 'truncated-image', 'tampered-object', 'object-without-verity', 'missing-object', 'forged'];
 
 export interface Disks {
   files: Record<DiskVariant, string>;
@@ -97,7 +97,6 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
   fs.mkdirSync(images, { recursive: true });
   fs.cpSync(trusted.objects, path.join(dir, 'composefs/objects'), { recursive: true });
   fs.copyFileSync(trusted.image, path.join(images, hex));
-  run('zstd', ['-q', '-19', trusted.image, '-o', path.join(images, `${hex}.zst`)]);
   // ostree: the deployment holds .ostree.cfs and its /etc; objects live in the repo; ostree= points at a
   // boot-version symlink resolved under /sysroot.
   const deployment = path.join(dir, 'ostree/deploy', OSTREE_STATEROOT, 'deploy', `${OSTREE_COMMIT}.0`);
@@ -123,6 +122,11 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
   };
   switch (variant) {
     case 'base':
+      break;
+    case 'compressed':
+      // The image file holds zstd-compressed bytes (the loader knows them by their magic); the trusted digest is
+      // that of the decompressed image.
+      run('zstd', ['-q', '-19', '-f', trusted.image, '-o', path.join(images, hex)]);
       break;
     case 'tampered-image':
       // One bit flipped past the superblock: the image still parses, only the digest can tell.
@@ -159,8 +163,8 @@ function prepareInitramfs(kernel: Kernel): string {
     name: 'prepare',
     kernel,
     binaries: [{ source: run('sh', ['-c', 'command -v fsverity']).trim(), target: 'usr/bin/fsverity' }],
-    modules: [],
-    files: {},
+    modules: moduleLoadOrder(kernel, ['virtio_blk']),
+    files: { 'etc/disk-count': { content: `${DISK_VARIANTS.length}\n` } },
     init: fs.readFileSync(path.join(ROOT, 'qemu/guest/prepare-init'), 'utf8'),
     compress: ['zstd', '-q', '-3'],
   });
@@ -189,7 +193,7 @@ export async function buildDisks(kernel: Kernel, log: (line: string) => void): P
     const source = path.join(work, `src-${variant}`);
     layoutDisk(source, variant, trusted, forged);
     const image = path.join(work, `${variant}.img`);
-    run('mkfs.ext4', ['-q', '-F', '-O', 'verity', '-L', 'sealroot-test', '-E', 'root_owner=0:0', '-d', source, image, '64M']);
+    run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-O', 'verity', '-L', 'sealroot-test', '-E', 'root_owner=0:0', '-d', source, image, '64M']);
     files[variant] = image;
   }
   // One boot enables fs-verity on the objects of all disks (vda, vdb, ... in DISK_VARIANTS order).

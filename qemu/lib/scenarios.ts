@@ -1,0 +1,91 @@
+// The boot scenarios (names as in issue 7) and how each one is judged from the guest's console.
+import type { DiskVariant } from './disk.ts';
+
+export type Expectation =
+  /** Boots into the verified root; every check the root's init prints holds. */
+  | { kind: 'boot' }
+  /** Boots, but reading the broken object fails (overlayfs verity=require: EIO). */
+  | { kind: 'eio'; kernelMessage: RegExp }
+  /** sealroot stops the boot before switch-root, with its reason on the console. */
+  | { kind: 'stop'; reason: RegExp };
+
+export interface Scenario {
+  name: string;
+  what: string;
+  disk: DiskVariant;
+  /** Which provisioned TPM the guest gets, or none at all. */
+  tpm: 'trusted' | 'forged' | 'none';
+  /** The boot state the stand-in boot chain measures. */
+  pcr: 'trusted' | 'rogue' | 'none';
+  precap?: boolean;
+  /** The layout karg: composefs=<trusted digest>, composefs=<attacker's digest>, or ostree=. */
+  karg: 'composefs' | 'composefs-forged' | 'ostree';
+  initramfs: 'busybox' | 'dracut';
+  expect: Expectation;
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  { name: 'boot-ok', what: 'composefs-rs layout, dracut initramfs: verified root, file reads, PCR capped', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', expect: { kind: 'boot' } },
+  { name: 'boot-ostree', what: 'ostree deployment (.ostree.cfs, repo objects)', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'ostree', initramfs: 'busybox', expect: { kind: 'boot' } },
+  { name: 'boot-compressed', what: 'zstd-compressed image, digest of the decompressed bytes', disk: 'compressed', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'boot' } },
+  { name: 'tampered-image', what: 'one bit flipped in the image', disk: 'tampered-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: verify-image: / } },
+  { name: 'truncated-image', what: 'image cut to half its size', disk: 'truncated-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: (verify-image|validate-image): / } },
+  { name: 'tampered-object', what: 'an object changed (fs-verity enabled on the new content)', disk: 'tampered-object', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'eio', kernelMessage: /wrong fs-verity digest/ } },
+  { name: 'object-without-verity', what: 'an object without fs-verity', disk: 'object-without-verity', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'eio', kernelMessage: /has no fs-verity digest/ } },
+  { name: 'missing-object', what: 'an object deleted from the store', disk: 'missing-object', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'eio', kernelMessage: /overlayfs: .*(lowerdata|redirect|not found)/ } },
+  { name: 'forged-digest', what: "an attacker provisioned its own digest from a rogue boot; the disk holds the attacker's image", disk: 'forged', tpm: 'forged', pcr: 'trusted', karg: 'composefs-forged', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: [a-z-]+: / } },
+  { name: 'pcr-mismatch', what: 'a rogue boot chain (other PCR values)', disk: 'base', tpm: 'trusted', pcr: 'rogue', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
+  { name: 'no-tpm', what: 'no TPM at all', disk: 'base', tpm: 'none', pcr: 'none', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
+  { name: 'pcr-capped', what: 'the cap PCR already extended before sealroot runs (a replay later in the same boot)', disk: 'base', tpm: 'trusted', pcr: 'trusted', precap: true, karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
+];
+
+export interface Verdict {
+  pass: boolean;
+  reason: string;
+}
+
+const has = (lines: readonly string[], exact: string): boolean => lines.includes(exact);
+
+/** Pure: judges one boot from its console lines. */
+export function judge(scenario: Scenario, lines: readonly string[], timedOut: boolean, victimMd5: string): Verdict {
+  const fail = (reason: string): Verdict => ({ pass: false, reason });
+  if (timedOut) return fail('timed out (no decision from the guest)');
+  const panic = lines.find((line) => /Kernel panic|Oops:|BUG:|general protection fault/.test(line));
+  if (panic !== undefined) return fail(`guest kernel: ${panic.trim()}`);
+  if (!has(lines, '@@ END')) return fail('the guest never printed its end line');
+  const switched = lines.some((line) => line.startsWith('@@ T root-init '));
+  const sealrootErrors = lines.map((line) => line.replace(/^\[[\s\d.]+\]\s*/, '')).filter((line) => /^sealroot: /.test(line));
+
+  if (scenario.expect.kind === 'stop') {
+    if (switched) return fail('the boot reached the root\'s init: it should have stopped before switch-root');
+    const status = lines.find((line) => line.startsWith('@@ SEALROOT-EXIT '));
+    if (status === undefined) return fail(`sealroot did not run to an exit: ${lines.find((line) => line.startsWith('@@ STOPPED')) ?? 'no STOPPED line'}`);
+    if (status === '@@ SEALROOT-EXIT 0') return fail('sealroot boot exited 0');
+    const reason = scenario.expect.reason;
+    const matching = sealrootErrors.find((line) => reason.test(line));
+    if (matching === undefined) return fail(`no console line from sealroot matching ${reason} (sealroot said: ${sealrootErrors.at(-1) ?? 'nothing'})`);
+    return { pass: true, reason: matching };
+  }
+
+  if (!has(lines, '@@ SEALROOT-EXIT 0')) return fail(`sealroot boot failed: ${sealrootErrors.at(-1) ?? lines.find((line) => line.startsWith('@@ STOPPED')) ?? 'no exit line'}`);
+  if (!has(lines, '@@ CHECK second-unseal refused')) return fail('a second unseal after boot was not refused (PCR not capped)');
+  if (!switched) return fail('the root\'s init never ran');
+  for (const check of ['root-overlay-verity', 'hello']) {
+    if (!has(lines, `@@ CHECK ${check} ok`)) return fail(lines.find((line) => line.startsWith(`@@ CHECK ${check}`)) ?? `no ${check} check`);
+  }
+  const victim = lines.find((line) => line.startsWith('@@ VICTIM '));
+  if (scenario.expect.kind === 'boot') {
+    if (victim !== `@@ VICTIM read ok ${victimMd5}`) return fail(`victim.bin: ${victim ?? 'no line'} (expected md5 ${victimMd5})`);
+    return { pass: true, reason: 'verified root mounted, checks passed' };
+  }
+  if (victim === undefined || !/^@@ VICTIM read failed: .*I\/O error/.test(victim)) return fail(`reading the broken object did not give EIO: ${victim ?? 'no line'}`);
+  const message = lines.find((line) => scenario.expect.kind === 'eio' && scenario.expect.kernelMessage.test(line));
+  if (message === undefined) return fail(`no kernel message matching ${scenario.expect.kernelMessage}`);
+  return { pass: true, reason: `${victim.slice(3)}; ${message.replace(/^\[[\s\d.]+\]\s*/, '')}` };
+}
+
+/** The console lines worth showing for a failed scenario. */
+export function relevantLines(lines: readonly string[]): string[] {
+  const picked = lines.filter((line) => /^@@ |sealroot|overlayfs|erofs|fs-verity|tpm|TPM|panic|Oops|BUG|error|emergency|Failed/i.test(line));
+  return [...picked.slice(-40), '--- last console lines:', ...lines.slice(-12)];
+}
