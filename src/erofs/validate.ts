@@ -1,16 +1,87 @@
-// Strict reader of a composefs EROFS image, run by the agent before the kernel ever parses it.
+// The agent's check of an image before the kernel parses it: the whole inode and directory graph is walked
+// through the strict reader, so any malformed structure, out-of-range offset or unknown feature is refused
+// with one error naming the offset.
 import { StepError } from '../errors.ts';
+import { S_IFDIR, S_IFMT } from './format.ts';
+import { checkEntryType, ErofsReader, ImageError, type ParsedInode, printable, type ReadFn } from './reader.ts';
 
 export interface ImageSummary {
   hasAcls: boolean;
   isComposefs: boolean;
+  /** Distinct inodes reachable from the root. */
   inodes: number;
   blockSize: number;
 }
 
-/** Reads the image through `read(offset, length)` (must return exactly `length` bytes) and checks every structure. */
-export function validateImage(read: (offset: number, length: number) => Buffer, size: number): ImageSummary {
-  void read;
-  void size;
-  throw new StepError('validate-image', 'not implemented yet');
+const ACL_XATTRS = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
+
+export interface WalkResult {
+  reader: ErofsReader;
+  inodes: number;
+  hasAclXattrs: boolean;
+}
+
+/**
+ * Walks every directory from the root (breadth-first, no recursion): each directory must hold `.` (itself) and
+ * `..` (its parent), be reached by exactly one name, and every entry's type must match its inode.
+ * Throws ImageError.
+ */
+export function walkImage(reader: ErofsReader): WalkResult {
+  const root = reader.inode(reader.rootNid);
+  if ((root.inode.mode & S_IFMT) !== S_IFDIR) throw new ImageError(root.offset + 4, 'the root inode is not a directory');
+  const seen = new Set<number>([root.nid]);
+  const directories = new Set<number>([root.nid]);
+  const queue: { dir: ParsedInode; parent: number }[] = [{ dir: root, parent: root.nid }];
+  let hasAclXattrs = root.xattrs.some((xattr) => ACL_XATTRS.has(xattr.name));
+  for (let i = 0; i < queue.length; i++) {
+    const { dir, parent } = queue[i]!;
+    const entries = reader.readDir(dir);
+    let dot = false;
+    let dotdot = false;
+    for (const entry of entries) {
+      if (entry.name === '.' || entry.name === '..') {
+        const expected = entry.name === '.' ? dir.nid : parent;
+        if (entry.nid !== expected) throw new ImageError(dir.offset, `directory ${dir.nid}: '${entry.name}' points to nid ${entry.nid}, not ${expected}`);
+        if (entry.name === '.') dot = true;
+        else dotdot = true;
+        continue;
+      }
+      const target = reader.inode(entry.nid);
+      checkEntryType(entry, target, dir.offset);
+      if (!seen.has(target.nid)) {
+        seen.add(target.nid);
+        if (target.xattrs.some((xattr) => ACL_XATTRS.has(xattr.name))) hasAclXattrs = true;
+      }
+      if ((target.inode.mode & S_IFMT) === S_IFDIR) {
+        if (directories.has(target.nid)) {
+          throw new ImageError(dir.offset, `directory ${dir.nid}: entry ${printable(entry.name)} reaches directory ${target.nid} a second time (loop or hard-linked directory)`);
+        }
+        directories.add(target.nid);
+        queue.push({ dir: target, parent: dir.nid });
+      }
+    }
+    if (!dot || !dotdot) throw new ImageError(dir.offset, `directory ${dir.nid}: no '${dot ? '..' : '.'}' entry`);
+  }
+  return { reader, inodes: seen.size, hasAclXattrs };
+}
+
+/**
+ * Reads the image through `read(offset, length)` (which must return exactly `length` bytes) and checks every
+ * structure. Throws StepError('validate-image', '<what> at offset N').
+ */
+export function validateImage(read: ReadFn, size: number): ImageSummary {
+  try {
+    const reader = new ErofsReader(read, size);
+    const { inodes, hasAclXattrs } = walkImage(reader);
+    const headerAcl = (reader.info.headerFlags & 1) !== 0;
+    if (reader.info.isComposefs && headerAcl !== hasAclXattrs) {
+      throw new ImageError(8, hasAclXattrs ? 'the composefs header says no ACLs, but inodes carry ACL xattrs' : 'the composefs header announces ACLs that no inode has');
+    }
+    return { hasAcls: hasAclXattrs, isComposefs: reader.info.isComposefs, inodes, blockSize: 1 << reader.info.superblock.blockSizeBits };
+  } catch (error) {
+    if (error instanceof ImageError || error instanceof RangeError) {
+      throw new StepError('validate-image', error instanceof ImageError ? error.message : `out-of-range read (${error.message})`);
+    }
+    throw error;
+  }
 }

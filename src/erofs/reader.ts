@@ -1,0 +1,400 @@
+// A strict reader of composefs EROFS images. Every structure is bounds-checked against the image size before
+// it is read, every field is checked against what the kernel (fs/erofs/{super,inode,dir,namei,xattr,data}.c)
+// would accept and what composefs writers produce; anything else is refused with an ImageError naming the
+// byte offset. Reads go through a callback, so the image can stay in a sealed memfd (pread) or a Buffer.
+import {
+  BLOCK_BITS, BLOCK_SIZE, CHUNK_FORMAT_BLKBITS_MASK, COMPOSEFS_FLAG_HAS_ACL, COMPOSEFS_HEADER_SIZE, COMPOSEFS_HEADER_VERSION,
+  COMPOSEFS_MAGIC, decodeComposefsHeader, decodeInode, decodeSuperblock, DIRENT_SIZE, EROFS_MAGIC, EROFS_NAME_LEN,
+  FEATURE_COMPAT_MTIME, FEATURE_COMPAT_XATTR_FILTER, FT_DIR, FT_UNKNOWN, fileTypeOfMode, type Inode, INODE_COMPACT_SIZE,
+  INODE_EXTENDED_SIZE, I_DATALAYOUT_BIT, I_DATALAYOUT_MASK, joinXattrName, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE,
+  LAYOUT_FLAT_PLAIN, NULL_ADDR, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, SLOT_BITS,
+  SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock, XATTR_ENTRY_SIZE, XATTR_FILTER_BITS, XATTR_FILTER_SEED,
+  XATTR_IBODY_HEADER_SIZE, xattrIbodySize, xxh32, splitXattrName,
+} from './format.ts';
+
+export type ReadFn = (offset: number, length: number) => Buffer;
+
+/** A malformed or unsupported image: `offset` is the byte where the offending structure or field is. */
+export class ImageError extends Error {
+  readonly offset: number;
+  constructor(offset: number, reason: string) {
+    super(`${reason} at offset ${offset}`);
+    this.name = 'ImageError';
+    this.offset = offset;
+  }
+}
+
+const KNOWN_COMPAT = FEATURE_COMPAT_MTIME | FEATURE_COMPAT_XATTR_FILTER;
+const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]);
+/** Symlink targets: at most PATH_MAX - 1 bytes (kernel erofs_fill_symlink / vfs). */
+const SYMLINK_MAX = 4095;
+/** At most this many bytes are read per callback call (directory blocks, chunk maps). */
+const MAX_READ = BLOCK_SIZE;
+
+export interface ParsedXattr {
+  /** Full name as latin1 bytes. */
+  name: string;
+  value: Buffer;
+  shared: boolean;
+}
+
+export interface ParsedInode {
+  nid: number;
+  offset: number;
+  inode: Inode;
+  /** Inode header plus xattr ibody: where inline data starts. */
+  headSize: number;
+  xattrs: ParsedXattr[];
+  mtimeSec: bigint;
+  mtimeNsec: number;
+  rdev: number;
+}
+
+export interface DirEntry {
+  name: string;
+  nid: number;
+  fileType: number;
+}
+
+export interface ImageInfo {
+  isComposefs: boolean;
+  composefsVersion: number | undefined;
+  headerFlags: number;
+  superblock: Superblock;
+  size: number;
+}
+
+export class ErofsReader {
+  readonly info: ImageInfo;
+  readonly #read: ReadFn;
+  readonly #size: number;
+  readonly #metaStart: number;
+  readonly #xattrStart: number;
+  readonly #inodes = new Map<number, ParsedInode>();
+
+  constructor(read: ReadFn, size: number) {
+    this.#read = read;
+    if (!Number.isSafeInteger(size) || size < 0) throw new ImageError(0, `invalid image size ${size}`);
+    this.#size = size;
+    if (size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) throw new ImageError(0, `image of ${size} bytes is too small to hold a superblock`);
+    if (size % BLOCK_SIZE !== 0) throw new ImageError(size, `image size ${size} is not a multiple of the ${BLOCK_SIZE}-byte block`);
+
+    const header = decodeComposefsHeader(this.bytes(0, COMPOSEFS_HEADER_SIZE));
+    const isComposefs = header.magic === COMPOSEFS_MAGIC;
+    if (isComposefs) {
+      if (header.version !== COMPOSEFS_HEADER_VERSION) throw new ImageError(4, `unsupported composefs header version ${header.version}`);
+      if ((header.flags & ~COMPOSEFS_FLAG_HAS_ACL) !== 0) throw new ImageError(8, `unknown composefs header flags 0x${header.flags.toString(16)}`);
+      if (header.composefsVersion > 1) throw new ImageError(12, `unsupported composefs format version ${header.composefsVersion}`);
+    }
+
+    const sb = decodeSuperblock(this.bytes(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE));
+    const at = (field: number): number => SUPERBLOCK_OFFSET + field;
+    if (sb.magic !== EROFS_MAGIC) throw new ImageError(at(0), `bad EROFS magic 0x${sb.magic.toString(16)}`);
+    if ((sb.featureCompat & ~KNOWN_COMPAT) !== 0) throw new ImageError(at(8), `unsupported compatible features 0x${(sb.featureCompat & ~KNOWN_COMPAT).toString(16)}`);
+    if (sb.blockSizeBits !== BLOCK_BITS) throw new ImageError(at(12), `unsupported block size 2^${sb.blockSizeBits} (only 4096)`);
+    if (sb.extraSlots !== 0) throw new ImageError(at(13), `unsupported superblock extension slots ${sb.extraSlots}`);
+    if (sb.featureIncompat !== 0) throw new ImageError(at(80), `unsupported incompatible features 0x${sb.featureIncompat.toString(16)}`);
+    if (sb.compression !== 0) throw new ImageError(at(84), 'compression settings in an uncompressed image');
+    if (sb.extraDevices !== 0 || sb.deviceSlotOffset !== 0) throw new ImageError(at(86), 'extra devices are not supported');
+    if (sb.dirBlockBits !== 0) throw new ImageError(at(90), `unsupported directory block bits ${sb.dirBlockBits}`);
+    if (sb.xattrPrefixCount !== 0 || sb.xattrPrefixStart !== 0) throw new ImageError(at(91), 'long xattr name prefixes are not supported');
+    if (sb.packedNid !== 0n) throw new ImageError(at(96), 'a packed inode is not supported');
+    if (sb.xattrFilterReserved !== 0) throw new ImageError(at(104), 'xattr filter reserved byte is set');
+    if (sb.buildTimeNsec >= 1_000_000_000) throw new ImageError(at(32), `build time nanoseconds ${sb.buildTimeNsec} out of range`);
+    if (sb.blocks * BLOCK_SIZE !== size) throw new ImageError(at(36), `superblock says ${sb.blocks} blocks, the image has ${size / BLOCK_SIZE}`);
+    if (sb.metaBlockAddress >= sb.blocks) throw new ImageError(at(40), `metadata block ${sb.metaBlockAddress} beyond the image`);
+    if (sb.xattrBlockAddress >= sb.blocks) throw new ImageError(at(44), `shared xattr block ${sb.xattrBlockAddress} beyond the image`);
+    if (sb.inodeCount === 0n) throw new ImageError(at(16), 'no inodes');
+    this.#metaStart = sb.metaBlockAddress * BLOCK_SIZE;
+    this.#xattrStart = sb.xattrBlockAddress * BLOCK_SIZE;
+    this.info = {
+      isComposefs, composefsVersion: isComposefs ? header.composefsVersion : undefined,
+      headerFlags: isComposefs ? header.flags : 0, superblock: sb, size,
+    };
+  }
+
+  get rootNid(): number {
+    return this.info.superblock.rootNid;
+  }
+
+  /** Reads [offset, offset + length) after checking it lies inside the image. */
+  bytes(offset: number, length: number, what = 'data'): Buffer {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.#size) {
+      throw new ImageError(offset, `${what} of ${length} bytes runs past the end of the ${this.#size}-byte image`);
+    }
+    if (length === 0) return Buffer.alloc(0);
+    const buf = this.#read(offset, length);
+    if (buf.length !== length) throw new ImageError(offset, `short read: ${buf.length} of ${length} bytes`);
+    return buf;
+  }
+
+  inode(nid: number): ParsedInode {
+    const cached = this.#inodes.get(nid);
+    if (cached !== undefined) return cached;
+    const offset = this.#metaStart + nid * (1 << SLOT_BITS);
+    if (!Number.isSafeInteger(nid) || nid < 0 || offset + INODE_COMPACT_SIZE > this.#size) {
+      throw new ImageError(offset, `inode nid ${nid} lies outside the image`);
+    }
+    const first = this.bytes(offset, INODE_COMPACT_SIZE, `inode ${nid}`);
+    const format = first.readUInt16LE(0);
+    if ((format & ~(1 | (I_DATALAYOUT_MASK << I_DATALAYOUT_BIT))) !== 0) throw new ImageError(offset, `inode ${nid}: unknown format bits 0x${format.toString(16)}`);
+    const extended = (format & 1) === 1;
+    const inodeSize = extended ? INODE_EXTENDED_SIZE : INODE_COMPACT_SIZE;
+    const raw = extended ? this.bytes(offset, INODE_EXTENDED_SIZE, `inode ${nid}`) : first;
+    const inode = decodeInode(raw);
+    const type = inode.mode & S_IFMT;
+    if (!VALID_TYPES.has(type)) throw new ImageError(offset + 4, `inode ${nid}: invalid file type in mode 0${inode.mode.toString(8)}`);
+    if (![LAYOUT_FLAT_PLAIN, LAYOUT_FLAT_INLINE, LAYOUT_CHUNK_BASED].includes(inode.layout)) {
+      throw new ImageError(offset, `inode ${nid}: unsupported data layout ${inode.layout} (compressed or unknown)`);
+    }
+    if (inode.layout === LAYOUT_CHUNK_BASED && type !== S_IFREG) throw new ImageError(offset, `inode ${nid}: chunk-based layout on a non-regular file`);
+    if (extended && inode.mtimeNsec >= 1_000_000_000) throw new ImageError(offset + 40, `inode ${nid}: mtime nanoseconds ${inode.mtimeNsec} out of range`);
+    if (inode.nlink === 0) throw new ImageError(offset + (extended ? 44 : 6), `inode ${nid}: zero link count`);
+    if ([S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK].includes(type) && inode.size !== 0n) {
+      throw new ImageError(offset + 8, `inode ${nid}: special file with size ${inode.size}`);
+    }
+    if (type === S_IFLNK && (inode.size === 0n || inode.size > BigInt(SYMLINK_MAX))) {
+      throw new ImageError(offset + 8, `inode ${nid}: symlink target length ${inode.size} (1..${SYMLINK_MAX})`);
+    }
+    if (type === S_IFDIR && inode.size === 0n) throw new ImageError(offset + 8, `inode ${nid}: empty directory data (no . and ..)`);
+    if (inode.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new ImageError(offset + 8, `inode ${nid}: size ${inode.size} too large`);
+
+    const ibody = xattrIbodySize(inode.xattrCount);
+    const headSize = inodeSize + ibody;
+    if (offset + headSize > this.#size) throw new ImageError(offset + 2, `inode ${nid}: xattrs (${ibody} bytes) run past the end of the image`);
+    const xattrs = ibody === 0 ? [] : this.#xattrs(nid, offset + inodeSize, ibody);
+    const sb = this.info.superblock;
+    const parsed: ParsedInode = {
+      nid, offset, inode, headSize, xattrs,
+      mtimeSec: extended ? inode.mtime : sb.buildTime,
+      mtimeNsec: extended ? inode.mtimeNsec : sb.buildTimeNsec,
+      rdev: type === S_IFCHR || type === S_IFBLK ? inode.union : 0,
+    };
+    this.#checkData(parsed);
+    this.#inodes.set(nid, parsed);
+    return parsed;
+  }
+
+  #xattrs(nid: number, start: number, ibody: number): ParsedXattr[] {
+    const body = this.bytes(start, ibody, `inode ${nid} xattrs`);
+    const filter = body.readUInt32LE(0);
+    const sharedCount = body.readUInt8(4);
+    if (!body.subarray(5, XATTR_IBODY_HEADER_SIZE).equals(Buffer.alloc(XATTR_IBODY_HEADER_SIZE - 5))) {
+      throw new ImageError(start + 5, `inode ${nid}: xattr header reserved bytes are set`);
+    }
+    if (XATTR_IBODY_HEADER_SIZE + sharedCount * 4 > ibody) throw new ImageError(start + 4, `inode ${nid}: ${sharedCount} shared xattrs do not fit the xattr body`);
+    const xattrs: ParsedXattr[] = [];
+    let pos = XATTR_IBODY_HEADER_SIZE + sharedCount * 4;
+    while (pos < ibody) {
+      if (pos + XATTR_ENTRY_SIZE > ibody) throw new ImageError(start + pos, `inode ${nid}: truncated xattr entry`);
+      const { xattr, size } = this.#xattrEntry(body, pos, ibody, start + pos, `inode ${nid}`);
+      xattrs.push({ ...xattr, shared: false });
+      pos += size;
+    }
+    for (let i = 0; i < sharedCount; i++) {
+      const id = body.readUInt32LE(XATTR_IBODY_HEADER_SIZE + i * 4);
+      const at = this.#xattrStart + id * 4;
+      if (at + XATTR_ENTRY_SIZE > this.#size) throw new ImageError(start + XATTR_IBODY_HEADER_SIZE + i * 4, `inode ${nid}: shared xattr id ${id} outside the image`);
+      const head = this.bytes(at, XATTR_ENTRY_SIZE, 'shared xattr');
+      const length = XATTR_ENTRY_SIZE + head.readUInt8(0) + head.readUInt16LE(2);
+      const entry = this.bytes(at, length, 'shared xattr');
+      xattrs.push({ ...this.#xattrEntry(entry, 0, length, at, 'shared xattr').xattr, shared: true });
+    }
+    const names = new Set<string>();
+    for (const xattr of xattrs) {
+      if (names.has(xattr.name)) throw new ImageError(start, `inode ${nid}: xattr ${printable(xattr.name)} appears twice`);
+      names.add(xattr.name);
+    }
+    if ((this.info.superblock.featureCompat & FEATURE_COMPAT_XATTR_FILTER) !== 0 && filter !== 0) {
+      // A set bit tells the kernel the name is absent (erofs_xattr_get): one wrongly set hides an xattr.
+      for (const xattr of xattrs) {
+        const { index, suffix } = splitXattrName(Buffer.from(xattr.name, 'latin1'));
+        const bit = xxh32(suffix, (XATTR_FILTER_SEED + index) >>> 0) & (XATTR_FILTER_BITS - 1);
+        if ((filter >>> bit) & 1) throw new ImageError(start, `inode ${nid}: xattr name filter hides ${printable(xattr.name)}`);
+      }
+    }
+    return xattrs;
+  }
+
+  #xattrEntry(buf: Buffer, pos: number, end: number, offset: number, what: string): { xattr: Omit<ParsedXattr, 'shared'>; size: number } {
+    const nameLength = buf.readUInt8(pos);
+    const index = buf.readUInt8(pos + 1);
+    const valueSize = buf.readUInt16LE(pos + 2);
+    const size = Math.ceil((XATTR_ENTRY_SIZE + nameLength + valueSize) / 4) * 4;
+    if (pos + XATTR_ENTRY_SIZE + nameLength + valueSize > end) throw new ImageError(offset, `${what}: xattr entry of ${size} bytes runs past its area`);
+    const suffix = buf.subarray(pos + XATTR_ENTRY_SIZE, pos + XATTR_ENTRY_SIZE + nameLength);
+    const name = joinXattrName(index, suffix);
+    if (name === undefined) throw new ImageError(offset + 1, `${what}: unsupported xattr name index ${index}`);
+    if (name.length === 0 || name.length > 255 || name.includes(0)) throw new ImageError(offset, `${what}: invalid xattr name of ${name.length} bytes`);
+    return {
+      xattr: { name: name.toString('latin1'), value: Buffer.from(buf.subarray(pos + XATTR_ENTRY_SIZE + nameLength, pos + XATTR_ENTRY_SIZE + nameLength + valueSize)) },
+      size: Math.min(size, end - pos),
+    };
+  }
+
+  /** Checks that the inode's data (blocks, inline tail, chunk map) lies inside the image. */
+  #checkData(node: ParsedInode): void {
+    const { inode, nid, offset } = node;
+    const size = Number(inode.size);
+    const blocks = this.info.superblock.blocks;
+    if (inode.layout === LAYOUT_CHUNK_BASED) {
+      this.#chunkMap(node);
+      return;
+    }
+    const nblocks = Math.ceil(size / BLOCK_SIZE);
+    const inline = inode.layout === LAYOUT_FLAT_INLINE;
+    const outOfLine = inline ? Math.max(nblocks - 1, 0) : nblocks;
+    const type = inode.mode & S_IFMT;
+    const hasData = type === S_IFREG || type === S_IFDIR || type === S_IFLNK;
+    if (!hasData) {
+      if (inline) throw new ImageError(offset, `inode ${nid}: inline data on a special file`);
+      return;
+    }
+    if (outOfLine > 0 && (inode.union < 1 || inode.union + outOfLine > blocks)) {
+      throw new ImageError(offset + 16, `inode ${nid}: data blocks ${inode.union}..${inode.union + outOfLine - 1} outside the image's ${blocks} blocks`);
+    }
+    if (inline && size > 0) {
+      // erofs_map_blocks: the tail must not cross a block boundary.
+      const tail = size - outOfLine * BLOCK_SIZE;
+      const start = offset + node.headSize;
+      if ((start % BLOCK_SIZE) + tail > BLOCK_SIZE) throw new ImageError(start, `inode ${nid}: inline tail of ${tail} bytes crosses a block boundary`);
+      if (start + tail > this.#size) throw new ImageError(start, `inode ${nid}: inline tail runs past the end of the image`);
+    }
+  }
+
+  /** The chunk map of a chunk-based file: block addresses or NULL_ADDR (holes). */
+  #chunkMap(node: ParsedInode): void {
+    const { inode, nid, offset } = node;
+    const format = inode.union & 0xffff;
+    if ((format & ~CHUNK_FORMAT_BLKBITS_MASK) !== 0) throw new ImageError(offset + 16, `inode ${nid}: unsupported chunk format 0x${format.toString(16)} (chunk indexes)`);
+    const chunkBits = BLOCK_BITS + (format & CHUNK_FORMAT_BLKBITS_MASK);
+    const count = Number((inode.size + (1n << BigInt(chunkBits)) - 1n) >> BigInt(chunkBits));
+    const start = Math.ceil((offset + node.headSize) / 4) * 4;
+    if (start + count * 4 > this.#size) throw new ImageError(start, `inode ${nid}: chunk map of ${count} entries runs past the end of the image`);
+    const blocksPerChunk = 2 ** (chunkBits - BLOCK_BITS);
+    for (let done = 0; done < count;) {
+      const n = Math.min(count - done, MAX_READ / 4);
+      const map = this.bytes(start + done * 4, n * 4, `inode ${nid} chunk map`);
+      for (let i = 0; i < n; i++) {
+        const address = map.readUInt32LE(i * 4);
+        if (address !== NULL_ADDR && address + blocksPerChunk > this.info.superblock.blocks) {
+          throw new ImageError(start + (done + i) * 4, `inode ${nid}: chunk ${done + i} at block ${address} outside the image`);
+        }
+      }
+      done += n;
+    }
+  }
+
+  /** The bytes of a flat (plain or inline) file, symlink or directory: callers bound `size` first. */
+  data(node: ParsedInode, from = 0, length = Number(node.inode.size) - from): Buffer {
+    const { inode } = node;
+    if (inode.layout === LAYOUT_CHUNK_BASED) {
+      return Buffer.alloc(length); // composefs stub files: all chunks are holes; real content is in the object
+    }
+    const size = Number(inode.size);
+    if (from < 0 || length < 0 || from + length > size) throw new ImageError(node.offset, `inode ${node.nid}: read beyond its size`);
+    const nblocks = Math.ceil(size / BLOCK_SIZE);
+    const inlineFrom = inode.layout === LAYOUT_FLAT_INLINE ? Math.max(nblocks - 1, 0) * BLOCK_SIZE : size;
+    const parts: Buffer[] = [];
+    let pos = from;
+    const end = from + length;
+    while (pos < end) {
+      if (pos >= inlineFrom) {
+        parts.push(this.bytes(node.offset + node.headSize + (pos - inlineFrom), end - pos, `inode ${node.nid} inline data`));
+        break;
+      }
+      const n = Math.min(end, inlineFrom, (Math.floor(pos / BLOCK_SIZE) + 1) * BLOCK_SIZE) - pos;
+      parts.push(this.bytes(inode.union * BLOCK_SIZE + pos, n, `inode ${node.nid} data`));
+      pos += n;
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  symlinkTarget(node: ParsedInode): Buffer {
+    const target = this.data(node);
+    const nul = target.indexOf(0);
+    if (nul >= 0) throw new ImageError(node.offset, `inode ${node.nid}: NUL byte in symlink target`);
+    return target;
+  }
+
+  /** The entries of a directory, block by block, checked as the kernel's erofs_readdir and erofs_namei read them. */
+  readDir(node: ParsedInode): DirEntry[] {
+    const size = Number(node.inode.size);
+    const entries: DirEntry[] = [];
+    for (let blockStart = 0; blockStart < size; blockStart += BLOCK_SIZE) {
+      const length = Math.min(BLOCK_SIZE, size - blockStart);
+      const block = this.data(node, blockStart, length);
+      const where = (pos: number): number => this.#dataOffset(node, blockStart + pos);
+      if (length < DIRENT_SIZE) throw new ImageError(where(0), `directory ${node.nid}: block of ${length} bytes holds no entry`);
+      const firstNameOffset = block.readUInt16LE(8);
+      if (firstNameOffset < DIRENT_SIZE || firstNameOffset % DIRENT_SIZE !== 0 || firstNameOffset > length) {
+        throw new ImageError(where(8), `directory ${node.nid}: invalid first name offset ${firstNameOffset}`);
+      }
+      const count = firstNameOffset / DIRENT_SIZE;
+      let previous: string | undefined;
+      for (let i = 0; i < count; i++) {
+        const base = i * DIRENT_SIZE;
+        const nameOffset = block.readUInt16LE(base + 8);
+        const nameEnd = i + 1 < count ? block.readUInt16LE(base + DIRENT_SIZE + 8) : length;
+        if (nameOffset < firstNameOffset || nameEnd > length || nameEnd <= nameOffset) {
+          throw new ImageError(where(base + 8), `directory ${node.nid}: name offsets ${nameOffset}..${nameEnd} out of order or outside the block`);
+        }
+        let nameBytes = block.subarray(nameOffset, nameEnd);
+        if (i + 1 === count) {
+          // The last name runs to the end of the block or to the first NUL (erofs_readdir: strnlen).
+          const nul = nameBytes.indexOf(0);
+          if (nul >= 0) {
+            if (!nameBytes.subarray(nul).equals(Buffer.alloc(nameBytes.length - nul))) {
+              throw new ImageError(where(nameOffset + nul), `directory ${node.nid}: garbage after the last name`);
+            }
+            nameBytes = nameBytes.subarray(0, nul);
+          }
+        }
+        if (nameBytes.length === 0 || nameBytes.length > EROFS_NAME_LEN) throw new ImageError(where(nameOffset), `directory ${node.nid}: name of ${nameBytes.length} bytes`);
+        if (nameBytes.includes(0) || nameBytes.includes(0x2f)) throw new ImageError(where(nameOffset), `directory ${node.nid}: name contains NUL or '/'`);
+        const name = nameBytes.toString('latin1');
+        // erofs_namei binary-searches names: they must be strictly ascending within the directory.
+        if (previous !== undefined && !(previous < name)) throw new ImageError(where(nameOffset), `directory ${node.nid}: names not in ascending order`);
+        const last = entries[entries.length - 1];
+        if (previous === undefined && last !== undefined && !(last.name < name)) throw new ImageError(where(nameOffset), `directory ${node.nid}: names not in ascending order across blocks`);
+        previous = name;
+        const nid = block.readBigUInt64LE(base);
+        const fileType = block.readUInt8(base + 10);
+        if (block.readUInt8(base + 11) !== 0) throw new ImageError(where(base + 11), `directory ${node.nid}: dirent reserved byte set`);
+        if (fileType === FT_UNKNOWN || fileType > 7) throw new ImageError(where(base + 10), `directory ${node.nid}: invalid file type ${fileType}`);
+        if (nid > BigInt(Number.MAX_SAFE_INTEGER) || this.#metaStart + Number(nid) * 32 + INODE_COMPACT_SIZE > this.#size) {
+          throw new ImageError(where(base), `directory ${node.nid}: entry ${printable(name)} points to nid ${nid} outside the image`);
+        }
+        entries.push({ name, nid: Number(nid), fileType });
+      }
+    }
+    return entries;
+  }
+
+  /** The image offset of byte `pos` of a flat inode's data. */
+  #dataOffset(node: ParsedInode, pos: number): number {
+    const size = Number(node.inode.size);
+    const nblocks = Math.ceil(size / BLOCK_SIZE);
+    const inlineFrom = node.inode.layout === LAYOUT_FLAT_INLINE ? Math.max(nblocks - 1, 0) * BLOCK_SIZE : size;
+    return pos >= inlineFrom ? node.offset + node.headSize + (pos - inlineFrom) : node.inode.union * BLOCK_SIZE + pos;
+  }
+}
+
+/** A name for error messages: printable ASCII kept, anything else as \xNN. */
+export function printable(name: string): string {
+  let out = '';
+  for (const ch of name) {
+    const code = ch.charCodeAt(0);
+    out += code >= 0x21 && code <= 0x7e && ch !== '\\' ? ch : `\\x${code.toString(16).padStart(2, '0')}`;
+  }
+  return `'${out}'`;
+}
+
+/** Directory entry file type must match the inode it points to. */
+export function checkEntryType(entry: DirEntry, target: ParsedInode, directoryOffset: number): void {
+  if (fileTypeOfMode(target.inode.mode) !== entry.fileType) {
+    throw new ImageError(directoryOffset, `entry ${printable(entry.name)} has file type ${entry.fileType} but inode ${target.nid} is of type ${fileTypeOfMode(target.inode.mode)}`);
+  }
+}
+
+export const isDirType = (fileType: number): boolean => fileType === FT_DIR;
