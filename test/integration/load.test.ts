@@ -1,0 +1,206 @@
+// The image loader on the host: sealed memfd, digest, and every refusal (each must also close its memfd).
+// The kernel fs-verity fast path cannot run here (no fs-verity on the host): its decision logic is unit-tested and
+// the real path is exercised in QEMU.
+import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { StepError, SysError } from '../../src/errors.ts';
+import { loadImage, type LoadImageOptions } from '../../src/image/load.ts';
+import { closeFd, writeFully } from '../../src/sys/io.ts';
+import { getSeals, IMAGE_SEALS } from '../../src/sys/memfd.ts';
+import { parseDigest, type Digest } from '../../src/verity/digest.ts';
+import { HashPool } from '../../src/verity/pool.ts';
+import { requireTools } from '../helpers/tools.ts';
+
+requireTools('fsverity', 'zstd', 'mkfifo');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-load-'));
+
+function file(name: string, data: Uint8Array): string {
+  const target = path.join(dir, name);
+  fs.writeFileSync(target, data);
+  return target;
+}
+
+function fsverityDigest(target: string, algorithm = 'sha256'): Digest {
+  return parseDigest(execFileSync('fsverity', ['digest', `--hash-alg=${algorithm}`, target], { encoding: 'utf8' }).split(' ')[0]!);
+}
+
+/** How many memfds the loader has open in this process (to prove refusals close theirs). */
+function openImageMemfds(): number {
+  let count = 0;
+  for (const entry of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${entry}`).startsWith('/memfd:sealroot-image')) count += 1;
+    } catch {
+      // the fd used to list the directory is gone by now
+    }
+  }
+  return count;
+}
+
+async function refused(options: LoadImageOptions, reason: RegExp): Promise<StepError> {
+  const before = openImageMemfds();
+  try {
+    const image = await loadImage(options);
+    closeFd(image.fd);
+  } catch (error) {
+    assert.instance(error, StepError);
+    const stepError = error as StepError;
+    assert.is(stepError.step, 'verify-image');
+    assert.match(stepError.reason, reason);
+    assert.is(openImageMemfds(), before, 'the refusal closed its memfd');
+    assert.not.match(stepError.message, /\n/);
+    return stepError;
+  }
+  assert.unreachable(`loaded although it should be refused (${reason})`);
+  throw new Error('unreachable');
+}
+
+async function loadsAndSeals(options: LoadImageOptions, data: Uint8Array): Promise<void> {
+  const image = await loadImage(options);
+  try {
+    assert.is(image.size, data.length);
+    assert.is(image.seals & IMAGE_SEALS, IMAGE_SEALS);
+    assert.is(getSeals(image.fd) & IMAGE_SEALS, IMAGE_SEALS, 'the seals read back from the fd itself');
+    assert.is(image.method, 'userspace');
+    const copy = Buffer.alloc(data.length + 1);
+    assert.is(fs.readSync(image.fd, copy, 0, copy.length, 0), data.length);
+    assert.ok(copy.subarray(0, data.length).equals(data), 'the memfd holds the image bytes');
+    assert.throws(() => writeFully(image.fd, Buffer.from('x')), (e: unknown) => e instanceof SysError && e.code === 'EPERM');
+    assert.throws(() => fs.ftruncateSync(image.fd, 0), (e: unknown) => (e as { code?: string }).code === 'EPERM');
+  } finally {
+    closeFd(image.fd);
+  }
+}
+
+const small = crypto.randomBytes(1 << 20);
+const smallPath = file('small.erofs', small);
+const smallDigest = fsverityDigest(smallPath);
+
+test('loads an image into a sealed memfd (inline hashing); the digest is fsverity\'s', async () => {
+  await loadsAndSeals({ path: smallPath, expected: smallDigest }, small);
+  const image = await loadImage({ path: smallPath, expected: fsverityDigest(smallPath, 'sha512') });
+  closeFd(image.fd);
+  assert.is(image.digest.algorithm, 'sha512');
+  assert.is(image.compressed, false);
+});
+
+test('loads a large image on worker threads (default and caller-provided pool)', async () => {
+  const large = crypto.randomBytes((24 << 20) + 12345);
+  const target = file('large.erofs', large);
+  await loadsAndSeals({ path: target, expected: fsverityDigest(target) }, large);
+  const pool = new HashPool(2);
+  try {
+    await loadsAndSeals({ path: target, expected: fsverityDigest(target), pool, tuning: { chunkSize: 1 << 20 } }, large);
+    // The loader leaves a caller's pool open: it still works.
+    await loadsAndSeals({ path: target, expected: fsverityDigest(target, 'sha512'), pool }, large);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('follows a symlink to the image (composefs-rs images/ are symlinks); refuses what is not a regular file', async () => {
+  const link = path.join(dir, 'link');
+  fs.symlinkSync(smallPath, link);
+  await loadsAndSeals({ path: link, expected: smallDigest }, small);
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  await refused({ path: fifo, expected: smallDigest }, /is a FIFO, not a regular file/);
+  await refused({ path: dir, expected: smallDigest }, /is a directory/);
+  await refused({ path: '/dev/null', expected: smallDigest }, /is a character device/);
+  const missing = await refused({ path: path.join(dir, 'missing'), expected: smallDigest }, /cannot stat/);
+  assert.is(missing.code, 'ENOENT');
+});
+
+test('refuses a wrong digest, a truncated image and one flipped byte', async () => {
+  await refused({ path: smallPath, expected: parseDigest(`sha256:${'00'.repeat(32)}`) }, /digest mismatch/);
+  await refused({ path: smallPath, expected: parseDigest(`sha512:${'00'.repeat(64)}`) }, /digest mismatch/);
+  const truncated = file('truncated.erofs', small.subarray(0, small.length - 100));
+  await refused({ path: truncated, expected: smallDigest }, /digest mismatch/);
+  const flipped = Buffer.from(small);
+  flipped[654321] ^= 0x01;
+  await refused({ path: file('flipped.erofs', flipped), expected: smallDigest }, /digest mismatch/);
+  // Same flip, past the parallel threshold (the error path with worker threads).
+  const big = crypto.randomBytes(20 << 20);
+  const bigPath = file('big.erofs', big);
+  const bigDigest = fsverityDigest(bigPath);
+  big[(20 << 20) - 1] ^= 0x80;
+  fs.writeFileSync(bigPath, big);
+  await refused({ path: bigPath, expected: bigDigest }, /digest mismatch/);
+});
+
+test('refuses an image larger than the limit before copying anything', async () => {
+  let chunks = 0;
+  await refused({ path: smallPath, expected: smallDigest, maxSize: small.length - 1, tuning: { onChunk: () => (chunks += 1) } }, /over the limit of 1048575/);
+  assert.is(chunks, 0);
+  await loadsAndSeals({ path: smallPath, expected: smallDigest, maxSize: small.length }, small);
+});
+
+for (const workers of [0, 2]) {
+  const mode = workers === 0 ? 'inline' : 'worker threads';
+  test(`refuses an image that grows during the copy (${mode})`, async () => {
+    const target = file(`grows-${workers}.erofs`, small);
+    let once = false;
+    const onChunk = () => {
+      if (!once) fs.appendFileSync(target, 'more');
+      once = true;
+    };
+    await refused({ path: target, expected: smallDigest, tuning: { workers, chunkSize: 64 << 10, onChunk } }, /grew during the copy/);
+  });
+
+  test(`refuses an image that shrinks during the copy (${mode})`, async () => {
+    const target = file(`shrinks-${workers}.erofs`, small);
+    let once = false;
+    const onChunk = () => {
+      if (!once) fs.truncateSync(target, 128 << 10);
+      once = true;
+    };
+    await refused({ path: target, expected: smallDigest, tuning: { workers, chunkSize: 64 << 10, onChunk } }, /shrank during the copy/);
+  });
+}
+
+test('zstd: decompresses into the memfd, hashing the decompressed bytes (by name and by magic)', async () => {
+  const compressed = `${smallPath}.zst`;
+  execFileSync('zstd', ['-q', '-f', smallPath, '-o', compressed]);
+  const image = await loadImage({ path: compressed, expected: smallDigest });
+  try {
+    assert.is(image.compressed, true);
+    assert.is(image.size, small.length);
+    assert.is(image.seals & IMAGE_SEALS, IMAGE_SEALS);
+    const copy = Buffer.alloc(small.length);
+    fs.readSync(image.fd, copy, 0, copy.length, 0);
+    assert.ok(copy.equals(small));
+  } finally {
+    closeFd(image.fd);
+  }
+  const noSuffix = path.join(dir, 'compressed.img');
+  fs.copyFileSync(compressed, noSuffix);
+  const byMagic = await loadImage({ path: noSuffix, expected: smallDigest });
+  closeFd(byMagic.fd);
+  assert.is(byMagic.compressed, true);
+  // The digest of the compressed bytes is not the image's digest.
+  await refused({ path: compressed, expected: fsverityDigest(compressed) }, /digest mismatch/);
+});
+
+test('zstd: refuses a corrupt stream, a truncated one, and a decompressed size over the limit', async () => {
+  const compressed = fs.readFileSync(`${smallPath}.zst`);
+  const corrupt = Buffer.from(compressed);
+  corrupt[Math.floor(corrupt.length / 2)] ^= 0xff;
+  await refused({ path: file('corrupt.zst', corrupt), expected: smallDigest }, /corrupt zstd stream|digest mismatch/);
+  await refused({ path: file('cut.zst', compressed.subarray(0, compressed.length - 10)), expected: smallDigest }, /corrupt zstd stream/);
+  await refused({ path: file('junk.zst', crypto.randomBytes(5000)), expected: smallDigest }, /corrupt zstd stream/);
+  const zeros = path.join(dir, 'zeros');
+  fs.writeFileSync(zeros, Buffer.alloc(8 << 20));
+  execFileSync('zstd', ['-q', '-f', zeros, '-o', `${zeros}.zst`]);
+  assert.ok(fs.statSync(`${zeros}.zst`).size < 1 << 20);
+  await refused({ path: `${zeros}.zst`, expected: fsverityDigest(zeros), maxSize: 1 << 20 }, /decompressed image is over the limit/);
+  const zerosImage = await loadImage({ path: `${zeros}.zst`, expected: fsverityDigest(zeros), maxSize: 8 << 20 });
+  closeFd(zerosImage.fd);
+});
+
+test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+test.run();
