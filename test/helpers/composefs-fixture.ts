@@ -2,11 +2,13 @@
 // independently of) `sealroot mkimage`. Regular files with content go to objects/XX/<rest> named by their
 // fs-verity digest (fsverity digest); the image tree holds a sparse placeholder of the same size carrying
 // trusted.overlay.metacopy (version 0, len 36, flags 0, algo 1, digest) and trusted.overlay.redirect (/XX/rest),
-// then mkfs.erofs --chunksize=4096 makes the EROFS image (holes cost no space).
+// then mkfs.erofs --chunksize=4096 makes the EROFS image (holes cost no space). By default `sealroot mkimage`.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { check, requireTools } from './tools.ts';
+import { writeFully } from '../../src/sys/io.ts';
+import { addSeals, IMAGE_SEALS, memfdCreate } from '../../src/sys/memfd.ts';
+import { check, requireTools, ROOT } from './tools.ts';
 
 export type TreeEntry = string | Buffer | { symlink: string } | { dir: true; mode?: number };
 /** Relative path -> content (string/Buffer: a regular file), a symlink, or a directory. */
@@ -43,16 +45,23 @@ export function writeTree(dir: string, spec: TreeSpec): void {
 }
 
 /**
- * Builds source/, objects/, meta/ and image.cfs under `dir` from `spec`. `extraObjects` adds the objects to a
- * second store instead (so a test can leave one store out).
+ * Builds source/ (the plain tree), objects/ and the image under `dir` from `spec`: with `sealroot mkimage` (the
+ * default, run from the sources), or with the standard tools (mkfs.erofs over placeholders carrying the overlay
+ * xattrs), an image the project's writer had no part in.
  */
-export function makeComposefsFixture(dir: string, spec: TreeSpec, options: { imageName?: string; blocks?: boolean } = {}): Fixture {
-  requireTools('mkfs.erofs', 'fsverity', 'setfattr');
+export function makeComposefsFixture(dir: string, spec: TreeSpec, options: { imageName?: string; builder?: 'mkimage' | 'mkfs.erofs' } = {}): Fixture {
   const source = path.join(dir, 'source');
   const objects = path.join(dir, 'objects');
-  const meta = path.join(dir, 'meta');
+  const image = path.join(dir, options.imageName ?? 'image.cfs');
   writeTree(source, spec);
   fs.mkdirSync(objects, { recursive: true });
+  if ((options.builder ?? 'mkimage') === 'mkimage') {
+    requireTools('fsverity');
+    check(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'src/cli/main.ts'), 'mkimage', `--digest-store=${objects}`, source, image]);
+    return { image, objects, digest: fsverityDigest(image), source };
+  }
+  requireTools('mkfs.erofs', 'fsverity', 'setfattr');
+  const meta = path.join(dir, 'meta');
   fs.cpSync(source, meta, { recursive: true, verbatimSymlinks: true });
   const walk = (rel: string): void => {
     for (const name of fs.readdirSync(path.join(meta, rel))) {
@@ -74,8 +83,7 @@ export function makeComposefsFixture(dir: string, spec: TreeSpec, options: { ima
     }
   };
   walk('.');
-  const image = path.join(dir, options.imageName ?? 'image.cfs');
-  check('mkfs.erofs', ['--quiet', ...(options.blocks === true ? [] : ['--chunksize=4096']), '-T0', '--all-root', image, meta]);
+  check('mkfs.erofs', ['--quiet', '--chunksize=4096', '-T0', '--all-root', image, meta]);
   return { image, objects, digest: fsverityDigest(image), source };
 }
 
@@ -100,4 +108,46 @@ export function listTree(root: string): string[] {
   };
   walk('.');
   return lines;
+}
+
+/** The system state a failed mount must leave unchanged: every mount point and every bound loop device. */
+export interface SystemSnapshot {
+  mounts: string[];
+  loops: string[];
+}
+
+export function snapshot(): SystemSnapshot {
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l !== '')
+    .map((line) => {
+      const [before, after = ''] = line.split(' - ');
+      const fields = before!.split(' ');
+      return `${fields[4]} ${after.split(' ').slice(0, 2).join(' ')}`;
+    }).sort();
+  const loops = fs.readdirSync('/sys/block').filter((name) => name.startsWith('loop'))
+    .filter((name) => fs.existsSync(`/sys/block/${name}/loop/backing_file`))
+    .map((name) => `${name} ${fs.readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim()}`).sort();
+  return { mounts, loops };
+}
+
+/** Waits (autoclear detaches asynchronously) until the state equals `before`; returns the difference left. */
+export function leftoversSince(before: SystemSnapshot, timeoutMs = 3000): string[] {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = snapshot();
+    const extra = [
+      ...now.mounts.filter((m) => !before.mounts.includes(m)).map((m) => `mount ${m}`),
+      ...before.mounts.filter((m) => !now.mounts.includes(m)).map((m) => `gone mount ${m}`),
+      ...now.loops.filter((l) => !before.loops.includes(l)).map((l) => `loop ${l}`),
+    ];
+    if (extra.length === 0 || Date.now() > deadline) return extra;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
+  }
+}
+
+/** Copies a file into a sealed memfd (what the loader hands over), for mount tests that do not test loading. */
+export function sealedCopy(file: string): number {
+  const fd = memfdCreate('sealroot-test-image');
+  writeFully(fd, fs.readFileSync(file));
+  addSeals(fd, IMAGE_SEALS);
+  return fd;
 }
