@@ -46,7 +46,8 @@ interface WNode {
   rdev: number;
   nlink: number;
   xattrs: Xattr[];
-  entries: { name: string; node: WNode }[] | undefined;
+  /** Sorted; `link` marks a further name of an inode first met elsewhere (a hard link, `.`, `..`). */
+  entries: Entry[] | undefined;
   target: Buffer | undefined;
   inline: Buffer | undefined;
   digest: Buffer | undefined;
@@ -64,6 +65,12 @@ interface WNode {
   sharedOffsets: number[];
 }
 
+interface Entry {
+  name: string;
+  node: WNode;
+  link: boolean;
+}
+
 const type = (node: { mode: number }): number => node.mode & S_IFMT;
 
 function treeHasWhiteouts(node: TreeNode, seen: Set<TreeNode>): boolean {
@@ -75,21 +82,24 @@ function treeHasWhiteouts(node: TreeNode, seen: Set<TreeNode>): boolean {
 }
 
 /**
- * Copies the tree into writer nodes; a TreeNode met again (a hard link) maps to the same WNode. A file's nlink is
- * its number of names, unless the tree gives one (dump files); directories are fixed up in orderTree.
+ * Copies the tree into writer nodes, depth-first in name order; a TreeNode met again (a hard link) maps to the
+ * same WNode and that entry is a link, so the inode's place is that of its first name in this order (the name
+ * a dump lists without '@', as libcomposefs does). A file's nlink is its number of names, unless the tree gives
+ * one (dump files); directories are fixed up in orderTree.
  */
 function cloneTree(root: TreeNode): WNode {
   const clones = new Map<TreeNode, WNode>();
   const clone = (node: TreeNode, parent: WNode | undefined): WNode => {
-    const existing = clones.get(node);
-    if (existing !== undefined) {
-      if (node.nlink === undefined) existing.nlink += 1;
-      return existing;
-    }
     const copy = newWNode(node, parent);
     clones.set(node, copy);
     if (node.children !== undefined) {
-      copy.entries = sortedEntries(node).map(([name, child]) => ({ name, node: clone(child, copy) }));
+      copy.entries = sortedEntries(node).map(([name, child]) => {
+        const existing = clones.get(child);
+        if (existing === undefined) return { name, node: clone(child, copy), link: false };
+        if ((existing.mode & S_IFMT) === S_IFDIR) throw new Error('a directory cannot have two names (hard-linked directory)');
+        if (child.nlink === undefined) existing.nlink += 1;
+        return { name, node: existing, link: true };
+      });
     }
     return copy;
   };
@@ -139,11 +149,11 @@ function addOverlayXattrs(node: WNode, version: number, algorithm: HashAlgorithm
   }
 }
 
-function insertSorted(entries: { name: string; node: WNode }[], name: string, node: WNode): void {
+function insertSorted(entries: Entry[], name: string, node: WNode, link: boolean): void {
   if (entries.some((entry) => entry.name === name)) return;
   let at = entries.findIndex((entry) => compareNames(name, entry.name) < 0);
   if (at < 0) at = entries.length;
-  entries.splice(at, 0, { name, node });
+  entries.splice(at, 0, { name, node, link });
 }
 
 /** lcfs rewrite_tree_for_erofs: overlay xattrs, `.` and `..`, root opaque and the 256 root whiteouts. */
@@ -153,9 +163,9 @@ function rewriteTree(root: WNode, version: number, algorithm: HashAlgorithm): vo
     done.add(node);
     addOverlayXattrs(node, version, algorithm);
     if (node.entries === undefined) return;
-    const children = node.entries.slice();
-    insertSorted(node.entries, '.', node);
-    insertSorted(node.entries, '..', parent);
+    const children = node.entries.filter((entry) => !entry.link);
+    insertSorted(node.entries, '.', node, true);
+    insertSorted(node.entries, '..', parent, true);
     for (const { node: child } of children) if (!done.has(child)) visit(child, node);
   };
   visit(root, root);
@@ -169,7 +179,7 @@ function rewriteTree(root: WNode, version: number, algorithm: HashAlgorithm): vo
       mode: S_IFCHR | 0o644, uid: root.uid, gid: root.gid, mtimeSec: root.mtimeSec, mtimeNsec: root.mtimeNsec,
       size: 0n, rdev: 0, xattrs: selinux === undefined ? [] : [{ name: 'security.selinux', value: selinux }],
     }, root);
-    insertSorted(root.entries!, name, whiteout);
+    insertSorted(root.entries!, name, whiteout, false);
   }
 }
 
@@ -180,17 +190,16 @@ interface Ordered {
   hasAcl: boolean;
 }
 
-/** lcfs_compute_tree: breadth-first order over sorted children; each inode once, at its first name. */
+/** lcfs_compute_tree: breadth-first order over sorted children, links skipped: each inode once. */
 function orderTree(root: WNode): Ordered {
   const nodes: WNode[] = [root];
-  const queued = new Set<WNode>([root]);
   let minMtimeSec = root.mtimeSec;
   let minMtimeNsec = root.mtimeNsec;
   let hasAcl = false;
   for (let i = 0; i < nodes.length; i++) {
     const node = nodes[i]!;
     if (node.entries !== undefined) {
-      node.nlink = 2 + node.entries.filter((entry) => entry.name !== '.' && entry.name !== '..' && type(entry.node) === S_IFDIR).length;
+      node.nlink = 2 + node.entries.filter((entry) => !entry.link && type(entry.node) === S_IFDIR).length;
     }
     node.xattrs.sort((a, b) => compareNames(a.name, b.name));
     if (node.mtimeSec < minMtimeSec || (node.mtimeSec === minMtimeSec && node.mtimeNsec < minMtimeNsec)) {
@@ -199,11 +208,7 @@ function orderTree(root: WNode): Ordered {
     }
     node.index = i;
     if (node.xattrs.some((xattr) => ACL_XATTRS.includes(xattr.name))) hasAcl = true;
-    for (const { node: child } of node.entries ?? []) {
-      if (queued.has(child)) continue;
-      queued.add(child);
-      nodes.push(child);
-    }
+    for (const entry of node.entries ?? []) if (!entry.link) nodes.push(entry.node);
   }
   return { nodes, minMtimeSec, minMtimeNsec, hasAcl };
 }
@@ -273,8 +278,8 @@ function dirEntrySize(name: string): number {
 }
 
 /** Splits a directory's entries into blocks: full blocks, then the rest (the tail). */
-function dirBlocks(node: WNode): { name: string; node: WNode }[][] {
-  const chunks: { name: string; node: WNode }[][] = [[]];
+function dirBlocks(node: WNode): Entry[][] {
+  const chunks: Entry[][] = [[]];
   let used = 0;
   for (const entry of node.entries!) {
     const size = dirEntrySize(entry.name);
@@ -506,7 +511,7 @@ export function writeImage(root: TreeNode, options: WriteImageOptions): WrittenI
   return { image, inodes: nodes.length, composefsVersion: version };
 }
 
-function writeDirents(image: Buffer, at: number, entries: { name: string; node: WNode }[]): void {
+function writeDirents(image: Buffer, at: number, entries: Entry[]): void {
   let nameOffset = entries.length * DIRENT_SIZE;
   entries.forEach((entry, i) => {
     const base = at + i * DIRENT_SIZE;
