@@ -6,7 +6,7 @@ import { TPM_CC } from '../tpm2/constants.ts';
 import { completePcrValues, OptionError, parseAuth, parseCapPcr, parseNvIndex, parsePcrValues } from '../tpm2/options.ts';
 import { parsePcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
 import { DEFAULT_POLICY_KEY, loadPolicyKey, loadSigner, type PolicyKey, type Signer } from '../tpm2/policy-key.ts';
-import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX, expectedNvPublic, makeApprovals, pcrCommandPolicy, writeSealedDigest } from '../tpm2/sealed-digest.ts';
+import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX, expectedNvPublic, inspectIndex, makeApprovals, SealedDigestError, pcrCommandPolicy, writeSealedDigest } from '../tpm2/sealed-digest.ts';
 import { nvName } from '../tpm2/structures.ts';
 import { formatDigest, parseDigest } from '../verity/digest.ts';
 import type { Command } from './command.ts';
@@ -61,6 +61,8 @@ Prints one line: the digest, the NV index and its name.`,
       const tpm = await Tpm.open(args.tpm);
       try {
         const values = await completePcrValues(tpm, full, given);
+        const index = await inspectIndex(tpm, { nvIndex, policyKey });
+        if (index.state === 'foreign') throw new SealedDigestError(`NV index 0x${nvIndex.toString(16)} exists and is not sealroot's for this policy key (${index.why}); refusing to touch it`);
         if (signer !== undefined) {
           addApprovals(args.state, makeApprovals(signer, selection, capPcr, values));
           log.info(`signed read and write approvals for ${args.pcrs} (+ cap PCR ${capPcr}) into ${approvalsPath(args.state)}`);

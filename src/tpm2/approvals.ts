@@ -84,12 +84,15 @@ export function readApprovals(stateDir: string): Approval[] {
   return parseApprovals(text, file);
 }
 
-/** Adds approvals (replacing records with the same purpose and policy), written atomically. */
+/**
+ * Adds approvals (dropping exact duplicates), written atomically. Records with the same policy but another signature
+ * are kept: the file is untrusted, and a record signed by some other key must not displace a valid one.
+ */
 export function addApprovals(stateDir: string, added: Approval[]): void {
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o755 });
   const file = approvalsPath(stateDir);
   const existing = fs.existsSync(file) ? readApprovals(stateDir) : [];
-  const kept = existing.filter((old) => !added.some((a) => a.purpose === old.purpose && a.policy.equals(old.policy)));
+  const kept = existing.filter((old) => !added.some((a) => a.purpose === old.purpose && a.policy.equals(old.policy) && a.signature.equals(old.signature)));
   const temporary = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(temporary, serializeApprovals([...kept, ...added]), { mode: 0o644 });
   fs.renameSync(temporary, file);

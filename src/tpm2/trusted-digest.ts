@@ -41,17 +41,14 @@ function tpmError(reason: string, error: unknown, path?: string): StepError {
 /** Reads the trusted digest from the NV index after checking its name; throws StepError('tpm', ...). */
 export async function readTrustedDigest(options: ReadTrustedDigestOptions): Promise<Digest> {
   const policyKeyPath = options.policyKeyPath ?? DEFAULT_POLICY_KEY;
-  let inputs;
-  try {
-    inputs = { selection: parsePcrSelection(options.pcrs), policyKey: loadPolicyKey(policyKeyPath), approvals: readApprovals(options.stateDir) };
-  } catch (error) {
-    throw tpmError('cannot read the trusted digest', error);
-  }
   let tpm: Tpm | undefined;
   try {
+    const selection = parsePcrSelection(options.pcrs);
+    const policyKey = loadPolicyKey(policyKeyPath);
     tpm = await Tpm.open(options.tcti);
     const bytes = await readSealedDigest(tpm, {
-      ...inputs, nvIndex: options.nvIndex ?? DEFAULT_NV_INDEX, capPcr: options.capPcr ?? DEFAULT_CAP_PCR,
+      selection, policyKey, approvals: readApprovals(options.stateDir),
+      nvIndex: options.nvIndex ?? DEFAULT_NV_INDEX, capPcr: options.capPcr ?? DEFAULT_CAP_PCR,
     });
     const digest: Digest = { algorithm: bytes.length === 64 ? 'sha512' : 'sha256', bytes };
     options.log?.info(`tpm: read the trusted digest from ${tpm.description} (NV index name and PolicyAuthorize approval checked)`);

@@ -1,0 +1,322 @@
+// sealroot's TPM client against swtpm on loopback, cross-checked with tpm2-tools (an independent client):
+// PCR interop, policy digests, the NV index read by tpm2-tools, the full attack scenario of issue 4, and errors.
+import { createHash, sign } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Tpm } from '../../src/tpm2/client.ts';
+import { TPM_CC } from '../../src/tpm2/constants.ts';
+import { parsePcrSelection, withPcr } from '../../src/tpm2/pcr-selection.ts';
+import { policyAuthorize } from '../../src/tpm2/policy.ts';
+import { loadPolicyKey } from '../../src/tpm2/policy-key.ts';
+import { cappedValue, pcrCommandPolicy, POLICY_REF } from '../../src/tpm2/sealed-digest.ts';
+import { startSwtpm, type Swtpm } from '../helpers/swtpm.ts';
+import { check, requireTools, ROOT, run, type RunResult } from '../helpers/tools.ts';
+
+const NODE = path.join(ROOT, 'node_modules/.bin/node');
+const MAIN = path.join(ROOT, 'src/cli/main.ts');
+const KEY = path.join(ROOT, 'keys/test-policy-key.pem');
+const PUB = path.join(ROOT, 'keys/test-policy-key.pub.pem');
+const INDEX = '0x01000e01';
+const PCRS = 'sha256:8,9';
+const D1 = `sha256:${'d1'.repeat(32)}`;
+const D2 = `sha256:${'d2'.repeat(32)}`;
+const D3 = `sha256:${'d3'.repeat(32)}`;
+
+requireTools('swtpm', 'tpm2_pcrread', 'tpm2_pcrextend', 'tpm2_nvread', 'tpm2_nvdefine', 'openssl');
+
+const sha256 = (...parts: Buffer[]) => { const h = createHash('sha256'); for (const p of parts) h.update(p); return h.digest(); };
+const ZERO = Buffer.alloc(32);
+const EVENTS = {
+  trusted: { 8: sha256(Buffer.from('trusted kernel')), 9: sha256(Buffer.from('trusted initramfs')) },
+  rogue: { 8: sha256(Buffer.from('rogue kernel')), 9: sha256(Buffer.from('trusted initramfs')) },
+} as const;
+const TRUSTED_VALUES = { 8: sha256(ZERO, EVENTS.trusted[8]), 9: sha256(ZERO, EVENTS.trusted[9]) };
+
+function sealroot(...args: string[]): RunResult {
+  return run(NODE, [MAIN, ...args]);
+}
+
+function tools(name: string, args: string[], tcti: string, cwd?: string): RunResult {
+  return run(name, ['-T', tcti, ...args], cwd === undefined ? {} : { cwd });
+}
+
+/** Boot state set by tpm2-tools (an independent client), not by sealroot. */
+function bootInto(tpm: Swtpm, state: 'trusted' | 'rogue'): void {
+  for (const pcr of [8, 9] as const) check('tpm2_pcrextend', ['-T', tpm.tcti, `${pcr}:sha256=${EVENTS[state][pcr].toString('hex')}`]);
+}
+
+function tpm2PcrRead(tcti: string, selection: string): Map<string, string> {
+  const out = check('tpm2_pcrread', ['-T', tcti, selection]);
+  const values = new Map<string, string>();
+  let bank = '';
+  for (const line of out.split('\n')) {
+    const header = /^\s*(sha\d+):\s*$/.exec(line);
+    if (header !== null) bank = header[1]!;
+    const value = /^\s*(\d+)\s*:\s*0x([0-9A-F]+)\s*$/i.exec(line);
+    if (value !== null) values.set(`${bank}:${value[1]}`, value[2]!.toLowerCase());
+  }
+  return values;
+}
+
+function tmpdir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-tpm-test-'));
+}
+
+function trustedProvision(tpm: Swtpm, state: string, digest = D1): void {
+  const result = sealroot('provision', '--tpm', tpm.tcti, '--signing-key', KEY, '--digest', digest, '--pcrs', PCRS, '--state', state);
+  assert.is(result.status, 0, result.stderr);
+  assert.match(result.stdout, new RegExp(`^provisioned ${digest} in NV index 0x01000e01 \\(name 000b[0-9a-f]{64}\\)`));
+}
+
+function unseal(tpm: Swtpm, state: string, ...extra: string[]): RunResult {
+  return sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--state', state, '--policy-key', PUB, ...extra);
+}
+
+/**
+ * tpm2-tools alone: satisfy the index policy with PolicyPCR(sha256:8,9,15) + PolicyCommandCode + PolicyAuthorize,
+ * the approval signed by `signingKey` over `approvedPolicy`, then run `nvCommand` (tpm2_nvread / tpm2_nvwrite).
+ */
+function toolsPolicyCommand(tcti: string, dir: string, signingKey: string, approvedPolicy: Buffer, commandCode: string, nvCommand: string[]): RunResult {
+  const file = (name: string) => path.join(dir, name);
+  fs.writeFileSync(file('approved.policy'), approvedPolicy);
+  fs.writeFileSync(file('ref.bin'), POLICY_REF);
+  fs.writeFileSync(file('message.bin'), Buffer.concat([approvedPolicy, POLICY_REF]));
+  fs.writeFileSync(file('signature.bin'), sign('sha256', Buffer.concat([approvedPolicy, POLICY_REF]), fs.readFileSync(signingKey)));
+  check('openssl', ['pkey', '-in', signingKey, '-pubout', '-out', file('signer.pub.pem')]);
+  const steps: string[][] = [
+    ['tpm2_loadexternal', '-C', 'o', '-G', 'rsa', '-u', file('signer.pub.pem'), '-c', file('signer.ctx'), '-n', file('signer.name')],
+    ['tpm2_verifysignature', '-c', file('signer.ctx'), '-g', 'sha256', '-m', file('message.bin'), '-f', 'rsassa', '-s', file('signature.bin'), '-t', file('verified.tkt')],
+    ['tpm2_flushcontext', '-t'],
+    ['tpm2_startauthsession', '--policy-session', '-S', file('session.ctx')],
+    ['tpm2_policypcr', '-S', file('session.ctx'), '-l', 'sha256:8,9,15'],
+    ['tpm2_policycommandcode', '-S', file('session.ctx'), commandCode],
+    ['tpm2_policyauthorize', '-S', file('session.ctx'), '-i', file('approved.policy'), '-q', file('ref.bin'), '-n', file('signer.name'), '-t', file('verified.tkt')],
+  ];
+  for (const [tool, ...args] of steps) {
+    const result = tools(tool!, args, tcti);
+    if (result.status !== 0) return result;
+  }
+  try {
+    return tools(nvCommand[0]!, [...nvCommand.slice(1), '-P', `session:${file('session.ctx')}`], tcti);
+  } finally {
+    run('tpm2_flushcontext', ['-T', tcti, file('session.ctx')]);
+  }
+}
+
+test('PCR values extended by sealroot read the same in tpm2_pcrread, and the other way round', async () => {
+  const tpm = await startSwtpm();
+  try {
+    const x = sha256(Buffer.from('x'));
+    assert.is(sealroot('pcr', 'extend', '--tpm', tpm.tcti, `8:sha256=${x.toString('hex')}`).status, 0);
+    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:8').get('sha256:8'), sha256(ZERO, x).toString('hex'));
+
+    const y = sha256(Buffer.from('y'));
+    const y1 = createHash('sha1').update('y').digest();
+    check('tpm2_pcrextend', ['-T', tpm.tcti, `9:sha256=${y.toString('hex')},sha1=${y1.toString('hex')}`]);
+    const ours = sealroot('pcr', 'read', '--tpm', tpm.tcti, 'sha256:9+sha1:9');
+    assert.is(ours.status, 0, ours.stderr);
+    const theirs = tpm2PcrRead(tpm.tcti, 'sha256:9+sha1:9');
+    assert.is(ours.stdout, `sha256:9=${theirs.get('sha256:9')}\nsha1:9=${theirs.get('sha1:9')}\n`);
+    assert.is(theirs.get('sha1:9'), createHash('sha1').update(Buffer.alloc(20)).update(y1).digest('hex'));
+
+    // --data: the text's digest in every allocated bank, like tpm2_pcrevent.
+    assert.is(sealroot('pcr', 'extend', '--tpm', tpm.tcti, '--data', 'hello', '10').status, 0);
+    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:10').get('sha256:10'), sha256(ZERO, sha256(Buffer.from('hello'))).toString('hex'));
+    assert.is(tpm2PcrRead(tpm.tcti, 'sha384:10').get('sha384:10'),
+      createHash('sha384').update(Buffer.alloc(48)).update(createHash('sha384').update('hello').digest()).digest('hex'));
+
+    // More than 8 PCRs in one selection (a TPM returns at most 8 per PCR_Read).
+    const many = sealroot('pcr', 'read', '--tpm', tpm.tcti, 'sha256:0,1,2,3,4,5,6,7,8,9,10,11');
+    assert.is(many.stdout.split('\n').filter(Boolean).length, 12);
+    assert.match(many.stdout, new RegExp(`sha256:8=${sha256(ZERO, x).toString('hex')}`));
+  } finally {
+    await tpm.stop();
+  }
+});
+
+test('software policy digests equal the TPM (PolicyGetDigest) and tpm2-tools trial sessions', async () => {
+  const tpm = await startSwtpm();
+  const dir = tmpdir();
+  try {
+    bootInto(tpm, 'trusted');
+    const selection = withPcr(parsePcrSelection(PCRS), 15);
+    const client = await Tpm.open(tpm.tcti);
+    let fromTpm: Buffer;
+    let values;
+    try {
+      values = await client.pcrRead(selection);
+      const session = await client.startPolicySession(true);
+      await client.policyPcr(session.handle, selection);
+      await client.policyCommandCode(session.handle, TPM_CC.NV_Read);
+      fromTpm = await client.policyGetDigest(session.handle);
+      await client.flush(session.handle);
+    } finally {
+      await client.close();
+    }
+    const software = pcrCommandPolicy(selection, values, TPM_CC.NV_Read);
+    assert.is(software.toString('hex'), fromTpm.toString('hex'));
+
+    const file = (name: string) => path.join(dir, name);
+    const steps: string[][] = [
+      ['tpm2_startauthsession', '-S', file('trial.ctx')],
+      ['tpm2_policypcr', '-S', file('trial.ctx'), '-l', 'sha256:8,9,15', '-L', file('pcr.policy')],
+      ['tpm2_policycommandcode', '-S', file('trial.ctx'), '-L', file('cc.policy'), 'TPM2_CC_NV_Read'],
+      ['tpm2_flushcontext', file('trial.ctx')],
+      ['tpm2_loadexternal', '-C', 'o', '-G', 'rsa', '-u', PUB, '-c', file('key.ctx'), '-n', file('key.name')],
+      ['tpm2_flushcontext', '-t'],
+      ['tpm2_startauthsession', '-S', file('trial2.ctx')],
+      ['tpm2_policyauthorize', '-S', file('trial2.ctx'), '-L', file('authorize.policy'), '-i', file('cc.policy'), '-q', file('ref.bin'), '-n', file('key.name')],
+      ['tpm2_flushcontext', file('trial2.ctx')],
+    ];
+    fs.writeFileSync(file('ref.bin'), POLICY_REF);
+    for (const [tool, ...args] of steps) check(tool!, ['-T', tpm.tcti, ...args]);
+    assert.is(fs.readFileSync(file('cc.policy')).toString('hex'), software.toString('hex'));
+    const policyKey = loadPolicyKey(PUB);
+    assert.is(fs.readFileSync(file('key.name')).toString('hex'), policyKey.name.toString('hex'));
+    assert.is(fs.readFileSync(file('authorize.policy')).toString('hex'), policyAuthorize(policyKey.name, POLICY_REF).toString('hex'));
+  } finally {
+    await tpm.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the NV index sealroot provisions is read by tpm2-tools with the same policy (commands shown)', async () => {
+  const tpm = await startSwtpm();
+  const dir = tmpdir();
+  try {
+    bootInto(tpm, 'trusted');
+    trustedProvision(tpm, path.join(dir, 'state'));
+    const selection = withPcr(parsePcrSelection(PCRS), 15);
+    const values = new Map([['sha256:8', TRUSTED_VALUES[8]], ['sha256:9', TRUSTED_VALUES[9]], ['sha256:15', ZERO]]);
+    const approved = pcrCommandPolicy(selection, values, TPM_CC.NV_Read);
+    const read = toolsPolicyCommand(tpm.tcti, dir, KEY, approved, 'TPM2_CC_NV_Read', ['tpm2_nvread', INDEX, '-C', INDEX, '-s', '32', '-o', path.join(dir, 'digest.bin')]);
+    assert.is(read.status, 0, read.stderr);
+    assert.is(`sha256:${fs.readFileSync(path.join(dir, 'digest.bin')).toString('hex')}`, D1);
+    const pub = check('tpm2_nvreadpublic', ['-T', tpm.tcti, INDEX]);
+    assert.match(pub, /policywrite\|writeall\|policyread\|written/);
+  } finally {
+    await tpm.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('scenario: trusted provision D1; rogue boot and every attack; trusted boot reads D1 or fails, never D2; cap', async () => {
+  const tpm = await startSwtpm();
+  const dir = tmpdir();
+  const state = path.join(dir, 'state');
+  const attackerKey = path.join(dir, 'attacker.pem');
+  check('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', attackerKey]);
+  const d2File = path.join(dir, 'd2.bin');
+  fs.writeFileSync(d2File, Buffer.from('d2'.repeat(32), 'hex'));
+  const neverD2 = (result: RunResult, what: string) => assert.not.match(result.stdout + result.stderr, /d2d2d2d2/, `${what} printed D2`);
+  const rogueWriteApproval = () => {
+    // What an attacker can sign: a write approval for the rogue PCR state, with its own key.
+    const rogueValues = new Map([['sha256:8', sha256(ZERO, EVENTS.rogue[8])], ['sha256:9', sha256(ZERO, EVENTS.rogue[9])], ['sha256:15', ZERO]]);
+    return pcrCommandPolicy(withPcr(parsePcrSelection(PCRS), 15), rogueValues, TPM_CC.NV_Write);
+  };
+  try {
+    // 1. Trusted boot: provision D1, unseal prints D1.
+    bootInto(tpm, 'trusted');
+    trustedProvision(tpm, state);
+    const first = unseal(tpm, state);
+    assert.is(first.status, 0, first.stderr);
+    assert.is(first.stdout, `${D1}\n`);
+
+    // 2. Rogue boot: unseal fails.
+    await tpm.restart();
+    bootInto(tpm, 'rogue');
+    const rogue = unseal(tpm, state);
+    assert.is(rogue.status, 1);
+    assert.match(rogue.stderr, /^sealroot: tpm: cannot read the trusted digest: no read approval matches the current PCR values/);
+
+    // 3. Attacks from the rogue boot (non-destructive to the index first).
+    const attackProvision = sealroot('provision', '--tpm', tpm.tcti, '--digest', D2, '--pcrs', PCRS, '--state', state, '--policy-key', PUB,
+      '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `9=${TRUSTED_VALUES[9].toString('hex')}`);
+    assert.is(attackProvision.status, 1, attackProvision.stdout);
+    assert.match(attackProvision.stderr, /no write approval matches the current PCR values/);
+    // With its own signing key: its approvals land in the state dir, but the index is not its index.
+    const ownKey = sealroot('provision', '--tpm', tpm.tcti, '--digest', D2, '--pcrs', PCRS, '--state', state, '--signing-key', attackerKey,
+      '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `9=${TRUSTED_VALUES[9].toString('hex')}`);
+    assert.is(ownKey.status, 1);
+    assert.match(ownKey.stderr, /exists and is not sealroot's/);
+    // Cap in the rogue boot (PCR 15 reaches its "capped" value), then replay the trusted write approval.
+    assert.is(unseal(tpm, state, '--cap').status, 1);
+    const replay = sealroot('provision', '--tpm', tpm.tcti, '--digest', D2, '--pcrs', PCRS, '--state', state, '--policy-key', PUB,
+      '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `9=${TRUSTED_VALUES[9].toString('hex')}`, '--pcr-value', `15=${'00'.repeat(32)}`);
+    assert.is(replay.status, 1);
+    assert.match(replay.stderr, /no write approval matches/);
+    // Owner authorization (empty, the common default) and the index's own authValue: neither may write.
+    const ownerWrite = tools('tpm2_nvwrite', [INDEX, '-C', 'o', '-i', d2File], tpm.tcti);
+    assert.is.not(ownerWrite.status, 0);
+    assert.match(ownerWrite.stderr, /0x1[0-9a-f]{2}|attributes|authorization/i);
+    const authWrite = tools('tpm2_nvwrite', [INDEX, '-C', INDEX, '-i', d2File], tpm.tcti);
+    assert.is.not(authWrite.status, 0);
+    // PolicyAuthorize with the attacker's own key: the TPM refuses (the index's policy names the trusted key).
+    const foreignApproval = toolsPolicyCommand(tpm.tcti, dir, attackerKey, rogueWriteApproval(), 'TPM2_CC_NV_Write', ['tpm2_nvwrite', INDEX, '-C', INDEX, '-i', d2File]);
+    assert.is.not(foreignApproval.status, 0);
+    assert.match(foreignApproval.stderr, /0x99d|policy/i);
+
+    // 4. Trusted boot again: D1.
+    await tpm.restart();
+    bootInto(tpm, 'trusted');
+    const again = unseal(tpm, state);
+    neverD2(again, 'unseal after the attacks');
+    assert.is(again.stdout, `${D1}\n`, again.stderr);
+
+    // 5. unseal --cap, then a second read in the same boot fails; PCR 15 holds the capped value (checked by tpm2-tools).
+    const capped = unseal(tpm, state, '--cap');
+    assert.is(capped.stdout, `${D1}\n`, capped.stderr);
+    const second = unseal(tpm, state);
+    assert.is(second.status, 1);
+    assert.match(second.stderr, /no read approval matches the current PCR values/);
+    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
+
+    // 6. The running system of a trusted boot (capped) updates the digest without the private key.
+    const update = sealroot('provision', '--tpm', tpm.tcti, '--digest', D3, '--pcrs', PCRS, '--state', state, '--policy-key', PUB,
+      '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `9=${TRUSTED_VALUES[9].toString('hex')}`, '--pcr-value', `15=${'00'.repeat(32)}`);
+    assert.is(update.status, 0, update.stderr);
+    await tpm.restart();
+    bootInto(tpm, 'trusted');
+    assert.is(unseal(tpm, state).stdout, `${D3}\n`);
+
+    // 7. Destructive attacks from a rogue boot: undefine and redefine the index (owner auth is empty).
+    await tpm.restart();
+    bootInto(tpm, 'rogue');
+    check('tpm2_nvundefine', ['-T', tpm.tcti, '-C', 'o', INDEX]);
+    check('tpm2_nvdefine', ['-T', tpm.tcti, '-C', 'o', '-s', '32', '-a', 'authread|authwrite', INDEX]);
+    check('tpm2_nvwrite', ['-T', tpm.tcti, '-C', INDEX, '-i', d2File, INDEX]);
+    await tpm.restart();
+    bootInto(tpm, 'trusted');
+    const redefined = unseal(tpm, state);
+    neverD2(redefined, 'unseal of a redefined index');
+    assert.is(redefined.status, 1);
+    assert.match(redefined.stderr, /NV index 0x1000e01 is not trusted: name [0-9a-f]+ is not the name of sealroot's index/);
+
+    // The same public area as sealroot's (policy and attributes copied): defined, but nobody can write it.
+    await tpm.restart();
+    bootInto(tpm, 'rogue');
+    check('tpm2_nvundefine', ['-T', tpm.tcti, '-C', 'o', INDEX]);
+    const authPolicy = path.join(dir, 'authpolicy.bin');
+    fs.writeFileSync(authPolicy, policyAuthorize(loadPolicyKey(PUB).name, POLICY_REF));
+    check('tpm2_nvdefine', ['-T', tpm.tcti, '-C', 'o', '-s', '32', '-a', 'policywrite|policyread|writeall', '-L', authPolicy, INDEX]);
+    const copiedPolicyWrite = toolsPolicyCommand(tpm.tcti, dir, attackerKey, rogueWriteApproval(), 'TPM2_CC_NV_Write', ['tpm2_nvwrite', INDEX, '-C', INDEX, '-i', d2File]);
+    assert.is.not(copiedPolicyWrite.status, 0);
+    const noKey = sealroot('provision', '--tpm', tpm.tcti, '--digest', D2, '--pcrs', PCRS, '--state', state, '--policy-key', PUB,
+      '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `9=${TRUSTED_VALUES[9].toString('hex')}`);
+    assert.is(noKey.status, 1);
+    await tpm.restart();
+    bootInto(tpm, 'trusted');
+    const unwritten = unseal(tpm, state);
+    neverD2(unwritten, 'unseal of a copied, unwritten index');
+    assert.is(unwritten.status, 1);
+    assert.match(unwritten.stderr, /was defined but never written/);
+  } finally {
+    await tpm.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
