@@ -46,6 +46,9 @@ install() {
         dwarn "sealroot: $confdir does not exist; the initramfs has no boot.toml and sealroot will use its defaults"
     fi
 
+    # How the root is laid out (ostree-prepare-root and composefs-setup-root read these from the initramfs).
+    inst_multiple -o /usr/lib/ostree/prepare-root.conf /etc/ostree/prepare-root.conf /usr/lib/composefs/setup-root-conf.toml
+
     if dracut_module_included "systemd"; then
         inst_simple "$moddir/sealroot.service" "$systemdsystemunitdir/sealroot.service"
         $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot.service

@@ -97,6 +97,8 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
   fs.mkdirSync(images, { recursive: true });
   fs.cpSync(trusted.objects, path.join(dir, 'composefs/objects'), { recursive: true });
   fs.copyFileSync(trusted.image, path.join(images, hex));
+  // composefs-rs deployment state (/etc as an overlay, /var bound: setup-root-conf defaults).
+  for (const sub of ['etc', 'var']) fs.mkdirSync(path.join(dir, 'state/deploy', hex, sub), { recursive: true });
   // ostree: the deployment holds .ostree.cfs and its /etc; objects live in the repo; ostree= points at a
   // boot-version symlink resolved under /sysroot.
   const deployment = path.join(dir, 'ostree/deploy', OSTREE_STATEROOT, 'deploy', `${OSTREE_COMMIT}.0`);
@@ -150,6 +152,7 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
     case 'forged': {
       // The attacker's image and objects, for the digest it provisions from a rogue boot.
       fs.copyFileSync(forged.image, path.join(images, forged.digest.slice('sha256:'.length)));
+      for (const sub of ['etc', 'var']) fs.mkdirSync(path.join(dir, 'state/deploy', forged.digest.slice('sha256:'.length), sub), { recursive: true });
       fs.cpSync(forged.objects, path.join(dir, 'composefs/objects'), { recursive: true, force: false, errorOnExist: false });
       break;
     }

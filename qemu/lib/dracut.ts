@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BOOT_CONFIG, GUEST_MODULES, testFiles } from './guest.ts';
+import { BOOT_CONFIG, GUEST_MODULES, PREPARE_ROOT_CONF, testFiles } from './guest.ts';
 import { CACHE, freshDir, ROOT, SEALROOT_BIN, type Kernel } from './paths.ts';
 
 export const DRACUT_BASE = '/usr/lib/dracut';
@@ -36,10 +36,13 @@ export function buildDracutInitramfs(options: DracutOptions): { path: string; mi
   const confdir = path.join(work, 'etc-sealroot');
   fs.mkdirSync(confdir, { recursive: true });
   fs.writeFileSync(path.join(confdir, 'boot.toml'), BOOT_CONFIG);
+  // The TEST policy key's public half (keys/README.md): what a vendor's initramfs would carry.
+  fs.copyFileSync(path.join(ROOT, 'keys/test-policy-key.pub.pem'), path.join(confdir, 'policy-key.pem'));
   if (options.stateDir !== undefined) fs.cpSync(options.stateDir, path.join(confdir, 'tpm'), { recursive: true });
   const testDir = path.join(work, 'test-files');
   fs.mkdirSync(testDir);
   for (const [name, content] of Object.entries(testFiles())) fs.writeFileSync(path.join(testDir, name), content);
+  fs.writeFileSync(path.join(testDir, 'prepare-root.conf'), PREPARE_ROOT_CONF);
   fs.mkdirSync(path.join(work, 'tmp'));
   fs.mkdirSync(path.join(work, 'conf.d'));
   const sealroot = options.withoutSealroot === true ? [] : ['sealroot', 'sealroot-test'];

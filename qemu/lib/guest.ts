@@ -33,8 +33,12 @@ export const BOOT_CONFIG = `# sealroot QEMU tests
 tcti = "${GUEST_TCTI}"
 pcrs = "${PCR_SELECTION}"
 state = "${GUEST_STATE_DIR}"
+policy-key = "/etc/sealroot/policy-key.pem"
 cap-pcr = ${CAP_PCR}
 `;
+
+/** ostree-prepare-root's configuration, read from the initramfs: the deployment is a composefs one. */
+export const PREPARE_ROOT_CONF = '[composefs]\nenabled = yes\n';
 
 /** The files both initramfs variants carry under /etc/sealroot-test (TPM commands, the second-unseal check). */
 export function testFiles(): Record<string, Buffer | string> {
@@ -57,7 +61,9 @@ export function buildGuestInitramfs(kernel: Kernel): string {
   if (!fs.existsSync(SEALROOT_BIN)) throw new Error(`${SEALROOT_BIN} is missing: run npm run build`);
   const files: Record<string, { content: string | Buffer; mode?: number }> = {
     'etc/sealroot/boot.toml': { content: BOOT_CONFIG },
+    'etc/sealroot/policy-key.pem': { content: fs.readFileSync(path.join(ROOT, 'keys/test-policy-key.pub.pem')) },
     'etc/initrd-release': { content: 'NAME="sealroot test initramfs"\n' },
+    'usr/lib/ostree/prepare-root.conf': { content: PREPARE_ROOT_CONF },
   };
   for (const [name, content] of Object.entries(testFiles())) files[`etc/sealroot-test/${name}`] = { content };
   return buildInitramfs({

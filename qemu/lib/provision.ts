@@ -6,7 +6,11 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PCR_SELECTION, pcrExtendArgs, pcrValues } from './guest.ts';
-import { CACHE, freshDir, SEALROOT_BIN } from './paths.ts';
+import { CACHE, freshDir, ROOT, SEALROOT_BIN } from './paths.ts';
+
+/** TEST keys from keys/: the private half signs approvals on the "vendor" side; the public half goes into the initramfs. */
+export const POLICY_KEY_PRIVATE = path.join(ROOT, 'keys/test-policy-key.pem');
+export const POLICY_KEY_PUBLIC = path.join(ROOT, 'keys/test-policy-key.pub.pem');
 import { startTcpSwtpm } from './swtpm.ts';
 import type { Disks } from './disk.ts';
 
@@ -42,10 +46,34 @@ function extend(tcti: string, state: 'trusted' | 'rogue'): void {
   execFileSync('tpm2_pcrextend', ['-T', tcti, ...pcrExtendArgs(state)], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-function provision(tcti: string, digest: string, stateDir: string, pcrValueArgs: string[]): { status: number | null; output: string } {
+function provision(tcti: string, digest: string, stateDir: string, pcrValueArgs: string[], signingKey: boolean): { status: number | null; output: string } {
   const result = spawnSync(SEALROOT_BIN, ['provision', '--tpm', tcti, '--digest', digest, '--pcrs', PCR_SELECTION, '--state', stateDir,
+    '--policy-key', POLICY_KEY_PUBLIC, ...(signingKey ? ['--signing-key', POLICY_KEY_PRIVATE] : []),
     ...pcrValueArgs.flatMap((value) => ['--pcr-value', value])], { encoding: 'utf8' });
   return { status: result.status, output: `${result.stdout ?? ''}${result.stderr ?? ''}`.trim() };
+}
+
+const NV_INDEX = '0x01000e01';
+
+function tool(command: string, args: string[]): string {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  return `${command} ${result.status === 0 ? 'ok' : `exit ${result.status}: ${(result.stderr ?? '').trim().split('\n').at(-1)}`}`;
+}
+
+/**
+ * The raw TPM path of the threat model: with the (empty) owner auth, undefine sealroot's NV index, define one with
+ * the same handle that the attacker can write by plain auth, and write the attacker's digest. Only the agent's
+ * check of the index name can tell.
+ */
+function rawNvAttack(tcti: string, digest: string): string {
+  const bytes = Buffer.from(digest.slice('sha256:'.length), 'hex');
+  const file = path.join(CACHE, 'forged-digest.bin');
+  fs.writeFileSync(file, bytes);
+  return [
+    tool('tpm2_nvundefine', ['-T', tcti, '-C', 'o', NV_INDEX]),
+    tool('tpm2_nvdefine', ['-T', tcti, '-C', 'o', '-s', String(bytes.length), '-a', 'ownerread|authread|authwrite', NV_INDEX]),
+    tool('tpm2_nvwrite', ['-T', tcti, '-C', NV_INDEX, '-i', file, NV_INDEX]),
+  ].join('; ');
 }
 
 export async function provisionTpms(disks: Disks): Promise<Provisioned> {
@@ -57,7 +85,7 @@ export async function provisionTpms(disks: Disks): Promise<Provisioned> {
   fs.mkdirSync(trusted.sealroot, { recursive: true });
   await withSwtpm(trusted.swtpm, (tcti) => {
     extend(tcti, 'trusted');
-    const result = provision(tcti, disks.digest, trusted.sealroot, []);
+    const result = provision(tcti, disks.digest, trusted.sealroot, [], true);
     if (result.status !== 0) throw new Error(`sealroot provision (trusted state) failed: ${result.output}`);
   });
 
@@ -66,8 +94,10 @@ export async function provisionTpms(disks: Disks): Promise<Provisioned> {
   fs.cpSync(trusted.sealroot, forged.sealroot, { recursive: true });
   const attack = await withSwtpm(forged.swtpm, (tcti) => {
     extend(tcti, 'rogue');
-    // The attacker knows the trusted PCR values (they are no secret) and predicts them for the next boot.
-    return provision(tcti, disks.forgedDigest, forged.sealroot, pcrValues('trusted'));
+    // The attacker knows the trusted PCR values (they are no secret) and predicts them for the next boot, but has
+    // no private policy key. First sealroot's own provisioning, then the raw NV path.
+    const attempt = provision(tcti, disks.forgedDigest, forged.sealroot, pcrValues('trusted'), false);
+    return { status: attempt.status, output: `sealroot provision: ${attempt.output.split('\n').at(-1)}; then ${rawNvAttack(tcti, disks.forgedDigest)}` };
   });
 
   fs.rmSync(dir, { recursive: true, force: true });

@@ -13,6 +13,7 @@ install() {
     for file in "$SEALROOT_TEST_FILES"/*; do
         inst_simple "$file" "/etc/sealroot-test/${file##*/}"
     done
+    inst_simple "$SEALROOT_TEST_FILES/prepare-root.conf" /usr/lib/ostree/prepare-root.conf
     inst_simple "$moddir/sealroot-test-pcrs.service" "$systemdsystemunitdir/sealroot-test-pcrs.service"
     inst_simple "$moddir/sealroot-test-check.service" "$systemdsystemunitdir/sealroot-test-check.service"
     inst_script "$moddir/sealroot-test.sh" /usr/bin/sealroot-test
