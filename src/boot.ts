@@ -23,7 +23,7 @@ import { validateImage, type ImageSummary } from './erofs/validate.ts';
 import { loadImage, type LoadedImage, type LoadImageOptions } from './image/load.ts';
 import { mountComposefs, type MountComposefsOptions, type MountedComposefs } from './mount/composefs.ts';
 import { UndoStack } from './mount/undo.ts';
-import { assembleRoot, replaceSysroot } from './root/assemble.ts';
+import { assembleRoot, replaceSysroot, transientDirs } from './root/assemble.ts';
 import { planRoot } from './root/layout.ts';
 import type { RootPlan } from './root/plan.ts';
 import { closeFd, preadFully } from './sys/io.ts';
@@ -53,6 +53,11 @@ export interface BootOptions {
   runDir?: string;
   /** Where prepare-root.conf and setup-root-conf.toml are looked up (default /, the initramfs). */
   initramfsRoot?: string;
+  /**
+   * Mount `root=` at the sysroot when nothing is mounted there (sealroot as PID 1 in a minimal initramfs).
+   * Default false: under dracut or systemd the sysroot is mounted before sealroot runs.
+   */
+  mountPhysicalRoot?: boolean;
   /** Make / recursively private first, as ostree-prepare-root does (shared mounts cannot be moved). Default true. */
   makeRootPrivate?: boolean;
   log: Logger;
@@ -116,7 +121,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
 
     const sysrootWasMounted = await step('physical-root', () => {
       const mounted = fs.existsSync(sysroot) && isMountPoint(sysroot);
-      if (mountPhysicalRoot(sysroot, cmdline, mounted, log)) undo.push(`unmount ${sysroot}`, () => umount2(sysroot, MNT_DETACH));
+      if (options.mountPhysicalRoot === true && mountPhysicalRoot(sysroot, cmdline, mounted, log)) undo.push(`unmount ${sysroot}`, () => umount2(sysroot, MNT_DETACH));
       return mounted || isMountPoint(sysroot);
     });
 
@@ -151,6 +156,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
         const result = steps.mountComposefs({
           imageFd: image.fd, objectDirs: plan.objectDirs, target: staging, verity: 'require', hasAcls: summary.hasAcls, log,
           workDir: path.join(runDir, 'sealroot'),
+          upper: plan.rootTransient ? transientDirs(runDir, 'root', undo) : undefined,
         });
         undo.push(`unmount the composefs root (${staging})`, () => result.unmount());
         return result;
@@ -163,8 +169,6 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       assembleRoot({ plan, staging, runDir, undo, log });
       const found = options.switchRoot === true ? chooseInit(staging, kargValue(cmdline, 'init')) : undefined;
       replaceSysroot(staging, sysroot, sysrootWasMounted, undo);
-      // With root.transient the composefs mount stays under the moved overlay at the staging point: let it go.
-      if (plan.rootTransient) umount2(staging, MNT_DETACH);
       fs.rmdirSync(staging);
       return found;
     });

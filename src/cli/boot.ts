@@ -10,8 +10,8 @@ export const bootCommand: Command = {
   summary: 'verify and mount the root at /sysroot (the initramfs step), optionally switch root as PID 1',
   usage: `Usage: sealroot boot [--config PATH] [--switch-root] [--cmdline TEXT]
 
-Reads the boot configuration and /proc/cmdline, mounts /proc, /sys and /dev if they are missing, mounts the
-physical root from root= if nothing is mounted at the sysroot, locates the image (ostree: ostree= and
+Reads the boot configuration and /proc/cmdline, mounts /proc, /sys and /dev if they are missing (as PID 1: also
+the physical root from root=, rootfstype=, rootflags=, ro/rw if nothing is mounted at the sysroot), locates the image (ostree: ostree= and
 .ostree.cfs; composefs-rs: composefs=<digest> and composefs/images/), reads the trusted digest from the TPM
 and caps the PCR, copies the image into a sealed memfd and checks its fs-verity digest, validates the EROFS,
 mounts the composefs overlay with verity=require, prepares /etc, /var and /sysroot, and puts the new root at the
@@ -34,7 +34,7 @@ configuration sets digest.source = "cmdline" and digest.allow-unauthenticated-cm
     if (values['switch-root'] && !pid1) throw new UsageError('--switch-root is only for sealroot running as PID 1');
     let result;
     try {
-      result = await boot({ configPath: values.config, cmdline: values.cmdline, switchRoot: values['switch-root'], log }, defaultBootSteps());
+      result = await boot({ configPath: values.config, cmdline: values.cmdline, switchRoot: values['switch-root'], mountPhysicalRoot: pid1, log }, defaultBootSteps());
     } catch (error) {
       if (!pid1) throw error;
       log.error(oneLine(error));

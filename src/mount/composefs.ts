@@ -28,6 +28,11 @@ export interface MountComposefsOptions {
   /** From the image validator: mount EROFS with `noacl` unless the image carries POSIX ACLs. */
   hasAcls: boolean;
   log?: Logger;
+  /**
+   * A writable upper layer on the composefs overlay itself (ostree's root.transient; libcomposefs upperdir).
+   * Not a second overlay stacked on top: overlayfs allows only two levels of stacking, and /etc may need one.
+   */
+  upper?: { upperdir: string; workdir: string };
   /** Where the EROFS layer is attached while the overlay is made (default /run/sealroot). */
   workDir?: string;
   /** Device directory holding loop-control and loopN (default /dev). */
@@ -120,17 +125,18 @@ export function mountComposefs(options: MountComposefsOptions): MountedComposefs
       if (lowerAttached) umount2(lowerDir, MNT_DETACH);
     });
 
-    const layers: ComposefsOverlay = { lower: lowerDir, data: options.objectDirs, verity: options.verity };
+    const layers: ComposefsOverlay = { lower: lowerDir, data: options.objectDirs, verity: options.verity, upper: options.upper };
+    const overlayAttributes = options.upper === undefined ? MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV : MOUNT_ATTR_NODEV;
     let overlayApi: MountedComposefs['overlayApi'] = 'lowerdir+';
     let overlayFd: number;
     try {
       try {
-        overlayFd = createDetachedMount('overlay', appendOverlayParams(layers), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV);
+        overlayFd = createDetachedMount('overlay', appendOverlayParams(layers), overlayAttributes);
       } catch (error) {
         if (!appendUnsupported(error)) throw error;
         log?.notice(`overlayfs here has no lowerdir+ (${describe(error)}): using the legacy lowerdir=IMG::OBJ form`);
         overlayApi = 'legacy';
-        overlayFd = createDetachedMount('overlay', legacyOverlayParams(layers), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV);
+        overlayFd = createDetachedMount('overlay', legacyOverlayParams(layers), overlayAttributes);
       }
     } catch (error) {
       throw new MountError('overlay', `cannot create the composefs overlay: ${describe(error)}`, error);
@@ -152,7 +158,8 @@ export function mountComposefs(options: MountComposefsOptions): MountedComposefs
     closeFd(erofsFd);
     closeFd(loopFd);
     log?.info(`composefs mounted at ${target}: ${loop.path} (read-only, autoclear) -> erofs -> overlay via ${overlayApi}, `
-      + `verity=${options.verity}, data layers ${options.objectDirs.join(', ')}`);
+      + `verity=${options.verity}, data layers ${options.objectDirs.join(', ')}`
+      + (options.upper === undefined ? '' : `, writable upper ${options.upper.upperdir}`));
     return {
       target,
       loopDevice: loop.path,

@@ -10,6 +10,8 @@ export interface ComposefsOverlay {
   /** Objects directories, each a data-only lower layer. */
   data: readonly string[];
   verity: VerityMode;
+  /** A writable upper layer (root.transient): the overlay is then read-write. */
+  upper?: { upperdir: string; workdir: string };
 }
 
 export type FsParam = { kind: 'string'; key: string; value: string } | { kind: 'flag'; key: string };
@@ -22,6 +24,10 @@ function base(options: ComposefsOverlay): FsParam[] {
   ];
   // verity=off is the kernel default; saying nothing keeps the legacy form valid on 6.5 kernels.
   if (options.verity === 'require') params.push({ kind: 'string', key: 'verity', value: 'require' });
+  if (options.upper !== undefined) {
+    params.push({ kind: 'string', key: 'upperdir', value: options.upper.upperdir });
+    params.push({ kind: 'string', key: 'workdir', value: options.upper.workdir });
+  }
   return params;
 }
 

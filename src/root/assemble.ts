@@ -1,5 +1,5 @@
 // Builds the new root around the mounted composefs (at `staging`) and puts it in place of the physical root:
-//   [root.transient overlay] -> physical root bound at <newroot>/sysroot (read-only if configured) ->
+//   physical root bound at <newroot>/sysroot (read-only if configured) ->
 //   /etc and /var as planned -> /run/ostree-booted -> the physical root's mount point now shows the new root.
 // Every change is recorded on the caller's UndoStack, so a failure leaves nothing mounted.
 import * as fs from 'node:fs';
@@ -84,24 +84,23 @@ function provideSubdir(name: 'etc' | 'var', plan: SubdirPlan, options: AssembleO
       return `overlay, upper ${upper}`;
     }
     case 'transient': {
-      const base = path.join(runDir, 'sealroot/transient', name);
-      makeDirs(undo, path.join(base, 'upper'), path.join(base, 'work'));
-      writableOverlay(path.join(staging, plan.lower), path.join(base, 'upper'), path.join(base, 'work'), target, 'transient', undo);
-      return `transient overlay over /${plan.lower}, upper ${base}/upper`;
+      const dirs = transientDirs(runDir, name, undo);
+      writableOverlay(path.join(staging, plan.lower), dirs.upperdir, dirs.workdir, target, 'transient', undo);
+      return `transient overlay over /${plan.lower}, upper ${dirs.upperdir}`;
     }
   }
 }
 
-/** Sets up everything below `staging`. */
+/** Upper and work directories of a transient layer, on the run tmpfs (as ostree's /run/ostree/.private/root). */
+export function transientDirs(runDir: string, name: string, undo: UndoStack): { upperdir: string; workdir: string } {
+  const base = path.join(runDir, 'sealroot/transient', name);
+  makeDirs(undo, path.join(base, 'upper'), path.join(base, 'work'));
+  return { upperdir: path.join(base, 'upper'), workdir: path.join(base, 'work') };
+}
+
+/** Sets up everything below `staging` (root.transient is not done here: the composefs overlay gets the upper layer). */
 export function assembleRoot(options: AssembleOptions): void {
   const { plan, staging, runDir, undo, log } = options;
-  if (plan.rootTransient) {
-    const base = path.join(runDir, 'sealroot/transient/root');
-    makeDirs(undo, path.join(base, 'upper'), path.join(base, 'work'));
-    writableOverlay(staging, path.join(base, 'upper'), path.join(base, 'work'), staging, 'transient', undo);
-    log?.info(`root.transient: writable overlay over the composefs root, upper ${base}/upper`);
-  }
-
   const sysrootTarget = path.join(staging, 'sysroot');
   if (fs.statSync(sysrootTarget, { throwIfNoEntry: false })?.isDirectory()) {
     const fd = openTreeClone(plan.sysroot, true);

@@ -1,0 +1,367 @@
+// The boot sequence on the host, both layouts, with the real loader, validator and mount; only the digest
+// source (no TPM here: a test source that counts the PCR caps) and the verity mode (no fs-verity here: off,
+// so the tree can be read back; verity=require is proven in QEMU and by `sealroot boot` below) are swapped in.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { boot, defaultBootSteps, type BootResult, type BootSteps } from '../../src/boot.ts';
+import { createLogger } from '../../src/cli/log.ts';
+import { StepError } from '../../src/errors.ts';
+import { mountComposefs } from '../../src/mount/composefs.ts';
+import { MNT_DETACH, umount2 } from '../../src/sys/mountapi.ts';
+import { parseDigest, type Digest } from '../../src/verity/digest.ts';
+import { leftoversSince, listTree, makeComposefsFixture, snapshot, writeTree, type Fixture, type TreeSpec } from '../helpers/composefs-fixture.ts';
+import { requireRoot, ROOT, run } from '../helpers/tools.ts';
+
+requireRoot();
+const log = createLogger({ kmsg: false, verbose: false });
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-boot-'));
+
+/** The OS tree in the image: /etc and /var empty mount points, /usr/etc the image's default /etc. */
+const OS: TreeSpec = {
+  'usr/bin/init': '#!/bin/sh\necho hello from the new root\n',
+  'usr/lib/os-release': 'ID=sealroot-test\n',
+  'usr/lib/big.bin': Buffer.alloc(150_000, 0x42),
+  'usr/etc/motd': 'default motd from the image\n',
+  'usr/etc/hostname': 'image\n',
+  'etc': { dir: true },
+  'var': { dir: true },
+  'sysroot': { dir: true },
+  'run': { dir: true },
+  'sbin': { symlink: 'usr/bin' },
+};
+const fixture: Fixture = makeComposefsFixture(path.join(work, 'fx'), OS);
+const digest = parseDigest(fixture.digest);
+const hex = digest.bytes.toString('hex');
+
+interface Scene {
+  dir: string;
+  sysroot: string;
+  run: string;
+  initramfs: string;
+  config: string;
+  cmdline: string;
+}
+
+function scene(name: string, cmdline: (s: Omit<Scene, 'cmdline'>) => string, configExtra = ''): Scene {
+  const dir = path.join(work, name);
+  const base = { dir, sysroot: path.join(dir, 'sysroot'), run: path.join(dir, 'run'), initramfs: path.join(dir, 'initramfs'), config: path.join(dir, 'boot.toml') };
+  for (const d of [base.sysroot, base.run, base.initramfs]) fs.mkdirSync(d, { recursive: true });
+  fs.writeFileSync(base.config, `[root]\nsysroot = "${base.sysroot}"\n${configExtra}`);
+  return { ...base, cmdline: cmdline(base) };
+}
+
+const DEPLOY = 'ostree/deploy/testos/deploy/0123abcd.0';
+const BOOTLINK = '/ostree/boot.1/testos/feedface/0';
+
+function ostreeScene(name: string, prepareRootConf = '[composefs]\nenabled = yes\n'): Scene {
+  const s = scene(name, () => `rw ostree=${BOOTLINK} quiet`);
+  writeTree(s.sysroot, {
+    [`${DEPLOY}/etc/hostname`]: 'deployment\n',
+    [`${DEPLOY}/etc/passwd`]: 'root:x:0:0::/root:/bin/sh\n',
+    'ostree/deploy/testos/var/lib/state': 'persistent\n',
+    'ostree/repo/config': '[core]\nmode=bare\n',
+    [BOOTLINK.slice(1)]: { symlink: '../../../deploy/testos/deploy/0123abcd.0' },
+  });
+  fs.copyFileSync(fixture.image, path.join(s.sysroot, DEPLOY, '.ostree.cfs'));
+  fs.cpSync(fixture.objects, path.join(s.sysroot, 'ostree/repo/objects'), { recursive: true });
+  writeTree(s.initramfs, { 'usr/lib/ostree/prepare-root.conf': prepareRootConf });
+  return s;
+}
+
+function composefsScene(name: string, setupRootConf?: string, cmdlineDigest = hex): Scene {
+  const s = scene(name, () => `quiet composefs=${cmdlineDigest}`);
+  writeTree(s.sysroot, {
+    [`state/deploy/${hex}/etc/hostname`]: 'state\n',
+    [`state/deploy/${hex}/var/log/boot.log`]: 'old log\n',
+  });
+  fs.mkdirSync(path.join(s.sysroot, 'composefs/images'), { recursive: true });
+  fs.copyFileSync(fixture.image, path.join(s.sysroot, 'composefs/images', hex));
+  fs.cpSync(fixture.objects, path.join(s.sysroot, 'composefs/objects'), { recursive: true });
+  if (setupRootConf !== undefined) writeTree(s.initramfs, { 'usr/lib/composefs/setup-root-conf.toml': setupRootConf });
+  return s;
+}
+
+interface Run {
+  caps: number;
+  steps: BootSteps;
+}
+
+/** The real steps except: the digest from the test (counting PCR caps) and verity=off (no fs-verity on the host). */
+function testSteps(trusted: Digest = digest): Run {
+  const state: Run = { caps: 0, steps: defaultBootSteps() };
+  state.steps = {
+    ...defaultBootSteps(),
+    trustedDigest: async () => trusted,
+    capPcr: async () => {
+      state.caps += 1;
+    },
+    mountComposefs: (options) => mountComposefs({ ...options, verity: 'off' }),
+  };
+  return state;
+}
+
+async function bootScene(s: Scene, steps: BootSteps, extra: { switchRoot?: boolean } = {}): Promise<BootResult> {
+  return boot({ configPath: s.config, cmdline: s.cmdline, runDir: s.run, initramfsRoot: s.initramfs, makeRootPrivate: false, log, ...extra }, steps);
+}
+
+function listUnder(root: string, sub: string): string[] {
+  return listTree(path.join(root, sub));
+}
+
+function mountOf(target: string): string {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.split(' ')[4] === target).at(-1) ?? '';
+}
+
+function unmountAll(s: Scene): void {
+  // Detaching the new root takes its submounts (/etc, /var, /sysroot) with it.
+  umount2(s.sysroot, MNT_DETACH);
+}
+
+function assertRoIsEnforced(dir: string): void {
+  assert.throws(() => fs.writeFileSync(path.join(dir, 'probe'), 'x'), (e: unknown) => (e as NodeJS.ErrnoException).code === 'EROFS', dir);
+}
+
+test('ostree: the deployment image at /sysroot, /etc from the deployment, /var from the stateroot, physical root ro at /sysroot/sysroot', async () => {
+  const s = ostreeScene('ostree-default');
+  const before = snapshot();
+  const run = testSteps();
+  const result = await bootScene(s, run.steps);
+  try {
+    assert.is(result.plan.layout, 'ostree');
+    assert.is(result.plan.deployment, path.join(s.sysroot, DEPLOY));
+    assert.is(run.caps, 1);
+    assert.match(mountOf(s.sysroot), / - overlay composefs ro,lowerdir\+=/);
+    assert.equal(listUnder(s.sysroot, 'usr'), listUnder(fixture.source, 'usr'));
+    assert.is(fs.readlinkSync(path.join(s.sysroot, 'sbin')), 'usr/bin');
+    // /etc: the deployment's, writable, writes land in the deployment.
+    assert.equal(fs.readdirSync(path.join(s.sysroot, 'etc')).sort(), ['hostname', 'passwd']);
+    fs.writeFileSync(path.join(s.sysroot, 'etc/new.conf'), 'x');
+    // /var: the stateroot's, writable.
+    assert.is(fs.readFileSync(path.join(s.sysroot, 'var/lib/state'), 'utf8'), 'persistent\n');
+    fs.writeFileSync(path.join(s.sysroot, 'var/lib/new'), 'y');
+    // The physical root, read-only.
+    assert.ok(fs.existsSync(path.join(s.sysroot, 'sysroot', DEPLOY, '.ostree.cfs')));
+    assert.match(mountOf(path.join(s.sysroot, 'sysroot')), /^\S+ \S+ \S+ \S+ \S+ ro[, ]/);
+    assertRoIsEnforced(path.join(s.sysroot, 'sysroot'));
+    assertRoIsEnforced(s.sysroot);
+    assert.ok(fs.existsSync(path.join(s.run, 'ostree-booted')));
+    assert.equal(fs.readdirSync(path.join(s.run, 'sealroot')), [], 'staging and temporary mount points removed');
+  } finally {
+    unmountAll(s);
+  }
+  assert.equal(leftoversSince(before), []);
+  assert.ok(fs.existsSync(path.join(s.sysroot, DEPLOY, 'etc/new.conf')), 'the /etc write is in the deployment');
+  assert.ok(fs.existsSync(path.join(s.sysroot, 'ostree/deploy/testos/var/lib/new')), 'the /var write is in the stateroot');
+});
+
+test('ostree: etc.transient (usr/etc on tmpfs), root.transient (writable root), sysroot.readonly=false', async () => {
+  const s = ostreeScene('ostree-transient', '[composefs]\nenabled = yes\n[etc]\ntransient = true\n[root]\ntransient = true\n[sysroot]\nreadonly = false\n');
+  const before = snapshot();
+  const run = testSteps();
+  await bootScene(s, run.steps);
+  try {
+    assert.equal(fs.readdirSync(path.join(s.sysroot, 'etc')).sort(), ['hostname', 'motd']);
+    assert.is(fs.readFileSync(path.join(s.sysroot, 'etc/hostname'), 'utf8'), 'image\n');
+    fs.writeFileSync(path.join(s.sysroot, 'etc/transient'), 'gone at reboot');
+    assert.ok(fs.existsSync(path.join(s.run, 'sealroot/transient/etc/upper/transient')));
+    fs.writeFileSync(path.join(s.sysroot, 'usr/new-in-root'), 'root is transient');
+    assert.ok(fs.existsSync(path.join(s.run, 'sealroot/transient/root/upper/usr/new-in-root')));
+    fs.writeFileSync(path.join(s.sysroot, 'sysroot/writable'), 'ok');
+    assert.match(mountOf(s.sysroot), / - overlay composefs rw,lowerdir\+=.*upperdir=/);
+  } finally {
+    unmountAll(s);
+  }
+  assert.equal(leftoversSince(before), []);
+  assert.is(fs.readFileSync(path.join(s.sysroot, 'writable'), 'utf8'), 'ok');
+  assert.not.ok(fs.existsSync(path.join(s.sysroot, DEPLOY, 'etc/transient')));
+});
+
+const MODES = ['bind', 'overlay', 'transient', 'none'] as const;
+for (const etcMode of MODES) {
+  const varMode = MODES[(MODES.indexOf(etcMode) + 1) % MODES.length]!;
+  test(`composefs-rs: [etc] mount=${etcMode}, [var] mount=${varMode}`, async () => {
+    const s = composefsScene(`cfs-${etcMode}`, `[etc]\nmount = "${etcMode}"\n[var]\nmount = "${varMode}"\n`);
+    // While mounted, the physical root is visible only through the read-only bind in the new root.
+    const state = path.join(s.sysroot, 'sysroot/state/deploy', hex);
+    const before = snapshot();
+    const run = testSteps();
+    const result = await bootScene(s, run.steps);
+    try {
+      assert.is(result.plan.layout, 'composefs');
+      assert.is(run.caps, 1);
+      assert.equal(listUnder(s.sysroot, 'usr'), listUnder(fixture.source, 'usr'));
+      assertRoIsEnforced(path.join(s.sysroot, 'sysroot'));
+      assert.ok(fs.existsSync(path.join(s.sysroot, 'sysroot/composefs/images', hex)));
+      // bind shows the state directory; overlay and transient show the image's (empty) directory plus writes.
+      const expectEtc = { bind: ['hostname'], overlay: [], transient: [], none: [] }[etcMode];
+      assert.equal(fs.readdirSync(path.join(s.sysroot, 'etc')).filter((n) => !['upper', 'work'].includes(n)).sort(), expectEtc);
+      const expectVar = { bind: ['log'], overlay: [], transient: [], none: [] }[varMode];
+      assert.equal(fs.readdirSync(path.join(s.sysroot, 'var')).filter((n) => !['upper', 'work'].includes(n)).sort(), expectVar);
+      for (const [dir, mode] of [['etc', etcMode], ['var', varMode]] as const) {
+        if (mode === 'none') {
+          assertRoIsEnforced(path.join(s.sysroot, dir));
+          continue;
+        }
+        fs.writeFileSync(path.join(s.sysroot, dir, 'written'), mode);
+        const landed = {
+          bind: path.join(state, dir, 'written'),
+          overlay: path.join(state, dir, 'upper/written'),
+          transient: path.join(s.run, 'sealroot/transient', dir, 'upper/written'),
+        }[mode];
+        assert.is(fs.readFileSync(landed, 'utf8'), mode, `${dir} (${mode}) write lands in ${landed}`);
+      }
+    } finally {
+      unmountAll(s);
+    }
+    assert.equal(leftoversSince(before), []);
+    assert.not.ok(fs.existsSync(path.join(s.run, 'ostree-booted')));
+  });
+}
+
+test('composefs-rs: defaults without a config file (etc overlay, var bind) and a SHA-512-free 64-hex karg', async () => {
+  const s = composefsScene('cfs-defaults');
+  const run = testSteps();
+  const before = snapshot();
+  const result = await bootScene(s, run.steps);
+  try {
+    assert.equal(result.plan.etc, { kind: 'overlay', state: path.join(s.sysroot, 'state/deploy', hex, 'etc') });
+    assert.equal(result.plan.var, { kind: 'bind', source: path.join(s.sysroot, 'state/deploy', hex, 'var') });
+    assert.match(mountOf(path.join(s.sysroot, 'etc')), / - overlay overlay rw,lowerdir=/);
+  } finally {
+    unmountAll(s);
+  }
+  assert.equal(leftoversSince(before), []);
+});
+
+/** Runs a boot that must fail at `step`; checks the one line, that nothing is left, and that the PCR was capped. */
+async function failsAt(s: Scene, stepName: string, pattern: RegExp, run = testSteps(), extra: { switchRoot?: boolean } = {}): Promise<void> {
+  const before = snapshot();
+  let caught: unknown;
+  try {
+    await bootScene(s, run.steps, extra);
+  } catch (error) {
+    caught = error;
+  }
+  assert.instance(caught, StepError, `expected a StepError at ${stepName}`);
+  const error = caught as StepError;
+  assert.is(error.step, stepName, error.message);
+  assert.match(error.message, pattern);
+  assert.not.match(error.message, /\n/);
+  assert.equal(leftoversSince(before), [], `leftovers after the ${stepName} failure`);
+  assert.is(run.caps, 1, 'the PCR is capped on the failure path too');
+  const sealrootDir = path.join(s.run, 'sealroot');
+  assert.equal(fs.existsSync(sealrootDir) ? fs.readdirSync(sealrootDir).filter((n) => n !== 'transient') : [], [], 'staging removed');
+  assert.not.ok(fs.existsSync(path.join(s.run, 'ostree-booted')));
+}
+
+test('failure: missing image (ostree and composefs-rs)', async () => {
+  const o = ostreeScene('fail-missing-image-ostree');
+  fs.rmSync(path.join(o.sysroot, DEPLOY, '.ostree.cfs'));
+  await failsAt(o, 'verify-image', /cannot stat the image.*ENOENT/);
+  const c = composefsScene('fail-missing-image-cfs');
+  fs.rmSync(path.join(c.sysroot, 'composefs/images', hex));
+  await failsAt(c, 'verify-image', /ENOENT/);
+});
+
+test('failure: wrong trusted digest, and an image that changed on disk', async () => {
+  await failsAt(ostreeScene('fail-wrong-digest'), 'verify-image', /digest mismatch/, testSteps(parseDigest('1'.repeat(64))));
+  const s = ostreeScene('fail-tampered-image');
+  const image = path.join(s.sysroot, DEPLOY, '.ostree.cfs');
+  const bytes = fs.readFileSync(image);
+  bytes[2000] ^= 0x01;
+  fs.writeFileSync(image, bytes);
+  await failsAt(s, 'verify-image', /digest mismatch/);
+});
+
+test('failure: composefs= names another digest than the trusted one', async () => {
+  const other = '2'.repeat(64);
+  const s = composefsScene('fail-named-digest', undefined, other);
+  fs.mkdirSync(path.join(s.sysroot, 'state/deploy', other), { recursive: true });
+  await failsAt(s, 'locate-root', new RegExp(`composefs= names sha256:${other} but the trusted digest is sha256:${hex}`));
+});
+
+test('failure: missing objects directory', async () => {
+  const s = ostreeScene('fail-no-objects');
+  fs.rmSync(path.join(s.sysroot, 'ostree/repo/objects'), { recursive: true });
+  await failsAt(s, 'mount-composefs', /objects directory .*ostree\/repo\/objects.*ENOENT/);
+});
+
+test('failure: bad configuration files', async () => {
+  const s = ostreeScene('fail-bad-config');
+  fs.writeFileSync(s.config, '[tpm]\npcr = "sha256:7"\n');
+  await failsAt(s, 'config', /unknown key tpm\.pcr/);
+  fs.writeFileSync(s.config, '[digest]\nsource = "cmdline"\n');
+  await failsAt(s, 'config', /allow-unauthenticated-cmdline/);
+  fs.rmSync(s.config);
+  await failsAt(s, 'config', /ENOENT/);
+  const p = ostreeScene('fail-prepare-root-conf', '[composefs]\nenabled = no\n');
+  await failsAt(p, 'locate-root', /composefs is disabled/);
+  const c = composefsScene('fail-setup-root-conf', '[etc]\nmount = "tmpfs"\n');
+  await failsAt(c, 'locate-root', /etc\.mount must be one of/);
+});
+
+test('failure: bad kargs', async () => {
+  const cases: [string, RegExp][] = [
+    ['ostree=/ostree/boot.1/testos/feedface/9', /does not exist/],
+    [`ostree=/${DEPLOY}`, /is not a symbolic link/],
+    ['composefs=xyz', /not a digest/],
+    [`composefs=?${hex}`, /fs-verity optional/],
+    [`ostree=${BOOTLINK} composefs=${hex}`, /both ostree= and composefs=/],
+    ['rw quiet', /neither ostree= nor composefs=/],
+    [`composefs=${hex} composefs=${'3'.repeat(64)}`, /more than once/],
+  ];
+  for (const [cmdline, pattern] of cases) {
+    const s = ostreeScene(`fail-karg-${cases.findIndex(([c]) => c === cmdline)}`);
+    await failsAt({ ...s, cmdline }, 'locate-root', pattern);
+  }
+});
+
+test('failure after the composefs mount (state missing for a bind) unwinds every mount made so far', async () => {
+  const s = composefsScene('fail-late', '[etc]\nmount = "transient"\n[var]\nmount = "bind"\n');
+  fs.rmSync(path.join(s.sysroot, 'state/deploy', hex, 'var'), { recursive: true });
+  await failsAt(s, 'prepare-root', /\/var: .*var is not a directory/);
+  const o = ostreeScene('fail-no-init');
+  await failsAt({ ...o, cmdline: `${o.cmdline} init=/sbin/missing-init` }, 'prepare-root', /init \/sbin\/missing-init not found in the new root/, testSteps(), { switchRoot: true });
+});
+
+test('failure of the digest source: still capped, nothing mounted', async () => {
+  const run = testSteps();
+  run.steps.trustedDigest = async () => {
+    throw new StepError('tpm', 'no TPM');
+  };
+  await failsAt(ostreeScene('fail-tpm'), 'tpm', /no TPM/, run);
+});
+
+test('sealroot boot (CLI) in a private mount namespace: verity=require root from a cmdline digest the config allows; refused without the allow key', () => {
+  const s = composefsScene('cli', '[etc]\nmount = "bind"\n');
+  const node = path.join(ROOT, 'node_modules/.bin/node');
+  const main = path.join(ROOT, 'src/cli/main.ts');
+  const script = (config: string) => `set -e
+mount -t tmpfs tmpfs /run
+${node} ${main} boot --config ${config} --cmdline "composefs=${hex} sealroot.digest=${fixture.digest}"
+echo "@@ $(awk '$5 == "${s.sysroot}"' /proc/self/mountinfo | tail -1)"
+echo "@@ ls $(ls ${s.sysroot}/usr/bin)"
+`;
+  fs.writeFileSync(path.join(s.dir, 'allowed.toml'), `[digest]\nsource = "cmdline"\nallow-unauthenticated-cmdline = true\n[root]\nsysroot = "${s.sysroot}"\n`);
+  const ok = run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script(path.join(s.dir, 'allowed.toml'))], { env: { ...process.env, SEALROOT_KMSG: '0' } });
+  assert.is(ok.status, 0, ok.stderr);
+  assert.match(ok.stderr, /UNAUTHENTICATED trusted digest from the kernel command line/);
+  assert.match(ok.stdout, /@@ .* - overlay composefs ro,lowerdir\+=.*verity=require/);
+  assert.match(ok.stdout, /@@ ls init/);
+  assert.match(ok.stdout, new RegExp(`${s.sysroot}: composefs root ready`));
+  // The same line with a config that does not allow the karg: the TPM is tried (there is none here) and it fails.
+  const refused = run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script(s.config)], { env: { ...process.env, SEALROOT_KMSG: '0' } });
+  assert.is(refused.status, 1);
+  assert.match(refused.stderr, /sealroot: trusted-digest: |sealroot: tpm: /);
+  assert.not.match(refused.stderr, /UNAUTHENTICATED/);
+  assert.not.ok(fs.existsSync(path.join(s.sysroot, 'usr')), 'nothing mounted at the sysroot outside the namespace');
+});
+
+test.after(() => {
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+test.run();
