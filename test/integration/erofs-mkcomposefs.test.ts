@@ -1,0 +1,101 @@
+// `sealroot mkimage` against libcomposefs' mkcomposefs on the same trees: byte-identical images, the same
+// image digest and objects; `sealroot inspect` against composefs-info dump and an independent listing.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { check, requireRoot, requireTools, ROOT } from '../helpers/tools.ts';
+import { makeFixture } from './erofs-fixture.ts';
+import { listSource, normalizeDump } from './erofs-listing.ts';
+import { composefsTools, runTool } from './erofs-tools.ts';
+
+const NODE = path.join(ROOT, 'node_modules/.bin/node');
+const MAIN = path.join(ROOT, 'src/cli/main.ts');
+const sealroot = (...args: string[]): string => check(NODE, [MAIN, ...args], { env: { ...process.env, SEALROOT_KMSG: '0' } });
+
+let work: string;
+test.before(() => {
+  requireRoot();
+  requireTools('fsverity', 'apt-get', 'dpkg-deb', 'cmp');
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-erofs-'));
+});
+test.after(() => {
+  if (work !== undefined) fs.rmSync(work, { recursive: true, force: true });
+});
+
+function listFiles(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((name) => fs.statSync(path.join(dir, name)).isFile()).sort();
+}
+
+for (const variant of [
+  { name: 'varied tree with an ACL', options: { acl: true } },
+  { name: 'tree with whiteouts (format version 1)', options: { whiteouts: true, manyEntries: 300, depth: 5 } },
+]) {
+  test(`${variant.name}: mkimage writes the bytes mkcomposefs writes, the same digest, the same objects`, () => {
+    const tools = composefsTools();
+    const dir = fs.mkdtempSync(path.join(work, 'case-'));
+    const source = path.join(dir, 'tree');
+    makeFixture(source, variant.options);
+    const theirs = path.join(dir, 'theirs.cfs');
+    const ours = path.join(dir, 'ours.cfs');
+    const theirDigest = runTool(tools.mkcomposefs, ['--print-digest', `--digest-store=${path.join(dir, 'objects-theirs')}`, source, theirs]).trim();
+    const ourDigest = sealroot('mkimage', '--print-digest', `--digest-store=${path.join(dir, 'objects-ours')}`, source, ours).trim();
+    const a = fs.readFileSync(theirs);
+    const b = fs.readFileSync(ours);
+    assert.is(b.length, a.length, 'image sizes differ');
+    const firstDifference = a.findIndex((byte, i) => byte !== b[i]);
+    assert.is(firstDifference, -1, `images differ first at byte ${firstDifference} (${tools.version})`);
+    assert.is(ourDigest, `sha256:${theirDigest}`);
+    const objects = listFiles(path.join(dir, 'objects-theirs'));
+    assert.ok(objects.length > 10, `only ${objects.length} objects`);
+    assert.equal(listFiles(path.join(dir, 'objects-ours')), objects);
+    for (const object of objects) {
+      assert.ok(fs.readFileSync(path.join(dir, 'objects-ours', object)).equals(fs.readFileSync(path.join(dir, 'objects-theirs', object))), object);
+    }
+    // The listing: ours from our image equals composefs-info's from theirs.
+    assert.is(sealroot('inspect', ours), runTool(tools.composefsInfo, ['dump', theirs]));
+  });
+}
+
+test('inspect lists what an independent walk of the source tree lists (sizes, modes, owners, times, digests, xattrs, hard links)', () => {
+  const dir = fs.mkdtempSync(path.join(work, 'listing-'));
+  const source = path.join(dir, 'tree');
+  makeFixture(source, { hardlinks: true, acl: true });
+  const image = path.join(dir, 'image.cfs');
+  sealroot('mkimage', source, image);
+  const expected = listSource(source);
+  const actual = normalizeDump(sealroot('inspect', image));
+  assert.is(actual.length, expected.length, 'number of lines');
+  for (let i = 0; i < expected.length; i++) assert.is(actual[i], expected[i], `line ${i + 1}`);
+});
+
+test('with hard links, the image equals what mkcomposefs --from-file makes of its own dump', () => {
+  const tools = composefsTools();
+  const dir = fs.mkdtempSync(path.join(work, 'hardlinks-'));
+  const source = path.join(dir, 'tree');
+  makeFixture(source, { hardlinks: true, manyEntries: 100, depth: 4 });
+  const ours = path.join(dir, 'ours.cfs');
+  sealroot('mkimage', source, ours);
+  const dump = sealroot('inspect', ours);
+  assert.match(dump, / @100644 3 0 0 0 [0-9.]+ \/deep\/third-name /);
+  assert.is(runTool(tools.composefsInfo, ['dump', ours]), dump);
+  fs.writeFileSync(path.join(dir, 'dump'), dump);
+  const theirs = path.join(dir, 'theirs.cfs');
+  runTool(tools.mkcomposefs, ['--from-file', path.join(dir, 'dump'), theirs]);
+  assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'images differ');
+});
+
+test('mkimage is reproducible: same tree, same bytes, whatever the run time and creation order', () => {
+  const dir = fs.mkdtempSync(path.join(work, 'repro-'));
+  makeFixture(path.join(dir, 'one'), { manyEntries: 200, depth: 3, hardlinks: true });
+  makeFixture(path.join(dir, 'two'), { manyEntries: 200, depth: 3, hardlinks: true });
+  sealroot('mkimage', path.join(dir, 'one'), path.join(dir, 'one.cfs'));
+  sealroot('mkimage', path.join(dir, 'two'), path.join(dir, 'two.cfs'));
+  sealroot('mkimage', path.join(dir, 'one'), path.join(dir, 'one-again.cfs'));
+  const one = fs.readFileSync(path.join(dir, 'one.cfs'));
+  assert.ok(one.equals(fs.readFileSync(path.join(dir, 'one-again.cfs'))), 'two runs on one tree differ');
+  assert.ok(one.equals(fs.readFileSync(path.join(dir, 'two.cfs'))), 'two trees made alike differ');
+});
+
+test.run();
