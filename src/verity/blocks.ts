@@ -29,10 +29,12 @@ export function hashDataBlocks(crypto: HashFunctions, hashing: BlockHashing, dat
       padded.set(block);
       block = padded;
     }
+    // A 'binary' (latin1) string out and Buffer#write in: ~2x faster per 4 KiB block than a Buffer result, whose allocation
+    // costs more than hashing the block (measured with node 24: 28 vs 69 ms for 32 MiB of SHA-256 blocks).
     const digest = paddedSalt.length === 0
-      ? crypto.hash(algorithm, block, 'buffer')
-      : crypto.createHash(algorithm).update(paddedSalt).update(block).digest();
-    digests.set(digest, index * digestSize);
+      ? crypto.hash(algorithm, block, 'binary')
+      : crypto.createHash(algorithm).update(paddedSalt).update(block).digest('binary');
+    digests.write(digest, index * digestSize, 'latin1');
   }
   return digests;
 }
