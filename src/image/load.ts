@@ -2,9 +2,14 @@
 // and hands it over only when the digest is the trusted one. After F_SEAL_WRITE|SHRINK|GROW|SEAL nothing can change
 // the bytes that were checked (memfd_create(2) "File sealing"), whatever happens to the file on disk afterwards.
 //
-// The source is opened by path, following symlinks (composefs-rs keeps images/<id> as symlinks into objects/):
+// The source is opened by path, following symlinks (composefs-rs doc/repository.md: images/<digest> is a symlink to
+// ../objects/XX/...; such objects have fs-verity enabled, which makes the kernel path below the usual one there):
 // where the file lives does not matter, only its bytes, and those are checked. It is opened O_NONBLOCK so that a
 // FIFO swapped in after the stat cannot block the boot, and it must be a regular file both before and after open.
+//
+// The bytes hashed are the very buffer written to the memfd. Until the seal, only a process able to open
+// /proc/<pid>/fd/N of sealroot could write to the memfd, and that takes ptrace access to sealroot (which could as
+// well rewrite its memory): the seal closes nothing an attacker without that access could use.
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
