@@ -52,8 +52,14 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
 
     const started = performance.now();
     const reader = new TreeReader({ algorithm: algorithm as HashAlgorithm, digestStore: values['digest-store'] });
-    const tree = reader.read(source);
-    const written = writeImage(tree, { algorithm: algorithm as HashAlgorithm, minVersion, maxVersion });
+    let written: ReturnType<typeof writeImage>;
+    try {
+      const tree = reader.read(source);
+      written = writeImage(tree, { algorithm: algorithm as HashAlgorithm, minVersion, maxVersion });
+      reader.commit();
+    } finally {
+      reader.abort();
+    }
 
     const temp = path.join(path.dirname(path.resolve(image)), `.${path.basename(image)}.tmp-${process.pid}`);
     try {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StepError, SysError } from '../errors.ts';
 import { enableVerity } from '../sys/verity.ts';
-import { getXattr, listXattrs } from '../sys/xattr.ts';
+import { getXattr, listXattrs, syncFilesystem } from '../sys/xattr.ts';
 import type { HashAlgorithm } from '../verity/digest.ts';
 import { FS_VERITY_ALGORITHM_IDS, FsVerityHasher } from '../verity/merkle.ts';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './format.ts';
@@ -45,6 +45,8 @@ export class TreeReader {
   readonly #options: ReadTreeOptions;
   readonly #inodes = new Map<string, TreeNode>();
   readonly #buffer = Buffer.alloc(READ_CHUNK);
+  /** Objects copied but not yet placed: object path -> temporary file. */
+  readonly #pending = new Map<string, { temp: string; size: bigint }>();
 
   constructor(options: ReadTreeOptions) {
     this.#options = options;
@@ -134,7 +136,7 @@ export class TreeReader {
     }
   }
 
-  /** Hashes the content (and copies it to the store in the same pass); the object is renamed into place by digest. */
+  /** Hashes the content, copying it to a temporary file in the store in the same pass (placed by commit()). */
   #object(fd: number, file: Buffer, node: TreeNode): void {
     const { algorithm, digestStore } = this.#options;
     const hasher = new FsVerityHasher({ algorithm });
@@ -161,10 +163,14 @@ export class TreeReader {
       node.payload = objectPath(node.digest);
       if (out !== undefined && temp !== undefined) {
         fs.fchmodSync(out, 0o644);
-        fs.fsyncSync(out);
         fs.closeSync(out);
         out = undefined;
-        this.#store(temp, path.join(digestStore!, node.payload), node.size);
+        if (this.#pending.has(node.payload)) {
+          fs.rmSync(temp);
+          this.stats.objectsReused += 1;
+        } else {
+          this.#pending.set(node.payload, { temp, size: node.size });
+        }
         temp = undefined;
       }
     } catch (error) {
@@ -176,27 +182,48 @@ export class TreeReader {
     }
   }
 
-  /** Atomically places a finished temp file at its object path, unless an object of that digest is already there. */
-  #store(temp: string, object: string, size: bigint): void {
-    const existing = fs.statSync(object, { throwIfNoEntry: false, bigint: true });
-    if (existing !== undefined) {
-      if (!existing.isFile() || existing.size !== size) fail(`an object of this name exists with another size (${existing.size}, expected ${size})`, object);
-      fs.rmSync(temp);
-      this.stats.objectsReused += 1;
-      return;
-    }
-    fs.mkdirSync(path.dirname(object), { recursive: true, mode: 0o755 });
-    // fs-verity is enabled where the store's filesystem supports it (what makes verity=require possible).
-    const fd = fs.openSync(temp, fs.constants.O_RDONLY);
+  /**
+   * Places the objects copied by read(): one syncfs for all their data, then each temp file is renamed to its
+   * object path (so an object name never refers to unwritten data), unless an object of that digest is already
+   * there. fs-verity is enabled where the store's filesystem supports it (what verity=require needs).
+   */
+  commit(): void {
+    const store = this.#options.digestStore;
+    if (store === undefined || this.#pending.size === 0) return;
+    const dirFd = fs.openSync(store, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     try {
-      enableVerity(fd, FS_VERITY_ALGORITHM_IDS[this.#options.algorithm], 4096, temp);
-    } catch (error) {
-      if (!(error instanceof SysError && ['EOPNOTSUPP', 'ENOTTY', 'ENOSYS'].includes(error.code))) throw error;
-      this.stats.objectsWithoutVerity += 1;
+      syncFilesystem(dirFd, store);
     } finally {
-      fs.closeSync(fd);
+      fs.closeSync(dirFd);
     }
-    fs.renameSync(temp, object);
-    this.stats.objectsWritten += 1;
+    for (const [payload, { temp, size }] of [...this.#pending]) {
+      const object = path.join(store, payload);
+      const existing = fs.statSync(object, { throwIfNoEntry: false, bigint: true });
+      if (existing !== undefined) {
+        if (!existing.isFile() || existing.size !== size) fail(`an object of this name exists with another size (${existing.size}, expected ${size})`, object);
+        fs.rmSync(temp);
+        this.stats.objectsReused += 1;
+      } else {
+        fs.mkdirSync(path.dirname(object), { recursive: true, mode: 0o755 });
+        const fd = fs.openSync(temp, fs.constants.O_RDONLY);
+        try {
+          enableVerity(fd, FS_VERITY_ALGORITHM_IDS[this.#options.algorithm], 4096, temp);
+        } catch (error) {
+          if (!(error instanceof SysError && ['EOPNOTSUPP', 'ENOTTY', 'ENOSYS'].includes(error.code))) throw error;
+          this.stats.objectsWithoutVerity += 1;
+        } finally {
+          fs.closeSync(fd);
+        }
+        fs.renameSync(temp, object);
+        this.stats.objectsWritten += 1;
+      }
+      this.#pending.delete(payload);
+    }
+  }
+
+  /** Removes the temporary files of objects not placed (after a failure). */
+  abort(): void {
+    for (const { temp } of this.#pending.values()) fs.rmSync(temp, { force: true });
+    this.#pending.clear();
   }
 }

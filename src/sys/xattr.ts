@@ -1,5 +1,5 @@
 // Extended attributes and special files on paths that must not be followed (lgetxattr(2), llistxattr(2),
-// lsetxattr(2), mknodat(2), utimensat(2)). Paths are byte strings (Buffers) so any file name works.
+// lsetxattr(2), mknodat(2), utimensat(2)), and syncfs(2). Paths are byte strings (Buffers) so any name works.
 import { SysError } from '../errors.ts';
 import { syscall } from './native.ts';
 
@@ -65,4 +65,9 @@ export function setTimes(path: string | Buffer, seconds: bigint, nanoseconds: nu
     times.writeBigInt64LE(BigInt(nanoseconds), at + 8);
   }
   syscall('utimensat', [-100, cPath(path), times, AT_SYMLINK_NOFOLLOW], label(path));
+}
+
+/** syncfs(2): flushes the filesystem holding the open file `fd`. */
+export function syncFilesystem(fd: number, path?: string): void {
+  syscall('syncfs', [fd], path);
 }
