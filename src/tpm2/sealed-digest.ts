@@ -145,6 +145,16 @@ async function withPolicySession<T>(tpm: Tpm, body: (session: { handle: number; 
   }
 }
 
+/**
+ * Every bank of the selection must be allocated: a TPM accepts PolicyPCR over an unallocated bank and hashes no
+ * values for it, so the failure would otherwise only show as a policy that matches no approval.
+ */
+export async function checkBanks(tpm: Tpm, selection: PcrSelection): Promise<void> {
+  const allocated = (await tpm.pcrBanks()).map((entry) => entry.bank);
+  const missing = selection.filter((entry) => !allocated.includes(entry.bank)).map((entry) => entry.bank);
+  if (missing.length > 0) throw new SealedDigestError(`PCR bank ${missing.join(', ')} is not allocated on this TPM (allocated: ${allocated.join(', ')})`);
+}
+
 export interface ReadOptions extends IndexOptions {
   selection: PcrSelection;
   capPcr: number;
@@ -158,6 +168,7 @@ export async function readSealedDigest(tpm: Tpm, options: ReadOptions): Promise<
   if (index.state === 'absent') throw new SealedDigestError(`${where} is not defined (not provisioned on this TPM)`);
   if (index.state === 'foreign') throw new SealedDigestError(`${where} is not trusted: ${index.why}`);
   if (!index.written) throw new SealedDigestError(`${where} was defined but never written`);
+  await checkBanks(tpm, options.selection);
   return withPolicySession(tpm, async ({ handle }) => {
     await tpm.policyPcr(handle, withPcr(options.selection, options.capPcr));
     await tpm.policyCommandCode(handle, TPM_CC.NV_Read);
@@ -193,6 +204,7 @@ export async function writeSealedDigest(tpm: Tpm, digest: Buffer, options: Write
     index = { state: 'ours', written: false, dataSize: digest.length };
   }
   if (index.dataSize !== digest.length) throw new SealedDigestError(`${where} holds ${index.dataSize}-byte digests, not ${digest.length}`);
+  await checkBanks(tpm, options.selection);
   const names = nvName(expectedNvPublic(options.nvIndex, options.policyKey, digest.length, index.written));
   const hasWriteApproval = options.approvals.some((a) => a.purpose === 'write');
   if (hasWriteApproval || options.signer === undefined) {

@@ -68,7 +68,10 @@ export interface Transport {
 }
 
 export async function openTransport(tcti: Tcti, timeoutMs: number): Promise<Transport> {
-  return tcti.kind === 'device' ? DeviceTransport.open(tcti) : new SocketTransport(tcti, timeoutMs);
+  if (tcti.kind === 'device') return DeviceTransport.open(tcti);
+  const transport = new SocketTransport(tcti, timeoutMs);
+  await transport.probe();
+  return transport;
 }
 
 /**
@@ -119,6 +122,23 @@ class SocketTransport implements Transport {
     this.timeoutMs = timeoutMs;
   }
 
+  /** Connects once, so that a missing simulator is reported when the TPM is opened, not at the first command. */
+  probe(): Promise<void> {
+    const { host, port, kind } = this.tcti;
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port });
+      socket.setTimeout(this.timeoutMs, () => {
+        socket.destroy();
+        reject(new TpmUnavailableError(`no TPM at ${kind}:host=${host},port=${port}: no connection within ${this.timeoutMs} ms`, 'ETIMEDOUT'));
+      });
+      socket.on('connect', () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.on('error', (error: NodeJS.ErrnoException) => reject(unavailable(this.tcti, error)));
+    });
+  }
+
   transmit(command: Buffer): Promise<Buffer> {
     const { host, port, kind } = this.tcti;
     const where = `${kind}:host=${host},port=${port}`;
@@ -137,10 +157,7 @@ class SocketTransport implements Transport {
       const socket = net.connect({ host, port });
       socket.setTimeout(this.timeoutMs, () => finish(new TpmUnavailableError(`no answer from the TPM at ${where} within ${this.timeoutMs} ms`, 'ETIMEDOUT')));
       socket.on('connect', () => socket.write(frame));
-      socket.on('error', (error: NodeJS.ErrnoException) => {
-        const why = error.code === 'ECONNREFUSED' ? 'connection refused (is swtpm running?)' : error.code ?? error.message;
-        finish(new TpmUnavailableError(`no TPM at ${where}: ${why}`, error.code));
-      });
+      socket.on('error', (error: NodeJS.ErrnoException) => finish(unavailable(this.tcti, error)));
       socket.on('data', (chunk: Buffer) => {
         chunks.push(chunk);
         received += chunk.length;
@@ -155,6 +172,11 @@ class SocketTransport implements Transport {
   }
 
   async close(): Promise<void> {}
+}
+
+function unavailable(tcti: Tcti & { kind: 'swtpm' | 'mssim' }, error: NodeJS.ErrnoException): TpmUnavailableError {
+  const why = error.code === 'ECONNREFUSED' ? 'connection refused (is swtpm running?)' : error.code ?? error.message;
+  return new TpmUnavailableError(`no TPM at ${tcti.kind}:host=${tcti.host},port=${tcti.port}: ${why}`, error.code);
 }
 
 const MSSIM_SEND_COMMAND = 8;

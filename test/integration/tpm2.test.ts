@@ -319,4 +319,100 @@ test('scenario: trusted provision D1; rogue boot and every attack; trusted boot 
   }
 });
 
+test('errors: no TPM, unknown or unallocated bank, wrong PCRs, wrong key, corrupted state, DA lockout', async () => {
+  const tpm = await startSwtpm();
+  const dir = tmpdir();
+  const state = path.join(dir, 'state');
+  try {
+    // No TPM: nothing listens, or no device node.
+    const closed = await startSwtpm();
+    const closedTcti = closed.tcti;
+    await closed.stop();
+    const refused = sealroot('unseal', '--tpm', closedTcti, '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
+    assert.is(refused.status, 1);
+    assert.is(refused.stderr, `sealroot: tpm: cannot read the trusted digest: no TPM at ${closedTcti}: connection refused (is swtpm running?)\n`);
+    const noDevice = sealroot('unseal', '--tpm', 'device:/dev/sealroot-no-such-tpm', '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
+    assert.is(noDevice.status, 1);
+    assert.match(noDevice.stderr, /^sealroot: tpm: cannot read the trusted digest: no TPM: \/dev\/sealroot-no-such-tpm does not exist/);
+    assert.is(sealroot('pcr', 'read', '--tpm', 'bogus:x', 'sha256:0').status, 2);
+
+    bootInto(tpm, 'trusted');
+    trustedProvision(tpm, state);
+    assert.is(unseal(tpm, state).stdout, `${D1}\n`);
+
+    // Unknown bank (syntax) and a bank the TPM has not allocated.
+    const unknown = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', 'sha999:8', '--state', state, '--policy-key', PUB);
+    assert.is(unknown.status, 2);
+    assert.match(unknown.stderr, /unknown PCR bank 'sha999'/);
+
+    // Wrong PCRs: one more extend of PCR 9 in this boot.
+    check('tpm2_pcrextend', ['-T', tpm.tcti, `9:sha256=${'ab'.repeat(32)}`]);
+    const wrong = unseal(tpm, state);
+    assert.is(wrong.status, 1);
+    assert.match(wrong.stderr, /no read approval matches the current PCR values \(policy [0-9a-f]{64}; 1 read approvals in the state directory\)/);
+    await tpm.restart();
+    bootInto(tpm, 'trusted');
+
+    // A policy key that is not the one the index was provisioned for: the index's name does not match.
+    const otherKey = path.join(dir, 'other.pem');
+    check('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey]);
+    const otherPub = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--state', state, '--policy-key', otherKey);
+    assert.is(otherPub.status, 1);
+    assert.match(otherPub.stderr, /is not trusted: name [0-9a-f]+ is not the name of sealroot's index for this policy key/);
+    const notPem = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--state', state, '--policy-key', path.join(dir, 'missing.pem'));
+    assert.match(notPem.stderr, /cannot read the policy key .*missing\.pem: ENOENT/);
+
+    // Corrupted state files: garbage, a flipped signature, a foreign signature put first, a missing file.
+    const file = path.join(state, 'approvals.json');
+    const good = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, good.slice(0, 100));
+    const garbage = unseal(tpm, state);
+    assert.is(garbage.status, 1);
+    assert.match(garbage.stderr, new RegExp(`^sealroot: tpm: cannot read the trusted digest \\(${file}\\): corrupted state file: not JSON`));
+    const parsed = JSON.parse(good) as { approvals: { purpose: string; signature: string; policy: string }[] };
+    const flipped = structuredClone(parsed);
+    const read = flipped.approvals.find((a) => a.purpose === 'read')!;
+    read.signature = (read.signature[0] === '0' ? '1' : '0') + read.signature.slice(1);
+    fs.writeFileSync(file, JSON.stringify(flipped));
+    const badSignature = unseal(tpm, state);
+    assert.is(badSignature.status, 1);
+    assert.match(badSignature.stderr, /the read approval for policy [0-9a-f]{64} is not signed by the policy key/);
+    const foreign = structuredClone(parsed);
+    const forged = { ...foreign.approvals.find((a) => a.purpose === 'read')!, signature: sign('sha256', Buffer.concat([Buffer.from(read.policy, 'hex'), POLICY_REF]), fs.readFileSync(otherKey)).toString('hex') };
+    foreign.approvals.unshift(forged);
+    fs.writeFileSync(file, JSON.stringify(foreign));
+    assert.is(unseal(tpm, state).stdout, `${D1}\n`, 'a foreign-signed record before the valid one must not stop the read');
+    fs.writeFileSync(file, JSON.stringify({ ...parsed, approvals: [{ ...parsed.approvals[0], policy: 'zz' }] }));
+    assert.match(unseal(tpm, state).stderr, /corrupted state file: approval 0: bad policy/);
+    fs.rmSync(file);
+    assert.match(unseal(tpm, state).stderr, /no approvals: the state directory was not provisioned/);
+    fs.writeFileSync(file, good);
+    assert.is(unseal(tpm, state).stdout, `${D1}\n`);
+
+    // DA lockout, caused by a rogue boot hammering a DA-protected index: the TPM refuses DA-protected authorizations
+    // (tpm2-tools sees TPM_RC_LOCKOUT), but sealroot's policy-only authorization still reads the digest.
+    check('tpm2_dictionarylockout', ['-T', tpm.tcti, '-s', '-n', '1', '-t', '1000', '-l', '1000']);
+    check('tpm2_nvdefine', ['-T', tpm.tcti, '-C', 'o', '-s', '8', '-a', 'authread|authwrite', '-p', 'good', '0x01000e02']);
+    run('tpm2_nvread', ['-T', tpm.tcti, '-P', 'bad', '-C', '0x01000e02', '-s', '8', '0x01000e02']);
+    const locked = run('tpm2_nvread', ['-T', tpm.tcti, '-P', 'good', '-C', '0x01000e02', '-s', '8', '0x01000e02']);
+    assert.match(locked.stderr, /0x921/);
+    assert.match(check('tpm2_getcap', ['-T', tpm.tcti, 'properties-variable']), /inLockout:\s+1/);
+    const inLockout = unseal(tpm, state);
+    assert.is(inLockout.stdout, `${D1}\n`, inLockout.stderr);
+
+    // A bank that is not allocated (after tpm2_pcrallocate and a reboot).
+    check('tpm2_pcrallocate', ['-T', tpm.tcti, 'sha1:all+sha256:all+sha384:none+sha512:none']);
+    await tpm.restart();
+    const unallocated = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', 'sha384:8', '--state', state, '--policy-key', PUB);
+    assert.is(unallocated.status, 1);
+    assert.match(unallocated.stderr, /^sealroot: tpm: cannot read the trusted digest: PCR bank sha384 is not allocated on this TPM \(allocated: sha1, sha256\)$/m);
+    const pcrRead = sealroot('pcr', 'read', '--tpm', tpm.tcti, 'sha384:8');
+    assert.is(pcrRead.status, 1);
+    assert.match(pcrRead.stderr, /no value for sha384:8 \(bank not allocated\?\)/);
+  } finally {
+    await tpm.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
