@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BUSYBOX, buildInitramfs, moduleLoadOrder } from './initramfs.ts';
-import { CACHE, freshDir, ROOT, SEALROOT_BIN, type Kernel } from './paths.ts';
+import { CACHE, freshDir, pruneCache, ROOT, SEALROOT_BIN, type Kernel } from './paths.ts';
 import { boot } from './vm.ts';
 
 export const HELLO = 'hello from the trusted image';
@@ -179,6 +179,7 @@ export async function buildDisks(kernel: Kernel, log: (line: string) => void): P
   const dir = path.join(CACHE, 'disks', key);
   const manifest = path.join(dir, 'disks.json');
   if (fs.existsSync(manifest)) return JSON.parse(fs.readFileSync(manifest, 'utf8')) as Disks;
+  pruneCache(path.join(CACHE, 'disks'), (name) => name === key);
   const work = freshDir(path.join(CACHE, 'disks', `${key}.work`));
 
   const tree = path.join(work, 'tree');

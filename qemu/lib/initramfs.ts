@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CACHE, type Kernel } from './paths.ts';
+import { CACHE, pruneCache, type Kernel } from './paths.ts';
 
 export const BUSYBOX = '/bin/busybox';
 
@@ -79,6 +79,7 @@ export function buildInitramfs(spec: InitramfsSpec): string {
   const out = path.join(CACHE, 'initramfs', `${spec.name}-${key}.cpio.zst`);
   if (fs.existsSync(out)) return out;
 
+  pruneCache(path.join(CACHE, 'initramfs'), (name) => !name.startsWith(`${spec.name}-`));
   const stage = path.join(CACHE, 'initramfs', `${spec.name}.stage`);
   fs.rmSync(stage, { recursive: true, force: true });
   for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'run', 'tmp', 'sysroot', 'etc']) {

@@ -42,3 +42,11 @@ export function freshDir(dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
   return dir;
 }
+
+/** Removes the entries of a cache directory other than `keep` (older builds of the same thing). */
+export function pruneCache(dir: string, keep: (name: string) => boolean): void {
+  if (!fs.existsSync(dir)) return;
+  for (const name of fs.readdirSync(dir)) {
+    if (!keep(name)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+}

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PCR_SELECTION, pcrExtendArgs, pcrValues } from './guest.ts';
-import { CACHE, freshDir, ROOT, SEALROOT_BIN } from './paths.ts';
+import { CACHE, freshDir, pruneCache, ROOT, SEALROOT_BIN } from './paths.ts';
 
 /** TEST keys from keys/: the private half signs approvals on the "vendor" side; the public half goes into the initramfs. */
 export const POLICY_KEY_PRIVATE = path.join(ROOT, 'keys/test-policy-key.pem');
@@ -80,6 +80,7 @@ export async function provisionTpms(disks: Disks): Promise<Provisioned> {
   const dir = path.join(CACHE, 'provision', fingerprint(disks));
   const manifest = path.join(dir, 'provisioned.json');
   if (fs.existsSync(manifest)) return JSON.parse(fs.readFileSync(manifest, 'utf8')) as Provisioned;
+  pruneCache(path.dirname(dir), (name) => name === path.basename(dir));
   const work = freshDir(`${dir}.work`);
   const trusted = { swtpm: path.join(work, 'trusted/swtpm'), sealroot: path.join(work, 'trusted/sealroot') };
   fs.mkdirSync(trusted.sealroot, { recursive: true });
