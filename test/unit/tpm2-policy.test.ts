@@ -1,0 +1,123 @@
+// Pure parts of the TPM client: PCR selections and values, TCTI strings, policies and approvals, the state file.
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { addApprovals, parseApprovals, readApprovals, serializeApprovals } from '../../src/tpm2/approvals.ts';
+import { TPM_CC } from '../../src/tpm2/constants.ts';
+import { parseCapPcr, parseNvIndex, parsePcrValues } from '../../src/tpm2/options.ts';
+import { formatPcrSelection, marshalPcrSelection, parsePcrSelection, selectionOrder, withPcr } from '../../src/tpm2/pcr-selection.ts';
+import { approvalDigest, policyAuthorize, policyCommandCode, policyPcr, ZERO_POLICY } from '../../src/tpm2/policy.ts';
+import { loadSigner, policyKeyFromObject, verifyRaw } from '../../src/tpm2/policy-key.ts';
+import { cappedValue, CAP_EVENT, makeApprovals, pcrCommandPolicy, POLICY_REF } from '../../src/tpm2/sealed-digest.ts';
+import { parseTcti } from '../../src/tpm2/transport.ts';
+
+const sha256 = (...parts: Buffer[]) => { const h = createHash('sha256'); for (const p of parts) h.update(p); return h.digest(); };
+const KEY = path.resolve(import.meta.dirname, '../../keys/test-policy-key.pem');
+
+test('PCR selections in tpm2-tools syntax', () => {
+  assert.equal(parsePcrSelection('sha256:7,0,2'), [{ bank: 'sha256', pcrs: [0, 2, 7] }]);
+  assert.equal(parsePcrSelection('sha256:0,7+sha1:4'), [{ bank: 'sha256', pcrs: [0, 7] }, { bank: 'sha1', pcrs: [4] }]);
+  assert.is(formatPcrSelection(withPcr(parsePcrSelection('sha256:9,8'), 15)), 'sha256:8,9,15');
+  assert.equal(selectionOrder(parsePcrSelection('sha256:8+sha1:1,0')), [{ bank: 'sha256', pcr: 8 }, { bank: 'sha1', pcr: 0 }, { bank: 'sha1', pcr: 1 }]);
+  assert.is(marshalPcrSelection(parsePcrSelection('sha256:8,9,15')).finish().toString('hex'), '00000001000b03008300');
+  assert.throws(() => parsePcrSelection('sha999:1'), /unknown PCR bank 'sha999'/);
+  assert.throws(() => parsePcrSelection('sha256:24'), /out of range/);
+  assert.throws(() => parsePcrSelection('sha256:'), /not a PCR selection/);
+  assert.throws(() => parsePcrSelection('sha256:1+sha256:2'), /selected twice/);
+  assert.throws(() => parsePcrSelection(''), /empty/);
+});
+
+test('--pcr-value, --nv-index, --cap-pcr', () => {
+  const selection = withPcr(parsePcrSelection('sha256:8'), 15);
+  const values = parsePcrValues([`8=${'ab'.repeat(32)}`, `sha256:15=0x${'00'.repeat(32)}`], selection);
+  assert.is(values.get('sha256:8')!.toString('hex'), 'ab'.repeat(32));
+  assert.is(values.get('sha256:15')!.length, 32);
+  assert.throws(() => parsePcrValues([`8=${'ab'.repeat(20)}`], selection), /20 bytes match no bank/);
+  assert.throws(() => parsePcrValues([`sha1:8=${'ab'.repeat(32)}`], selection), /sha1 value has 20 bytes/);
+  assert.throws(() => parsePcrValues(['8=xyz'], selection), /bad --pcr-value/);
+  assert.is(parseNvIndex('0x01000e01'), 0x01000e01);
+  assert.throws(() => parseNvIndex('0x81000001'), /NV index handle/);
+  assert.is(parseCapPcr('15'), 15);
+  assert.throws(() => parseCapPcr('16'), /resettable/);
+  assert.throws(() => parseCapPcr('23'), /resettable/);
+});
+
+test('TCTI strings as tpm2-tools takes them', () => {
+  assert.equal(parseTcti('device:/dev/tpmrm0'), { kind: 'device', path: '/dev/tpmrm0' });
+  assert.equal(parseTcti('device'), { kind: 'device', path: '/dev/tpmrm0' });
+  assert.equal(parseTcti('swtpm:host=127.0.0.1,port=2400'), { kind: 'swtpm', host: '127.0.0.1', port: 2400 });
+  assert.equal(parseTcti('swtpm'), { kind: 'swtpm', host: 'localhost', port: 2321 });
+  assert.equal(parseTcti('mssim:port=2500'), { kind: 'mssim', host: 'localhost', port: 2500 });
+  assert.throws(() => parseTcti('device:tpm0'), /absolute path/);
+  assert.throws(() => parseTcti('swtpm:host=x,prt=1'), /unknown swtpm TCTI option 'prt'/);
+  assert.throws(() => parseTcti('swtpm:port=70000'), /bad port/);
+  assert.throws(() => parseTcti('tabrmd:'), /unknown TCTI 'tabrmd'/);
+});
+
+test('policy digests follow Part 3: PolicyPCR, PolicyCommandCode, PolicyAuthorize (independent formulas)', () => {
+  const selection = parsePcrSelection('sha256:8');
+  const value = sha256(Buffer.from('v'));
+  const expectedPcr = sha256(ZERO_POLICY, Buffer.from('0000017f', 'hex'), Buffer.from('00000001000b03000100', 'hex'), sha256(value));
+  assert.equal(policyPcr(ZERO_POLICY, selection, [value]), expectedPcr);
+  assert.equal(policyCommandCode(expectedPcr, TPM_CC.NV_Read), sha256(expectedPcr, Buffer.from('0000016c0000014e', 'hex')));
+  assert.equal(pcrCommandPolicy(selection, new Map([['sha256:8', value]]), TPM_CC.NV_Read), policyCommandCode(expectedPcr, TPM_CC.NV_Read));
+  const name = Buffer.concat([Buffer.from('000b', 'hex'), sha256(Buffer.from('key'))]);
+  assert.equal(policyAuthorize(name, POLICY_REF), sha256(sha256(ZERO_POLICY, Buffer.from('0000016a', 'hex'), name), POLICY_REF));
+  assert.throws(() => pcrCommandPolicy(selection, new Map(), TPM_CC.NV_Read), /no value for PCR sha256:8/);
+});
+
+test('the cap: capped value is one extend with the cap event; approvals bind read to pre-cap, write to capped', () => {
+  assert.equal(cappedValue('sha256', Buffer.alloc(32)), sha256(Buffer.alloc(32), sha256(CAP_EVENT)));
+  const signer = loadSigner(KEY);
+  const selection = parsePcrSelection('sha256:8');
+  const values = new Map([['sha256:8', Buffer.alloc(32, 1)], ['sha256:15', Buffer.alloc(32)]]);
+  const [read, write] = makeApprovals(signer, selection, 15, values);
+  const full = withPcr(selection, 15);
+  assert.equal(read!.policy, pcrCommandPolicy(full, values, TPM_CC.NV_Read));
+  const capped = new Map<string, Buffer>(values).set('sha256:15', cappedValue('sha256', Buffer.alloc(32)));
+  assert.equal(write!.policy, pcrCommandPolicy(full, capped, TPM_CC.NV_Write));
+  assert.ok(verifyRaw(signer.policyKey, Buffer.concat([read!.policy, POLICY_REF]), read!.signature));
+  assert.not.ok(verifyRaw(signer.policyKey, Buffer.concat([write!.policy, POLICY_REF]), read!.signature));
+  assert.equal(approvalDigest(read!.policy, POLICY_REF), sha256(read!.policy, POLICY_REF));
+  assert.throws(() => makeApprovals(signer, selection, 15, new Map([['sha256:8', Buffer.alloc(32)]])), /cap PCR sha256:15/);
+});
+
+test('policy keys: RSA only, 2048-4096 bits; the public area uses tpm2_loadexternal\'s attributes', () => {
+  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
+  const key = policyKeyFromObject(publicKey);
+  assert.is(key.publicArea.readUInt32BE(4), 0x00060040);
+  assert.is(key.name.length, 34);
+  assert.throws(() => policyKeyFromObject(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey), /supports RSA keys/);
+  assert.throws(() => policyKeyFromObject(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey), /1024 bits/);
+});
+
+test('the approvals file: round trip, strict parsing, exact duplicates dropped, other signatures kept', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-approvals-'));
+  try {
+    const signer = loadSigner(KEY);
+    const approvals = makeApprovals(signer, parsePcrSelection('sha256:8'), 15, new Map([['sha256:8', Buffer.alloc(32)], ['sha256:15', Buffer.alloc(32)]]));
+    const text = serializeApprovals(approvals);
+    assert.equal(parseApprovals(text, 'f').map((a) => a.policy), approvals.map((a) => a.policy));
+    addApprovals(dir, approvals);
+    addApprovals(dir, approvals);
+    assert.is(readApprovals(dir).length, 2);
+    addApprovals(dir, [{ ...approvals[0]!, signature: Buffer.alloc(256, 7) }]);
+    assert.is(readApprovals(dir).length, 3);
+    assert.throws(() => parseApprovals('{', 'f'), /corrupted state file: not JSON/);
+    assert.throws(() => parseApprovals('{"format":"other","approvals":[]}', 'f'), /not a sealroot-tpm-approvals\/1 file/);
+    const record = JSON.parse(text) as { approvals: Record<string, unknown>[] };
+    record.approvals[0]!.purpose = 'delete';
+    assert.throws(() => parseApprovals(JSON.stringify(record), 'f'), /approval 0: bad purpose/);
+    record.approvals[0]!.purpose = 'read';
+    record.approvals[0]!.policy = 'ab';
+    assert.throws(() => parseApprovals(JSON.stringify(record), 'f'), /approval 0: bad policy/);
+    assert.throws(() => readApprovals(path.join(dir, 'none')), /no approvals: the state directory was not provisioned/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
