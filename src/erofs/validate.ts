@@ -79,9 +79,7 @@ export function validateImage(read: ReadFn, size: number): ImageSummary {
     }
     return { hasAcls: hasAclXattrs, isComposefs: reader.info.isComposefs, inodes, blockSize: 1 << reader.info.superblock.blockSizeBits };
   } catch (error) {
-    if (error instanceof ImageError || error instanceof RangeError) {
-      throw new StepError('validate-image', error instanceof ImageError ? error.message : `out-of-range read (${error.message})`);
-    }
+    if (error instanceof ImageError) throw new StepError('validate-image', error.message);
     throw error;
   }
 }
