@@ -53,9 +53,9 @@ export async function copyAndHash(options: CopyAndHashOptions): Promise<CopyAndH
     return result.bytes === task.length;
   };
 
+  const deps = { fs, crypto, hashDataBlocks };
   if (pool === undefined) {
     const scratch = new Uint8Array(Math.min(chunkSize, size));
-    const deps = { fs, crypto, hashDataBlocks };
     for (let offset = 0; offset < size; offset += chunkSize) {
       const task: ChunkTask = { hashing, length: Math.min(chunkSize, size - offset), read: { fd, offset } };
       if (!accept(task, processChunk(deps, task, scratch), scratch)) break;
@@ -74,7 +74,10 @@ export async function copyAndHash(options: CopyAndHashOptions): Promise<CopyAndH
       while (!ended && next < size && free.length > 0) {
         const slot = free.pop()!;
         const task: ChunkTask = { hashing, length: Math.min(chunkSize, size - next), read: { fd, offset: next }, slot };
-        inFlight.push({ task, slot, result: pool.run(task) });
+        // Starting a worker takes ~25 ms (a V8 isolate and Node's bootstrap), longer on a busy machine:
+        // rather than wait idle, this thread does the first ranges itself.
+        const result = pool.ready ? pool.run(task) : Promise.resolve(processChunk(deps, task, new Uint8Array(slot)));
+        inFlight.push({ task, slot, result });
         next += task.length;
       }
       const oldest = inFlight.shift();

@@ -41,11 +41,28 @@ export class HashPool {
   readonly #slots: Slot[];
   #nextId = 0;
   #closed = false;
+  #online = 0;
+  readonly #started: Promise<void>;
 
   /** Starts `size` workers at once; they boot in the background while the caller opens files. */
   constructor(size = defaultWorkerCount()) {
     this.size = size;
     this.#slots = Array.from({ length: size }, () => this.#spawn());
+    this.#started = Promise.all(this.#slots.map((slot) => new Promise<void>((resolve, reject) => {
+      slot.worker.once('online', () => resolve());
+      slot.worker.once('error', reject);
+    }))).then(() => undefined);
+    this.#started.catch(() => undefined);
+  }
+
+  /** Whether every worker has started running: until then, a caller with nothing else to do may as well work inline. */
+  get ready(): boolean {
+    return this.#online === this.size;
+  }
+
+  /** Resolves when every worker has started (tests use it to be sure the workers, not the caller, do the work). */
+  started(): Promise<void> {
+    return this.#started;
   }
 
   /** Runs a task on the least busy worker. Buffers in task.data are transferred (unusable here afterwards). */
@@ -77,6 +94,9 @@ export class HashPool {
       slot.pending.delete(id);
       return pending;
     };
+    worker.once('online', () => {
+      this.#online += 1;
+    });
     worker.on('message', (response: WorkerResponse) => {
       const pending = settle(response.id);
       if (pending === undefined) return;

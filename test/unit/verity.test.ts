@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { copyAndHash } from '../../src/verity/copy.ts';
 import type { HashAlgorithm } from '../../src/verity/digest.ts';
 import { blockHashing, FsVerityHasher, fsVerityDigest, MerkleParamsError, type MerkleOptions } from '../../src/verity/merkle.ts';
-import { HashPool } from '../../src/verity/pool.ts';
+import { ChunkError, HashPool } from '../../src/verity/pool.ts';
 import { requireTools } from '../helpers/tools.ts';
 
 requireTools('fsverity');
@@ -89,6 +89,7 @@ test('other block sizes and salts equal fsverity digest (salt padded to the comp
 
 test('parallel copy-and-hash on worker threads equals fsverity digest, and copies every byte', async () => {
   const pool = new HashPool(2);
+  await pool.started();
   try {
     for (const [size, chunkSize] of [[(128 * 128 + 1) * BLOCK, 1 << 20], [5 * BLOCK + 17, BLOCK], [0, 1 << 20], [3 << 20, 4 << 20]] as const) {
       const data = random(size, size % 251);
@@ -121,6 +122,7 @@ test('a file shorter than announced: copyAndHash reports the bytes it got', asyn
   const fd = fs.openSync(file, 'r');
   try {
     const pool = new HashPool(1);
+    await pool.started();
     try {
       const result = await copyAndHash({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, pool, chunkSize: BLOCK });
       assert.is(result.bytes, 10_000);
@@ -135,6 +137,14 @@ test('a file shorter than announced: copyAndHash reports the bytes it got', asyn
 
 test('a worker error (bad fd) rejects the task with its errno code', async () => {
   const pool = new HashPool(1);
+  await pool.started();
+  try {
+    await pool.run({ length: 4096, read: { fd: 987654, offset: 0 } });
+    assert.unreachable('a read from a closed fd succeeded in the worker');
+  } catch (error) {
+    assert.instance(error, ChunkError);
+    assert.is((error as ChunkError).code, 'EBADF');
+  }
   try {
     await copyAndHash({ fd: 987654, size: 8192, merkle: { algorithm: 'sha256' }, pool, chunkSize: BLOCK });
     assert.unreachable('copyAndHash on a closed fd succeeded');
@@ -157,6 +167,23 @@ test('parameters are checked as fsverity-utils checks them', () => {
   }
   assert.is(blockHashing({ algorithm: 'sha256', salt: new Uint8Array(1) }).paddedSalt.length, 64);
   assert.is(blockHashing({ algorithm: 'sha512', salt: new Uint8Array(32) }).paddedSalt.length, 128);
+});
+
+test('before the workers have started, the caller hashes the first ranges itself (same digest)', async () => {
+  const data = random(9 * BLOCK + 5, 7);
+  const file = writeFile('early', data);
+  const fd = fs.openSync(file, 'r');
+  const pool = new HashPool(2);
+  try {
+    assert.not.ok(pool.ready);
+    const result = await copyAndHash({ fd, size: data.length, merkle: { algorithm: 'sha256' }, pool, chunkSize: BLOCK });
+    assert.is(result.digest!.toString('hex'), reference(file, { algorithm: 'sha256' }));
+    await pool.started();
+    assert.ok(pool.ready);
+  } finally {
+    fs.closeSync(fd);
+    await pool.close();
+  }
 });
 
 test('FsVerityHasher refuses misuse: digests off a block boundary, a second digest()', () => {
