@@ -2,7 +2,7 @@
 import { addApprovals, approvalsPath } from '../tpm2/approvals.ts';
 import { Tpm } from '../tpm2/client.ts';
 import { tpmStep } from '../tpm2/cli-support.ts';
-import { completePcrValues, parseCapPcr, parsePcrValues } from '../tpm2/options.ts';
+import { completePcrValues, withCapDefault, parseCapPcr, parsePcrValues } from '../tpm2/options.ts';
 import { parsePcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
 import { loadSigner } from '../tpm2/policy-key.ts';
 import { DEFAULT_CAP_PCR, makeApprovals } from '../tpm2/sealed-digest.ts';
@@ -17,11 +17,12 @@ export const approveCommand: Command = {
 Signs, with the private policy key, two approvals for the PCR values a boot chain produces: reading the digest
 (PCRs as given, cap PCR before the cap, TPM2_NV_Read) and writing the next one (cap PCR after the cap,
 TPM2_NV_Write). They are added to DIR/approvals.json, which machines may read from untrusted storage. Values not
-given with --pcr-value are read from the TPM named by --tpm; with every value given, no TPM is used.
+given with --pcr-value are read from the TPM named by --tpm (the cap PCR: zeros, its reset value); with every
+value given, no TPM is used.
 
   --signing-key PEM   the private PCR-policy key (keep it offline)
   --pcrs SEL          PCR selection, tpm2-tools syntax; the cap PCR is added
-  --pcr-value N=HEX   a predicted PCR value (repeatable; BANK:N=HEX for a bank)
+  --pcr-value N=HEX   a predicted PCR value (repeatable; BANK:N=HEX for a bank); the cap PCR defaults to zeros
   --state DIR         where approvals.json is written
   --tpm TCTI          TPM for the values not given
   --cap-pcr N         the cap PCR (default ${DEFAULT_CAP_PCR})`,
@@ -35,7 +36,7 @@ given with --pcr-value are read from the TPM named by --tpm; with every value gi
       const selection = parsePcrSelection(args.pcrs!);
       const capPcr = args['cap-pcr'] === undefined ? DEFAULT_CAP_PCR : parseCapPcr(args['cap-pcr']);
       const full = withPcr(selection, capPcr);
-      const given = parsePcrValues(args['pcr-value'], full);
+      const given = withCapDefault(parsePcrValues(args['pcr-value'], full), selection, capPcr);
       const signer = loadSigner(args['signing-key']!);
       const tpm = args.tpm === undefined ? undefined : await Tpm.open(args.tpm);
       try {

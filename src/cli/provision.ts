@@ -3,7 +3,7 @@ import { approvalsPath, addApprovals, readApprovals } from '../tpm2/approvals.ts
 import { Tpm } from '../tpm2/client.ts';
 import { COMMON_HELP, COMMON_OPTIONS, tpmStep } from '../tpm2/cli-support.ts';
 import { TPM_CC } from '../tpm2/constants.ts';
-import { completePcrValues, OptionError, parseAuth, parseCapPcr, parseNvIndex, parsePcrValues } from '../tpm2/options.ts';
+import { completePcrValues, withCapDefault, OptionError, parseAuth, parseCapPcr, parseNvIndex, parsePcrValues } from '../tpm2/options.ts';
 import { parsePcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
 import { DEFAULT_POLICY_KEY, loadPolicyKey, loadSigner, type PolicyKey, type Signer } from '../tpm2/policy-key.ts';
 import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX, expectedNvPublic, inspectIndex, makeApprovals, SealedDigestError, pcrCommandPolicy, writeSealedDigest } from '../tpm2/sealed-digest.ts';
@@ -30,7 +30,7 @@ for the given PCR values must exist.
   --digest D          the trusted composefs image digest (sha256:<hex> or sha512:<hex>)
   --pcrs SEL          PCRs the digest is bound to, tpm2-tools syntax (sha256:0,2,4,7); the cap PCR is added
   --pcr-value N=HEX   predicted value of PCR N for the next boot (repeatable; BANK:N=HEX for a bank);
-                      the cap PCR's value before the cap, if it is not the current one
+                      the cap PCR's value before the cap defaults to zeros (its reset value), never the current one
   --signing-key PEM   private policy key: sign approvals for these PCR values and allow a first write
   --owner-auth AUTH   owner hierarchy auth for defining the index (default empty; hex:<hex> for bytes)
 ${COMMON_HELP}
@@ -53,7 +53,7 @@ Prints one line: the digest, the NV index and its name.`,
       const capPcr = args['cap-pcr'] === undefined ? DEFAULT_CAP_PCR : parseCapPcr(args['cap-pcr']);
       const nvIndex = args['nv-index'] === undefined ? DEFAULT_NV_INDEX : parseNvIndex(args['nv-index']);
       const full = withPcr(selection, capPcr);
-      const given = parsePcrValues(args['pcr-value'], full);
+      const given = withCapDefault(parsePcrValues(args['pcr-value'], full), selection, capPcr);
       const signer: Signer | undefined = args['signing-key'] === undefined ? undefined : loadSigner(args['signing-key']);
       const policyKey: PolicyKey = args['policy-key'] !== undefined ? loadPolicyKey(args['policy-key'])
         : signer?.policyKey ?? loadPolicyKey(DEFAULT_POLICY_KEY);

@@ -38,6 +38,19 @@ export function parsePcrValues(texts: readonly string[], selection: PcrSelection
   return values;
 }
 
+/**
+ * The cap PCR as the next boot's initramfs will find it: the given value, else its reset value (zeros). Never the
+ * current value, which after a trusted boot is the capped one.
+ */
+export function withCapDefault(values: PcrValues, selection: PcrSelection, capPcr: number): PcrValues {
+  const result = new Map(values);
+  for (const entry of selection) {
+    const key = pcrKey(entry.bank, capPcr);
+    if (!result.has(key)) result.set(key, Buffer.alloc(BANKS[entry.bank].size));
+  }
+  return result;
+}
+
 /** The values of every PCR of `selection`: the given ones, the others read from the TPM now. */
 export async function completePcrValues(tpm: Tpm | undefined, selection: PcrSelection, given: PcrValues): Promise<PcrValues> {
   const missing: PcrSelection = selection

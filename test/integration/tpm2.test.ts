@@ -275,8 +275,7 @@ test('scenario: trusted provision D1; rogue boot and every attack; trusted boot 
     assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
 
     // 6. The running system of a trusted boot (capped) updates the digest without the private key.
-    const update = sealroot('provision', '--tpm', tpm.tcti, '--digest', D3, '--pcrs', PCRS, '--state', state, '--policy-key', PUB,
-      '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `9=${TRUSTED_VALUES[9].toString('hex')}`, '--pcr-value', `15=${'00'.repeat(32)}`);
+    const update = sealroot('provision', '--tpm', tpm.tcti, '--digest', D3, '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
     assert.is(update.status, 0, update.stderr);
     await tpm.restart();
     bootInto(tpm, 'trusted');
