@@ -2,6 +2,7 @@
 // PCR interop, policy digests, the NV index read by tpm2-tools, the full attack scenario of issue 4, and errors.
 import { createHash, sign } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -243,7 +244,11 @@ test('scenario: trusted provision D1; rogue boot and every attack; trusted boot 
     assert.is(ownKey.status, 1);
     assert.match(ownKey.stderr, /exists and is not sealroot's/);
     // Cap in the rogue boot (PCR 15 reaches its "capped" value), then replay the trusted write approval.
-    assert.is(unseal(tpm, state, '--cap').status, 1);
+    const rogueCap = unseal(tpm, state, '--cap');
+    assert.is(rogueCap.status, 1);
+    assert.match(rogueCap.stderr, /no read approval matches/);
+    // --cap caps on the failure path too (readTrustedDigestAndCap).
+    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
     const replay = sealroot('provision', '--tpm', tpm.tcti, '--digest', D2, '--pcrs', PCRS, '--state', state, '--policy-key', PUB,
       '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `9=${TRUSTED_VALUES[9].toString('hex')}`, '--pcr-value', `15=${'00'.repeat(32)}`);
     assert.is(replay.status, 1);
@@ -411,6 +416,35 @@ test('errors: no TPM, unknown or unallocated bank, wrong PCRs, wrong key, corrup
   } finally {
     await tpm.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('transports: mssim framing against swtpm; a TPM that accepts but never answers times out', async () => {
+  const tpm = await startSwtpm();
+  const server = net.createServer(() => { /* accept, never answer */ });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const mssim = await Tpm.open(`mssim:host=127.0.0.1,port=${tpm.port}`);
+    try {
+      assert.is((await mssim.getRandom(16)).length, 16);
+      const values = await mssim.pcrRead(parsePcrSelection('sha256:0'));
+      assert.equal(values.get('sha256:0'), Buffer.alloc(32));
+    } finally {
+      await mssim.close();
+    }
+    const port = (server.address() as net.AddressInfo).port;
+    const silent = await Tpm.open(`swtpm:host=127.0.0.1,port=${port}`, { timeoutMs: 300 });
+    const started = Date.now();
+    try {
+      await silent.getRandom(8);
+      assert.unreachable('a silent TPM answered');
+    } catch (error) {
+      assert.match((error as Error).message, new RegExp(`no answer from the TPM at swtpm:host=127.0.0.1,port=${port} within 300 ms`));
+    }
+    assert.ok(Date.now() - started < 5000);
+  } finally {
+    server.close();
+    await tpm.stop();
   }
 });
 
