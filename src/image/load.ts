@@ -18,7 +18,7 @@ import { StepError, SysError } from '../errors.ts';
 import { AT_FDCWD, O_RDONLY, openAt } from '../sys/files.ts';
 import { closeFd, preadFully, readFully, writeFully } from '../sys/io.ts';
 import { addSeals, describeSeals, getSeals, IMAGE_SEALS, memfdCreate } from '../sys/memfd.ts';
-import { measureVerity } from '../sys/verity.ts';
+import { measureVerity, type MeasuredVerity } from '../sys/verity.ts';
 import { copyAndHash } from '../verity/copy.ts';
 import { digestsEqual, formatDigest, type Digest } from '../verity/digest.ts';
 import { DEFAULT_BLOCK_SIZE, FsVerityHasher } from '../verity/merkle.ts';
@@ -52,6 +52,8 @@ export interface LoadImageOptions {
     workers?: number;
     /** Called after each chunk is copied, in order (tests change the file here, deterministically). */
     onChunk?: (done: number) => void;
+    /** Stands in for FS_IOC_MEASURE_VERITY (the host running the tests has no fs-verity). */
+    measure?: (fd: number) => MeasuredVerity | undefined;
   };
 }
 
@@ -75,6 +77,15 @@ function fileKind(stat: fs.Stats): string {
 
 /** Throws StepError('verify-image', ...) on any mismatch or refusal; never returns an unsealed or unverified fd. */
 export async function loadImage(options: LoadImageOptions): Promise<LoadedImage> {
+  try {
+    return await load(options);
+  } catch (error) {
+    if (error instanceof StepError) throw error;
+    throw new StepError(STEP, 'cannot load the image', { path: options.path, cause: error });
+  }
+}
+
+async function load(options: LoadImageOptions): Promise<LoadedImage> {
   const started = performance.now();
   const { path, expected, log } = options;
   const maxSize = options.maxSize ?? DEFAULT_MAX_IMAGE_SIZE;
@@ -100,7 +111,8 @@ export async function loadImage(options: LoadImageOptions): Promise<LoadedImage>
     if (size > maxSize) throw refuse(`the image is ${size} bytes, over the limit of ${maxSize}`);
     const magic = Buffer.alloc(4);
     const compressed = path.endsWith('.zst') || (preadFully(source, magic, 0, path) === 4 && magic.equals(ZSTD_MAGIC));
-    const choice = chooseMethod(compressed ? undefined : measureVerity(source, path), expected, compressed);
+    const measured = compressed ? undefined : (options.tuning?.measure ?? ((fd: number) => measureVerity(fd, path)))(source);
+    const choice = chooseMethod(measured, expected, compressed);
     log?.notice(`${STEP}: ${path}: ${choice.method === 'kernel-fsverity' ? 'kernel fs-verity' : 'userspace fs-verity'} (${choice.reason})`);
 
     const memfd = memfdCreate('sealroot-image');
@@ -116,8 +128,10 @@ export async function loadImage(options: LoadImageOptions): Promise<LoadedImage>
       addSeals(memfd, IMAGE_SEALS);
       const seals = getSeals(memfd);
       if ((seals & IMAGE_SEALS) !== IMAGE_SEALS) throw refuse(`the memfd's seals read back as ${describeSeals(seals)}`);
-      // The kernel path: the bytes were verified by the kernel as they were read; the measured digest is the expected one.
-      const digest: Digest = { algorithm: expected.algorithm, bytes: copied.digest ?? expected.bytes };
+      // The kernel path: the kernel verified the bytes as they were read, against its measured digest.
+      const bytes = choice.method === 'kernel-fsverity' ? measured?.digest : copied.digest;
+      if (bytes === undefined) throw refuse('no digest was computed');
+      const digest: Digest = { algorithm: expected.algorithm, bytes };
       if (!digestsEqual(digest, expected)) {
         throw refuse(`digest mismatch: the image is ${formatDigest(digest)}, the trusted digest is ${formatDigest(expected)}`);
       }

@@ -80,6 +80,11 @@ async function loadsAndSeals(options: LoadImageOptions, data: Uint8Array): Promi
 const small = crypto.randomBytes(1 << 20);
 const smallPath = file('small.erofs', small);
 const smallDigest = fsverityDigest(smallPath);
+const flippedPath = () => {
+  const flipped = Buffer.from(small);
+  flipped[654321] ^= 0x01;
+  return file('flipped.erofs', flipped);
+};
 
 test('loads an image into a sealed memfd (inline hashing); the digest is fsverity\'s', async () => {
   await loadsAndSeals({ path: smallPath, expected: smallDigest }, small);
@@ -122,9 +127,7 @@ test('refuses a wrong digest, a truncated image and one flipped byte', async () 
   await refused({ path: smallPath, expected: parseDigest(`sha512:${'00'.repeat(64)}`) }, /digest mismatch/);
   const truncated = file('truncated.erofs', small.subarray(0, small.length - 100));
   await refused({ path: truncated, expected: smallDigest }, /digest mismatch/);
-  const flipped = Buffer.from(small);
-  flipped[654321] ^= 0x01;
-  await refused({ path: file('flipped.erofs', flipped), expected: smallDigest }, /digest mismatch/);
+  await refused({ path: flippedPath(), expected: smallDigest }, /digest mismatch/);
   // Same flip, past the parallel threshold (the error path with worker threads).
   const big = crypto.randomBytes(20 << 20);
   const bigPath = file('big.erofs', big);
@@ -132,6 +135,29 @@ test('refuses a wrong digest, a truncated image and one flipped byte', async () 
   big[(20 << 20) - 1] ^= 0x80;
   fs.writeFileSync(bigPath, big);
   await refused({ path: bigPath, expected: bigDigest }, /digest mismatch/);
+});
+
+test('kernel fs-verity path (measurement stubbed: no fs-verity on this host): copies without hashing, logs it', async () => {
+  const lines: string[] = [];
+  const log = { info: (m: string) => lines.push(m), notice: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) };
+  const measure = () => ({ algorithm: 1, digest: Buffer.from(smallDigest.bytes) });
+  const image = await loadImage({ path: smallPath, expected: smallDigest, log, tuning: { measure } });
+  try {
+    assert.is(image.method, 'kernel-fsverity');
+    assert.is(getSeals(image.fd) & IMAGE_SEALS, IMAGE_SEALS);
+    const copy = Buffer.alloc(small.length);
+    fs.readSync(image.fd, copy, 0, copy.length, 0);
+    assert.ok(copy.equals(small));
+  } finally {
+    closeFd(image.fd);
+  }
+  assert.ok(lines.some((line) => /kernel fs-verity \(the source's kernel fs-verity digest matches/.test(line)), lines.join('\n'));
+  // A measurement that differs (other fs-verity parameters, say) sends the image to userspace hashing, which decides.
+  const other = () => ({ algorithm: 1, digest: Buffer.alloc(32, 7) });
+  const userspace = await loadImage({ path: smallPath, expected: smallDigest, tuning: { measure: other } });
+  closeFd(userspace.fd);
+  assert.is(userspace.method, 'userspace');
+  await refused({ path: flippedPath(), expected: smallDigest, tuning: { measure: other } }, /digest mismatch/);
 });
 
 test('refuses an image larger than the limit before copying anything', async () => {
