@@ -1,0 +1,146 @@
+// The strict reader refuses malformed images with one StepError('validate-image') naming the offset.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { StepError } from '../../src/errors.ts';
+import { dumpImage } from '../../src/erofs/dump.ts';
+import { ErofsReader, ImageError, type ParsedInode } from '../../src/erofs/reader.ts';
+import { validateImage } from '../../src/erofs/validate.ts';
+import { writeImage } from '../../src/erofs/writer.ts';
+import { mutate, Random } from './erofs-mutate.ts';
+import { sampleTree } from './erofs-trees.ts';
+
+const IMAGE = writeImage(sampleTree(), { algorithm: 'sha256' }).image;
+const read = (image: Buffer) => (offset: number, length: number): Buffer => image.subarray(offset, offset + length);
+const validate = (image: Buffer) => validateImage(read(image), image.length);
+
+/** Asserts a refusal whose message names `offset` (and matches `reason` when given). */
+function refused(image: Buffer, offset: number | undefined, reason?: RegExp): void {
+  try {
+    validate(image);
+  } catch (error) {
+    assert.instance(error, StepError);
+    const step = error as StepError;
+    assert.is(step.step, 'validate-image');
+    if (offset !== undefined) assert.match(step.message, new RegExp(`at offset ${offset}$`), step.message);
+    if (reason !== undefined) assert.match(step.message, reason);
+    return;
+  }
+  assert.unreachable('the image was accepted');
+}
+
+function edit(change: (image: Buffer) => void): Buffer {
+  const copy = Buffer.from(IMAGE);
+  change(copy);
+  return copy;
+}
+
+const base = new ErofsReader(read(IMAGE), IMAGE.length);
+const root = base.inode(base.rootNid);
+const rootEntries = base.readDir(root);
+const entry = (name: string) => rootEntries.find((e) => e.name === name)!;
+const inodeOf = (name: string): ParsedInode => base.inode(entry(name).nid);
+/** Offset of the root directory's first data block (its entries do not fit inline). */
+const rootBlock = root.inode.union * 4096;
+
+test('the unmodified image is accepted', () => {
+  assert.is(validate(IMAGE).isComposefs, true);
+  assert.ok(root.inode.layout === 0 || root.inode.layout === 2);
+  assert.ok(rootBlock > 0);
+});
+
+test('truncated images are refused', () => {
+  for (const size of [0, 100, 1024, 1151, 4096, IMAGE.length - 4096, IMAGE.length - 1]) {
+    refused(IMAGE.subarray(0, size), undefined, /too small|not a multiple|blocks|past the end/);
+  }
+  // A read callback that returns less than asked is a short read, not a crash.
+  assert.throws(() => validateImage((offset, length) => IMAGE.subarray(offset, offset + Math.max(0, length - 1)), IMAGE.length), /short read/);
+});
+
+test('superblock corruption is refused at the field it hits', () => {
+  refused(edit((b) => b.writeUInt32LE(0xdeadbeef, 1024)), 1024, /magic/);
+  refused(edit((b) => b.writeUInt32LE(b.readUInt32LE(1032) | 0x8, 1032)), 1032, /compatible features/);
+  refused(edit((b) => b.writeUInt8(13, 1036)), 1036, /block size/);
+  refused(edit((b) => b.writeUInt32LE(0x10, 1104)), 1104, /incompatible features 0x10/);
+  refused(edit((b) => b.writeUInt32LE(b.readUInt32LE(1060) + 1, 1060)), 1060, /blocks/);
+  refused(edit((b) => b.writeUInt32LE(999_999, 1064)), 1064, /metadata block/);
+  refused(edit((b) => b.writeUInt32LE(999_999, 1068)), 1068, /shared xattr block/);
+  refused(edit((b) => b.writeUInt16LE(0xffff, 1038)), 0xffff * 32, /outside the image|nid/);
+  refused(edit((b) => b.writeUInt32LE(2, 4)), 4, /composefs header version/);
+  refused(edit((b) => b.writeUInt32LE(2, 12)), 12, /composefs format version/);
+});
+
+test('inode corruption is refused at the inode', () => {
+  const r = root.offset;
+  refused(edit((b) => b.writeUInt16LE((1 << 1) | (b.readUInt16LE(r) & 1), r)), r, /data layout 1/);
+  refused(edit((b) => b.writeUInt16LE(0x40 | b.readUInt16LE(r), r)), r, /format bits/);
+  refused(edit((b) => b.writeUInt16LE(0o170755, r + 4)), r + 4, /file type/);
+  const dirOffset = inodeOf('many').offset;
+  refused(edit((b) => b.writeUInt32LE(0x0fffffff, dirOffset + 16)), dirOffset + 16, /data blocks/);
+  const link = inodeOf('link');
+  refused(edit((b) => b.writeUInt32LE(0, link.offset + 8)), link.offset + 8, /symlink target length 0/);
+  const fifo = inodeOf('fifo');
+  refused(edit((b) => b.writeUInt32LE(100, fifo.offset + 8)), fifo.offset + 8, /special file with size/);
+  const nul = inodeOf('one');
+  refused(edit((b) => b.writeUInt16LE(0xffff, nul.offset + 2)), nul.offset + 2, /xattrs .* past the end|past the end/);
+});
+
+test('directory entry corruption is refused at the entry', () => {
+  refused(edit((b) => b.writeUInt16LE(5, rootBlock + 8)), rootBlock + 8, /first name offset/);
+  refused(edit((b) => b.writeBigUInt64LE(1n << 40n, rootBlock + 12)), rootBlock + 12, /outside the image/);
+  // Entry names out of order: swap the first two name bytes of the block's names.
+  const firstName = rootBlock + IMAGE.readUInt16LE(rootBlock + 8);
+  refused(edit((b) => { b[firstName] = 0x7a; }), undefined, /ascending order/);
+  refused(edit((b) => b.writeUInt8(9, rootBlock + 10)), rootBlock + 10, /invalid file type 9/);
+  // A directory entry whose type says "regular file" for a directory.
+  const many = entry('many');
+  const manyDirent = findDirent(many.nid);
+  refused(edit((b) => b.writeUInt8(1, manyDirent + 10)), undefined, /file type 1 but inode/);
+  // A loop: a subdirectory entry pointing back at the root.
+  refused(edit((b) => b.writeBigUInt64LE(BigInt(root.nid), manyDirent)), undefined, /second time|'\.\.' points/);
+});
+
+test('a shared xattr id outside the image is refused', () => {
+  const shared = root.xattrs.find((x) => x.shared);
+  assert.ok(shared, 'the root carries a shared xattr');
+  const idAt = root.offset + (root.inode.extended ? 64 : 32) + 12;
+  refused(edit((b) => b.writeUInt32LE(0x3fffffff, idAt)), idAt, /shared xattr id/);
+});
+
+test('an xattr name filter that would hide a present xattr is refused', () => {
+  const at = root.offset + (root.inode.extended ? 64 : 32);
+  refused(edit((b) => b.writeUInt32LE(0xffffffff, at)), at, /name filter hides/);
+});
+
+test('fuzz: mutated images are refused cleanly or read fully, never crash', () => {
+  const random = new Random(0x5ea1);
+  let accepted = 0;
+  let refusedCount = 0;
+  for (let i = 0; i < 400; i++) {
+    const image = mutate(IMAGE, random);
+    try {
+      validate(image);
+      // Accepted: a full listing must read without any error at all.
+      dumpImage(new ErofsReader(read(image), image.length), () => {});
+      accepted += 1;
+    } catch (error) {
+      if (!(error instanceof StepError && error.step === 'validate-image') && !(error instanceof ImageError)) {
+        throw new Error(`case ${i}: unexpected ${(error as Error).stack}`);
+      }
+      refusedCount += 1;
+    }
+  }
+  assert.ok(refusedCount > 80, `only ${refusedCount} refusals`);
+  assert.ok(accepted > 3, `only ${accepted} accepted (mutations outside checked fields should pass)`);
+});
+
+function findDirent(nid: number): number {
+  const size = Number(root.inode.size);
+  for (let block = 0; block * 4096 < size; block++) {
+    const start = block === Math.ceil(size / 4096) - 1 && root.inode.layout === 2 ? root.offset + root.headSize : rootBlock + block * 4096;
+    const count = IMAGE.readUInt16LE(start + 8) / 12;
+    for (let i = 0; i < count; i++) if (Number(IMAGE.readBigUInt64LE(start + i * 12)) === nid) return start + i * 12;
+  }
+  throw new Error(`no dirent for nid ${nid}`);
+}
+
+test.run();
