@@ -15,6 +15,7 @@ import { parseBootConfig, type BootConfig } from './config/boot-config.ts';
 import { kargValue, parseCmdline, type Cmdline } from './config/cmdline.ts';
 import { configuredCapPcr, configuredTrustedDigest, type DigestContext } from './boot/digest-source.ts';
 import { chooseInit, switchRoot } from './boot/handover.ts';
+import { chunkedReader } from './boot/image-reader.ts';
 import { mountKernelFilesystems } from './boot/kernel-fs.ts';
 import { isMountPoint } from './boot/mountinfo.ts';
 import { mountPhysicalRoot } from './boot/physical-root.ts';
@@ -26,7 +27,7 @@ import { UndoStack } from './mount/undo.ts';
 import { assembleRoot, replaceSysroot, transientDirs } from './root/assemble.ts';
 import { planRoot } from './root/layout.ts';
 import type { RootPlan } from './root/plan.ts';
-import { closeFd, preadFully } from './sys/io.ts';
+import { closeFd } from './sys/io.ts';
 import { MNT_DETACH, mount, MS_PRIVATE, MS_REC, umount2 } from './sys/mountapi.ts';
 import { digestsEqual, formatDigest, type Digest } from './verity/digest.ts';
 
@@ -143,12 +144,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     let mounted: MountedComposefs;
     const staging = path.join(runDir, 'sealroot/newroot');
     try {
-      const summary = await step('validate-image', () => steps.validateImage((offset, length) => {
-        const buffer = Buffer.alloc(length);
-        const got = preadFully(image.fd, buffer, offset, plan.image);
-        if (got !== length) throw new StepError('validate-image', `short read: ${got} of ${length} bytes at offset ${offset}`);
-        return buffer;
-      }, image.size));
+      const summary = await step('validate-image', () => steps.validateImage(chunkedReader(image.fd, image.size, plan.image), image.size));
 
       mounted = await step('mount-composefs', () => {
         fs.mkdirSync(staging, { recursive: true, mode: 0o755 });

@@ -1,10 +1,11 @@
 // `sealroot mount`: mount a composefs image like mount.composefs, through the same verified path as the boot.
+import { chunkedReader } from '../boot/image-reader.ts';
 import { StepError } from '../errors.ts';
 import { validateImage } from '../erofs/validate.ts';
 import { loadImage } from '../image/load.ts';
 import { mountComposefs, type VerityMode } from '../mount/composefs.ts';
 import { copyIntoSealedMemfd } from '../mount/unverified-image.ts';
-import { closeFd, preadFully } from '../sys/io.ts';
+import { closeFd } from '../sys/io.ts';
 import { DigestSyntaxError, formatDigest, parseDigest } from '../verity/digest.ts';
 import { parseCommandArgs, UsageError, type Command } from './command.ts';
 
@@ -62,12 +63,7 @@ Unmount with umount MOUNTPOINT; the loop device goes away with the mount.`,
       log.info(`image ${imagePath} verified: ${formatDigest(expected)}`);
     }
     try {
-      const summary = validateImage((offset, length) => {
-        const buffer = Buffer.alloc(length);
-        const got = preadFully(image.fd, buffer, offset, imagePath);
-        if (got !== length) throw new StepError('validate-image', `short read at offset ${offset}`, { path: imagePath });
-        return buffer;
-      }, image.size);
+      const summary = validateImage(chunkedReader(image.fd, image.size, imagePath), image.size);
       let mounted;
       try {
         mounted = mountComposefs({ imageFd: image.fd, objectDirs, target, verity, hasAcls: summary.hasAcls, log });
