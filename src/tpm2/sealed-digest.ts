@@ -30,6 +30,14 @@ export class SealedDigestError extends Error {
   }
 }
 
+/** No approval in the state directory fits the TPM's current PCR values (the usual failure of a changed boot chain). */
+export class NoApprovalError extends SealedDigestError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NoApprovalError';
+  }
+}
+
 export function expectedNvPublic(nvIndex: number, policyKey: PolicyKey, dataSize: number, written: boolean): NvPublic {
   return {
     nvIndex,
@@ -116,7 +124,7 @@ async function authorize(tpm: Tpm, session: number, purpose: Purpose, approvals:
   const current = await tpm.policyGetDigest(session);
   const candidates = approvals.filter((a) => a.purpose === purpose && a.policy.equals(current));
   if (candidates.length === 0) {
-    throw new SealedDigestError(`no ${purpose} approval matches the current PCR values (policy ${current.toString('hex')}; ${approvals.filter((a) => a.purpose === purpose).length} ${purpose} approvals in the state directory)`);
+    throw new NoApprovalError(`no ${purpose} approval matches the current PCR values (policy ${current.toString('hex')}; ${approvals.filter((a) => a.purpose === purpose).length} ${purpose} approvals in the state directory)`);
   }
   const valid = candidates.find((a) => verifyRaw(policyKey, Buffer.concat([a.policy, POLICY_REF]), a.signature));
   if (valid === undefined) throw new SealedDigestError(`the ${purpose} approval for policy ${current.toString('hex')} is not signed by the policy key`);

@@ -5,9 +5,9 @@ import { StepError } from '../errors.ts';
 import type { Digest } from '../verity/digest.ts';
 import { StateError, readApprovals } from './approvals.ts';
 import { Tpm } from './client.ts';
-import { parsePcrSelection } from './pcr-selection.ts';
+import { parsePcrSelection, withPcr } from './pcr-selection.ts';
 import { DEFAULT_POLICY_KEY, loadPolicyKey } from './policy-key.ts';
-import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX, extendCap, readSealedDigest } from './sealed-digest.ts';
+import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX, extendCap, NoApprovalError, readSealedDigest } from './sealed-digest.ts';
 
 export interface ReadTrustedDigestOptions {
   /** tpm2-tools TCTI syntax: `device:/dev/tpmrm0` (default), `device:/dev/tpm0`, `swtpm:host=H,port=P`. */
@@ -54,9 +54,21 @@ export async function readTrustedDigest(options: ReadTrustedDigestOptions): Prom
     options.log?.info(`tpm: read the trusted digest from ${tpm.description} (NV index name and PolicyAuthorize approval checked)`);
     return digest;
   } catch (error) {
+    if (error instanceof NoApprovalError && tpm !== undefined) await logPcrValues(tpm, options);
     throw tpmError('cannot read the trusted digest', error);
   } finally {
     await tpm?.close();
+  }
+}
+
+/** For the person debugging a changed boot chain: the values the approvals would have to be signed for. */
+async function logPcrValues(tpm: Tpm, options: ReadTrustedDigestOptions): Promise<void> {
+  try {
+    const selection = withPcr(parsePcrSelection(options.pcrs), options.capPcr ?? DEFAULT_CAP_PCR);
+    const values = await tpm.pcrRead(selection);
+    options.log?.notice(`tpm: current PCR values: ${[...values].map(([key, value]) => `${key}=${value.toString('hex')}`).join(' ')}`);
+  } catch (error) {
+    options.log?.warn(`tpm: cannot read the PCR values for the log: ${(error as Error).message}`);
   }
 }
 

@@ -231,7 +231,8 @@ test('scenario: trusted provision D1; rogue boot and every attack; trusted boot 
     bootInto(tpm, 'rogue');
     const rogue = unseal(tpm, state);
     assert.is(rogue.status, 1);
-    assert.match(rogue.stderr, /^sealroot: tpm: cannot read the trusted digest: no read approval matches the current PCR values/);
+    assert.match(rogue.stderr, /^sealroot: tpm: cannot read the trusted digest: no read approval matches the current PCR values/m);
+    assert.match(rogue.stderr, new RegExp(`^sealroot: tpm: current PCR values: sha256:8=${sha256(ZERO, EVENTS.rogue[8]).toString('hex')} sha256:9=[0-9a-f]{64} sha256:15=0{64}$`, 'm'));
 
     // 3. Attacks from the rogue boot (non-destructive to the index first).
     const attackProvision = sealroot('provision', '--tpm', tpm.tcti, '--digest', D2, '--pcrs', PCRS, '--state', state, '--policy-key', PUB,
@@ -445,6 +446,35 @@ test('transports: mssim framing against swtpm; a TPM that accepts but never answ
   } finally {
     server.close();
     await tpm.stop();
+  }
+});
+
+test('a SHA-512 digest, another NV index and another cap PCR', async () => {
+  const tpm = await startSwtpm();
+  const dir = tmpdir();
+  const state = path.join(dir, 'state');
+  const digest = `sha512:${'5a'.repeat(64)}`;
+  const options = ['--nv-index', '0x01000e07', '--cap-pcr', '14', '--state', state];
+  try {
+    bootInto(tpm, 'trusted');
+    const provisioned = sealroot('provision', '--tpm', tpm.tcti, '--signing-key', KEY, '--digest', digest, '--pcrs', PCRS, ...options);
+    assert.is(provisioned.status, 0, provisioned.stderr);
+    assert.match(provisioned.stdout, /in NV index 0x01000e07/);
+    assert.match(check('tpm2_nvreadpublic', ['-T', tpm.tcti, '0x01000e07']), /size: 64/);
+    const read = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', PUB, '--cap', ...options);
+    assert.is(read.stdout, `${digest}\n`, read.stderr);
+    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:14').get('sha256:14'), cappedValue('sha256', ZERO).toString('hex'));
+    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), '00'.repeat(32));
+    assert.is(sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', PUB, ...options).status, 1);
+    // A SHA-256 digest does not fit the 64-byte index.
+    await tpm.restart();
+    bootInto(tpm, 'trusted');
+    const wrongSize = sealroot('provision', '--tpm', tpm.tcti, '--signing-key', KEY, '--digest', D1, '--pcrs', PCRS, ...options);
+    assert.is(wrongSize.status, 1);
+    assert.match(wrongSize.stderr, /holds 64-byte digests, not 32/);
+  } finally {
+    await tpm.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
