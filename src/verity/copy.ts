@@ -63,25 +63,40 @@ export async function copyAndHash(options: CopyAndHashOptions): Promise<CopyAndH
     return { bytes: done, digest: hasher?.digest() };
   }
 
-  // Two ranges queued per worker so that none waits for this thread; each range has its own shared buffer.
-  const window = pool.size * 2;
-  const free = Array.from({ length: Math.min(window, Math.ceil(size / chunkSize)) }, () => new SharedArrayBuffer(chunkSize));
-  const inFlight: { task: ChunkTask; slot: SharedArrayBuffer; result: Promise<ChunkResult> }[] = [];
+  // Two ranges queued per worker so that none waits for this thread; each range has its own shared buffer. This
+  // thread hashes too, whenever the oldest range is not back yet: it would otherwise sit idle (and while the workers
+  // boot, which takes ~25 ms, a V8 isolate and Node's bootstrap each, it does all the work).
+  const queued = pool.size * 2;
+  const free = Array.from({ length: Math.min(queued + 2, Math.ceil(size / chunkSize)) }, () => new SharedArrayBuffer(chunkSize));
+  interface Entry { task: ChunkTask; slot: SharedArrayBuffer; result: Promise<ChunkResult>; pooled: boolean; settled: boolean }
+  const inFlight: Entry[] = [];
+  let pooled = 0;
   let next = 0;
   let ended = false;
+  const take = (toPool: boolean): void => {
+    const slot = free.pop()!;
+    const task: ChunkTask = { hashing, length: Math.min(chunkSize, size - next), read: { fd, offset: next }, slot };
+    next += task.length;
+    if (toPool) {
+      const entry: Entry = { task, slot, result: pool.run(task), pooled: true, settled: false };
+      entry.result.then(() => (entry.settled = true), () => (entry.settled = true));
+      inFlight.push(entry);
+      pooled += 1;
+    } else {
+      inFlight.push({ task, slot, result: Promise.resolve(processChunk(deps, task, new Uint8Array(slot))), pooled: false, settled: true });
+    }
+  };
   try {
     for (;;) {
-      while (!ended && next < size && free.length > 0) {
-        const slot = free.pop()!;
-        const task: ChunkTask = { hashing, length: Math.min(chunkSize, size - next), read: { fd, offset: next }, slot };
-        // Starting a worker takes ~25 ms (a V8 isolate and Node's bootstrap), longer on a busy machine:
-        // rather than wait idle, this thread does the first ranges itself.
-        const result = pool.ready ? pool.run(task) : Promise.resolve(processChunk(deps, task, new Uint8Array(slot)));
-        inFlight.push({ task, slot, result });
-        next += task.length;
+      while (!ended && next < size && free.length > 0 && pool.ready && pooled < queued) take(true);
+      const oldest = inFlight[0];
+      if ((oldest === undefined || !oldest.settled) && !ended && next < size && free.length > 0) {
+        take(false);
+        continue;
       }
-      const oldest = inFlight.shift();
       if (oldest === undefined) break;
+      inFlight.shift();
+      if (oldest.pooled) pooled -= 1;
       const result = await oldest.result;
       if (!ended && !accept(oldest.task, result, new Uint8Array(oldest.slot))) ended = true;
       free.push(oldest.slot);
