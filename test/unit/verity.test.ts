@@ -7,10 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { hashDataBlocks } from '../../src/verity/blocks.ts';
 import { copyAndHash } from '../../src/verity/copy.ts';
 import type { HashAlgorithm } from '../../src/verity/digest.ts';
 import { blockHashing, FsVerityHasher, fsVerityDigest, MerkleParamsError, type MerkleOptions } from '../../src/verity/merkle.ts';
 import { ChunkError, HashPool } from '../../src/verity/pool.ts';
+import { processChunk } from '../../src/verity/worker.ts';
 import { requireTools } from '../helpers/tools.ts';
 
 requireTools('fsverity');
@@ -184,6 +186,35 @@ test('before the workers have started, the caller hashes the first ranges itself
     fs.closeSync(fd);
     await pool.close();
   }
+});
+
+test('a chunk survives EINTR and short reads/writes; a write that makes no progress fails', () => {
+  const data = random(3 * BLOCK + 100, 11);
+  const written = Buffer.alloc(data.length);
+  let calls = 0;
+  const eintr = () => Object.assign(new Error('interrupted'), { code: 'EINTR' });
+  const fakeFs = {
+    readSync: (_fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => {
+      if (++calls % 3 === 0) throw eintr();
+      const n = Math.min(length, 777, data.length - position);
+      buffer.set(data.subarray(position, position + n), offset);
+      return Math.max(n, 0);
+    },
+    writeSync: (_fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => {
+      if (++calls % 4 === 0) throw eintr();
+      const n = Math.min(length, 1000);
+      written.set(buffer.subarray(offset, offset + n), position);
+      return n;
+    },
+  } as unknown as typeof fs;
+  const deps = { fs: fakeFs, crypto, hashDataBlocks };
+  const hashing = blockHashing({ algorithm: 'sha256' });
+  const result = processChunk(deps, { hashing, length: 4 * BLOCK, read: { fd: 3, offset: 0 }, write: { fd: 4, offset: 0 } }, new Uint8Array(4 * BLOCK));
+  assert.is(result.bytes, data.length, 'short reads continued up to the end of the file');
+  assert.ok(written.equals(data), 'short and interrupted writes continued');
+  assert.ok(Buffer.from(result.digests!).equals(hashDataBlocks(crypto, hashing, data)));
+  const stuck = { ...deps, fs: { ...fakeFs, writeSync: () => 0 } as unknown as typeof fs };
+  assert.throws(() => processChunk(stuck, { hashing, length: 10, data: data.subarray(0, 10), write: { fd: 4, offset: 0 } }, new Uint8Array(0)), /no progress/);
 });
 
 test('FsVerityHasher refuses misuse: digests off a block boundary, a second digest()', () => {
