@@ -28,6 +28,7 @@ const WARNINGS: Readonly<Record<number, string>> = {
 
 export const TPM_RC_SUCCESS = 0x000;
 export const TPM_RC_INITIALIZE = 0x100;
+export const TPM_RC_FAILURE = 0x101;
 export const TPM_RC_LOCKOUT = 0x921;
 export const TPM_RC_RETRY = 0x922;
 export const TPM_RC_YIELDED = 0x908;
@@ -100,6 +101,7 @@ export class TpmError extends Error {
 function hint(base: number): string {
   if (base === TPM_RC_LOCKOUT) return ' (the TPM is in dictionary-attack lockout)';
   if (base === TPM_RC_INITIALIZE) return ' (the TPM has not been started: TPM2_Startup)';
+  if (base === TPM_RC_FAILURE) return ' (the TPM is in failure mode, or a simulator was not initialized: swtpm --flags not-need-init)';
   return '';
 }
 

@@ -50,11 +50,11 @@ function connects(port: number): Promise<boolean> {
   });
 }
 
-async function launch(stateDir: string, port: number): Promise<ChildProcess> {
+async function launch(stateDir: string, port: number, flags: string): Promise<ChildProcess> {
   const log = path.join(stateDir, '..', `swtpm-${port}.log`);
   const child = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${stateDir}`,
     '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
-    '--flags', 'startup-clear', '--log', `file=${log}`], { stdio: 'ignore' });
+    '--flags', flags, '--log', `file=${log}`], { stdio: 'ignore' });
   running.add(child);
   child.once('exit', () => running.delete(child));
   const deadline = Date.now() + 10_000;
@@ -76,13 +76,17 @@ async function terminate(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Starts swtpm on a fresh (or given) state directory. */
-export async function startSwtpm(stateDir?: string): Promise<Swtpm> {
+/**
+ * Starts swtpm on a fresh (or given) state directory, powered on and started (TPM2_Startup(CLEAR)) unless `flags`
+ * says otherwise (`not-need-init`: powered on, not started).
+ */
+export async function startSwtpm(stateDir?: string, options: { flags?: string } = {}): Promise<Swtpm> {
+  const flags = options.flags ?? 'startup-clear';
   requireTools('swtpm');
   const dir = stateDir ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-swtpm-')), 'state');
   fs.mkdirSync(dir, { recursive: true });
   let port = await freePortPair();
-  let child = await launch(dir, port);
+  let child = await launch(dir, port, flags);
   const instance: Swtpm = {
     tcti: `swtpm:host=127.0.0.1,port=${port}`,
     port,
@@ -100,7 +104,7 @@ export async function startSwtpm(stateDir?: string): Promise<Swtpm> {
         }
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      child = await launch(dir, port);
+      child = await launch(dir, port, flags);
     },
     async stop() {
       await terminate(child);

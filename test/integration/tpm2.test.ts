@@ -422,6 +422,7 @@ test('errors: no TPM, unknown or unallocated bank, wrong PCRs, wrong key, corrup
 
 test('transports: mssim framing against swtpm; a TPM that accepts but never answers times out', async () => {
   const tpm = await startSwtpm();
+  const unstarted = await startSwtpm(undefined, { flags: 'not-need-init' });
   const server = net.createServer(() => { /* accept, never answer */ });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
@@ -433,6 +434,9 @@ test('transports: mssim framing against swtpm; a TPM that accepts but never answ
     } finally {
       await mssim.close();
     }
+    // A simulator powered on but not started: TPM_RC_INITIALIZE, then sealroot sends TPM2_Startup(CLEAR) once.
+    const fresh = sealroot('pcr', 'read', '--tpm', unstarted.tcti, 'sha256:0');
+    assert.is(fresh.stdout, `sha256:0=${'00'.repeat(32)}\n`, fresh.stderr);
     const port = (server.address() as net.AddressInfo).port;
     const silent = await Tpm.open(`swtpm:host=127.0.0.1,port=${port}`, { timeoutMs: 300 });
     const started = Date.now();
@@ -445,6 +449,7 @@ test('transports: mssim framing against swtpm; a TPM that accepts but never answ
     assert.ok(Date.now() - started < 5000);
   } finally {
     server.close();
+    await unstarted.stop();
     await tpm.stop();
   }
 });
