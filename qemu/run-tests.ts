@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildDisks, OSTREE_KARG, type Disks } from './lib/disk.ts';
-import { buildDracutInitramfs } from './lib/dracut.ts';
+import { buildDracutInitramfs, dracutModulesKey } from './lib/dracut.ts';
 import { buildGuestInitramfs } from './lib/guest.ts';
 import { CACHE, fetchKernel, freshDir, requireHostTools, SEALROOT_BIN, type Kernel } from './lib/paths.ts';
 import { provisionTpms, stateDisk, type Provisioned } from './lib/provision.ts';
@@ -43,7 +43,7 @@ export async function setUp(needDracut: boolean): Promise<Setup> {
   step(`busybox initramfs ${path.basename(busybox)}`);
   let dracut = '';
   if (needDracut) {
-    const out = path.join(path.dirname(provisioned.trusted.sealroot), 'dracut.img');
+    const out = path.join(path.dirname(provisioned.trusted.sealroot), `dracut-${dracutModulesKey()}.img`);
     if (!fs.existsSync(out)) buildDracutInitramfs({ kernel, stateDir: provisioned.trusted.sealroot, out });
     dracut = out;
     step(`dracut initramfs ${path.relative(CACHE, out)}`);

@@ -2,12 +2,23 @@
 // qemu/dracut/91sealroot-test. dracut only looks for modules under $dracutbasedir/modules.d: we point it at a
 // private copy of /usr/lib/dracut with our two modules linked in, so the system's dracut is never changed.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BOOT_CONFIG, GUEST_MODULES, PREPARE_ROOT_CONF, testFiles } from './guest.ts';
 import { CACHE, freshDir, ROOT, SEALROOT_BIN, type Kernel } from './paths.ts';
 
 export const DRACUT_BASE = '/usr/lib/dracut';
+
+/** A hash of both dracut modules' files and of this builder: part of the cached initramfs's name. */
+export function dracutModulesKey(): string {
+  const hash = createHash('sha256');
+  for (const dir of [path.join(ROOT, 'dracut/90sealroot'), path.join(ROOT, 'qemu/dracut/91sealroot-test')]) {
+    for (const name of fs.readdirSync(dir).sort()) hash.update(name).update(fs.readFileSync(path.join(dir, name)));
+  }
+  hash.update(fs.readFileSync(import.meta.filename));
+  return hash.digest('hex').slice(0, 12);
+}
 
 function dracutBase(): string {
   if (!fs.existsSync(path.join(DRACUT_BASE, 'modules.d'))) {

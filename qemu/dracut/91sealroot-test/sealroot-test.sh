@@ -2,8 +2,19 @@
 # sealroot-test pcrs|check: see module-setup.sh. Lines the host harness reads start with "@@ ".
 stamp() { read -r up _ </proc/uptime; echo "@@ T $1 $up" >/dev/console; }
 say() { echo "@@ $*" >/dev/console; }
+# When the kernel ran /init, from its own log line (init/main.c: "Run /init as init process").
+kernel_runs_init() {
+  local line
+  line=$(dmesg | grep -m1 'Run /init as init process') || return 0
+  line=${line#*[}; line=${line%%]*}
+  echo "@@ T kernel-runs-init ${line// /}" >/dev/console
+}
 case $1 in
+  stamp)
+    stamp "$2"
+    ;;
   pcrs)
+    kernel_runs_init
     stamp init
     pcr=trusted
     for arg in $(cat /proc/cmdline); do case $arg in test.pcr=*) pcr=${arg#*=} ;; esac; done
@@ -16,7 +27,6 @@ case $1 in
       [ "$rc" = 00000000 ] || { say "WARN $cmd: TPM response code 0x$rc"; exit 1; }
     done
     say "PCRS $pcr"
-    stamp sealroot-start
     ;;
   check)
     stamp sealroot-end
