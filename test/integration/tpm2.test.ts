@@ -405,6 +405,15 @@ test('errors: no TPM, unknown or unallocated bank, wrong PCRs, wrong key, corrup
     const inLockout = unseal(tpm, state);
     assert.is(inLockout.stdout, `${D1}\n`, inLockout.stderr);
 
+    // An owner hierarchy with a password: defining the index needs --owner-auth; a wrong one is named by the TPM.
+    check('tpm2_changeauth', ['-T', tpm.tcti, '-c', 'o', 'owner-secret']);
+    const ownerArgs = ['provision', '--tpm', tpm.tcti, '--signing-key', KEY, '--digest', D1, '--pcrs', PCRS, '--state', path.join(dir, 'state9'), '--nv-index', '0x01000e09'];
+    const noOwnerAuth = sealroot(...ownerArgs);
+    assert.is(noOwnerAuth.status, 1);
+    assert.match(noOwnerAuth.stderr, /TPM2_NV_DefineSpace: TPM_RC_BAD_AUTH \(session 1\) \[0x9a2\]/);
+    const withOwnerAuth = sealroot(...ownerArgs, '--owner-auth', 'owner-secret');
+    assert.is(withOwnerAuth.status, 0, withOwnerAuth.stderr);
+
     // A bank that is not allocated (after tpm2_pcrallocate and a reboot).
     check('tpm2_pcrallocate', ['-T', tpm.tcti, 'sha1:all+sha256:all+sha384:none+sha512:none']);
     await tpm.restart();
