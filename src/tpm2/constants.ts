@@ -17,7 +17,6 @@ export const TPM_CC = {
   NV_ReadPublic: 0x0000_0169,
   PolicyAuthorize: 0x0000_016a,
   PolicyCommandCode: 0x0000_016c,
-  PolicyCpHash: 0x0000_016e,
   StartAuthSession: 0x0000_0176,
   VerifySignature: 0x0000_0177,
   GetCapability: 0x0000_017a,

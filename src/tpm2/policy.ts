@@ -18,10 +18,6 @@ export function policyCommandCode(old: Buffer, code: number): Buffer {
   return sha256(old, cc(TPM_CC.PolicyCommandCode), cc(code));
 }
 
-export function policyCpHash(old: Buffer, cpHash: Buffer): Buffer {
-  return sha256(old, cc(TPM_CC.PolicyCpHash), cpHash);
-}
-
 /** TPM2_PolicySigned and TPM2_PolicyAuthorize both reset/extend with the key's name, then with policyRef (§23.3, §23.16). */
 function policyUpdate(old: Buffer, code: number, keyName: Buffer, policyRef: Buffer): Buffer {
   return sha256(sha256(old, cc(code), keyName), policyRef);

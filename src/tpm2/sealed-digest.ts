@@ -1,4 +1,4 @@
-// Design (c) of ../../shared notes / README.md: the trusted digest lives in an NV index whose reads and writes are
+// Design (c) (README.md beside this file): the trusted digest lives in an NV index whose reads and writes are
 // both authorized by PolicyAuthorize(K_pcr) with PCR-bound, command-bound approvals signed offline by the vendor.
 // The reader trusts the index only after checking its Name, computed from the public area it expects.
 import { createHash, getHashes } from 'node:crypto';

@@ -9,9 +9,9 @@ import { addApprovals, parseApprovals, readApprovals, serializeApprovals } from 
 import { TPM_CC } from '../../src/tpm2/constants.ts';
 import { parseCapPcr, parseNvIndex, parsePcrValues } from '../../src/tpm2/options.ts';
 import { formatPcrSelection, marshalPcrSelection, parsePcrSelection, selectionOrder, withPcr } from '../../src/tpm2/pcr-selection.ts';
-import { approvalDigest, policyAuthorize, policyCommandCode, policyPcr, ZERO_POLICY } from '../../src/tpm2/policy.ts';
+import { approvalDigest, commandParametersHash, policyAuthorize, policyCommandCode, policyPcr, policySigned, policySignedDigest, ZERO_POLICY } from '../../src/tpm2/policy.ts';
 import { loadSigner, policyKeyFromObject, verifyRaw } from '../../src/tpm2/policy-key.ts';
-import { cappedValue, CAP_EVENT, makeApprovals, pcrCommandPolicy, POLICY_REF } from '../../src/tpm2/sealed-digest.ts';
+import { cappedValue, CAP_EVENT, makeApprovals, pcrCommandPolicy, POLICY_REF, policySignedDigestInput, PROVISION_REF } from '../../src/tpm2/sealed-digest.ts';
 import { parseTcti } from '../../src/tpm2/transport.ts';
 
 const sha256 = (...parts: Buffer[]) => { const h = createHash('sha256'); for (const p of parts) h.update(p); return h.digest(); };
@@ -67,6 +67,16 @@ test('policy digests follow Part 3: PolicyPCR, PolicyCommandCode, PolicyAuthoriz
   const name = Buffer.concat([Buffer.from('000b', 'hex'), sha256(Buffer.from('key'))]);
   assert.equal(policyAuthorize(name, POLICY_REF), sha256(sha256(ZERO_POLICY, Buffer.from('0000016a', 'hex'), name), POLICY_REF));
   assert.throws(() => pcrCommandPolicy(selection, new Map(), TPM_CC.NV_Read), /no value for PCR sha256:8/);
+});
+
+test('PolicySigned and cpHash for the one-time provisioning write (Part 3 §23.3, Part 1 §18.7)', () => {
+  const nonce = Buffer.alloc(16, 0x5a);
+  const cpHash = commandParametersHash(TPM_CC.NV_Write, [Buffer.from('000b01', 'hex'), Buffer.from('000b02', 'hex')], Buffer.from('0001ff0000', 'hex'));
+  assert.equal(cpHash, sha256(Buffer.from('00000137000b01000b020001ff0000', 'hex')));
+  assert.equal(sha256(policySignedDigestInput(nonce, cpHash)), policySignedDigest(nonce, 0, cpHash, PROVISION_REF));
+  assert.equal(policySignedDigest(nonce, 0, cpHash, PROVISION_REF), sha256(nonce, Buffer.alloc(4), cpHash, PROVISION_REF));
+  const name = Buffer.from('000b' + '11'.repeat(32), 'hex');
+  assert.equal(policySigned(ZERO_POLICY, name, PROVISION_REF), sha256(sha256(ZERO_POLICY, Buffer.from('00000160', 'hex'), name), PROVISION_REF));
 });
 
 test('the cap: capped value is one extend with the cap event; approvals bind read to pre-cap, write to capped', () => {
