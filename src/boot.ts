@@ -21,7 +21,7 @@ import { isMountPoint } from './boot/mountinfo.ts';
 import { mountPhysicalRoot } from './boot/physical-root.ts';
 import { oneLine, StepError, SysError } from './errors.ts';
 import { validateImage, type ImageSummary } from './erofs/validate.ts';
-import { loadImage, type LoadedImage, type LoadImageOptions } from './image/load.ts';
+import { loadImage, PARALLEL_THRESHOLD, type LoadedImage, type LoadImageOptions } from './image/load.ts';
 import { mountComposefs, type MountComposefsOptions, type MountedComposefs } from './mount/composefs.ts';
 import { UndoStack } from './mount/undo.ts';
 import { assembleRoot, replaceSysroot, transientDirs } from './root/assemble.ts';
@@ -30,6 +30,7 @@ import type { RootPlan } from './root/plan.ts';
 import { closeFd } from './sys/io.ts';
 import { MNT_DETACH, mount, MS_PRIVATE, MS_REC, umount2 } from './sys/mountapi.ts';
 import { digestsEqual, formatDigest, type Digest } from './verity/digest.ts';
+import { HashPool } from './verity/pool.ts';
 
 export interface BootSteps {
   trustedDigest(context: DigestContext): Promise<Digest>;
@@ -100,6 +101,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   };
 
   let digestContext: DigestContext | undefined;
+  let pool: HashPool | undefined;
   let capped = false;
   const cap = async (): Promise<void> => {
     if (capped) return;
@@ -129,6 +131,10 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     const plan = await step('locate-root', () => planRoot(config.root.layout, sysroot, cmdline, options.initramfsRoot));
     log.info(`layout ${plan.layout}: image ${plan.image}, objects ${plan.objectDirs.join(', ')}`);
 
+    // Hashing a large image runs on worker threads: start them now, so they are ready when the TPM has answered.
+    const imageSize = fs.statSync(plan.image, { throwIfNoEntry: false })?.size ?? 0;
+    pool = imageSize >= PARALLEL_THRESHOLD ? new HashPool() : undefined;
+
     // The trusted digest, then the PCR cap at once, whether the read worked or not.
     let digest: Digest;
     try {
@@ -140,7 +146,9 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       throw new StepError('locate-root', `composefs= names ${formatDigest(plan.namedDigest)} but the trusted digest is ${formatDigest(digest)}`);
     }
 
-    const image = await step('verify-image', () => steps.loadImage({ path: plan.image, expected: digest, maxSize: config.root.maxImageSize, log }));
+    const image = await step('verify-image', () => steps.loadImage({ path: plan.image, expected: digest, maxSize: config.root.maxImageSize, log, pool }));
+    await pool?.close();
+    pool = undefined;
     let mounted: MountedComposefs;
     const staging = path.join(runDir, 'sealroot/newroot');
     try {
@@ -177,6 +185,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       sysroot, plan, digest, loopDevice: mounted.loopDevice, overlayApi: mounted.overlayApi, init, initArgs: cmdline.initArgs, timings,
     };
   } catch (error) {
+    await pool?.close();
     undo.unwind(log);
     try {
       await cap();

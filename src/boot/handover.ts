@@ -7,7 +7,7 @@ import type { Logger } from '../cli/log.ts';
 import { oneLine } from '../errors.ts';
 import { chdir, chroot } from '../sys/files.ts';
 import { mount, MS_MOVE } from '../sys/mountapi.ts';
-import { execve, LINUX_REBOOT_CMD_POWER_OFF, rebootSystem } from '../sys/process.ts';
+import { execve, keepStdioAcrossExec, LINUX_REBOOT_CMD_POWER_OFF, rebootSystem } from '../sys/process.ts';
 import { isMountPoint } from './mountinfo.ts';
 
 export const EMERGENCY_SHELLS = ['/bin/sh', '/usr/bin/sh', '/bin/busybox'];
@@ -41,6 +41,7 @@ export function switchRoot(newRoot: string, init: string, initArgs: readonly str
   chroot('.');
   chdir('/');
   log.notice(`switching root: exec ${init}`);
+  keepStdioAcrossExec();
   const env = Object.entries(process.env).filter(([key]) => !key.startsWith('SEALROOT_')).map(([key, value]) => `${key}=${value}`);
   return execve(init, [init, ...initArgs], env);
 }
@@ -51,6 +52,7 @@ export function emergency(log: Logger): never {
     if (!fs.existsSync(shell)) continue;
     log.error(`starting the emergency shell ${shell}`);
     try {
+      keepStdioAcrossExec();
       const argv = shell.endsWith('busybox') ? [shell, 'sh'] : [shell];
       execve(shell, argv, ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=linux', 'HOME=/']);
     } catch (error) {

@@ -30,3 +30,13 @@ export function rebootSystem(command: number): never {
   syscall('reboot', [LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, command, null]);
   throw new Error('reboot(2) returned');
 }
+
+const F_SETFD = 2;
+
+/**
+ * Clears FD_CLOEXEC on fds 0, 1 and 2. Node opens its stdio close-on-exec: without this, an exec'd init or
+ * emergency shell would start with no console (every write EBADF).
+ */
+export function keepStdioAcrossExec(): void {
+  for (const fd of [0, 1, 2]) syscall('fcntl', [fd, F_SETFD, 0], `fd ${fd}`);
+}

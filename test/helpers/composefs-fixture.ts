@@ -10,7 +10,7 @@ import { writeFully } from '../../src/sys/io.ts';
 import { addSeals, IMAGE_SEALS, memfdCreate } from '../../src/sys/memfd.ts';
 import { check, requireTools, ROOT } from './tools.ts';
 
-export type TreeEntry = string | Buffer | { symlink: string } | { dir: true; mode?: number };
+export type TreeEntry = string | Buffer | { file: string | Buffer; mode: number } | { symlink: string } | { dir: true; mode?: number };
 /** Relative path -> content (string/Buffer: a regular file), a symlink, or a directory. */
 export type TreeSpec = Record<string, TreeEntry>;
 
@@ -39,7 +39,10 @@ export function writeTree(dir: string, spec: TreeSpec): void {
     const file = path.join(dir, rel);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     if (typeof entry === 'string' || Buffer.isBuffer(entry)) fs.writeFileSync(file, entry);
-    else if ('symlink' in entry) fs.symlinkSync(entry.symlink, file);
+    else if ('file' in entry) {
+      fs.writeFileSync(file, entry.file);
+      fs.chmodSync(file, entry.mode);
+    } else if ('symlink' in entry) fs.symlinkSync(entry.symlink, file);
     else fs.mkdirSync(file, { recursive: true, mode: entry.mode ?? 0o755 });
   }
 }

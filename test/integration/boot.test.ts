@@ -360,6 +360,52 @@ echo "@@ ls $(ls ${s.sysroot}/usr/bin)"
   assert.not.ok(fs.existsSync(path.join(s.sysroot, 'usr')), 'nothing mounted at the sysroot outside the namespace');
 });
 
+test('as PID 1 with --switch-root: the new root becomes /, /proc /dev /run move into it, init= runs with the args after --; a failure starts the emergency shell', () => {
+  const dir = path.join(work, 'pid1');
+  const init = '#!/usr/bin/busybox sh\n'
+    + 'echo "@@ init $0 args: $*"\n'
+    + 'echo "@@ pid $$"\n'
+    + 'echo "@@ hostname $(/usr/bin/busybox cat /etc/hostname)"\n'
+    + 'echo "@@ root $(/usr/bin/busybox awk \'$5 == "/" { print $8, $9 }\' /proc/self/mountinfo | /usr/bin/busybox tail -n 1)"\n'
+    + 'echo "@@ sysroot $(/usr/bin/busybox ls /sysroot/composefs/images)"\n'
+    + 'echo "@@ run $(/usr/bin/busybox awk \'$5 == "/run" { print $8 }\' /proc/self/mountinfo)"\n';
+  const pidFixture = makeComposefsFixture(path.join(dir, 'fx'), {
+    ...OS,
+    'usr/bin/busybox': { file: fs.readFileSync('/bin/busybox'), mode: 0o755 },
+    'usr/sbin/test-init': { file: init, mode: 0o755 },
+    'proc': { dir: true }, 'dev': { dir: true }, 'sys': { dir: true },
+  });
+  const pidHex = parseDigest(pidFixture.digest).bytes.toString('hex');
+  const s = scene('pid1-scene', () => '', '[digest]\nsource = "tpm"\n');
+  writeTree(s.sysroot, { [`state/deploy/${pidHex}/etc/hostname`]: 'pid1-state\n', [`state/deploy/${pidHex}/var/.keep`]: '' });
+  fs.mkdirSync(path.join(s.sysroot, 'composefs/images'), { recursive: true });
+  fs.copyFileSync(pidFixture.image, path.join(s.sysroot, 'composefs/images', pidHex));
+  fs.cpSync(pidFixture.objects, path.join(s.sysroot, 'composefs/objects'), { recursive: true });
+  writeTree(s.initramfs, { 'usr/lib/composefs/setup-root-conf.toml': '[etc]\nmount = "bind"\n' });
+  const node = path.join(ROOT, 'node_modules/.bin/node');
+  const runner = path.join(ROOT, 'test/helpers/boot-pid1.ts');
+  const asPid1 = (cmdline: string) => run('unshare', ['--pid', '--fork', '--mount', '--propagation', 'private', '--mount-proc', 'sh', '-c',
+    `mount -t tmpfs tmpfs /run && exec ${node} ${runner}`], {
+    env: { ...process.env, SEALROOT_KMSG: '0', SEALROOT_PID1_TEST: JSON.stringify({ config: s.config, cmdline, initramfs: s.initramfs, digest: pidFixture.digest }) },
+    input: 'echo "@@ emergency shell pid $$"\nexit 0\n',
+  });
+
+  const ok = asPid1(`composefs=${pidHex} init=/usr/sbin/test-init -- first "second arg"`);
+  assert.match(ok.stdout, /@@ init \/usr\/sbin\/test-init args: first second arg/, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /@@ pid 1\n/);
+  assert.match(ok.stdout, /@@ hostname pid1-state/);
+  assert.match(ok.stdout, /@@ root overlay composefs/);
+  assert.match(ok.stdout, new RegExp(`@@ sysroot ${pidHex}\n`));
+  assert.match(ok.stdout, /@@ run tmpfs/);
+  assert.not.match(ok.stdout, /emergency/);
+
+  const failed = asPid1(`composefs=${'4'.repeat(64)} init=/usr/sbin/test-init`);
+  assert.match(failed.stderr, /sealroot: locate-root: no deployment state directory/);
+  assert.match(failed.stderr, /starting the emergency shell \/bin\/sh/);
+  assert.match(failed.stdout, /@@ emergency shell pid 1\n/);
+  assert.not.match(failed.stdout, /@@ init/);
+});
+
 test.after(() => {
   fs.rmSync(work, { recursive: true, force: true });
 });
