@@ -79,7 +79,7 @@ export function encodeSuperblock(sb: Omit<Superblock, 'magic'>): Buffer {
   buf.writeUInt8(sb.extraSlots, 13);
   buf.writeUInt16LE(sb.rootNid, 14);
   buf.writeBigUInt64LE(sb.inodeCount, 16);
-  buf.writeBigUInt64LE(sb.buildTime, 24);
+  buf.writeBigUInt64LE(BigInt.asUintN(64, sb.buildTime), 24); // time64_t: before 1970 is negative
   buf.writeUInt32LE(sb.buildTimeNsec, 32);
   buf.writeUInt32LE(sb.blocks, 36);
   buf.writeUInt32LE(sb.metaBlockAddress, 40);
@@ -105,7 +105,7 @@ export function decodeSuperblock(buf: Buffer): Superblock {
     extraSlots: buf.readUInt8(13),
     rootNid: buf.readUInt16LE(14),
     inodeCount: buf.readBigUInt64LE(16),
-    buildTime: buf.readBigUInt64LE(24),
+    buildTime: buf.readBigInt64LE(24),
     buildTimeNsec: buf.readUInt32LE(32),
     blocks: buf.readUInt32LE(36),
     metaBlockAddress: buf.readUInt32LE(40),
@@ -188,7 +188,7 @@ export function encodeInode(inode: Inode): Buffer {
   buf.writeUInt32LE(inode.ino, 20);
   buf.writeUInt32LE(inode.uid, 24);
   buf.writeUInt32LE(inode.gid, 28);
-  buf.writeBigUInt64LE(inode.mtime, 32);
+  buf.writeBigUInt64LE(BigInt.asUintN(64, inode.mtime), 32);
   buf.writeUInt32LE(inode.mtimeNsec, 40);
   buf.writeUInt32LE(inode.nlink, 44);
   return buf;
@@ -223,7 +223,7 @@ export function decodeInode(buf: Buffer): Inode {
     ino: buf.readUInt32LE(20),
     uid: buf.readUInt32LE(24),
     gid: buf.readUInt32LE(28),
-    mtime: buf.readBigUInt64LE(32),
+    mtime: buf.readBigInt64LE(32),
     mtimeNsec: buf.readUInt32LE(40),
     nlink: buf.readUInt32LE(44),
   };

@@ -12,6 +12,7 @@ import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './format.ts';
 import { INLINE_MAX, objectPath, type TreeNode } from './tree.ts';
 
 const READ_CHUNK = 1 << 20;
+const NS = 1_000_000_000n;
 
 export interface ReadTreeOptions {
   algorithm: HashAlgorithm;
@@ -75,8 +76,9 @@ export class TreeReader {
       mode: Number(st.mode),
       uid: Number(st.uid),
       gid: Number(st.gid),
-      mtimeSec: st.mtimeNs / 1_000_000_000n,
-      mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+      // Floor division: before 1970 the seconds are negative and the nanoseconds still count up from them.
+      mtimeSec: (st.mtimeNs - (((st.mtimeNs % NS) + NS) % NS)) / NS,
+      mtimeNsec: Number(((st.mtimeNs % NS) + NS) % NS),
       size: type === S_IFREG ? st.size : 0n,
       rdev: encodeDev(st.rdev),
       xattrs: this.#xattrs(file),

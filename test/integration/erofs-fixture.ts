@@ -15,6 +15,8 @@ export interface FixtureOptions {
   manyEntries?: number;
   /** Levels of nesting. */
   depth?: number;
+  /** A file with an mtime before 1970 (it then holds the minimum mtime: every other inode is extended). */
+  before1970?: boolean;
 }
 
 const S_IFCHR = 0o020000;
@@ -87,6 +89,7 @@ export function makeFixture(root: string, options: FixtureOptions = {}): void {
   }
   file('same-content-1', pattern('same', 10_000));
   file('same-content-2', pattern('same', 10_000)); // one object, shared metacopy/redirect xattrs
+  const before1970 = options.before1970 === true ? file('before-1970', pattern('before-1970', 300)) : undefined;
   file('inline-same-1', Buffer.from('identical inline content\n'));
   file('inline-same-2', Buffer.from('identical inline content\n'));
 
@@ -145,6 +148,21 @@ export function makeFixture(root: string, options: FixtureOptions = {}): void {
   x(path.join(root, 'null'), 'security.dev', 'device');
   x(root, 'security.selinux', 'system_u:object_r:root_t:s0');
   x(root, 'user.root', 'root dir xattr');
+  // Inodes whose xattrs nearly fill a block: the inline tail (symlink target, directory entries, small
+  // content) must then move to a data block of its own.
+  const bulky = (p: string, total: number): void => {
+    for (let i = 0; total > 0; i++, total -= 1000) x(p, `trusted.bulk-${i}`, pattern(`${path.relative(root, p)}-${i}`, Math.min(1000, total) / 2).toString('hex'));
+  };
+  fs.symlinkSync('q'.repeat(4000), path.join(root, 'link-4000-xattrs'));
+  stamp(path.join(root, 'link-4000-xattrs'));
+  x(path.join(root, 'link-4000-xattrs'), 'trusted.big', 'v'.repeat(300));
+  const bulkyDir = dir('bulky-dir');
+  for (let i = 0; i < 60; i++) file(path.join('bulky-dir', `a-rather-long-file-name-${i}`), Buffer.from(String(i)));
+  bulky(bulkyDir, 3800);
+  bulky(file('bulky-inline', Buffer.from('small content next to big xattrs')), 3900);
+  // 4 KiB of xattrs (what ext4 holds for one inode): the inode and its xattrs alone span more than a block.
+  const object = file('bulky-object', pattern('bulky-object', 1000));
+  for (const [name, size] of [['b0', 1330], ['b1', 1330], ['b2', 1330], ['b3', 60]] as const) x(object, `trusted.${name}`, name[1]!.repeat(size));
   if (options.acl === true) {
     // user::rw-, user:1000:r--, group::r--, mask::r--, other::---
     x(file('with-acl', Buffer.from('acl')), 'system.posix_acl_access', aclValue([[1, 6, 0xffffffff], [2, 4, 1000], [4, 4, 0xffffffff], [0x10, 4, 0xffffffff], [0x20, 0, 0xffffffff]]));
@@ -202,5 +220,6 @@ export function makeFixture(root: string, options: FixtureOptions = {}): void {
   times.sort((a, b) => b[0].length - a[0].length);
   for (const [p, sec, nsec] of times) setTimes(p, sec, nsec);
   setTimes(Buffer.concat([Buffer.from(root), Buffer.from('/'), latin]), BASE_TIME + 5n, 5);
+  if (before1970 !== undefined) setTimes(before1970, -31_536_000n, 250_000_000);
   setTimes(root, BASE_TIME + 1n, 999_999_999);
 }

@@ -4,6 +4,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { getXattr, listXattrs } from '../../src/sys/xattr.ts';
 
+/** The nanoseconds of a time in ns since the epoch, counting up from the (floored) second even before 1970. */
+const nsec = (ns: bigint): bigint => ((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n;
 const join = (dir: Buffer, name: Buffer): Buffer => Buffer.concat([dir, Buffer.from('/'), name]);
 
 function escape(bytes: Buffer, equal: boolean, loneDash: boolean): string {
@@ -108,7 +110,7 @@ export function listSource(root: string): string[] {
       escape(path.length === 0 ? Buffer.from('/') : path, false, false), size.toString(),
       `${link === undefined ? '' : '@'}${Number(st.mode).toString(8)}`, st.nlink.toString(), st.uid.toString(), st.gid.toString(),
       (type === 0o020000 || type === 0o060000 ? st.rdev & 0xffffffffn : 0n).toString(),
-      `${st.mtimeNs / 1_000_000_000n}.${st.mtimeNs % 1_000_000_000n}`,
+      `${(st.mtimeNs - nsec(st.mtimeNs)) / 1_000_000_000n}.${nsec(st.mtimeNs)}`,
       link !== undefined ? escape(link, false, true) : payload === undefined ? '-' : escape(payload, false, true),
       content === undefined ? '-' : escape(content, false, true),
       digest ?? '-',

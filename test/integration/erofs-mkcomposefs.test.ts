@@ -30,7 +30,7 @@ function listFiles(dir: string): string[] {
 
 for (const variant of [
   { name: 'varied tree with an ACL', options: { acl: true } },
-  { name: 'tree with whiteouts (format version 1)', options: { whiteouts: true, manyEntries: 300, depth: 5 } },
+  { name: 'tree with whiteouts (format version 1) and a pre-1970 mtime', options: { whiteouts: true, before1970: true, manyEntries: 300, depth: 5 } },
 ]) {
   test(`${variant.name}: mkimage writes the bytes mkcomposefs writes, the same digest, the same objects`, () => {
     const tools = composefsTools();

@@ -83,6 +83,13 @@ test('whiteouts raise the format version to 1 and become escaped whiteouts', () 
   assert.ok(image.includes(Buffer.from('overlay.whiteout')));
 });
 
+test('an mtime before 1970 is stored as a signed 64-bit time and read back as such', () => {
+  const { image } = writeImage(dir({ old: file('o', { mtimeSec: -31_536_000n, mtimeNsec: 250_000_000 }) }), { algorithm: 'sha256' });
+  validate(image);
+  assert.is(decodeSuperblock(image.subarray(1024)).buildTime, -31_536_000n);
+  assert.ok(dump(image).split('\n').includes('/old 1 100644 1 0 0 0 -31536000.250000000 - o -'));
+});
+
 test('escapeDump follows composefs-info: C escapes, \\xNN for non-graphic bytes, = only when asked, a lone dash', () => {
   assert.is(escapeDump(Buffer.from('a b\\c\n\t\r=')), 'a\\x20b\\\\c\\n\\t\\r=');
   assert.is(escapeDump(Buffer.from('='), 1), '\\x3d');
