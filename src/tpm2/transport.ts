@@ -102,9 +102,22 @@ class DeviceTransport implements Transport {
   async transmit(command: Buffer): Promise<Buffer> {
     const { bytesWritten } = await this.handle.write(command);
     if (bytesWritten !== command.length) throw new TpmUnavailableError(`${this.tcti.kind}: short write to the TPM (${bytesWritten} of ${command.length})`);
-    const buffer = Buffer.alloc(MAX_RESPONSE);
-    const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, null);
-    return buffer.subarray(0, bytesRead);
+    // The driver hands the whole response to one read; keep reading anyway until the header's size is there.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let expected: number | undefined;
+    while (expected === undefined || total < expected) {
+      const buffer = Buffer.alloc(MAX_RESPONSE);
+      const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) throw new TpmUnavailableError(`${formatTcti(this.tcti)}: the TPM ended a response after ${total} bytes`);
+      chunks.push(buffer.subarray(0, bytesRead));
+      total += bytesRead;
+      if (expected === undefined && total >= 6) {
+        expected = Buffer.concat(chunks).readUInt32BE(2);
+        if (expected < 10 || expected > MAX_RESPONSE) throw new TpmUnavailableError(`${formatTcti(this.tcti)}: response size field ${expected}`);
+      }
+    }
+    return Buffer.concat(chunks);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 // sealroot's TPM client against swtpm on loopback, cross-checked with tpm2-tools (an independent client):
 // PCR interop, policy digests, the NV index read by tpm2-tools, the full attack scenario of issue 4, and errors.
+import { spawn } from 'node:child_process';
 import { createHash, sign } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -489,6 +490,56 @@ test('a SHA-512 digest, another NV index and another cap PCR', async () => {
   } finally {
     await tpm.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// A character device that behaves like /dev/tpm0 (one command written, the response read back) without a TPM on the
+// host: a raw pseudo-terminal whose other end relays each command to swtpm and answers in two pieces.
+const PTY_BRIDGE = `
+import os, pty, socket, struct, sys, tty
+master, slave = pty.openpty()
+tty.setraw(slave)
+print(os.ttyname(slave), flush=True)
+def readn(fd, n):
+    data = b''
+    while len(data) < n:
+        chunk = os.read(fd, n - len(data))
+        if not chunk: sys.exit(0)
+        data += chunk
+    return data
+while True:
+    head = readn(master, 6)
+    command = head + readn(master, struct.unpack('>I', head[2:6])[0] - 6)
+    s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+    s.sendall(command)
+    response = b''
+    while len(response) < 6 or len(response) < struct.unpack('>I', response[2:6])[0]:
+        response += s.recv(65536)
+    s.close()
+    os.write(master, response[:7])
+    os.write(master, response[7:])
+`;
+
+test('device transport: a raw character device bridged to swtpm, responses split across reads', async () => {
+  requireTools('python3');
+  const tpm = await startSwtpm();
+  const bridge = spawn('python3', ['-u', '-c', PTY_BRIDGE, String(tpm.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const device = await new Promise<string>((resolve, reject) => {
+      bridge.stdout.once('data', (data: Buffer) => resolve(data.toString().trim()));
+      bridge.once('exit', (code) => reject(new Error(`the pty bridge exited with ${code}`)));
+      setTimeout(() => reject(new Error('the pty bridge printed no device within 5 s')), 5000);
+    });
+    assert.match(device, /^\/dev\/pts\/\d+$/);
+    bootInto(tpm, 'trusted');
+    const ours = sealroot('pcr', 'read', '--tpm', `device:${device}`, 'sha256:8,9+sha1:0');
+    assert.is(ours.status, 0, ours.stderr);
+    const theirs = tpm2PcrRead(tpm.tcti, 'sha256:8,9+sha1:0');
+    assert.is(ours.stdout, `sha256:8=${theirs.get('sha256:8')}\nsha256:9=${theirs.get('sha256:9')}\nsha1:0=${theirs.get('sha1:0')}\n`);
+    assert.is(theirs.get('sha256:8'), TRUSTED_VALUES[8].toString('hex'));
+  } finally {
+    bridge.kill('SIGKILL');
+    await tpm.stop();
   }
 });
 
