@@ -543,4 +543,30 @@ test('device transport: a raw character device bridged to swtpm, responses split
   }
 });
 
+test('provisioning from the host with predicted PCR values: the next boot reads the digest', async () => {
+  const tpm = await startSwtpm();
+  const dir = tmpdir();
+  const state = path.join(dir, 'state');
+  try {
+    // The host's view of the TPM: PCRs at their reset values, nothing like the guest's next boot.
+    const provisioned = sealroot('provision', '--tpm', tpm.tcti, '--signing-key', KEY, '--digest', D1, '--pcrs', PCRS, '--state', state,
+      '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `sha256:9=${TRUSTED_VALUES[9].toString('hex')}`);
+    assert.is(provisioned.status, 0, provisioned.stderr);
+    assert.match(provisioned.stderr, /with a one-time PolicySigned authorization/);
+    assert.is(unseal(tpm, state).status, 1, 'the host state must not read the digest');
+    await tpm.restart();
+    bootInto(tpm, 'trusted');
+    assert.is(unseal(tpm, state).stdout, `${D1}\n`);
+    // approve without a TPM: every value given; the same policies as provision signed.
+    const approved = sealroot('approve', '--signing-key', KEY, '--pcrs', PCRS, '--state', path.join(dir, 'approved'),
+      '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `9=${TRUSTED_VALUES[9].toString('hex')}`);
+    assert.is(approved.status, 0, approved.stderr);
+    const policies = (file: string) => (JSON.parse(fs.readFileSync(file, 'utf8')) as { approvals: { policy: string }[] }).approvals.map((a) => a.policy).sort();
+    assert.equal(policies(path.join(dir, 'approved/approvals.json')), policies(path.join(state, 'approvals.json')));
+  } finally {
+    await tpm.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
