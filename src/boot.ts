@@ -170,7 +170,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     }
 
     const init = await step('prepare-root', () => {
-      assembleRoot({ plan, staging, runDir, undo, log });
+      assembleRoot({ plan, staging, runDir, undo, verity: mounted.verity, log });
       const found = options.switchRoot === true ? chooseInit(staging, kargValue(cmdline, 'init')) : undefined;
       replaceSysroot(staging, sysroot, sysrootWasMounted, undo);
       fs.rmdirSync(staging);

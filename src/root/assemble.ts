@@ -8,6 +8,8 @@ import type { Logger } from '../cli/log.ts';
 import { createDetachedMount } from '../mount/fs-context.ts';
 import { escapeOverlayPath, type FsParam } from '../mount/overlay-options.ts';
 import type { UndoStack } from '../mount/undo.ts';
+import type { VerityMode } from '../mount/overlay-options.ts';
+import { encodeBootedMetadata, type BootedValue } from './ostree-booted.ts';
 import { closeFd } from '../sys/io.ts';
 import {
   MNT_DETACH, MOUNT_ATTR_RDONLY, moveMountPath, moveMountTo, mountSetattrTree, openTreeClone, umount2,
@@ -21,6 +23,8 @@ export interface AssembleOptions {
   /** The tmpfs for transient upper layers and /run/ostree-booted (default /run). */
   runDir: string;
   undo: UndoStack;
+  /** The verity mode the composefs was mounted with (recorded in /run/ostree-booted). */
+  verity: VerityMode;
   log?: Logger;
 }
 
@@ -123,10 +127,17 @@ export function assembleRoot(options: AssembleOptions): void {
   log?.info(`/etc: ${etc}; /var: ${var_}`);
 
   if (plan.writeOstreeBooted) {
-    // ostree-prepare-root writes an a{sv} GVariant here; zero bytes are the valid empty a{sv}, which ostree reads
-    // as "booted, all keys at their defaults" (as older releases wrote it).
+    const stat = fs.lstatSync(plan.deployment, { bigint: true });
+    const entries: [string, BootedValue][] = [
+      ['backing-root-device-inode', { type: '(tt)', value: [stat.dev, stat.ino] }],
+      ['root.transient', { type: 'b', value: plan.rootTransient }],
+      ['composefs', { type: 'b', value: true }],
+      ['composefs.verity', { type: 'b', value: options.verity === 'require' }],
+      ['sysroot-ro', { type: 'b', value: plan.sysrootReadonly }],
+    ];
+    if (plan.etc.kind === 'transient') entries.push(['transient-etc', { type: 's', value: path.join(runDir, 'sealroot/transient/etc') }]);
     const marker = path.join(runDir, 'ostree-booted');
-    fs.writeFileSync(marker, '');
+    fs.writeFileSync(marker, encodeBootedMetadata(entries));
     undo.push(`remove ${marker}`, () => fs.rmSync(marker, { force: true }));
   }
 }

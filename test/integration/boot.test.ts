@@ -13,7 +13,7 @@ import { mountComposefs } from '../../src/mount/composefs.ts';
 import { MNT_DETACH, umount2 } from '../../src/sys/mountapi.ts';
 import { parseDigest, type Digest } from '../../src/verity/digest.ts';
 import { leftoversSince, listTree, makeComposefsFixture, snapshot, writeTree, type Fixture, type TreeSpec } from '../helpers/composefs-fixture.ts';
-import { requireRoot, ROOT, run } from '../helpers/tools.ts';
+import { requireRoot, ROOT, run, run as runCommand } from '../helpers/tools.ts';
 
 requireRoot();
 const log = createLogger({ kmsg: false, verbose: false });
@@ -120,6 +120,18 @@ function unmountAll(s: Scene): void {
   umount2(s.sysroot, MNT_DETACH);
 }
 
+/** /run/ostree-booted parsed by GLib (python3-gi), in normal form, as JSON. */
+function readOstreeBooted(file: string): unknown {
+  const result = runCommand('/usr/bin/python3', ['-c', `import sys, json
+from gi.repository import GLib
+data = open(sys.argv[1], 'rb').read()
+v = GLib.Variant.new_from_bytes(GLib.VariantType.new('a{sv}'), GLib.Bytes.new(data), False)
+assert v.is_normal_form(), 'not in normal form'
+print(json.dumps(v.unpack()))`, file]);
+  assert.is(result.status, 0, result.stderr);
+  return JSON.parse(result.stdout);
+}
+
 function assertRoIsEnforced(dir: string): void {
   assert.throws(() => fs.writeFileSync(path.join(dir, 'probe'), 'x'), (e: unknown) => (e as NodeJS.ErrnoException).code === 'EROFS', dir);
 }
@@ -147,7 +159,13 @@ test('ostree: the deployment image at /sysroot, /etc from the deployment, /var f
     assert.match(mountOf(path.join(s.sysroot, 'sysroot')), /^\S+ \S+ \S+ \S+ \S+ ro[, ]/);
     assertRoIsEnforced(path.join(s.sysroot, 'sysroot'));
     assertRoIsEnforced(s.sysroot);
-    assert.ok(fs.existsSync(path.join(s.run, 'ostree-booted')));
+    // /run/ostree-booted as GLib reads it: libostree finds the booted deployment by its device and inode.
+    const deployStat = fs.statSync(path.join(s.sysroot, 'sysroot', DEPLOY), { bigint: true });
+    const booted = readOstreeBooted(path.join(s.run, 'ostree-booted'));
+    assert.equal(booted, {
+      'backing-root-device-inode': [Number(deployStat.dev), Number(deployStat.ino)],
+      'root.transient': false, composefs: true, 'composefs.verity': false, 'sysroot-ro': true,
+    });
     assert.equal(fs.readdirSync(path.join(s.run, 'sealroot')), [], 'staging and temporary mount points removed');
   } finally {
     unmountAll(s);
@@ -171,6 +189,10 @@ test('ostree: etc.transient (usr/etc on tmpfs), root.transient (writable root), 
     assert.ok(fs.existsSync(path.join(s.run, 'sealroot/transient/root/upper/usr/new-in-root')));
     fs.writeFileSync(path.join(s.sysroot, 'sysroot/writable'), 'ok');
     assert.match(mountOf(s.sysroot), / - overlay composefs rw,lowerdir\+=.*upperdir=/);
+    const booted = readOstreeBooted(path.join(s.run, 'ostree-booted')) as Record<string, unknown>;
+    assert.is(booted['root.transient'], true);
+    assert.is(booted['sysroot-ro'], false);
+    assert.is(booted['transient-etc'], path.join(s.run, 'sealroot/transient/etc'));
   } finally {
     unmountAll(s);
   }

@@ -7,6 +7,7 @@ import {
 } from '../../src/mount/overlay-options.ts';
 import { composefsKargDigest, parseSetupRootConf } from '../../src/root/composefs.ts';
 import { KeyFileError, parseKeyFile } from '../../src/root/keyfile.ts';
+import { encodeBootedMetadata } from '../../src/root/ostree-booted.ts';
 import { chooseLayout } from '../../src/root/layout.ts';
 import { interpretPrepareRootConf } from '../../src/root/ostree.ts';
 import { LayoutError } from '../../src/root/plan.ts';
@@ -100,6 +101,18 @@ test('mountinfo: fields and octal-escaped mount points', () => {
   assert.equal({ ...entries[0]! }, { id: 36, parent: 35, mountPoint: '/mnt/with space', options: 'rw,noatime', fsType: 'ext3', source: '/dev/root', superOptions: 'rw,errors=continue' });
   assert.is(entries[1]!.fsType, 'overlay');
   assert.is(entries[1]!.source, 'composefs');
+});
+
+test('/run/ostree-booted: a{sv} bytes equal what GLib serializes', () => {
+  // GLib 2.74 (python3-gi): GLib.Variant('a{sv}', {'composefs': <true>, 'backing-root-device-inode': <(2049, 1234)>})
+  const glib = '636f6d706f73656673000000000000000100620a000000006261636b696e672d726f6f742d6465766963652d696e6f6465'
+    + '000000000000000108000000000000d20400000000000000287474291a144e';
+  const ours = encodeBootedMetadata([
+    ['composefs', { type: 'b', value: true }],
+    ['backing-root-device-inode', { type: '(tt)', value: [2049n, 1234n] }],
+  ]);
+  assert.is(ours.toString('hex'), glib);
+  assert.is(encodeBootedMetadata([]).length, 0);
 });
 
 test.run();
