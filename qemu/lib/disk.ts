@@ -29,6 +29,8 @@ export interface Disks {
   forgedDigest: string;
   /** md5 of victim.bin, as the guest prints it when the read succeeds. */
   victimMd5: string;
+  /** The sample root as a plain ext4 root (no composefs, no sealroot): the reference boot of the benchmark. */
+  plainRoot: string;
 }
 
 function run(command: string, args: string[]): string {
@@ -214,8 +216,9 @@ export async function buildDisks(kernel: Kernel, log: (line: string) => void): P
   }
   for (const line of prepared) log(line.slice(3));
 
-  const final = { files: {} as Record<DiskVariant, string>, digest: trusted.digest, forgedDigest: forged.digest, victimMd5 };
+  const final = { files: {} as Record<DiskVariant, string>, digest: trusted.digest, forgedDigest: forged.digest, victimMd5, plainRoot: path.join(dir, 'plain-root.img') };
   fs.mkdirSync(dir, { recursive: true });
+  run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-L', 'sample-root', '-E', 'root_owner=0:0', '-d', tree, final.plainRoot, '64M']);
   for (const variant of DISK_VARIANTS) {
     final.files[variant] = path.join(dir, `${variant}.img`);
     fs.renameSync(files[variant], final.files[variant]);
