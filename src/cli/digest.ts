@@ -7,12 +7,10 @@ import { readFully } from '../sys/io.ts';
 import { copyAndHash } from '../verity/copy.ts';
 import type { HashAlgorithm } from '../verity/digest.ts';
 import { blockHashing, DEFAULT_BLOCK_SIZE, FsVerityHasher, MerkleParamsError, type MerkleOptions } from '../verity/merkle.ts';
-import { defaultWorkerCount, HashPool } from '../verity/pool.ts';
+import { defaultWorkerCount, HashPool, PARALLEL_THRESHOLD } from '../verity/pool.ts';
 import type { Command } from './command.ts';
 import { parseCommandArgs, UsageError } from './command.ts';
 
-/** Files at least this large are hashed on worker threads (one per CPU). */
-const PARALLEL_THRESHOLD = 16 << 20;
 const STREAM_CHUNK = 1 << 20;
 
 function single(values: string[] | undefined, name: string): string | undefined {
@@ -48,7 +46,8 @@ async function digestFile(file: string, merkle: MerkleOptions, pool: () => HashP
   try {
     const stat = fs.fstatSync(fd);
     if (stat.isFile()) {
-      const result = await copyAndHash({ fd, size: stat.size, merkle, pool: stat.size >= PARALLEL_THRESHOLD ? pool() : undefined });
+      const parallel = stat.size >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0;
+      const result = await copyAndHash({ fd, size: stat.size, merkle, pool: parallel ? pool() : undefined });
       if (result.bytes !== stat.size) throw new StepError('digest', `the file shrank while it was read (${result.bytes} of ${stat.size} bytes)`, { path: file });
       return result.digest!;
     }
@@ -73,7 +72,7 @@ export const digestCommand: Command = {
 Computes each FILE's fs-verity file digest in userspace (the kernel's algorithm; no fs-verity support needed)
 and prints "ALG:HEX FILE", or only HEX with --compact, exactly as fsverity-utils' \`fsverity digest\`.
 Defaults: sha256, block size 4096, no salt (what composefs and ostree use). Files of 16 MiB or more are hashed
-on one worker thread per CPU.
+on this thread and one worker thread per other CPU.
 Exit status: 0; 1 when a file cannot be read or the block size/salt cannot be used (the digests of the files
 before it are printed); 2 on a usage error.`,
   async run(argv, { stdout }) {

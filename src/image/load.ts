@@ -22,7 +22,7 @@ import { measureVerity, type MeasuredVerity } from '../sys/verity.ts';
 import { copyAndHash } from '../verity/copy.ts';
 import { digestsEqual, formatDigest, type Digest } from '../verity/digest.ts';
 import { DEFAULT_BLOCK_SIZE, FsVerityHasher } from '../verity/merkle.ts';
-import { ChunkError, HashPool, defaultWorkerCount } from '../verity/pool.ts';
+import { ChunkError, HashPool, PARALLEL_THRESHOLD, defaultWorkerCount } from '../verity/pool.ts';
 import { chooseMethod } from './method.ts';
 
 export interface LoadedImage {
@@ -48,7 +48,7 @@ export interface LoadImageOptions {
   /** Knobs for tests and benchmarks. */
   tuning?: {
     chunkSize?: number;
-    /** Worker threads to start; 0 hashes on this thread. Default: one per CPU for images >= PARALLEL_THRESHOLD. */
+    /** Worker threads to start; 0 hashes on this thread. Default: one per other CPU for images >= PARALLEL_THRESHOLD. */
     workers?: number;
     /** Called after each chunk is copied, in order (tests change the file here, deterministically). */
     onChunk?: (done: number) => void;
@@ -59,8 +59,7 @@ export interface LoadImageOptions {
 
 /** A composefs image is typically tens of MiB; the memfd lives in RAM. */
 export const DEFAULT_MAX_IMAGE_SIZE = 2 ** 31;
-/** Below this, starting worker threads costs more than it saves. */
-export const PARALLEL_THRESHOLD = 16 << 20;
+export { PARALLEL_THRESHOLD };
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const ZSTD_READ_SIZE = 1 << 20;
 const STEP = 'verify-image';

@@ -30,9 +30,15 @@ interface Slot {
   failed: Error | undefined;
 }
 
-/** Workers for this machine: one per CPU the process may use, at most 8. */
+/** Below this, starting worker threads costs more than it saves. */
+export const PARALLEL_THRESHOLD = 16 << 20;
+
+/**
+ * Workers worth starting besides the calling thread, which hashes too (copyAndHash): one per other CPU, at most 8;
+ * 0 on a single CPU. Each costs ~30-90 ms of CPU to start (a V8 isolate and Node's bootstrap), measured here.
+ */
 export function defaultWorkerCount(): number {
-  return Math.max(1, Math.min(8, availableParallelism()));
+  return Math.max(0, Math.min(8, availableParallelism() - 1));
 }
 
 /** Keeps the process alive until close(): always close it (try/finally). */
@@ -45,7 +51,8 @@ export class HashPool {
   readonly #started: Promise<void>;
 
   /** Starts `size` workers at once; they boot in the background while the caller opens files. */
-  constructor(size = defaultWorkerCount()) {
+  constructor(size = Math.max(1, defaultWorkerCount())) {
+    if (!Number.isInteger(size) || size < 1) throw new Error(`HashPool: ${size} workers`);
     this.size = size;
     this.#slots = Array.from({ length: size }, () => this.#spawn());
     this.#started = Promise.all(this.#slots.map((slot) => new Promise<void>((resolve, reject) => {
