@@ -102,6 +102,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
 
   let digestContext: DigestContext | undefined;
   let pool: HashPool | undefined;
+  let poolClosed: Promise<void> | undefined;
   let capped = false;
   const cap = async (): Promise<void> => {
     if (capped) return;
@@ -147,7 +148,8 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     }
 
     const image = await step('verify-image', () => steps.loadImage({ path: plan.image, expected: digest, maxSize: config.root.maxImageSize, log, pool }));
-    await pool?.close();
+    // The workers are done: let them wind down while the image is validated and mounted.
+    poolClosed = pool?.close();
     pool = undefined;
     let mounted: MountedComposefs;
     const staging = path.join(runDir, 'sealroot/newroot');
@@ -177,6 +179,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       return found;
     });
 
+    await poolClosed;
     await cap(); // already done after the read; here only if that path was skipped
     undo.commit();
     log.notice(`root ready at ${sysroot}: ${plan.layout} image ${formatDigest(digest)} verified, `
@@ -185,7 +188,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       sysroot, plan, digest, loopDevice: mounted.loopDevice, overlayApi: mounted.overlayApi, init, initArgs: cmdline.initArgs, timings,
     };
   } catch (error) {
-    await pool?.close();
+    await (poolClosed ?? pool?.close());
     undo.unwind(log);
     try {
       await cap();

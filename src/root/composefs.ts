@@ -7,6 +7,7 @@ import { parse, TomlError } from 'smol-toml';
 import { kargValue, type Cmdline } from '../config/cmdline.ts';
 import { parseDigest, type Digest } from '../verity/digest.ts';
 import { LayoutError, type RootPlan, type SubdirPlan } from './plan.ts';
+import { resolveUnder } from './resolve-under.ts';
 
 export const SETUP_ROOT_CONF_PATH = '/usr/lib/composefs/setup-root-conf.toml';
 
@@ -80,30 +81,32 @@ export function composefsKargDigest(cmdline: Cmdline): { hex: string; digest: Di
   return { hex: value, digest: parseDigest(value) };
 }
 
-function subdirPlan(mode: SubdirMode, name: 'etc' | 'var', state: string): SubdirPlan {
+function subdirPlan(mode: SubdirMode, name: 'etc' | 'var', sysroot: string, state: string): SubdirPlan {
+  const source = () => resolveUnder(sysroot, path.join(path.relative(sysroot, state), name), { allowMissing: true });
   switch (mode) {
     case 'none': return { kind: 'none' };
-    case 'bind': return { kind: 'bind', source: path.join(state, name) };
-    case 'overlay': return { kind: 'overlay', state: path.join(state, name) };
+    case 'bind': return { kind: 'bind', source: source() };
+    case 'overlay': return { kind: 'overlay', state: source() };
     case 'transient': return { kind: 'transient', lower: name };
   }
 }
 
 export function planComposefs(sysroot: string, cmdline: Cmdline, config: SetupRootConfig): RootPlan {
   const { hex, digest } = composefsKargDigest(cmdline);
-  const state = path.join(sysroot, 'state/deploy', hex);
+  const inside = (rel: string) => resolveUnder(sysroot, rel, { allowMissing: true });
+  const state = inside(path.join('state/deploy', hex));
   // composefs-setup-root opens the state directory whatever the modes are.
   if (!fs.existsSync(state) || !fs.statSync(state).isDirectory()) throw new LayoutError(`no deployment state directory ${state}`);
   return {
     layout: 'composefs',
     sysroot,
-    image: path.join(sysroot, 'composefs/images', hex),
-    objectDirs: [path.join(sysroot, 'composefs/objects')],
+    image: inside(path.join('composefs/images', hex)),
+    objectDirs: [inside('composefs/objects')],
     namedDigest: digest,
     deployment: state,
     rootTransient: config.rootTransient,
-    etc: subdirPlan(config.etc, 'etc', state),
-    var: subdirPlan(config.var, 'var', state),
+    etc: subdirPlan(config.etc, 'etc', sysroot, state),
+    var: subdirPlan(config.var, 'var', sysroot, state),
     // composefs-setup-root leaves the clone writable; sealroot binds it read-only (like ostree's sysroot.readonly):
     // the booted system changes /etc and /var, and writes the physical root only through a deliberate remount.
     sysrootReadonly: true,

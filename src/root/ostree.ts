@@ -70,17 +70,19 @@ export function planOstree(sysroot: string, cmdline: Cmdline, config: PrepareRoo
   if (!stat.isSymbolicLink()) throw new LayoutError(`ostree=${target}: ${link} is not a symbolic link`);
   const deployment = resolveUnder(sysroot, target);
   if (!fs.statSync(deployment).isDirectory()) throw new LayoutError(`ostree=${target} resolves to ${deployment}, not a directory`);
+  const inside = (rel: string) => resolveUnder(sysroot, rel, { allowMissing: true });
+  const deploymentRel = path.relative(sysroot, deployment);
   // deploy/<stateroot>/deploy/<checksum>.<serial> -> deploy/<stateroot>/var
-  const stateVar = path.join(deployment, '../../var');
+  const stateVar = inside(path.join(deploymentRel, '../../var'));
   return {
     layout: 'ostree',
     sysroot,
-    image: path.join(deployment, '.ostree.cfs'),
-    objectDirs: [path.join(sysroot, 'ostree/repo/objects')],
+    image: inside(path.join(deploymentRel, '.ostree.cfs')),
+    objectDirs: [inside('ostree/repo/objects')],
     namedDigest: undefined,
     deployment,
     rootTransient: config.rootTransient,
-    etc: config.etcTransient ? { kind: 'transient', lower: 'usr/etc' } : { kind: 'bind', source: path.join(deployment, 'etc') },
+    etc: config.etcTransient ? { kind: 'transient', lower: 'usr/etc' } : { kind: 'bind', source: inside(path.join(deploymentRel, 'etc')) },
     var: { kind: 'bind', source: stateVar },
     sysrootReadonly: config.sysrootReadonly,
     sysrootBindRequired: true,

@@ -7,7 +7,7 @@ import { LayoutError } from './plan.ts';
 
 const MAX_LINKS = 40; // as the kernel's MAXSYMLINKS
 
-export function resolveUnder(root: string, inside: string): string {
+export function resolveUnder(root: string, inside: string, options: { allowMissing?: boolean } = {}): string {
   const parts = inside.split('/').filter((part) => part !== '' && part !== '.');
   const resolved: string[] = [];
   let links = 0;
@@ -22,6 +22,8 @@ export function resolveUnder(root: string, inside: string): string {
     try {
       stat = fs.lstatSync(candidate);
     } catch (error) {
+      // The rest does not exist yet: whoever uses the path reports that, naming it.
+      if (options.allowMissing === true) return path.join(root, ...resolved, part, ...parts);
       throw new LayoutError(`${path.join('/', ...resolved, part)} does not exist under ${root}: ${(error as NodeJS.ErrnoException).code ?? error}`);
     }
     if (!stat.isSymbolicLink()) {

@@ -258,6 +258,23 @@ test('composefs-rs: defaults without a config file (etc overlay, var bind) and a
   assert.equal(leftoversSince(before), []);
 });
 
+test('a symlink on the physical root cannot bind a directory of the initramfs: state var -> / stays inside the sysroot', async () => {
+  const s = composefsScene('symlink-escape', '[etc]\nmount = "none"\n[var]\nmount = "bind"\n');
+  const varDir = path.join(s.sysroot, 'state/deploy', hex, 'var');
+  fs.rmSync(varDir, { recursive: true });
+  fs.symlinkSync('/', varDir);
+  const before = snapshot();
+  const result = await bootScene(s, testSteps().steps);
+  try {
+    assert.equal(result.plan.var, { kind: 'bind', source: s.sysroot });
+    assert.ok(fs.existsSync(path.join(s.sysroot, 'var/composefs/images')), '/var shows the physical root');
+    assert.not.ok(fs.existsSync(path.join(s.sysroot, 'var/proc')), '/var is not the host root');
+  } finally {
+    unmountAll(s);
+  }
+  assert.equal(leftoversSince(before), []);
+});
+
 /** Runs a boot that must fail at `step`; checks the one line, that nothing is left, and that the PCR was capped. */
 async function failsAt(s: Scene, stepName: string, pattern: RegExp, run = testSteps(), extra: { switchRoot?: boolean } = {}): Promise<void> {
   const before = snapshot();
