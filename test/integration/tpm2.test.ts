@@ -37,8 +37,11 @@ const EVENTS = {
 } as const;
 const TRUSTED_VALUES = { 8: sha256(ZERO, EVENTS.trusted[8]), 9: sha256(ZERO, EVENTS.trusted[9]) };
 
+// Without FORCE_COLOR: next to NO_COLOR (as scripts/test.ts sets both) Node prints a warning on stderr.
+const { FORCE_COLOR: _forceColor, ...ENV } = process.env;
+
 function sealroot(...args: string[]): RunResult {
-  return run(NODE, [MAIN, ...args]);
+  return run(NODE, [MAIN, ...args], { env: ENV });
 }
 
 function tools(name: string, args: string[], tcti: string, cwd?: string): RunResult {
