@@ -6,10 +6,10 @@ import {
   BLOCK_BITS, BLOCK_SIZE, CHUNK_FORMAT_BLKBITS_MASK, COMPOSEFS_FLAG_HAS_ACL, COMPOSEFS_HEADER_SIZE, COMPOSEFS_HEADER_VERSION,
   COMPOSEFS_MAGIC, decodeComposefsHeader, decodeInode, decodeSuperblock, DIRENT_SIZE, EROFS_MAGIC, EROFS_NAME_LEN,
   FEATURE_COMPAT_MTIME, FEATURE_COMPAT_XATTR_FILTER, FT_DIR, FT_UNKNOWN, fileTypeOfMode, type Inode, INODE_COMPACT_SIZE,
-  INODE_EXTENDED_SIZE, I_DATALAYOUT_BIT, I_DATALAYOUT_MASK, joinXattrName, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE,
+  INODE_EXTENDED_SIZE, I_DATALAYOUT_BIT, I_DATALAYOUT_MASK, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE,
   LAYOUT_FLAT_PLAIN, NULL_ADDR, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, SLOT_BITS,
   SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock, XATTR_ENTRY_SIZE, XATTR_FILTER_BITS, XATTR_FILTER_SEED,
-  XATTR_IBODY_HEADER_SIZE, xattrIbodySize, xxh32, splitXattrName,
+  XATTR_IBODY_HEADER_SIZE, XATTR_PREFIXES, xattrIbodySize, xxh32,
 } from './format.ts';
 
 export type ReadFn = (offset: number, length: number) => Buffer;
@@ -28,6 +28,13 @@ const KNOWN_COMPAT = FEATURE_COMPAT_MTIME | FEATURE_COMPAT_XATTR_FILTER;
 const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]);
 /** Symlink targets: at most PATH_MAX - 1 bytes (kernel erofs_fill_symlink / vfs). */
 const SYMLINK_MAX = 4095;
+/** EROFS xattr name index -> the prefix it stands for (index 0: none; the others are not defined). */
+const XATTR_PREFIX_OF_INDEX: readonly (string | undefined)[] = (() => {
+  const table: (string | undefined)[] = new Array(256).fill(undefined);
+  table[0] = '';
+  for (const { prefix, index } of XATTR_PREFIXES) table[index] = prefix;
+  return table;
+})();
 /** At most this many bytes are read per callback call (directory blocks, chunk maps). */
 const MAX_READ = BLOCK_SIZE;
 
@@ -70,7 +77,6 @@ export class ErofsReader {
   readonly #size: number;
   readonly #metaStart: number;
   readonly #xattrStart: number;
-  readonly #inodes = new Map<number, ParsedInode>();
 
   constructor(read: ReadFn, size: number) {
     this.#read = read;
@@ -129,18 +135,18 @@ export class ErofsReader {
   }
 
   inode(nid: number): ParsedInode {
-    const cached = this.#inodes.get(nid);
-    if (cached !== undefined) return cached;
     const offset = this.#metaStart + nid * (1 << SLOT_BITS);
     if (!Number.isSafeInteger(nid) || nid < 0 || offset + INODE_COMPACT_SIZE > this.#size) {
       throw new ImageError(offset, `inode nid ${nid} lies outside the image`);
     }
-    const first = this.bytes(offset, INODE_COMPACT_SIZE, `inode ${nid}`);
+    // One read for either inode size (an extended one is checked to fit below).
+    const first = this.bytes(offset, Math.min(INODE_EXTENDED_SIZE, this.#size - offset), 'inode');
     const format = first.readUInt16LE(0);
     if ((format & ~(1 | (I_DATALAYOUT_MASK << I_DATALAYOUT_BIT))) !== 0) throw new ImageError(offset, `inode ${nid}: unknown format bits 0x${format.toString(16)}`);
     const extended = (format & 1) === 1;
     const inodeSize = extended ? INODE_EXTENDED_SIZE : INODE_COMPACT_SIZE;
-    const raw = extended ? this.bytes(offset, INODE_EXTENDED_SIZE, `inode ${nid}`) : first;
+    if (first.length < inodeSize) throw new ImageError(offset, `inode ${nid}: extended inode runs past the end of the image`);
+    const raw = first;
     const inode = decodeInode(raw);
     const type = inode.mode & S_IFMT;
     if (!VALID_TYPES.has(type)) throw new ImageError(offset + 4, `inode ${nid}: invalid file type in mode 0${inode.mode.toString(8)}`);
@@ -171,65 +177,63 @@ export class ErofsReader {
       rdev: type === S_IFCHR || type === S_IFBLK ? inode.union : 0,
     };
     this.#checkData(parsed);
-    this.#inodes.set(nid, parsed);
     return parsed;
   }
 
   #xattrs(nid: number, start: number, ibody: number): ParsedXattr[] {
-    const body = this.bytes(start, ibody, `inode ${nid} xattrs`);
+    const body = this.bytes(start, ibody, 'inode xattrs');
     const filter = body.readUInt32LE(0);
-    const sharedCount = body.readUInt8(4);
-    if (!body.subarray(5, XATTR_IBODY_HEADER_SIZE).equals(Buffer.alloc(XATTR_IBODY_HEADER_SIZE - 5))) {
-      throw new ImageError(start + 5, `inode ${nid}: xattr header reserved bytes are set`);
+    const sharedCount = body[4]!;
+    for (let i = 5; i < XATTR_IBODY_HEADER_SIZE; i++) {
+      if (body[i] !== 0) throw new ImageError(start + i, `inode ${nid}: xattr header reserved bytes are set`);
     }
     if (XATTR_IBODY_HEADER_SIZE + sharedCount * 4 > ibody) throw new ImageError(start + 4, `inode ${nid}: ${sharedCount} shared xattrs do not fit the xattr body`);
+    const checkFilter = (this.info.superblock.featureCompat & FEATURE_COMPAT_XATTR_FILTER) !== 0 && filter !== 0;
     const xattrs: ParsedXattr[] = [];
     let pos = XATTR_IBODY_HEADER_SIZE + sharedCount * 4;
     while (pos < ibody) {
       if (pos + XATTR_ENTRY_SIZE > ibody) throw new ImageError(start + pos, `inode ${nid}: truncated xattr entry`);
-      const { xattr, size } = this.#xattrEntry(body, pos, ibody, start + pos, `inode ${nid}`);
-      xattrs.push({ ...xattr, shared: false });
-      pos += size;
+      pos += this.#xattrEntry(body, pos, ibody, start + pos, false, checkFilter ? filter : 0, xattrs);
     }
     for (let i = 0; i < sharedCount; i++) {
       const id = body.readUInt32LE(XATTR_IBODY_HEADER_SIZE + i * 4);
       const at = this.#xattrStart + id * 4;
       if (at + XATTR_ENTRY_SIZE > this.#size) throw new ImageError(start + XATTR_IBODY_HEADER_SIZE + i * 4, `inode ${nid}: shared xattr id ${id} outside the image`);
       const head = this.bytes(at, XATTR_ENTRY_SIZE, 'shared xattr');
-      const length = XATTR_ENTRY_SIZE + head.readUInt8(0) + head.readUInt16LE(2);
-      const entry = this.bytes(at, length, 'shared xattr');
-      xattrs.push({ ...this.#xattrEntry(entry, 0, length, at, 'shared xattr').xattr, shared: true });
+      const length = XATTR_ENTRY_SIZE + head[0]! + head.readUInt16LE(2);
+      this.#xattrEntry(this.bytes(at, length, 'shared xattr'), 0, length, at, true, checkFilter ? filter : 0, xattrs);
     }
-    const names = new Set<string>();
-    for (const xattr of xattrs) {
-      if (names.has(xattr.name)) throw new ImageError(start, `inode ${nid}: xattr ${printable(xattr.name)} appears twice`);
-      names.add(xattr.name);
-    }
-    if ((this.info.superblock.featureCompat & FEATURE_COMPAT_XATTR_FILTER) !== 0 && filter !== 0) {
-      // A set bit tells the kernel the name is absent (erofs_xattr_get): one wrongly set hides an xattr.
-      for (const xattr of xattrs) {
-        const { index, suffix } = splitXattrName(Buffer.from(xattr.name, 'latin1'));
-        const bit = xxh32(suffix, (XATTR_FILTER_SEED + index) >>> 0) & (XATTR_FILTER_BITS - 1);
-        if ((filter >>> bit) & 1) throw new ImageError(start, `inode ${nid}: xattr name filter hides ${printable(xattr.name)}`);
+    for (let i = 1; i < xattrs.length; i++) {
+      for (let j = 0; j < i; j++) {
+        if (xattrs[i]!.name === xattrs[j]!.name) throw new ImageError(start, `inode ${nid}: xattr ${printable(xattrs[i]!.name)} appears twice`);
       }
     }
     return xattrs;
   }
 
-  #xattrEntry(buf: Buffer, pos: number, end: number, offset: number, what: string): { xattr: Omit<ParsedXattr, 'shared'>; size: number } {
-    const nameLength = buf.readUInt8(pos);
-    const index = buf.readUInt8(pos + 1);
+  /**
+   * Parses the entry at `pos` of `buf` into `out`; returns its size with padding. When `filter` is set, checks
+   * that its bit for this name is clear: a set bit tells the kernel the name is absent (erofs_xattr_get).
+   */
+  #xattrEntry(buf: Buffer, pos: number, end: number, offset: number, shared: boolean, filter: number, out: ParsedXattr[]): number {
+    const nameLength = buf[pos]!;
+    const index = buf[pos + 1]!;
     const valueSize = buf.readUInt16LE(pos + 2);
-    const size = Math.ceil((XATTR_ENTRY_SIZE + nameLength + valueSize) / 4) * 4;
-    if (pos + XATTR_ENTRY_SIZE + nameLength + valueSize > end) throw new ImageError(offset, `${what}: xattr entry of ${size} bytes runs past its area`);
-    const suffix = buf.subarray(pos + XATTR_ENTRY_SIZE, pos + XATTR_ENTRY_SIZE + nameLength);
-    const name = joinXattrName(index, suffix);
-    if (name === undefined) throw new ImageError(offset + 1, `${what}: unsupported xattr name index ${index}`);
-    if (name.length === 0 || name.length > 255 || name.includes(0)) throw new ImageError(offset, `${what}: invalid xattr name of ${name.length} bytes`);
-    return {
-      xattr: { name: name.toString('latin1'), value: Buffer.from(buf.subarray(pos + XATTR_ENTRY_SIZE + nameLength, pos + XATTR_ENTRY_SIZE + nameLength + valueSize)) },
-      size: Math.min(size, end - pos),
-    };
+    const nameStart = pos + XATTR_ENTRY_SIZE;
+    const valueStart = nameStart + nameLength;
+    const size = (XATTR_ENTRY_SIZE + nameLength + valueSize + 3) & ~3;
+    if (valueStart + valueSize > end) throw new ImageError(offset, `xattr entry of ${size} bytes runs past its area`);
+    const prefix = XATTR_PREFIX_OF_INDEX[index];
+    if (prefix === undefined) throw new ImageError(offset + 1, `unsupported xattr name index ${index}`);
+    if (prefix.length + nameLength === 0 || prefix.length + nameLength > 255) throw new ImageError(offset, `invalid xattr name of ${prefix.length + nameLength} bytes`);
+    for (let i = nameStart; i < valueStart; i++) if (buf[i] === 0) throw new ImageError(offset, 'NUL byte in an xattr name');
+    const name = prefix + buf.toString('latin1', nameStart, valueStart);
+    if (filter !== 0) {
+      const bit = xxh32(buf.subarray(nameStart, valueStart), (XATTR_FILTER_SEED + index) >>> 0) & (XATTR_FILTER_BITS - 1);
+      if ((filter >>> bit) & 1) throw new ImageError(offset, `xattr name filter hides ${printable(name)}`);
+    }
+    out.push({ name, value: buf.subarray(valueStart, valueStart + valueSize), shared });
+    return Math.min(size, end - pos);
   }
 
   /** Checks that the inode's data (blocks, inline tail, chunk map) lies inside the image. */
@@ -274,7 +278,7 @@ export class ErofsReader {
     const blocksPerChunk = 2 ** (chunkBits - BLOCK_BITS);
     for (let done = 0; done < count;) {
       const n = Math.min(count - done, MAX_READ / 4);
-      const map = this.bytes(start + done * 4, n * 4, `inode ${nid} chunk map`);
+      const map = this.bytes(start + done * 4, n * 4, 'chunk map');
       for (let i = 0; i < n; i++) {
         const address = map.readUInt32LE(i * 4);
         if (address !== NULL_ADDR && address + blocksPerChunk > this.info.superblock.blocks) {
@@ -300,11 +304,11 @@ export class ErofsReader {
     const end = from + length;
     while (pos < end) {
       if (pos >= inlineFrom) {
-        parts.push(this.bytes(node.offset + node.headSize + (pos - inlineFrom), end - pos, `inode ${node.nid} inline data`));
+        parts.push(this.bytes(node.offset + node.headSize + (pos - inlineFrom), end - pos, 'inline data'));
         break;
       }
       const n = Math.min(end, inlineFrom, (Math.floor(pos / BLOCK_SIZE) + 1) * BLOCK_SIZE) - pos;
-      parts.push(this.bytes(inode.union * BLOCK_SIZE + pos, n, `inode ${node.nid} data`));
+      parts.push(this.bytes(inode.union * BLOCK_SIZE + pos, n, 'data block'));
       pos += n;
     }
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
@@ -339,33 +343,37 @@ export class ErofsReader {
         if (nameOffset < firstNameOffset || nameEnd > length || nameEnd <= nameOffset) {
           throw new ImageError(where(base + 8), `directory ${node.nid}: name offsets ${nameOffset}..${nameEnd} out of order or outside the block`);
         }
-        let nameBytes = block.subarray(nameOffset, nameEnd);
+        let nameLength = nameEnd - nameOffset;
         if (i + 1 === count) {
           // The last name runs to the end of the block or to the first NUL (erofs_readdir: strnlen).
-          const nul = nameBytes.indexOf(0);
-          if (nul >= 0) {
-            if (!nameBytes.subarray(nul).equals(Buffer.alloc(nameBytes.length - nul))) {
-              throw new ImageError(where(nameOffset + nul), `directory ${node.nid}: garbage after the last name`);
+          const nul = block.indexOf(0, nameOffset);
+          if (nul >= 0 && nul < nameEnd) {
+            for (let j = nul; j < nameEnd; j++) {
+              if (block[j] !== 0) throw new ImageError(where(j), `directory ${node.nid}: garbage after the last name`);
             }
-            nameBytes = nameBytes.subarray(0, nul);
+            nameLength = nul - nameOffset;
           }
         }
-        if (nameBytes.length === 0 || nameBytes.length > EROFS_NAME_LEN) throw new ImageError(where(nameOffset), `directory ${node.nid}: name of ${nameBytes.length} bytes`);
-        if (nameBytes.includes(0) || nameBytes.includes(0x2f)) throw new ImageError(where(nameOffset), `directory ${node.nid}: name contains NUL or '/'`);
-        const name = nameBytes.toString('latin1');
+        if (nameLength === 0 || nameLength > EROFS_NAME_LEN) throw new ImageError(where(nameOffset), `directory ${node.nid}: name of ${nameLength} bytes`);
+        for (let j = nameOffset; j < nameOffset + nameLength; j++) {
+          if (block[j] === 0 || block[j] === 0x2f) throw new ImageError(where(j), `directory ${node.nid}: name contains NUL or '/'`);
+        }
+        const name = block.toString('latin1', nameOffset, nameOffset + nameLength);
         // erofs_namei binary-searches names: they must be strictly ascending within the directory.
         if (previous !== undefined && !(previous < name)) throw new ImageError(where(nameOffset), `directory ${node.nid}: names not in ascending order`);
         const last = entries[entries.length - 1];
         if (previous === undefined && last !== undefined && !(last.name < name)) throw new ImageError(where(nameOffset), `directory ${node.nid}: names not in ascending order across blocks`);
         previous = name;
-        const nid = block.readBigUInt64LE(base);
-        const fileType = block.readUInt8(base + 10);
-        if (block.readUInt8(base + 11) !== 0) throw new ImageError(where(base + 11), `directory ${node.nid}: dirent reserved byte set`);
+        const nidLow = block.readUInt32LE(base);
+        const nidHigh = block.readUInt32LE(base + 4);
+        const fileType = block[base + 10]!;
+        if (block[base + 11] !== 0) throw new ImageError(where(base + 11), `directory ${node.nid}: dirent reserved byte set`);
         if (fileType === FT_UNKNOWN || fileType > 7) throw new ImageError(where(base + 10), `directory ${node.nid}: invalid file type ${fileType}`);
-        if (nid > BigInt(Number.MAX_SAFE_INTEGER) || this.#metaStart + Number(nid) * 32 + INODE_COMPACT_SIZE > this.#size) {
+        const nid = nidHigh * 2 ** 32 + nidLow;
+        if (nidHigh >= 2 ** 16 || this.#metaStart + nid * 32 + INODE_COMPACT_SIZE > this.#size) {
           throw new ImageError(where(base), `directory ${node.nid}: entry ${printable(name)} points to nid ${nid} outside the image`);
         }
-        entries.push({ name, nid: Number(nid), fileType });
+        entries.push({ name, nid, fileType });
       }
     }
     return entries;

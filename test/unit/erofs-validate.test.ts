@@ -108,7 +108,7 @@ test('a shared xattr id outside the image is refused', () => {
 
 test('an xattr name filter that would hide a present xattr is refused', () => {
   const at = root.offset + (root.inode.extended ? 64 : 32);
-  refused(edit((b) => b.writeUInt32LE(0xffffffff, at)), at, /name filter hides/);
+  refused(edit((b) => b.writeUInt32LE(0xffffffff, at)), undefined, /name filter hides/);
 });
 
 test('fuzz: mutated images are refused cleanly or read fully, never crash', () => {
