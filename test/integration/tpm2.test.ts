@@ -8,7 +8,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { StepError } from '../../src/errors.ts';
 import { Tpm } from '../../src/tpm2/client.ts';
+import { readTrustedDigestAndCap } from '../../src/tpm2/trusted-digest.ts';
 import { TPM_CC } from '../../src/tpm2/constants.ts';
 import { parsePcrSelection, withPcr } from '../../src/tpm2/pcr-selection.ts';
 import { policyAuthorize } from '../../src/tpm2/policy.ts';
@@ -340,6 +342,17 @@ test('errors: no TPM, unknown or unallocated bank, wrong PCRs, wrong key, corrup
     const refused = sealroot('unseal', '--tpm', closedTcti, '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
     assert.is(refused.status, 1);
     assert.is(refused.stderr, `sealroot: tpm: cannot read the trusted digest: no TPM at ${closedTcti}: connection refused (is swtpm running?)\n`);
+    // readTrustedDigestAndCap: both steps fail; the read's error is thrown, the cap's is logged.
+    const logged: string[] = [];
+    const log = { info: () => {}, notice: () => {}, warn: () => {}, error: (message: string) => logged.push(message) };
+    try {
+      await readTrustedDigestAndCap({ tcti: closedTcti, pcrs: PCRS, stateDir: state, policyKeyPath: PUB, log });
+      assert.unreachable('read without a TPM');
+    } catch (error) {
+      assert.instance(error, StepError);
+      assert.match((error as Error).message, /^tpm: cannot read the trusted digest: no TPM at/);
+    }
+    assert.equal(logged.map((line) => line.replace(/port=\d+/, 'port=P')), ['tpm: cannot cap PCR 15: no TPM at swtpm:host=127.0.0.1,port=P: connection refused (is swtpm running?)']);
     const noDevice = sealroot('unseal', '--tpm', 'device:/dev/sealroot-no-such-tpm', '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
     assert.is(noDevice.status, 1);
     assert.match(noDevice.stderr, /^sealroot: tpm: cannot read the trusted digest: no TPM: \/dev\/sealroot-no-such-tpm does not exist/);
