@@ -206,13 +206,13 @@ export async function writeSealedDigest(tpm: Tpm, digest: Buffer, options: Write
   const where = `NV index 0x${options.nvIndex.toString(16)}`;
   let index = await inspectIndex(tpm, options);
   if (index.state === 'foreign') throw new SealedDigestError(`${where} exists and is not sealroot's (${index.why}); refusing to touch it (tpm2_nvundefine it after checking)`);
+  await checkBanks(tpm, options.selection);
   if (index.state === 'absent') {
     await tpm.nvDefineSpace(expectedNvPublic(options.nvIndex, options.policyKey, digest.length, false), options.ownerAuth ?? Buffer.alloc(0));
     options.log?.(`defined ${where} (${digest.length} bytes, policy read/write via PolicyAuthorize)`);
     index = { state: 'ours', written: false, dataSize: digest.length };
   }
   if (index.dataSize !== digest.length) throw new SealedDigestError(`${where} holds ${index.dataSize}-byte digests, not ${digest.length}`);
-  await checkBanks(tpm, options.selection);
   const names = nvName(expectedNvPublic(options.nvIndex, options.policyKey, digest.length, index.written));
   const hasWriteApproval = options.approvals.some((a) => a.purpose === 'write');
   if (hasWriteApproval || options.signer === undefined) {
