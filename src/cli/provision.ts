@@ -34,6 +34,7 @@ for the given PCR values must exist.
   --signing-key PEM   private policy key: sign approvals for these PCR values and allow a first write
   --owner-auth AUTH   owner hierarchy auth for defining the index (default empty; hex:<hex> for bytes)
 ${COMMON_HELP}
+  (with --signing-key and no --policy-key, the policy key is the signing key's public half)
 
 Prints one line: the digest, the NV index and its name.`,
   async run(argv, { stdout, log }) {

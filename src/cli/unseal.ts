@@ -16,7 +16,7 @@ export const unsealCommand: Command = {
 
 Checks that sealroot's NV index has the expected name (public area: attributes and PolicyAuthorize policy for the
 policy key), satisfies its policy with PolicyPCR + PolicyCommandCode(NV_Read) + PolicyAuthorize using a signed
-approval from the state directory, reads the digest and prints it (sha256:<hex>). Exit 1 with one line otherwise.
+approval from the state directory, reads the digest and prints it (sha256:<hex>, or sha512:<hex>). Exit 1 with one line otherwise.
 
   --pcrs SEL          PCRs the digest is bound to, tpm2-tools syntax (sha256:0,2,4,7); the cap PCR is added
   --cap               afterwards extend the cap PCR, whether the read succeeded or not: no second read this boot
