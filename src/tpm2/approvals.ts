@@ -72,12 +72,18 @@ export function serializeApprovals(approvals: Approval[]): string {
   return `${JSON.stringify({ format: FORMAT, approvals: records }, null, 2)}\n`;
 }
 
+/** Far more than any machine needs (a record is ~700 bytes); an attacker's huge file must not exhaust the initramfs. */
+export const MAX_APPROVALS_BYTES = 1 << 20;
+
 export function readApprovals(stateDir: string): Approval[] {
   const file = approvalsPath(stateDir);
   let text: string;
   try {
+    const size = fs.statSync(file).size;
+    if (size > MAX_APPROVALS_BYTES) throw new StateError(file, `corrupted state file: ${size} bytes (at most ${MAX_APPROVALS_BYTES})`);
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
+    if (error instanceof StateError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     throw new StateError(file, code === 'ENOENT' ? 'no approvals: the state directory was not provisioned (sealroot provision/approve)' : `cannot read: ${code}`);
   }

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { addApprovals, parseApprovals, readApprovals, serializeApprovals } from '../../src/tpm2/approvals.ts';
+import { addApprovals, MAX_APPROVALS_BYTES, parseApprovals, readApprovals, serializeApprovals } from '../../src/tpm2/approvals.ts';
 import { TPM_CC } from '../../src/tpm2/constants.ts';
 import { parseCapPcr, parseNvIndex, parsePcrValues } from '../../src/tpm2/options.ts';
 import { formatPcrSelection, marshalPcrSelection, parsePcrSelection, selectionOrder, withPcr } from '../../src/tpm2/pcr-selection.ts';
@@ -125,6 +125,8 @@ test('the approvals file: round trip, strict parsing, exact duplicates dropped, 
     record.approvals[0]!.policy = 'ab';
     assert.throws(() => parseApprovals(JSON.stringify(record), 'f'), /approval 0: bad policy/);
     assert.throws(() => readApprovals(path.join(dir, 'none')), /no approvals: the state directory was not provisioned/);
+    fs.writeFileSync(path.join(dir, 'approvals.json'), Buffer.alloc(MAX_APPROVALS_BYTES + 1, 0x20));
+    assert.throws(() => readApprovals(dir), /corrupted state file: 1048577 bytes/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
