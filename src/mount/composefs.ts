@@ -33,6 +33,8 @@ export interface MountComposefsOptions {
    * Not a second overlay stacked on top: overlayfs allows only two levels of stacking, and /etc may need one.
    */
   upper?: { upperdir: string; workdir: string };
+  /** `legacy` skips the `lowerdir+` attempt (tests of the fallback path; kernels known to lack it). Default auto. */
+  overlayApi?: 'auto' | 'legacy';
   /** Where the EROFS layer is attached while the overlay is made (default /run/sealroot). */
   workDir?: string;
   /** Device directory holding loop-control and loopN (default /dev). */
@@ -131,10 +133,11 @@ export function mountComposefs(options: MountComposefsOptions): MountedComposefs
     let overlayFd: number;
     try {
       try {
+        if (options.overlayApi === 'legacy') throw new Error('the legacy form was asked for');
         overlayFd = createDetachedMount('overlay', appendOverlayParams(layers), overlayAttributes);
       } catch (error) {
-        if (!appendUnsupported(error)) throw error;
-        log?.notice(`overlayfs here has no lowerdir+ (${describe(error)}): using the legacy lowerdir=IMG::OBJ form`);
+        if (options.overlayApi !== 'legacy' && !appendUnsupported(error)) throw error;
+        log?.notice(`overlayfs: ${describe(error)}: using the legacy lowerdir=IMG::OBJ form`);
         overlayApi = 'legacy';
         overlayFd = createDetachedMount('overlay', legacyOverlayParams(layers), overlayAttributes);
       }

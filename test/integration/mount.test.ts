@@ -1,5 +1,6 @@
 // sealed memfd -> loop -> EROFS -> composefs overlay on the host kernel (no fs-verity here: verity=off for
 // content checks; verity=require is shown to refuse objects without fs-verity, and proven in QEMU).
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { createLogger } from '../../src/cli/log.ts';
 import { createDetachedMount } from '../../src/mount/fs-context.ts';
 import { mountComposefs, MountError } from '../../src/mount/composefs.ts';
-import { legacyOverlayParams } from '../../src/mount/overlay-options.ts';
+import { escapeOverlayPath, legacyOverlayParams } from '../../src/mount/overlay-options.ts';
 import { closeFd } from '../../src/sys/io.ts';
 import { MNT_DETACH, MOUNT_ATTR_RDONLY, moveMountTo, umount2 } from '../../src/sys/mountapi.ts';
 import { leftoversSince, listTree, makeComposefsFixture, sealedCopy, snapshot, type TreeSpec } from '../helpers/composefs-fixture.ts';
@@ -106,6 +107,63 @@ test('the legacy lowerdir=IMG::OBJ string works, with a comma and a colon escape
   assert.equal(leftoversSince(before), []);
 });
 
+test('the legacy fallback path of mountComposefs: lowerdir=IMG::OBJ1::OBJ2 with two data layers, escaped paths', () => {
+  const odd = path.join(work, 'second,store:x');
+  fs.mkdirSync(odd, { recursive: true });
+  const before = snapshot();
+  const target = fs.mkdtempSync(path.join(work, 'mnt-'));
+  const fd = sealedCopy(fixture.image);
+  const mounted = mountComposefs({
+    imageFd: fd, objectDirs: [odd, fixture.objects], target, verity: 'off', hasAcls: false, log, workDir: path.join(work, 'run'), overlayApi: 'legacy',
+  });
+  closeFd(fd);
+  try {
+    assert.is(mounted.overlayApi, 'legacy');
+    assert.equal(listTree(target), listTree(fixture.source));
+    // mountinfo shows the layer list as passed (`\,` `\:` escapes), with `\` and `,` octal-escaped by the kernel.
+    const shown = (p: string) => escapeOverlayPath(p).replace(/\\/g, '\\134').replace(/,/g, '\\054');
+    assert.ok(mountinfoLine(target).includes(`lowerdir=${work}/run/erofs.`), mountinfoLine(target));
+    assert.ok(mountinfoLine(target).includes(`::${shown(odd)}::${fixture.objects},`), mountinfoLine(target));
+  } finally {
+    mounted.unmount();
+  }
+  assert.equal(leftoversSince(before), []);
+});
+
+test('loop devices: concurrent attachers each get their own device (LOOP_CONFIGURE EBUSY retried)', () => {
+  const before = snapshot();
+  const node = path.join(ROOT, 'node_modules/.bin/node');
+  const script = `
+import { attachReadOnlyLoop } from '${ROOT}/src/mount/loop-device.ts';
+import { sealedCopy } from '${ROOT}/test/helpers/composefs-fixture.ts';
+const fd = sealedCopy(${JSON.stringify(fixture.image)});
+const held = [];
+for (let i = 0; i < 6; i++) held.push(attachReadOnlyLoop(fd, 'sealroot-race').path);
+console.log(held.join(' '));
+process.stdin.resume();
+process.stdin.on('end', () => process.exit(0)); // hold the devices until the parent has seen every child's
+`;
+  const children = Array.from({ length: 4 }, () => spawn(node, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let reported = 0;
+  const outputs = children.map((child) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.endsWith('\n') && ++reported === children.length) for (const c of children) c.stdin.end();
+    });
+    child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    child.on('close', () => { if (!out.endsWith('\n')) for (const c of children) c.stdin.end(); });
+    return () => out;
+  });
+  return Promise.all(children.map((child) => new Promise<number | null>((resolve) => child.on('close', resolve)))).then((codes) => {
+    assert.equal(codes, [0, 0, 0, 0], outputs.map((o) => o()).join('\n'));
+    const devices = outputs.flatMap((o) => o().trim().split(' '));
+    assert.is(devices.length, 24);
+    assert.is(new Set(devices).size, 24, 'every attach got a distinct device');
+    assert.equal(leftoversSince(before, 5000), [], 'autoclear devices detach when their holders exit');
+  });
+});
+
 test('failures leave no mount and no loop device: missing objects dir, a file as objects dir, not an EROFS image, bad target', () => {
   const before = snapshot();
   const target = fs.mkdtempSync(path.join(work, 'mnt-'));
@@ -148,6 +206,27 @@ test('sealroot mount (CLI): --verity=off warns loudly and mounts; bad arguments 
   assert.equal(leftoversSince(before), []);
   assert.is(run(node, [main, 'mount', fixture.image, target]).status, 2);
   assert.is(run(node, [main, 'mount', '--objects', fixture.objects, '--verity=maybe', fixture.image, target]).status, 2);
+});
+
+test('sealroot mount --digest: the verified image mounts; a wrong digest refuses it and leaves nothing', () => {
+  const target = fs.mkdtempSync(path.join(work, 'cli-digest-'));
+  const before = snapshot();
+  const main = path.join(ROOT, 'src/cli/main.ts');
+  const node = path.join(ROOT, 'node_modules/.bin/node');
+  const ok = run(node, [main, 'mount', '--objects', fixture.objects, '--verity=off', '--digest', fixture.digest, fixture.image, target]);
+  try {
+    assert.is(ok.status, 0, ok.stderr);
+    assert.not.match(ok.stderr, /NOT verified/);
+    assert.equal(listTree(target), listTree(fixture.source));
+  } finally {
+    if (ok.status === 0) umount2(target, MNT_DETACH);
+  }
+  const wrong = run(node, [main, 'mount', '--objects', fixture.objects, '--digest', `sha256:${'0'.repeat(64)}`, fixture.image, target]);
+  assert.is(wrong.status, 1);
+  assert.match(wrong.stderr, /sealroot: verify-image: digest mismatch/);
+  assert.equal(leftoversSince(before), []);
+  assert.equal(fs.readdirSync(target), []);
+  assert.is(run(node, [main, 'mount', '--objects', fixture.objects, '--digest', 'md5:abc', fixture.image, target]).status, 2);
 });
 
 test.after(() => {
