@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { buildDisks, OSTREE_KARG, type Disks } from './lib/disk.ts';
 import { buildDracutInitramfs, dracutModulesKey } from './lib/dracut.ts';
 import { buildGuestInitramfs } from './lib/guest.ts';
-import { CACHE, fetchKernel, freshDir, requireHostTools, SEALROOT_BIN, type Kernel } from './lib/paths.ts';
+import { CACHE, fetchKernel, freshDir, requireHostTools, sealrootBinary, type Kernel } from './lib/paths.ts';
 import { provisionTpms, stateDisk, type Provisioned } from './lib/provision.ts';
 import { judge, relevantLines, SCENARIOS, type Scenario, type Verdict } from './lib/scenarios.ts';
 import { startGuestSwtpm } from './lib/swtpm.ts';
@@ -27,7 +27,7 @@ const log = (line: string): void => void process.stderr.write(`run-tests: ${line
 
 export async function setUp(needDracut: boolean): Promise<Setup> {
   requireHostTools(HOST_TOOLS);
-  if (!fs.existsSync(SEALROOT_BIN)) throw new Error(`${SEALROOT_BIN} is missing: run npm run build`);
+  log(`sealroot: ${sealrootBinary()}`);
   let started = performance.now();
   const step = (what: string): void => {
     log(`${what} (${((performance.now() - started) / 1000).toFixed(1)} s)`);

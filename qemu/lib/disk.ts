@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BUSYBOX, buildInitramfs, moduleLoadOrder } from './initramfs.ts';
-import { CACHE, freshDir, pruneCache, ROOT, SEALROOT_BIN, type Kernel } from './paths.ts';
+import { CACHE, freshDir, pruneCache, ROOT, sealrootBinary, type Kernel } from './paths.ts';
 import { boot } from './vm.ts';
 
 export const HELLO = 'hello from the trusted image';
@@ -68,7 +68,7 @@ function writeSampleTree(dir: string, hello: string): void {
 /** `sealroot mkimage --digest-store=OBJECTS SOURCE IMAGE`; the digest it prints must equal fsverity's. */
 function mkimage(source: string, image: string, objects: string): string {
   fs.mkdirSync(objects, { recursive: true });
-  const out = run(SEALROOT_BIN, ['mkimage', `--digest-store=${objects}`, '--print-digest', source, image]);
+  const out = run(sealrootBinary(), ['mkimage', `--digest-store=${objects}`, '--print-digest', source, image]);
   const reference = fsverityDigest(image);
   const printed = /([0-9a-f]{64})/.exec(out)?.[1];
   if (printed === undefined || `sha256:${printed}` !== reference) {
@@ -84,7 +84,8 @@ function objectPath(objects: string, file: string): string {
 
 function fingerprint(): string {
   const hash = createHash('sha256');
-  for (const file of [SEALROOT_BIN, BUSYBOX, path.join(ROOT, 'qemu/guest/root-init'), path.join(ROOT, 'qemu/guest/prepare-init'), import.meta.filename]) {
+  hash.update(path.basename(sealrootBinary()));
+  for (const file of [BUSYBOX, path.join(ROOT, 'qemu/guest/root-init'), path.join(ROOT, 'qemu/guest/prepare-init'), import.meta.filename]) {
     const stat = fs.statSync(file);
     hash.update(`${file}:${stat.size}:${stat.mtimeMs}`);
   }

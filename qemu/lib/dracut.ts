@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BOOT_CONFIG, GUEST_MODULES, PREPARE_ROOT_CONF, testFiles } from './guest.ts';
-import { CACHE, freshDir, ROOT, SEALROOT_BIN, type Kernel } from './paths.ts';
+import { CACHE, freshDir, ROOT, sealrootBinary, type Kernel } from './paths.ts';
 
 export const DRACUT_BASE = '/usr/lib/dracut';
 
@@ -67,7 +67,7 @@ export function buildDracutInitramfs(options: DracutOptions): { path: string; mi
     options.out,
   ], {
     stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, dracutbasedir: base, SEALROOT_BINARY: SEALROOT_BIN, SEALROOT_CONFDIR: confdir, SEALROOT_TEST_FILES: testDir },
+    env: { ...process.env, dracutbasedir: base, SEALROOT_BINARY: sealrootBinary(), SEALROOT_CONFDIR: confdir, SEALROOT_TEST_FILES: testDir },
   });
   const millis = performance.now() - started;
   fs.rmSync(work, { recursive: true, force: true });

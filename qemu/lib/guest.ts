@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildInitramfs, moduleLoadOrder } from './initramfs.ts';
-import { ROOT, SEALROOT_BIN, type Kernel } from './paths.ts';
+import { ROOT, sealrootBinary, type Kernel } from './paths.ts';
 import { pcrExtendCommand, predictPcr, sha256 } from './tpm-commands.ts';
 
 /** The PCRs the trusted digest is bound to, and what the stand-in boot chain extends into them. */
@@ -58,7 +58,6 @@ export const GUEST_MODULES = ['erofs', 'overlay', 'loop', 'virtio_blk'];
 
 /** The fast initramfs variant: busybox, sealroot and its libraries, the modules, qemu/guest/init. */
 export function buildGuestInitramfs(kernel: Kernel): string {
-  if (!fs.existsSync(SEALROOT_BIN)) throw new Error(`${SEALROOT_BIN} is missing: run npm run build`);
   const files: Record<string, { content: string | Buffer; mode?: number }> = {
     'etc/sealroot/boot.toml': { content: BOOT_CONFIG },
     'etc/sealroot/policy-key.pem': { content: fs.readFileSync(path.join(ROOT, 'keys/test-policy-key.pub.pem')) },
@@ -69,7 +68,7 @@ export function buildGuestInitramfs(kernel: Kernel): string {
   return buildInitramfs({
     name: 'guest',
     kernel,
-    binaries: [{ source: SEALROOT_BIN, target: 'usr/bin/sealroot' }],
+    binaries: [{ source: sealrootBinary(), target: 'usr/bin/sealroot' }],
     modules: moduleLoadOrder(kernel, GUEST_MODULES),
     files,
     init: fs.readFileSync(path.join(ROOT, 'qemu/guest/init'), 'utf8'),

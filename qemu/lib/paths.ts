@@ -1,12 +1,37 @@
 // Where the QEMU tier keeps its inputs and outputs: everything it downloads or builds lives under .cache/qemu
 // (ignored by git, reused between runs).
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const CACHE = path.join(ROOT, '.cache/qemu');
-export const SEALROOT_BIN = path.join(ROOT, 'dist/sealroot');
+export const SEALROOT_DIST = path.join(ROOT, 'dist/sealroot');
+
+let staged: string | undefined;
+
+/**
+ * The sealroot executable the tests use: a copy of dist/sealroot named by its content hash, checked to run. The
+ * copy keeps a run consistent if dist/ is rebuilt meanwhile, and the name keys every cache built from it.
+ */
+export function sealrootBinary(): string {
+  if (staged !== undefined) return staged;
+  if (!fs.existsSync(SEALROOT_DIST)) throw new Error(`${SEALROOT_DIST} is missing: run npm run build`);
+  const content = fs.readFileSync(SEALROOT_DIST);
+  const hash = createHash('sha256').update(content).digest('hex').slice(0, 16);
+  const dir = path.join(CACHE, 'bin');
+  const file = path.join(dir, `sealroot-${hash}`);
+  if (!fs.existsSync(file)) {
+    pruneCache(dir, () => true);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(`${file}.tmp`, content, { mode: 0o755 });
+    execFileSync(`${file}.tmp`, ['--version'], { stdio: 'ignore' });
+    fs.renameSync(`${file}.tmp`, file);
+  }
+  staged = file;
+  return file;
+}
 
 export interface Kernel {
   dir: string;

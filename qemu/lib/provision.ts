@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PCR_SELECTION, pcrExtendArgs, pcrValues } from './guest.ts';
-import { CACHE, freshDir, pruneCache, ROOT, SEALROOT_BIN } from './paths.ts';
+import { CACHE, freshDir, pruneCache, ROOT, sealrootBinary } from './paths.ts';
 
 /** TEST keys from keys/: the private half signs approvals on the "vendor" side; the public half goes into the initramfs. */
 export const POLICY_KEY_PRIVATE = path.join(ROOT, 'keys/test-policy-key.pem');
@@ -28,8 +28,7 @@ export interface Provisioned {
 }
 
 function fingerprint(disks: Disks): string {
-  const stat = fs.statSync(SEALROOT_BIN);
-  return createHash('sha256').update(`${disks.digest}:${disks.forgedDigest}:${stat.size}:${stat.mtimeMs}:${PCR_SELECTION}`).digest('hex').slice(0, 16);
+  return createHash('sha256').update(`${disks.digest}:${disks.forgedDigest}:${path.basename(sealrootBinary())}:${PCR_SELECTION}`).digest('hex').slice(0, 16);
 }
 
 async function withSwtpm<T>(state: string, action: (tcti: string) => T): Promise<T> {
@@ -47,7 +46,7 @@ function extend(tcti: string, state: 'trusted' | 'rogue'): void {
 }
 
 function provision(tcti: string, digest: string, stateDir: string, pcrValueArgs: string[], signingKey: boolean): { status: number | null; output: string } {
-  const result = spawnSync(SEALROOT_BIN, ['provision', '--tpm', tcti, '--digest', digest, '--pcrs', PCR_SELECTION, '--state', stateDir,
+  const result = spawnSync(sealrootBinary(), ['provision', '--tpm', tcti, '--digest', digest, '--pcrs', PCR_SELECTION, '--state', stateDir,
     '--policy-key', POLICY_KEY_PUBLIC, ...(signingKey ? ['--signing-key', POLICY_KEY_PRIVATE] : []),
     ...pcrValueArgs.flatMap((value) => ['--pcr-value', value])], { encoding: 'utf8' });
   return { status: result.status, output: `${result.stdout ?? ''}${result.stderr ?? ''}`.trim() };

@@ -1,5 +1,5 @@
 #!/bin/bash
-# sealroot-test pcrs|check: see module-setup.sh. Lines the host harness reads start with "@@ ".
+# sealroot-test pcrs|check|stamp|succeeded|exited: see module-setup.sh. Lines the host harness reads start with "@@ ".
 stamp() { read -r up _ </proc/uptime; echo "@@ T $1 $up" >/dev/console; }
 say() { echo "@@ $*" >/dev/console; }
 # When the kernel ran /init, from its own log line (init/main.c: "Run /init as init process").
@@ -12,6 +12,20 @@ kernel_runs_init() {
 case $1 in
   stamp)
     stamp "$2"
+    ;;
+  succeeded)
+    # ExecStartPost of sealroot.service: runs only when sealroot exited 0.
+    stamp sealroot-end
+    say "SEALROOT-EXIT 0"
+    ;;
+  exited)
+    # ExecStopPost of sealroot.service (systemd passes $SERVICE_RESULT and $EXIT_STATUS); a failure only.
+    if [ "$SERVICE_RESULT" != success ]; then
+      stamp sealroot-end
+      say "SEALROOT-EXIT ${EXIT_STATUS:-unknown}"
+      say "STOPPED sealroot.service: $SERVICE_RESULT (OnFailure=emergency.target follows)"
+      say "END"
+    fi
     ;;
   pcrs)
     kernel_runs_init
@@ -29,8 +43,6 @@ case $1 in
     say "PCRS $pcr"
     ;;
   check)
-    stamp sealroot-end
-    say "SEALROOT-EXIT 0"
     . /etc/sealroot-test/unseal.sh
     if second_unseal; then say "CHECK second-unseal SUCCEEDED"; else say "CHECK second-unseal refused"; fi
     stamp switch-root
