@@ -136,13 +136,10 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     const imageSize = fs.statSync(plan.image, { throwIfNoEntry: false })?.size ?? 0;
     pool = imageSize >= PARALLEL_THRESHOLD ? new HashPool() : undefined;
 
-    // The trusted digest, then the PCR cap at once, whether the read worked or not.
-    let digest: Digest;
-    try {
-      digest = await step('trusted-digest', () => steps.trustedDigest(context));
-    } finally {
-      await cap();
-    }
+    // The trusted digest, then the PCR cap at once. A failed read is capped too (in the catch below, which reports
+    // the read's failure, not the cap's); a failed cap after a good read fails the boot.
+    const digest = await step('trusted-digest', () => steps.trustedDigest(context));
+    await cap();
     if (plan.namedDigest !== undefined && !digestsEqual(plan.namedDigest, digest)) {
       throw new StepError('locate-root', `composefs= names ${formatDigest(plan.namedDigest)} but the trusted digest is ${formatDigest(digest)}`);
     }

@@ -374,6 +374,33 @@ test('failure of the digest source: still capped, nothing mounted', async () => 
   await failsAt(ostreeScene('fail-tpm'), 'tpm', /no TPM/, run);
 });
 
+test('a failed PCR cap fails the boot; when the read and the cap both fail, the read is the reported step', async () => {
+  const capFails = testSteps();
+  capFails.steps.capPcr = async () => {
+    capFails.caps += 1;
+    throw new StepError('tpm', 'cap refused');
+  };
+  await failsAt(ostreeScene('fail-cap'), 'tpm', /cap refused/, capFails);
+  const lines: string[] = [];
+  const both = testSteps();
+  both.steps.trustedDigest = async () => {
+    throw new StepError('tpm', 'no TPM here');
+  };
+  both.steps.capPcr = async () => {
+    both.caps += 1;
+    throw new StepError('tpm', 'cannot cap either');
+  };
+  const s = ostreeScene('fail-both');
+  const caught = await boot({
+    configPath: s.config, cmdline: s.cmdline, runDir: s.run, initramfsRoot: s.initramfs, makeRootPrivate: false,
+    log: { ...log, error: (line: string) => lines.push(line) },
+  }, both.steps).then(() => undefined, (error: unknown) => error);
+  assert.instance(caught, StepError);
+  assert.match((caught as StepError).message, /no TPM here/);
+  assert.is(both.caps, 1);
+  assert.ok(lines.some((line) => /also: tpm: cannot cap either/.test(line)), lines.join('\n'));
+});
+
 test('sealroot boot (CLI) in a private mount namespace: verity=require root from a cmdline digest the config allows; refused without the allow key', () => {
   const s = composefsScene('cli', '[etc]\nmount = "bind"\n');
   const node = path.join(ROOT, 'node_modules/.bin/node');
