@@ -39,7 +39,15 @@ export const TPM_ALG = {
   NULL: 0x0010,
   SM3_256: 0x0012,
   RSASSA: 0x0014,
+  ECDSA: 0x0018,
+  ECC: 0x0023,
 } as const;
+
+/** Part 2 §6.4 TPM_ECC_CURVE, by the JWK names of the curves sealroot accepts. */
+export const ECC_CURVES: Readonly<Record<string, { id: number; size: number }>> = {
+  'P-256': { id: 0x0003, size: 32 },
+  'P-384': { id: 0x0004, size: 48 },
+};
 
 /** Part 2 §7.4 permanent handles, §15 session handles. */
 export const TPM_RH_OWNER = 0x4000_0001;

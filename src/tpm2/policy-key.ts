@@ -1,17 +1,24 @@
 // K_pcr, the PCR-policy signing key: its public half (PEM, from the initramfs) as the TPM sees it, and signing with
-// the private half (the vendor's offline job). RSA with RSASSA-PKCS1-v1_5/SHA-256, as systemd's signed PCR policies.
+// the private half (the vendor's offline job). RSA (RSASSA-PKCS1-v1_5, as systemd's signed PCR policies) or ECDSA
+// (NIST P-256/P-384), always over SHA-256 digests.
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import * as fs from 'node:fs';
-import { TPM_ALG, TPMA_OBJECT } from './constants.ts';
-import { marshalRsaPublic, marshalRsassaSignature, type RsaPublic, rsaName } from './structures.ts';
+import { ECC_CURVES, TPM_ALG, TPMA_OBJECT } from './constants.ts';
+import { marshalEccPublic, marshalEcdsaSignature, marshalRsaPublic, marshalRsassaSignature, nameOf } from './structures.ts';
 
 export const DEFAULT_POLICY_KEY = '/etc/sealroot/policy-key.pem';
 
+/** tpm2_loadexternal's attributes for a public key (userwithauth|decrypt|sign), so that the Names agree. */
+const ATTRIBUTES = TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.DECRYPT | TPMA_OBJECT.SIGN;
+
 export interface PolicyKey {
   key: KeyObject;
-  /** TPMT_PUBLIC as tpm2_loadexternal -G rsa builds it (attributes userwithauth|decrypt|sign), so names agree. */
+  kind: 'rsa' | 'ecdsa';
+  /** TPMT_PUBLIC as tpm2_loadexternal builds it from the PEM. */
   publicArea: Buffer;
   name: Buffer;
+  /** A raw signature (PKCS#1 v1.5 for RSA, IEEE P1363 r||s for ECDSA) as TPMT_SIGNATURE. */
+  marshalSignature(raw: Buffer): Buffer;
 }
 
 export class PolicyKeyError extends Error {
@@ -23,20 +30,27 @@ export class PolicyKeyError extends Error {
 
 export function policyKeyFromObject(key: KeyObject): PolicyKey {
   const publicKey = key.type === 'private' ? createPublicKey(key) : key;
-  if (publicKey.asymmetricKeyType !== 'rsa') throw new PolicyKeyError(`policy key is ${publicKey.asymmetricKeyType ?? 'not asymmetric'}; sealroot supports RSA keys`);
   const jwk = publicKey.export({ format: 'jwk' });
-  const modulus = Buffer.from(jwk.n!, 'base64url');
-  const exponentBytes = Buffer.from(jwk.e!, 'base64url');
-  if (exponentBytes.length > 4) throw new PolicyKeyError('RSA public exponent larger than 32 bits');
-  const rsa: RsaPublic = {
-    nameAlg: TPM_ALG.SHA256,
-    attributes: TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.DECRYPT | TPMA_OBJECT.SIGN,
-    keyBits: modulus.length * 8,
-    exponent: exponentBytes.readUIntBE(0, exponentBytes.length),
-    modulus,
-  };
-  if (![2048, 3072, 4096].includes(rsa.keyBits)) throw new PolicyKeyError(`RSA key of ${rsa.keyBits} bits (2048, 3072 or 4096)`);
-  return { key: publicKey, publicArea: marshalRsaPublic(rsa), name: rsaName(rsa) };
+  if (publicKey.asymmetricKeyType === 'rsa') {
+    const modulus = Buffer.from(jwk.n!, 'base64url');
+    const exponentBytes = Buffer.from(jwk.e!, 'base64url');
+    if (exponentBytes.length > 4) throw new PolicyKeyError('RSA public exponent larger than 32 bits');
+    const keyBits = modulus.length * 8;
+    if (![2048, 3072, 4096].includes(keyBits)) throw new PolicyKeyError(`RSA key of ${keyBits} bits (2048, 3072 or 4096)`);
+    const publicArea = marshalRsaPublic({ nameAlg: TPM_ALG.SHA256, attributes: ATTRIBUTES, keyBits, exponent: exponentBytes.readUIntBE(0, exponentBytes.length), modulus });
+    return { key: publicKey, kind: 'rsa', publicArea, name: nameOf(TPM_ALG.SHA256, publicArea), marshalSignature: marshalRsassaSignature };
+  }
+  if (publicKey.asymmetricKeyType === 'ec') {
+    const curve = jwk.crv === undefined ? undefined : ECC_CURVES[jwk.crv];
+    if (curve === undefined) throw new PolicyKeyError(`EC key on curve ${jwk.crv ?? '?'} (P-256 or P-384)`);
+    const coordinate = (value: string) => {
+      const bytes = Buffer.from(value, 'base64url');
+      return Buffer.concat([Buffer.alloc(curve.size - bytes.length), bytes]);
+    };
+    const publicArea = marshalEccPublic({ nameAlg: TPM_ALG.SHA256, attributes: ATTRIBUTES, curve: curve.id, x: coordinate(jwk.x!), y: coordinate(jwk.y!) });
+    return { key: publicKey, kind: 'ecdsa', publicArea, name: nameOf(TPM_ALG.SHA256, publicArea), marshalSignature: marshalEcdsaSignature };
+  }
+  throw new PolicyKeyError(`policy key is ${publicKey.asymmetricKeyType ?? 'not asymmetric'}; sealroot supports RSA and EC (P-256, P-384) keys`);
 }
 
 /** Reads a PEM public key (or the public half of a PEM private key). */
@@ -51,16 +65,22 @@ export function loadPolicyKey(path: string): PolicyKey {
     return policyKeyFromObject(createPublicKey(pem));
   } catch (error) {
     if (error instanceof PolicyKeyError) throw error;
-    throw new PolicyKeyError(`${path} is not a PEM RSA key: ${(error as Error).message}`);
+    throw new PolicyKeyError(`${path} is not a PEM RSA or EC key: ${(error as Error).message}`);
   }
 }
 
 export interface Signer {
   policyKey: PolicyKey;
-  /** RSASSA-SHA256 over `data`; returns a marshalled TPMT_SIGNATURE. */
+  /** A SHA-256 signature over `data`, as TPMT_SIGNATURE. */
   sign(data: Buffer): Buffer;
-  /** The same, the bare signature bytes. */
+  /** The same, raw (PKCS#1 v1.5, or P1363 r||s): what approvals.json stores. */
   signRaw(data: Buffer): Buffer;
+}
+
+export function signerFromObject(privateKey: KeyObject): Signer {
+  const policyKey = policyKeyFromObject(privateKey);
+  const signRaw = (data: Buffer) => sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  return { policyKey, signRaw, sign: (data) => policyKey.marshalSignature(signRaw(data)) };
 }
 
 export function loadSigner(path: string): Signer {
@@ -70,12 +90,10 @@ export function loadSigner(path: string): Signer {
   } catch (error) {
     throw new PolicyKeyError(`cannot load the signing key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  const policyKey = policyKeyFromObject(privateKey);
-  const signRaw = (data: Buffer) => sign('sha256', data, privateKey);
-  return { policyKey, signRaw, sign: (data) => marshalRsassaSignature(signRaw(data)) };
+  return signerFromObject(privateKey);
 }
 
-/** Checks a raw RSASSA-SHA256 signature in software (before asking the TPM, for a clear error). */
+/** Checks a raw signature in software (before asking the TPM, for a clear error). */
 export function verifyRaw(policyKey: PolicyKey, data: Buffer, signature: Buffer): boolean {
-  return verify('sha256', data, policyKey.key, signature);
+  return verify('sha256', data, { key: policyKey.key, dsaEncoding: 'ieee-p1363' }, signature);
 }

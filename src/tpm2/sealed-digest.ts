@@ -9,7 +9,7 @@ import { type PcrSelection, formatPcrSelection, selectionOrder, withPcr } from '
 import { approvalDigest, commandParametersHash, policyAuthorize, policyCommandCode, policyPcr, policySigned, ZERO_POLICY } from './policy.ts';
 import { type PolicyKey, type Signer, verifyRaw } from './policy-key.ts';
 import { RC, TpmError } from './response-codes.ts';
-import { marshalRsassaSignature, type NvPublic, nvName } from './structures.ts';
+import { type NvPublic, nvName } from './structures.ts';
 
 export const DEFAULT_NV_INDEX = 0x01000e01;
 export const DEFAULT_CAP_PCR = 15;
@@ -131,7 +131,7 @@ async function authorize(tpm: Tpm, session: number, purpose: Purpose, approvals:
   const key = await tpm.loadExternal(policyKey.publicArea);
   try {
     if (!key.name.equals(policyKey.name)) throw new SealedDigestError(`the TPM computed the policy key's name as ${key.name.toString('hex')}, expected ${policyKey.name.toString('hex')}`);
-    const ticket = await tpm.verifySignature(key.handle, approvalDigest(valid.policy, POLICY_REF), marshalRsassaSignature(valid.signature));
+    const ticket = await tpm.verifySignature(key.handle, approvalDigest(valid.policy, POLICY_REF), policyKey.marshalSignature(valid.signature));
     await tpm.policyAuthorize(session, valid.policy, POLICY_REF, policyKey.name, ticket);
   } finally {
     await tpm.flush(key.handle);

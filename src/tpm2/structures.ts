@@ -59,8 +59,35 @@ export function rsaName(key: RsaPublic): Buffer {
   return nameOf(key.nameAlg, marshalRsaPublic(key));
 }
 
+export interface EccPublic {
+  nameAlg: number;
+  attributes: number;
+  curve: number;
+  x: Buffer;
+  y: Buffer;
+}
+
+/** TPMT_PUBLIC of an ECC key with no symmetric part, NULL scheme and NULL KDF, as tpm2_loadexternal -G ecc builds it. */
+export function marshalEccPublic(key: EccPublic): Buffer {
+  return new Writer()
+    .u16(TPM_ALG.ECC).u16(key.nameAlg).u32(key.attributes).sized(Buffer.alloc(0))
+    .u16(TPM_ALG.NULL) // symmetric
+    .u16(TPM_ALG.NULL) // scheme
+    .u16(key.curve)
+    .u16(TPM_ALG.NULL) // kdf
+    .sized(key.x).sized(key.y)
+    .finish();
+}
+
 export function marshalRsassaSignature(signature: Buffer): Buffer {
   return new Writer().u16(TPM_ALG.RSASSA).u16(TPM_ALG.SHA256).sized(signature).finish();
+}
+
+/** TPMS_SIGNATURE_ECDSA from the IEEE P1363 form (r || s, each the curve's size). */
+export function marshalEcdsaSignature(signature: Buffer): Buffer {
+  const half = signature.length / 2;
+  if (!Number.isInteger(half)) throw new TpmFormatError(`ECDSA signature of odd length ${signature.length}`);
+  return new Writer().u16(TPM_ALG.ECDSA).u16(TPM_ALG.SHA256).sized(signature.subarray(0, half)).sized(signature.subarray(half)).finish();
 }
 
 export interface VerifiedTicket {

@@ -23,6 +23,8 @@ const NODE = path.join(ROOT, 'node_modules/.bin/node');
 const MAIN = path.join(ROOT, 'src/cli/main.ts');
 const KEY = path.join(ROOT, 'keys/test-policy-key.pem');
 const PUB = path.join(ROOT, 'keys/test-policy-key.pub.pem');
+const EC_KEY = path.join(ROOT, 'keys/test-policy-key-ec.pem');
+const EC_PUB = path.join(ROOT, 'keys/test-policy-key-ec.pub.pem');
 const INDEX = '0x01000e01';
 const PCRS = 'sha256:8,9';
 const D1 = `sha256:${'d1'.repeat(32)}`;
@@ -480,7 +482,7 @@ test('transports: mssim framing against swtpm; a TPM that accepts but never answ
   }
 });
 
-test('a SHA-512 digest, another NV index and another cap PCR', async () => {
+test('an ECDSA P-256 policy key, a SHA-512 digest, another NV index and another cap PCR', async () => {
   const tpm = await startSwtpm();
   const dir = tmpdir();
   const state = path.join(dir, 'state');
@@ -488,19 +490,34 @@ test('a SHA-512 digest, another NV index and another cap PCR', async () => {
   const options = ['--nv-index', '0x01000e07', '--cap-pcr', '14', '--state', state];
   try {
     bootInto(tpm, 'trusted');
-    const provisioned = sealroot('provision', '--tpm', tpm.tcti, '--signing-key', KEY, '--digest', digest, '--pcrs', PCRS, ...options);
+    // tpm2-tools names the EC key as sealroot does.
+    check('tpm2_loadexternal', ['-T', tpm.tcti, '-C', 'o', '-G', 'ecc', '-u', EC_PUB, '-c', path.join(dir, 'ec.ctx'), '-n', path.join(dir, 'ec.name')]);
+    check('tpm2_flushcontext', ['-T', tpm.tcti, '-t']);
+    assert.is(fs.readFileSync(path.join(dir, 'ec.name')).toString('hex'), loadPolicyKey(EC_PUB).name.toString('hex'));
+    const provisioned = sealroot('provision', '--tpm', tpm.tcti, '--signing-key', EC_KEY, '--digest', digest, '--pcrs', PCRS, ...options);
     assert.is(provisioned.status, 0, provisioned.stderr);
     assert.match(provisioned.stdout, /in NV index 0x01000e07/);
     assert.match(check('tpm2_nvreadpublic', ['-T', tpm.tcti, '0x01000e07']), /size: 64/);
-    const read = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', PUB, '--cap', ...options);
+    // The RSA key is not the key of this index.
+    assert.match(sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', PUB, ...options).stderr, /is not trusted/);
+    const read = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', EC_PUB, '--cap', ...options);
     assert.is(read.stdout, `${digest}\n`, read.stderr);
     assert.is(tpm2PcrRead(tpm.tcti, 'sha256:14').get('sha256:14'), cappedValue('sha256', ZERO).toString('hex'));
     assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), '00'.repeat(32));
-    assert.is(sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', PUB, ...options).status, 1);
-    // A SHA-256 digest does not fit the 64-byte index.
+    assert.is(sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', EC_PUB, ...options).status, 1);
+    // Next boot: the running system (capped) writes a new SHA-512 digest under the EC-signed write approval.
     await tpm.restart();
     bootInto(tpm, 'trusted');
-    const wrongSize = sealroot('provision', '--tpm', tpm.tcti, '--signing-key', KEY, '--digest', D1, '--pcrs', PCRS, ...options);
+    assert.is(sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', EC_PUB, '--cap', ...options).status, 0);
+    const next = `sha512:${'6b'.repeat(64)}`;
+    const update = sealroot('provision', '--tpm', tpm.tcti, '--digest', next, '--pcrs', PCRS, '--policy-key', EC_PUB, ...options);
+    assert.is(update.status, 0, update.stderr);
+    assert.match(update.stderr, /under a write approval/);
+    await tpm.restart();
+    bootInto(tpm, 'trusted');
+    assert.is(sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', EC_PUB, ...options).stdout, `${next}\n`);
+    // A SHA-256 digest does not fit the 64-byte index.
+    const wrongSize = sealroot('provision', '--tpm', tpm.tcti, '--signing-key', EC_KEY, '--digest', D1, '--pcrs', PCRS, ...options);
     assert.is(wrongSize.status, 1);
     assert.match(wrongSize.stderr, /holds 64-byte digests, not 32/);
   } finally {

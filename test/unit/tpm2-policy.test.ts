@@ -10,12 +10,13 @@ import { TPM_CC } from '../../src/tpm2/constants.ts';
 import { parseCapPcr, parseNvIndex, parsePcrValues } from '../../src/tpm2/options.ts';
 import { formatPcrSelection, marshalPcrSelection, parsePcrSelection, selectionOrder, withPcr } from '../../src/tpm2/pcr-selection.ts';
 import { approvalDigest, commandParametersHash, policyAuthorize, policyCommandCode, policyPcr, policySigned, policySignedDigest, ZERO_POLICY } from '../../src/tpm2/policy.ts';
-import { loadSigner, policyKeyFromObject, verifyRaw } from '../../src/tpm2/policy-key.ts';
+import { loadPolicyKey, loadSigner, policyKeyFromObject, signerFromObject, verifyRaw } from '../../src/tpm2/policy-key.ts';
 import { cappedValue, CAP_EVENT, makeApprovals, pcrCommandPolicy, POLICY_REF, policySignedDigestInput, PROVISION_REF } from '../../src/tpm2/sealed-digest.ts';
 import { parseTcti } from '../../src/tpm2/transport.ts';
 
 const sha256 = (...parts: Buffer[]) => { const h = createHash('sha256'); for (const p of parts) h.update(p); return h.digest(); };
-const KEY = path.resolve(import.meta.dirname, '../../keys/test-policy-key.pem');
+const KEYS = path.resolve(import.meta.dirname, '../../keys');
+const KEY = path.join(KEYS, 'test-policy-key.pem');
 
 test('PCR selections in tpm2-tools syntax', () => {
   assert.equal(parsePcrSelection('sha256:7,0,2'), [{ bank: 'sha256', pcrs: [0, 2, 7] }]);
@@ -95,12 +96,23 @@ test('the cap: capped value is one extend with the cap event; approvals bind rea
   assert.throws(() => makeApprovals(signer, selection, 15, new Map([['sha256:8', Buffer.alloc(32)]])), /cap PCR sha256:15/);
 });
 
-test('policy keys: RSA only, 2048-4096 bits; the public area uses tpm2_loadexternal\'s attributes', () => {
+test('policy keys: RSA 2048-4096, ECDSA P-256/P-384; names as tpm2_loadexternal computes them', () => {
   const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
   const key = policyKeyFromObject(publicKey);
   assert.is(key.publicArea.readUInt32BE(4), 0x00060040);
   assert.is(key.name.length, 34);
-  assert.throws(() => policyKeyFromObject(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey), /supports RSA keys/);
+  // Names printed by tpm2_loadexternal -C o -G rsa|ecc -u keys/test-policy-key*.pub.pem -n (tpm2-tools 5.4, swtpm 0.7.1).
+  assert.is(loadPolicyKey(path.join(KEYS, 'test-policy-key.pub.pem')).name.toString('hex'), '000b66b608030a1e3ca8690b1b1a1dfe132ef2df7d593cc5211624043943ef29c9b1');
+  assert.is(loadPolicyKey(path.join(KEYS, 'test-policy-key-ec.pub.pem')).name.toString('hex'), '000b4bccd96c0b6529a8537ace8b61902dde84e24b491e767ba9eae4a959bb988161');
+  const ec = signerFromObject(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey);
+  const raw = ec.signRaw(Buffer.from('m'));
+  assert.is(raw.length, 96);
+  assert.ok(verifyRaw(ec.policyKey, Buffer.from('m'), raw));
+  const marshalled = ec.sign(Buffer.from('m'));
+  assert.is(marshalled.subarray(0, 4).toString('hex'), '0018000b');
+  assert.is(marshalled.readUInt16BE(4), 48);
+  assert.throws(() => policyKeyFromObject(generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey), /curve/);
+  assert.throws(() => policyKeyFromObject(generateKeyPairSync('ed25519').publicKey), /supports RSA and EC/);
   assert.throws(() => policyKeyFromObject(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey), /1024 bits/);
 });
 
