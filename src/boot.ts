@@ -87,7 +87,8 @@ function asStepError(step: string, error: unknown): StepError {
 export async function boot(options: BootOptions, steps: BootSteps = defaultBootSteps()): Promise<BootResult> {
   const { log } = options;
   const runDir = options.runDir ?? '/run';
-  const timings: BootResult['timings'] = [];
+  // performance.now() counts from the process's time origin: what Node and module loading took before this.
+  const timings: BootResult['timings'] = [{ step: 'process-start', ms: performance.now() }];
   const undo = new UndoStack();
   const step = async <T>(name: string, run: () => T | Promise<T>): Promise<T> => {
     const started = performance.now();
@@ -176,7 +177,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       return found;
     });
 
-    await poolClosed;
+    await step('stop-hash-workers', () => poolClosed);
     await cap(); // already done after the read; here only if that path was skipped
     undo.commit();
     log.notice(`root ready at ${sysroot}: ${plan.layout} image ${formatDigest(digest)} verified, `

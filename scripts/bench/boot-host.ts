@@ -114,7 +114,7 @@ try {
       inSteps += Number(value);
       stepTimes.set(name, [...(stepTimes.get(name) ?? []), Number(value)]);
     }
-    stepTimes.set('(process start, exit, outside the steps)', [...(stepTimes.get('(process start, exit, outside the steps)') ?? []), ms - inSteps]);
+    stepTimes.set('(exit, and between the steps)', [...(stepTimes.get('(exit, and between the steps)') ?? []), ms - inSteps]);
     agentTimes.push(ms);
     sh('umount', ['--lazy', sysroot]);
   };
