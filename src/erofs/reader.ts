@@ -9,7 +9,7 @@ import {
   INODE_EXTENDED_SIZE, I_DATALAYOUT_BIT, I_DATALAYOUT_MASK, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE,
   LAYOUT_FLAT_PLAIN, NULL_ADDR, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, SLOT_BITS,
   SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock, XATTR_ENTRY_SIZE, XATTR_FILTER_BITS, XATTR_FILTER_SEED,
-  XATTR_IBODY_HEADER_SIZE, XATTR_PREFIXES, xattrIbodySize, xxh32,
+  XATTR_IBODY_HEADER_SIZE, XATTR_PREFIXES, splitXattrName, xattrIbodySize, xxh32,
 } from './format.ts';
 
 export type ReadFn = (offset: number, length: number) => Buffer;
@@ -55,6 +55,11 @@ export interface ParsedInode {
   mtimeSec: bigint;
   mtimeNsec: number;
   rdev: number;
+  /** Bytes from `offset` that belong to this inode: header, xattr body and inline tail or chunk map. */
+  extent: number;
+  /** Out-of-line data blocks of a flat inode (count 0 when none). */
+  firstBlock: number;
+  blockCount: number;
 }
 
 export interface DirEntry {
@@ -77,6 +82,7 @@ export class ErofsReader {
   readonly #size: number;
   readonly #metaStart: number;
   readonly #xattrStart: number;
+  readonly #shared = new Map<number, ParsedXattr>();
 
   constructor(read: ReadFn, size: number) {
     this.#read = read;
@@ -175,6 +181,7 @@ export class ErofsReader {
       mtimeSec: extended ? inode.mtime : sb.buildTime,
       mtimeNsec: extended ? inode.mtimeNsec : sb.buildTimeNsec,
       rdev: type === S_IFCHR || type === S_IFBLK ? inode.union : 0,
+      extent: headSize, firstBlock: 0, blockCount: 0,
     };
     this.#checkData(parsed);
     return parsed;
@@ -199,13 +206,24 @@ export class ErofsReader {
       const id = body.readUInt32LE(XATTR_IBODY_HEADER_SIZE + i * 4);
       const at = this.#xattrStart + id * 4;
       if (at + XATTR_ENTRY_SIZE > this.#size) throw new ImageError(start + XATTR_IBODY_HEADER_SIZE + i * 4, `inode ${nid}: shared xattr id ${id} outside the image`);
-      const head = this.bytes(at, XATTR_ENTRY_SIZE, 'shared xattr');
-      const length = XATTR_ENTRY_SIZE + head[0]! + head.readUInt16LE(2);
-      this.#xattrEntry(this.bytes(at, length, 'shared xattr'), 0, length, at, true, checkFilter ? filter : 0, xattrs);
+      // Each shared entry is parsed once, however many inodes refer to it (bounds the work on hostile images).
+      let entry = this.#shared.get(id);
+      if (entry === undefined) {
+        const head = this.bytes(at, XATTR_ENTRY_SIZE, 'shared xattr');
+        const length = XATTR_ENTRY_SIZE + head[0]! + head.readUInt16LE(2);
+        const parsed: ParsedXattr[] = [];
+        this.#xattrEntry(this.bytes(at, length, 'shared xattr'), 0, length, at, true, 0, parsed);
+        entry = parsed[0]!;
+        this.#shared.set(id, entry);
+      }
+      if (checkFilter) this.#checkFilter(entry.name, filter, at);
+      xattrs.push(entry);
     }
-    for (let i = 1; i < xattrs.length; i++) {
-      for (let j = 0; j < i; j++) {
-        if (xattrs[i]!.name === xattrs[j]!.name) throw new ImageError(start, `inode ${nid}: xattr ${printable(xattrs[i]!.name)} appears twice`);
+    if (xattrs.length > 1) {
+      const names = new Set<string>();
+      for (const xattr of xattrs) {
+        if (names.has(xattr.name)) throw new ImageError(start, `inode ${nid}: xattr ${printable(xattr.name)} appears twice`);
+        names.add(xattr.name);
       }
     }
     return xattrs;
@@ -228,12 +246,20 @@ export class ErofsReader {
     if (prefix.length + nameLength === 0 || prefix.length + nameLength > 255) throw new ImageError(offset, `invalid xattr name of ${prefix.length + nameLength} bytes`);
     for (let i = nameStart; i < valueStart; i++) if (buf[i] === 0) throw new ImageError(offset, 'NUL byte in an xattr name');
     const name = prefix + buf.toString('latin1', nameStart, valueStart);
-    if (filter !== 0) {
-      const bit = xxh32(buf.subarray(nameStart, valueStart), (XATTR_FILTER_SEED + index) >>> 0) & (XATTR_FILTER_BITS - 1);
-      if ((filter >>> bit) & 1) throw new ImageError(offset, `xattr name filter hides ${printable(name)}`);
-    }
+    if (filter !== 0) this.#checkFilter(name, filter, offset, index, buf.subarray(nameStart, valueStart));
     out.push({ name, value: buf.subarray(valueStart, valueStart + valueSize), shared });
     return Math.min(size, end - pos);
+  }
+
+  /** A set filter bit tells the kernel the name is absent (erofs_xattr_get): one wrongly set hides an xattr. */
+  #checkFilter(name: string, filter: number, offset: number, index?: number, suffix?: Buffer): void {
+    if (index === undefined || suffix === undefined) {
+      const split = splitXattrName(Buffer.from(name, 'latin1'));
+      index = split.index;
+      suffix = split.suffix;
+    }
+    const bit = xxh32(suffix, (XATTR_FILTER_SEED + index) >>> 0) & (XATTR_FILTER_BITS - 1);
+    if ((filter >>> bit) & 1) throw new ImageError(offset, `xattr name filter hides ${printable(name)}`);
   }
 
   /** Checks that the inode's data (blocks, inline tail, chunk map) lies inside the image. */
@@ -257,12 +283,17 @@ export class ErofsReader {
     if (outOfLine > 0 && (inode.union < 1 || inode.union + outOfLine > blocks)) {
       throw new ImageError(offset + 16, `inode ${nid}: data blocks ${inode.union}..${inode.union + outOfLine - 1} outside the image's ${blocks} blocks`);
     }
+    if (outOfLine > 0) {
+      node.firstBlock = inode.union;
+      node.blockCount = outOfLine;
+    }
     if (inline && size > 0) {
       // erofs_map_blocks: the tail must not cross a block boundary.
       const tail = size - outOfLine * BLOCK_SIZE;
       const start = offset + node.headSize;
       if ((start % BLOCK_SIZE) + tail > BLOCK_SIZE) throw new ImageError(start, `inode ${nid}: inline tail of ${tail} bytes crosses a block boundary`);
       if (start + tail > this.#size) throw new ImageError(start, `inode ${nid}: inline tail runs past the end of the image`);
+      node.extent += tail;
     }
   }
 
@@ -275,6 +306,7 @@ export class ErofsReader {
     const count = Number((inode.size + (1n << BigInt(chunkBits)) - 1n) >> BigInt(chunkBits));
     const start = Math.ceil((offset + node.headSize) / 4) * 4;
     if (start + count * 4 > this.#size) throw new ImageError(start, `inode ${nid}: chunk map of ${count} entries runs past the end of the image`);
+    node.extent = start + count * 4 - offset;
     const blocksPerChunk = 2 ** (chunkBits - BLOCK_BITS);
     for (let done = 0; done < count;) {
       const n = Math.min(count - done, MAX_READ / 4);

@@ -15,6 +15,39 @@ export interface ImageSummary {
 
 const ACL_XATTRS = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
 
+/**
+ * Each 32-byte inode slot and each data block may belong to one inode only, as in every image a writer makes.
+ * Besides refusing overlapping structures, this bounds the walk's work by the image size: a hostile image
+ * cannot make thousands of directories share one large block of entries.
+ */
+class Claims {
+  readonly #slots: Uint8Array;
+  readonly #blocks: Uint8Array;
+
+  constructor(size: number) {
+    this.#slots = new Uint8Array(Math.ceil(size / 32 / 8));
+    this.#blocks = new Uint8Array(Math.ceil(size / 4096 / 8));
+  }
+
+  inode(node: ParsedInode): void {
+    const first = Math.floor(node.offset / 32);
+    const last = Math.floor((node.offset + node.extent - 1) / 32);
+    for (let slot = first; slot <= last; slot++) {
+      if (!Claims.#claim(this.#slots, slot)) throw new ImageError(slot * 32, `inode ${node.nid} overlaps another inode`);
+    }
+    for (let block = node.firstBlock; block < node.firstBlock + node.blockCount; block++) {
+      if (!Claims.#claim(this.#blocks, block)) throw new ImageError(node.offset + 16, `inode ${node.nid}: data block ${block} belongs to another inode too`);
+    }
+  }
+
+  static #claim(bits: Uint8Array, index: number): boolean {
+    const mask = 1 << (index & 7);
+    if ((bits[index >> 3]! & mask) !== 0) return false;
+    bits[index >> 3]! |= mask;
+    return true;
+  }
+}
+
 export interface WalkResult {
   reader: ErofsReader;
   inodes: number;
@@ -30,6 +63,8 @@ export function walkImage(reader: ErofsReader): WalkResult {
   const root = reader.inode(reader.rootNid);
   if ((root.inode.mode & S_IFMT) !== S_IFDIR) throw new ImageError(root.offset + 4, 'the root inode is not a directory');
   const seen = new Set<number>([root.nid]);
+  const claims = new Claims(reader.info.size);
+  claims.inode(root);
   const directories = new Set<number>([root.nid]);
   const queue: { dir: ParsedInode; parent: number }[] = [{ dir: root, parent: root.nid }];
   let hasAclXattrs = root.xattrs.some((xattr) => ACL_XATTRS.has(xattr.name));
@@ -50,6 +85,7 @@ export function walkImage(reader: ErofsReader): WalkResult {
       checkEntryType(entry, target, dir.offset);
       if (!seen.has(target.nid)) {
         seen.add(target.nid);
+        claims.inode(target);
         if (target.xattrs.some((xattr) => ACL_XATTRS.has(xattr.name))) hasAclXattrs = true;
       }
       if ((target.inode.mode & S_IFMT) === S_IFDIR) {

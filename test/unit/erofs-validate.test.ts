@@ -99,6 +99,24 @@ test('directory entry corruption is refused at the entry', () => {
   refused(edit((b) => b.writeBigUInt64LE(BigInt(root.nid), manyDirent)), undefined, /second time|'\.\.' points/);
 });
 
+test('structures shared by two inodes are refused (overlapping inodes, one data block for two directories)', () => {
+  const many = inodeOf('many');
+  refused(edit((b) => b.writeUInt32LE(root.inode.union, many.offset + 16)), many.offset + 16, /data block \d+ belongs to another inode/);
+  // 'one' pointed at the second half of the extended inode of 'object65', rewritten to read as a valid empty
+  // file while 'object65' stays valid: only the overlap is wrong.
+  const object = inodeOf('object65');
+  assert.ok(object.inode.extended);
+  const fake = object.nid + 1;
+  const oneDirent = findDirent(entry('one').nid);
+  refused(edit((b) => {
+    b.writeBigUInt64LE(BigInt(fake), oneDirent);
+    b.fill(0, fake * 32, fake * 32 + 32);
+    b.writeUInt16LE(0o100644, fake * 32 + 4);
+    b.writeUInt16LE(1, fake * 32 + 6);
+    b.writeUInt32LE(1, fake * 32 + 12); // the object's nlink
+  }), fake * 32, /inode \d+ overlaps another inode/);
+});
+
 test('a shared xattr id outside the image is refused', () => {
   const shared = root.xattrs.find((x) => x.shared);
   assert.ok(shared, 'the root carries a shared xattr');
