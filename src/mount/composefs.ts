@@ -128,7 +128,8 @@ export function mountComposefs(options: MountComposefsOptions): MountedComposefs
     });
 
     const layers: ComposefsOverlay = { lower: lowerDir, data: options.objectDirs, verity: options.verity, upper: options.upper };
-    const overlayAttributes = options.upper === undefined ? MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV : MOUNT_ATTR_NODEV;
+    // No nodev or nosuid: this is the root filesystem (device nodes and setuid binaries of the image must work).
+    const overlayAttributes = options.upper === undefined ? MOUNT_ATTR_RDONLY : 0;
     let overlayApi: MountedComposefs['overlayApi'] = 'lowerdir+';
     let overlayFd: number;
     try {
