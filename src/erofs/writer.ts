@@ -89,24 +89,65 @@ function treeHasWhiteouts(node: TreeNode, seen: Set<TreeNode>): boolean {
  */
 function cloneTree(root: TreeNode): WNode {
   const clones = new Map<TreeNode, WNode>();
-  const clone = (node: TreeNode, parent: WNode | undefined): WNode => {
-    const copy = newWNode(node, parent);
+  const clone = (node: TreeNode, parent: WNode | undefined, path: string): WNode => {
+    let copy: WNode;
+    try {
+      copy = newWNode(node, parent);
+    } catch (error) {
+      if (error instanceof TreeError) throw new TreeError(`${show(path || '/')}: ${error.message}`);
+      throw error;
+    }
     clones.set(node, copy);
     if (node.children !== undefined) {
       copy.entries = sortedEntries(node).map(([name, child]) => {
+        checkName(name, path);
         const existing = clones.get(child);
-        if (existing === undefined) return { name, node: clone(child, copy), link: false };
-        if ((existing.mode & S_IFMT) === S_IFDIR) throw new Error('a directory cannot have two names (hard-linked directory)');
+        if (existing === undefined) return { name, node: clone(child, copy, `${path}/${name}`), link: false };
+        if ((existing.mode & S_IFMT) === S_IFDIR) throw new TreeError(`${show(`${path}/${name}`)}: a directory cannot have two names (hard-linked directory)`);
         if (child.nlink === undefined) existing.nlink += 1;
         return { name, node: existing, link: true };
       });
     }
     return copy;
   };
-  return clone(root, undefined);
+  return clone(root, undefined, '');
+}
+
+/** What libcomposefs refuses too (lcfs_node_add_child, lcfs_node_set_xattr, lcfs_node_set_symlink_payload). */
+export class TreeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TreeError';
+  }
+}
+
+const show = (name: string): string => JSON.stringify(Buffer.from(name, 'latin1').toString('utf8'));
+
+function checkName(name: string, dir: string): void {
+  if (name.length === 0 || name.length > 255 || name.includes('/') || name.includes('\0') || name === '.' || name === '..') {
+    throw new TreeError(`${show(dir || '/')}: invalid file name ${show(name)} (1 to 255 bytes, no '/' or NUL, not . or ..)`);
+  }
+}
+
+function checkNode(node: TreeNode): void {
+  let total = 0;
+  for (const xattr of node.xattrs) {
+    if (xattr.name.length === 0 || xattr.name.length > 255) throw new TreeError(`invalid xattr name ${show(xattr.name)}`);
+    if (xattr.value.length > 0xffff) throw new TreeError(`xattr ${show(xattr.name)} has a ${xattr.value.length}-byte value (EROFS stores at most 65535)`);
+    total += XATTR_ENTRY_SIZE + xattr.name.length + xattr.value.length + 3;
+  }
+  // i_xattr_icount is 16 bits: (ibody - 12) / 4 + 1 <= 65535; libcomposefs caps the total at 65535 bytes.
+  if (total > 0xffff) throw new TreeError(`xattrs of ${total} bytes on one inode (at most 65535)`);
+  if ((node.mode & S_IFMT) === S_IFLNK && (node.target === undefined || node.target.length === 0 || node.target.length > 4095 || node.target.includes(0))) {
+    throw new TreeError('a symlink target must be 1 to 4095 bytes without NUL');
+  }
+  if ((node.mode & S_IFMT) === S_IFREG && node.inline !== undefined && BigInt(node.inline.length) !== node.size) {
+    throw new TreeError(`inline content of ${node.inline.length} bytes for a file of ${node.size}`);
+  }
 }
 
 function newWNode(node: TreeNode, parent: WNode | undefined): WNode {
+  checkNode(node);
   return {
     mode: node.mode, uid: node.uid, gid: node.gid, mtimeSec: node.mtimeSec, mtimeNsec: node.mtimeNsec,
     size: node.size, rdev: node.rdev, nlink: node.nlink ?? 1,
@@ -399,7 +440,7 @@ export interface WrittenImage {
 
 /** Writes the image for `root`. Throws on trees libcomposefs refuses (non-directory root, over-long names). */
 export function writeImage(root: TreeNode, options: WriteImageOptions): WrittenImage {
-  if ((root.mode & S_IFMT) !== S_IFDIR) throw new Error('the root of an image must be a directory');
+  if ((root.mode & S_IFMT) !== S_IFDIR) throw new TreeError('the root of an image must be a directory');
   const maxVersion = Math.max(options.maxVersion ?? 1, options.minVersion ?? 0);
   let version = options.minVersion ?? 0;
   if (version < 1 && maxVersion >= 1 && treeHasWhiteouts(root, new Set())) version = 1;
@@ -429,7 +470,7 @@ export function writeImage(root: TreeNode, options: WriteImageOptions): WrittenI
     node.nid = pos / SLOT_SIZE;
     pos += headSize + node.tailSize;
   }
-  if (nodes[0]!.nid > 0xffff) throw new Error('root inode beyond the superblock root_nid range');
+  if (nodes[0]!.nid > 0xffff) throw new TreeError('root inode beyond the superblock root_nid range');
   const inodesEnd = roundUp(pos, SLOT_SIZE);
   const dataStart = roundUp(inodesEnd + sharedSize, BLOCK_SIZE);
   const totalBlocks = dataStart / BLOCK_SIZE + dataBlocks;

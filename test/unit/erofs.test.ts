@@ -6,7 +6,7 @@ import { decodeComposefsHeader, decodeSuperblock, xattrNameFilter, xxh32 } from 
 import { ErofsReader } from '../../src/erofs/reader.ts';
 import { validateImage, type ImageSummary } from '../../src/erofs/validate.ts';
 import { writeImage } from '../../src/erofs/writer.ts';
-import { dir, file, sampleTree, special, xattr } from './erofs-trees.ts';
+import { dir, file, sampleTree, special, symlink, xattr } from './erofs-trees.ts';
 
 const reader = (image: Buffer) => (offset: number, length: number): Buffer => image.subarray(offset, offset + length);
 const validate = (image: Buffer): ImageSummary => validateImage(reader(image), image.length);
@@ -100,8 +100,16 @@ test('escapeDump follows composefs-info: C escapes, \\xNN for non-graphic bytes,
 test('writeImage refuses a root that is not a directory and a hard-linked directory', () => {
   assert.throws(() => writeImage(file('x'), { algorithm: 'sha256' }), /root of an image must be a directory/);
   const shared = dir({});
-  assert.throws(() => writeImage(dir({ a: shared, b: shared }), { algorithm: 'sha256' }), /directory cannot have two names/);
-  void xattr;
+  assert.throws(() => writeImage(dir({ a: shared, b: shared }), { algorithm: 'sha256' }), /"\/b": a directory cannot have two names/);
+});
+
+test('writeImage refuses what EROFS cannot hold, naming the path', () => {
+  const write = (tree: ReturnType<typeof dir>) => () => writeImage(tree, { algorithm: 'sha256' });
+  assert.throws(write(dir({ ['x'.repeat(256)]: file('') })), /invalid file name/);
+  assert.throws(write(dir({ d: dir({ f: file('', { xattrs: [xattr('user.big', Buffer.alloc(65536))] }) }) })), /"\/d\/f": xattr "user.big" has a 65536-byte value/);
+  assert.throws(write(dir({ l: symlink('t'.repeat(4096)) })), /"\/l": a symlink target must be 1 to 4095 bytes/);
+  const many = Array.from({ length: 20 }, (_, i) => xattr(`user.a${i}`, Buffer.alloc(4000)));
+  assert.throws(write(dir({ f: file('', { xattrs: many }) })), /xattrs of \d+ bytes on one inode/);
 });
 
 test.run();
