@@ -15,7 +15,7 @@ interface Outcome {
 }
 
 function runTier(tier: Tier): Outcome {
-  const env = { ...process.env, PATH: `${path.join(root, 'node_modules/.bin')}:${process.env.PATH ?? ''}`, FORCE_COLOR: '0', NO_COLOR: '1' };
+  const env = { ...process.env, PATH: `${path.join(root, 'node_modules/.bin')}:${process.env.PATH ?? ''}`, NO_COLOR: '1' };
   if (tier === 'typecheck') {
     const result = spawnSync(bin('tsc'), ['-p', root], { stdio: 'inherit', env });
     return result.status === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 };
