@@ -178,7 +178,6 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     });
 
     await step('stop-hash-workers', () => poolClosed);
-    await cap(); // already done after the read; here only if that path was skipped
     undo.commit();
     log.notice(`root ready at ${sysroot}: ${plan.layout} image ${formatDigest(digest)} verified, `
       + `composefs via ${mounted.loopDevice} (${mounted.overlayApi}, verity=${mounted.verity})`);
@@ -186,7 +185,11 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       sysroot, plan, digest, loopDevice: mounted.loopDevice, overlayApi: mounted.overlayApi, init, initArgs: cmdline.initArgs, timings,
     };
   } catch (error) {
-    await (poolClosed ?? pool?.close());
+    try {
+      await (poolClosed ?? pool?.close());
+    } catch (poolError) {
+      log.error(`also: stopping the hash workers: ${oneLine(poolError)}`);
+    }
     undo.unwind(log);
     try {
       await cap();
