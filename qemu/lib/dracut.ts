@@ -1,7 +1,7 @@
 // The initramfs built by dracut (bookworm's dracut 059, systemd flow) with dracut/90sealroot and the test-only
 // qemu/dracut/91sealroot-test. dracut only looks for modules under $dracutbasedir/modules.d: we point it at a
 // private copy of /usr/lib/dracut with our two modules linked in, so the system's dracut is never changed.
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -58,7 +58,7 @@ export function buildDracutInitramfs(options: DracutOptions): { path: string; mi
   fs.mkdirSync(path.join(work, 'conf.d'));
   const sealroot = options.withoutSealroot === true ? [] : ['sealroot', 'sealroot-test'];
   const started = performance.now();
-  execFileSync('dracut', [
+  const result = spawnSync('dracut', [
     '--force', '--no-hostonly', '--no-hostonly-cmdline', '--nostrip', '--no-early-microcode',
     '--kver', options.kernel.version, '--kmoddir', options.kernel.modules,
     '--modules', ['base', 'rootfs-block', 'udev-rules', 'kernel-modules', 'systemd', 'systemd-initrd', 'dracut-systemd', ...sealroot].join(' '),
@@ -66,9 +66,14 @@ export function buildDracutInitramfs(options: DracutOptions): { path: string; mi
     '--compress', 'zstd -10 -T0', '--tmpdir', path.join(work, 'tmp'), '--conf', '/dev/null', '--confdir', path.join(work, 'conf.d'),
     options.out,
   ], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, dracutbasedir: base, SEALROOT_BINARY: sealrootBinary(), SEALROOT_CONFDIR: confdir, SEALROOT_TEST_FILES: testDir },
   });
+  if (result.status !== 0) {
+    const output = `${result.stdout}${result.stderr}`.trim().split('\n').slice(-30).join('\n');
+    throw new Error(`dracut failed (exit ${result.status}${result.error === undefined ? '' : `, ${result.error.message}`}):\n${output}`);
+  }
   const millis = performance.now() - started;
   fs.rmSync(work, { recursive: true, force: true });
   return { path: options.out, millis };

@@ -61,6 +61,10 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
     if (status === undefined) return fail(`sealroot did not run to an exit: ${lines.find((line) => line.startsWith('@@ STOPPED')) ?? 'no STOPPED line'}`);
     if (status === '@@ SEALROOT-EXIT 0') return fail('sealroot boot exited 0');
     const reason = scenario.expect.reason;
+    // Under systemd the failed unit must lead to the emergency target (dracut-emergency, rd.emergency=poweroff).
+    if (scenario.initramfs === 'dracut' && !lines.some((line) => line.includes('Boot has failed'))) {
+      return fail('sealroot.service failed but dracut\'s emergency service never ran');
+    }
     const matching = sealrootLines.findLast((line) => reason.test(line));
     if (matching === undefined) return fail(`no console line from sealroot matching ${reason} (sealroot said: ${sealrootLines.at(-1) ?? 'nothing'})`);
     return { pass: true, reason: matching };
