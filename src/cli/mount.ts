@@ -1,4 +1,5 @@
 // `sealroot mount`: mount a composefs image like mount.composefs, through the same verified path as the boot.
+import * as path from 'node:path';
 import { chunkedReader } from '../boot/image-reader.ts';
 import { StepError } from '../errors.ts';
 import { validateImage } from '../erofs/validate.ts';
@@ -33,8 +34,9 @@ Unmount with umount MOUNTPOINT; the loop device goes away with the mount.`,
       verity: { type: 'string', default: 'require' },
     });
     if (positionals.length !== 2) throw new UsageError('expected IMAGE and MOUNTPOINT');
-    const [imagePath, target] = positionals as [string, string];
-    const objectDirs = values.objects ?? [];
+    // Absolute paths: the overlay keeps the layer paths as given, and mountinfo shows them.
+    const [imagePath, target] = (positionals as [string, string]).map((p) => path.resolve(p)) as [string, string];
+    const objectDirs = (values.objects ?? []).map((dir) => path.resolve(dir));
     if (objectDirs.length === 0) throw new UsageError('at least one --objects DIR is needed');
     if (values.verity !== 'require' && values.verity !== 'off') throw new UsageError(`--verity must be require or off, not '${values.verity}'`);
     const verity: VerityMode = values.verity;

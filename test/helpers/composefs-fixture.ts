@@ -23,8 +23,8 @@ export interface Fixture {
   source: string;
 }
 
-export function fsverityDigest(file: string): string {
-  const out = check('fsverity', ['digest', '--hash-alg=sha256', '--block-size=4096', file]);
+export function fsverityDigest(file: string, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
+  const out = check('fsverity', ['digest', `--hash-alg=${algorithm}`, '--block-size=4096', file]);
   return out.trim().split(/\s+/)[0]!;
 }
 
@@ -52,7 +52,9 @@ export function writeTree(dir: string, spec: TreeSpec): void {
  * default, run from the sources), or with the standard tools (mkfs.erofs over placeholders carrying the overlay
  * xattrs), an image the project's writer had no part in.
  */
-export function makeComposefsFixture(dir: string, spec: TreeSpec, options: { imageName?: string; builder?: 'mkimage' | 'mkfs.erofs' } = {}): Fixture {
+export function makeComposefsFixture(
+  dir: string, spec: TreeSpec, options: { imageName?: string; builder?: 'mkimage' | 'mkfs.erofs'; hashAlg?: 'sha256' | 'sha512' } = {},
+): Fixture {
   const source = path.join(dir, 'source');
   const objects = path.join(dir, 'objects');
   const image = path.join(dir, options.imageName ?? 'image.cfs');
@@ -60,8 +62,9 @@ export function makeComposefsFixture(dir: string, spec: TreeSpec, options: { ima
   fs.mkdirSync(objects, { recursive: true });
   if ((options.builder ?? 'mkimage') === 'mkimage') {
     requireTools('fsverity');
-    check(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'src/cli/main.ts'), 'mkimage', `--digest-store=${objects}`, source, image]);
-    return { image, objects, digest: fsverityDigest(image), source };
+    const hashAlg = options.hashAlg ?? 'sha256';
+    check(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'src/cli/main.ts'), 'mkimage', `--digest-store=${objects}`, '--hash-alg', hashAlg, source, image]);
+    return { image, objects, digest: fsverityDigest(image, hashAlg), source };
   }
   requireTools('mkfs.erofs', 'fsverity', 'setfattr');
   const meta = path.join(dir, 'meta');

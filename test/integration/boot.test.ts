@@ -275,6 +275,27 @@ test('a symlink on the physical root cannot bind a directory of the initramfs: s
   assert.equal(leftoversSince(before), []);
 });
 
+test('composefs-rs with a SHA-512 image (composefs=<128 hex>, as bootc makes them)', async () => {
+  const fx512 = makeComposefsFixture(path.join(work, 'fx512'), OS, { hashAlg: 'sha512' });
+  const digest512 = parseDigest(fx512.digest);
+  assert.is(digest512.algorithm, 'sha512');
+  const hex512 = digest512.bytes.toString('hex');
+  const s = scene('cfs-sha512', () => `composefs=${hex512}`);
+  writeTree(s.sysroot, { [`state/deploy/${hex512}/etc/hostname`]: 'state\n', [`state/deploy/${hex512}/var/.keep`]: '' });
+  fs.mkdirSync(path.join(s.sysroot, 'composefs/images'), { recursive: true });
+  fs.copyFileSync(fx512.image, path.join(s.sysroot, 'composefs/images', hex512));
+  fs.cpSync(fx512.objects, path.join(s.sysroot, 'composefs/objects'), { recursive: true });
+  const before = snapshot();
+  const result = await bootScene(s, testSteps(digest512).steps);
+  try {
+    assert.is(result.digest.algorithm, 'sha512');
+    assert.equal(listUnder(s.sysroot, 'usr'), listUnder(fx512.source, 'usr'));
+  } finally {
+    unmountAll(s);
+  }
+  assert.equal(leftoversSince(before), []);
+});
+
 /** Runs a boot that must fail at `step`; checks the one line, that nothing is left, and that the PCR was capped. */
 async function failsAt(s: Scene, stepName: string, pattern: RegExp, run = testSteps(), extra: { switchRoot?: boolean } = {}): Promise<void> {
   const before = snapshot();
