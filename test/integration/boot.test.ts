@@ -13,9 +13,11 @@ import { mountComposefs } from '../../src/mount/composefs.ts';
 import { MNT_DETACH, umount2 } from '../../src/sys/mountapi.ts';
 import { parseDigest, type Digest } from '../../src/verity/digest.ts';
 import { leftoversSince, listTree, makeComposefsFixture, snapshot, writeTree, type Fixture, type TreeSpec } from '../helpers/composefs-fixture.ts';
-import { requireRoot, ROOT, run, run as runCommand } from '../helpers/tools.ts';
+import { requireRoot, requireTools, ROOT, run, run as runCommand } from '../helpers/tools.ts';
 
 requireRoot();
+requireTools('unshare', 'busybox', 'fsverity');
+if (!fs.existsSync('/bin/busybox') || !fs.existsSync('/usr/bin/python3')) throw new Error('missing /bin/busybox (busybox-static) or /usr/bin/python3 (python3-gi): scripts/setup installs them');
 const log = createLogger({ kmsg: false, verbose: false });
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-boot-'));
 

@@ -13,9 +13,10 @@ import { escapeOverlayPath, legacyOverlayParams } from '../../src/mount/overlay-
 import { closeFd } from '../../src/sys/io.ts';
 import { MNT_DETACH, MOUNT_ATTR_RDONLY, moveMountTo, umount2 } from '../../src/sys/mountapi.ts';
 import { leftoversSince, listTree, makeComposefsFixture, sealedCopy, snapshot, type TreeSpec } from '../helpers/composefs-fixture.ts';
-import { check, requireRoot, ROOT, run } from '../helpers/tools.ts';
+import { check, requireRoot, requireTools, ROOT, run } from '../helpers/tools.ts';
 
 requireRoot();
+requireTools('losetup', 'mkfs.erofs', 'setfattr', 'fsverity');
 const log = createLogger({ kmsg: false, verbose: false });
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-mount-'));
 const SPEC: TreeSpec = {
