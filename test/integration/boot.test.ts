@@ -12,7 +12,7 @@ import { StepError } from '../../src/errors.ts';
 import { mountComposefs } from '../../src/mount/composefs.ts';
 import { MNT_DETACH, umount2 } from '../../src/sys/mountapi.ts';
 import { parseDigest, type Digest } from '../../src/verity/digest.ts';
-import { leftoversSince, listTree, makeComposefsFixture, snapshot, writeTree, type Fixture, type TreeSpec } from '../helpers/composefs-fixture.ts';
+import { fsverityDigest, leftoversSince, listTree, makeComposefsFixture, snapshot, writeTree, type Fixture, type TreeSpec } from '../helpers/composefs-fixture.ts';
 import { requireRoot, requireTools, ROOT, run, run as runCommand } from '../helpers/tools.ts';
 
 requireRoot();
@@ -342,6 +342,15 @@ test('failure: wrong trusted digest, and an image that changed on disk', async (
   bytes[2000] ^= 0x01;
   fs.writeFileSync(image, bytes);
   await failsAt(s, 'verify-image', /digest mismatch/);
+});
+
+test('failure: an image that matches the trusted digest but is not valid EROFS is refused before the kernel sees it', async () => {
+  const s = ostreeScene('fail-invalid-erofs');
+  const image = path.join(s.sysroot, DEPLOY, '.ostree.cfs');
+  const bytes = fs.readFileSync(image);
+  bytes.writeUInt32LE(0, 1024); // the EROFS superblock magic
+  fs.writeFileSync(image, bytes);
+  await failsAt(s, 'validate-image', /magic|superblock/i, testSteps(parseDigest(fsverityDigest(image))));
 });
 
 test('failure: composefs= names another digest than the trusted one', async () => {
