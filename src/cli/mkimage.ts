@@ -2,7 +2,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StepError } from '../errors.ts';
+import { DumpSyntaxError, parseDump } from '../erofs/dumpfile.ts';
 import { TreeReader } from '../erofs/source.ts';
+import type { TreeNode } from '../erofs/tree.ts';
 import { writeImage } from '../erofs/writer.ts';
 import { formatDigest, type HashAlgorithm } from '../verity/digest.ts';
 import { fsVerityDigest } from '../verity/merkle.ts';
@@ -15,11 +17,26 @@ function parseVersion(text: string | undefined, name: string, fallback: number):
   return Number(text);
 }
 
+function readDumpFile(source: string): TreeNode {
+  let text: string;
+  try {
+    text = fs.readFileSync(source === '-' ? 0 : source, 'latin1');
+  } catch (error) {
+    throw new StepError('mkimage', 'cannot read the dump', { path: source, cause: error });
+  }
+  try {
+    return parseDump(text);
+  } catch (error) {
+    if (error instanceof DumpSyntaxError) throw new StepError('mkimage', error.message, { path: source });
+    throw error;
+  }
+}
+
 export const mkimageCommand: Command = {
   name: 'mkimage',
   summary: 'make a composefs image (EROFS + objects) from a directory tree',
   usage: `Usage: sealroot mkimage [--digest-store=DIR] [--hash-alg sha256|sha512] [--print-digest]
-                        [--min-version N] [--max-version N] SOURCE IMAGE
+                        [--min-version N] [--max-version N] [--from-file] SOURCE IMAGE
 
 Writes IMAGE, a composefs EROFS image of the tree at SOURCE laid out as libcomposefs' mkcomposefs does
 (same tree, same bytes; see src/erofs/README.md for the known differences). Files of at most 64 bytes are
@@ -33,6 +50,8 @@ trusted.overlay.redirect=/XX/<rest>) and, with --digest-store, copied to DIR/XX/
   --print-digest      print the image's fs-verity digest (ALG:<hex>) on stdout
   --min-version N     lowest composefs format version (default 0)
   --max-version N     highest composefs format version (default 1; 1 is used when the tree has whiteouts)
+  --from-file         SOURCE is a dump (the format sealroot inspect and composefs-info dump print; - for
+                      stdin), not a directory; its digests and payloads are taken as they are
 
 The image is written to a temporary file beside IMAGE and renamed into place.`,
   async run(argv, { stdout, log }) {
@@ -42,6 +61,7 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
       'print-digest': { type: 'boolean', default: false },
       'min-version': { type: 'string' },
       'max-version': { type: 'string' },
+      'from-file': { type: 'boolean', default: false },
     });
     if (positionals.length !== 2) throw new UsageError('expected SOURCE and IMAGE');
     const [source, image] = positionals as [string, string];
@@ -49,12 +69,14 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
     if (algorithm !== 'sha256' && algorithm !== 'sha512') throw new UsageError(`unknown --hash-alg '${algorithm}' (sha256 or sha512)`);
     const minVersion = parseVersion(values['min-version'], 'min-version', 0);
     const maxVersion = parseVersion(values['max-version'], 'max-version', 1);
+    const fromFile = values['from-file'];
+    if (fromFile && values['digest-store'] !== undefined) throw new UsageError('--digest-store needs a directory SOURCE, not --from-file');
 
     const started = performance.now();
     const reader = new TreeReader({ algorithm: algorithm as HashAlgorithm, digestStore: values['digest-store'] });
     let written: ReturnType<typeof writeImage>;
     try {
-      const tree = reader.read(source);
+      const tree = fromFile ? readDumpFile(source) : reader.read(source);
       written = writeImage(tree, { algorithm: algorithm as HashAlgorithm, minVersion, maxVersion });
       reader.commit();
     } finally {

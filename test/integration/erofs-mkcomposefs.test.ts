@@ -1,5 +1,6 @@
 // `sealroot mkimage` against libcomposefs' mkcomposefs on the same trees: byte-identical images, the same
 // image digest and objects; `sealroot inspect` against composefs-info dump and an independent listing.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -84,6 +85,41 @@ test('with hard links, the image equals what mkcomposefs --from-file makes of it
   const theirs = path.join(dir, 'theirs.cfs');
   runTool(tools.mkcomposefs, ['--from-file', path.join(dir, 'dump'), theirs]);
   assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'images differ');
+});
+
+test('dump edge cases (sizes past 4 GiB and 2^43, ids past 2^16 and 2^31, nlink 70000, devices, escapes): mkimage --from-file = mkcomposefs --from-file', () => {
+  const tools = composefsTools();
+  const dir = fs.mkdtempSync(path.join(work, 'dump-'));
+  const digest = (n: number): string => createHash('sha256').update(String(n)).digest('hex');
+  const object = (n: number): string => `${digest(n).slice(0, 2)}/${digest(n).slice(2)}`;
+  const lines = [
+    '/ 4096 40755 4 0 0 0 1600000000.5 - - - security.selinux=system_u:object_r:root_t:s0',
+    `/five-gib 5368709120 100644 1 0 0 0 1600000001.0 ${object(1)} - ${digest(1)}`,
+    `/huge 35184372088833 100644 1 0 0 0 1600000002.0 ${object(2)} - ${digest(2)}`,
+    `/many-links 70000 100644 70000 0 0 0 1600000000.5 ${object(3)} - ${digest(3)}`,
+    `/big-ids 100 100600 1 4000000000 2200000000 0 1600000000.5 ${object(4)} - ${digest(4)} user.x=1`,
+    '/no-digest 1000 100644 1 0 0 0 1600000000.5 - - -',
+    `/inline-100 100 100644 1 0 0 0 1600000000.5 - ${'c'.repeat(100)} -`,
+    String.raw`/esc\x20aped\n 3 100644 1 0 0 0 1600000000.5 - a\x3db - user.k\x3d=v\x20\x00\xff trusted.overlay.opaque=y`,
+    '/dev 0 20600 1 0 6 4294967295 1600000000.5 - - -',
+    '/blk 0 60660 1 0 6 2049 1600000000.5 - - -',
+    '/d 4096 40700 2 0 0 0 1600000003.999999999 - - - trusted.overlay.redirect=/x',
+    '/d/gone 0 20000 1 0 0 0 1600000000.5 - - -',
+    `/d/link 100 @100600 1 4000000000 2200000000 0 1600000000.5 /big-ids - ${digest(4)}`,
+    '/d/sym 4000 120777 1 0 0 0 1600000000.5 ' + 's'.repeat(4000) + ' - - trusted.x=' + 'y'.repeat(200),
+    '/z 0 40755 2 0 0 0 1600000000.5 - - -',
+  ];
+  const dumpFile = path.join(dir, 'dump');
+  fs.writeFileSync(dumpFile, `${lines.join('\n')}\n`);
+  const theirs = path.join(dir, 'theirs.cfs');
+  const ours = path.join(dir, 'ours.cfs');
+  runTool(tools.mkcomposefs, ['--from-file', dumpFile, theirs]);
+  sealroot('mkimage', '--from-file', dumpFile, ours);
+  const a = fs.readFileSync(theirs);
+  const b = fs.readFileSync(ours);
+  assert.is(b.length, a.length, 'image sizes differ');
+  assert.is(a.findIndex((byte, i) => byte !== b[i]), -1, 'images differ');
+  assert.is(sealroot('inspect', ours), runTool(tools.composefsInfo, ['dump', theirs]));
 });
 
 test('mkimage is reproducible: same tree, same bytes, whatever the run time and creation order', () => {

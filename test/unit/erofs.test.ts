@@ -2,6 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dumpImage, escapeDump } from '../../src/erofs/dump.ts';
+import { parseDump } from '../../src/erofs/dumpfile.ts';
 import { decodeComposefsHeader, decodeSuperblock, xattrNameFilter, xxh32 } from '../../src/erofs/format.ts';
 import { ErofsReader } from '../../src/erofs/reader.ts';
 import { validateImage, type ImageSummary } from '../../src/erofs/validate.ts';
@@ -88,6 +89,25 @@ test('an mtime before 1970 is stored as a signed 64-bit time and read back as su
   validate(image);
   assert.is(decodeSuperblock(image.subarray(1024)).buildTime, -31_536_000n);
   assert.ok(dump(image).split('\n').includes('/old 1 100644 1 0 0 0 -31536000.250000000 - o -'));
+});
+
+test('a dump read back (mkimage --from-file) gives the same image', () => {
+  for (const tree of [sampleTree(), dir({ w: dir({ gone: special('chr', 0) }), 'a b': file('x\n=\\') })]) {
+    const { image } = writeImage(tree, { algorithm: 'sha256' });
+    const again = writeImage(parseDump(dump(image)), { algorithm: 'sha256' }).image;
+    assert.ok(again.equals(image), 'images differ');
+  }
+});
+
+test('parseDump refuses malformed dumps with the line number', () => {
+  const root = '/ 0 40755 2 0 0 0 0.0 - - -\n';
+  assert.throws(() => parseDump('/a 0 100644 1 0 0 0 0.0 - - -\n'), /line 1: the root \(\/\) must come first/);
+  assert.throws(() => parseDump(`${root}/a/b 0 100644 1 0 0 0 0.0 - - -\n`), /line 2: no directory \/a/);
+  assert.throws(() => parseDump(`${root}/a 0 100644 1 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n`), /line 3: \/a listed twice/);
+  assert.throws(() => parseDump(`${root}/a 0 109999 1 0 0 0 0.0 - - -\n`), /line 2: invalid mode/);
+  assert.throws(() => parseDump(`${root}/a 3 100644 1 0 0 0 0.0 - ab -\n`), /line 2: content of 2 bytes for size 3/);
+  assert.throws(() => parseDump(`${root}/a 0 @100644 1 0 0 0 0.0 /nowhere - -\n`), /line 2: hard link target \/nowhere not found/);
+  assert.throws(() => parseDump(`${root}/a 0 100644 1 0 0 0 0.0 \\q - -\n`), /line 2: unsupported escape/);
 });
 
 test('escapeDump follows composefs-info: C escapes, \\xNN for non-graphic bytes, = only when asked, a lone dash', () => {
