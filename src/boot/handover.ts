@@ -1,5 +1,5 @@
 // Handing over when sealroot is PID 1 (no dracut/systemd to switch root for it), as util-linux switch_root does:
-// move /dev, /proc, /sys and /run into the new root, make it /, chroot, exec the real init. On failure: an
+// move /dev, /proc, /sys and /run into the new root, make it /, chroot, free the initramfs, exec the real init. On failure: an
 // emergency shell if the initramfs has one, else power off (PID 1 must never exit: the kernel would panic).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,6 +8,7 @@ import { oneLine } from '../errors.ts';
 import { chdir, chroot } from '../sys/files.ts';
 import { mount, MS_MOVE } from '../sys/mountapi.ts';
 import { execve, keepStdioAcrossExec, LINUX_REBOOT_CMD_POWER_OFF, rebootSystem } from '../sys/process.ts';
+import { isDisposableInitramfs, removeTreeOnDevice } from './free-initramfs.ts';
 import { isMountPoint } from './mountinfo.ts';
 
 export const EMERGENCY_SHELLS = ['/bin/sh', '/usr/bin/sh', '/bin/busybox'];
@@ -31,15 +32,28 @@ export function switchRoot(newRoot: string, init: string, initArgs: readonly str
     const target = path.join(newRoot, dir);
     if (!isMountPoint(dir)) continue;
     if (!fs.existsSync(target)) {
-      log.warn(`the new root has no ${dir}: unmounting nothing, leaving ${dir} behind`);
+      log.warn(`the new root has no ${dir}: ${dir} stays in the initramfs`);
       continue;
     }
     mount(dir, target, null, MS_MOVE, null);
   }
+  const freeOldRoot = isDisposableInitramfs();
+  const oldRoot = fs.openSync('/', 'r');
+  const oldDev = fs.fstatSync(oldRoot, { bigint: true }).dev;
   chdir(newRoot);
   mount(newRoot, '/', null, MS_MOVE, null);
   chroot('.');
   chdir('/');
+  if (freeOldRoot) {
+    // The old root is out of reach by path now; /proc (moved into the new root) still leads to it through the fd.
+    try {
+      const removed = removeTreeOnDevice(`/proc/self/fd/${oldRoot}`, oldDev);
+      log.info(`freed the initramfs: ${removed} entries removed`);
+    } catch (error) {
+      log.warn(`could not free all of the initramfs: ${oneLine(error)}`);
+    }
+  }
+  fs.closeSync(oldRoot);
   log.notice(`switching root: exec ${init}`);
   keepStdioAcrossExec();
   const env = Object.entries(process.env).filter(([key]) => !key.startsWith('SEALROOT_')).map(([key, value]) => `${key}=${value}`);

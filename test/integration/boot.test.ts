@@ -13,7 +13,8 @@ import { mountComposefs } from '../../src/mount/composefs.ts';
 import { MNT_DETACH, umount2 } from '../../src/sys/mountapi.ts';
 import { parseDigest, type Digest } from '../../src/verity/digest.ts';
 import { fsverityDigest, leftoversSince, listTree, makeComposefsFixture, snapshot, writeTree, type Fixture, type TreeSpec } from '../helpers/composefs-fixture.ts';
-import { requireRoot, requireTools, ROOT, run, run as runCommand } from '../helpers/tools.ts';
+import { check, requireRoot, requireTools, ROOT, run, run as runCommand } from '../helpers/tools.ts';
+import { isDisposableInitramfs, removeTreeOnDevice } from '../../src/boot/free-initramfs.ts';
 
 requireRoot();
 requireTools('unshare', 'busybox', 'fsverity');
@@ -462,6 +463,31 @@ echo "@@ ls $(ls ${s.sysroot}/usr/bin)"
   assert.match(refused.stderr, /sealroot: trusted-digest: |sealroot: tpm: /);
   assert.not.match(refused.stderr, /UNAUTHENTICATED/);
   assert.not.ok(fs.existsSync(path.join(s.sysroot, 'usr')), 'nothing mounted at the sysroot outside the namespace');
+});
+
+test('freeing the initramfs after switch root: only its own files go, never what is mounted inside it', () => {
+  const fake = fs.mkdtempSync(path.join(work, 'initramfs-'));
+  const outside = fs.mkdtempSync(path.join(work, 'outside-'));
+  fs.writeFileSync(path.join(outside, 'canary'), 'keep me');
+  check('mount', ['-t', 'tmpfs', 'tmpfs', fake]);
+  try {
+    writeTree(fake, { 'usr/bin/sealroot': 'x'.repeat(10000), 'lib/modules/a.ko': 'ko', 'init': '#!/bin/sh\n', 'sysroot': { dir: true }, 'run': { dir: true } });
+    assert.not.ok(isDisposableInitramfs(fake), 'no /etc/initrd-release: not an initramfs');
+    writeTree(fake, { 'etc/initrd-release': 'NAME=test\n' });
+    assert.ok(isDisposableInitramfs(fake));
+    assert.not.ok(isDisposableInitramfs(work), 'a disk filesystem never is');
+    check('mount', ['--bind', outside, path.join(fake, 'sysroot')]);
+    check('mount', ['-t', 'tmpfs', 'tmpfs', path.join(fake, 'run')]);
+    fs.writeFileSync(path.join(fake, 'run/canary'), 'keep me too');
+    const removed = removeTreeOnDevice(fake, fs.statSync(fake).dev);
+    assert.is(removed, 9); // usr/bin/sealroot, usr/bin, usr, lib/modules/a.ko, lib/modules, lib, init, etc/initrd-release, etc
+    assert.equal(fs.readdirSync(fake).sort(), ['run', 'sysroot']);
+    assert.is(fs.readFileSync(path.join(fake, 'sysroot/canary'), 'utf8'), 'keep me');
+    assert.is(fs.readFileSync(path.join(fake, 'run/canary'), 'utf8'), 'keep me too');
+  } finally {
+    umount2(fake, MNT_DETACH); // with the mounts inside it
+  }
+  assert.is(fs.readFileSync(path.join(outside, 'canary'), 'utf8'), 'keep me');
 });
 
 test('as PID 1 with --switch-root: the new root becomes /, /proc /dev /run move into it, init= runs with the args after --; a failure starts the emergency shell', () => {
