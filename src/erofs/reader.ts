@@ -96,7 +96,8 @@ export class ErofsReader {
     if (isComposefs) {
       if (header.version !== COMPOSEFS_HEADER_VERSION) throw new ImageError(4, `unsupported composefs header version ${header.version}`);
       if ((header.flags & ~COMPOSEFS_FLAG_HAS_ACL) !== 0) throw new ImageError(8, `unknown composefs header flags 0x${header.flags.toString(16)}`);
-      if (header.composefsVersion > 1) throw new ImageError(12, `unsupported composefs format version ${header.composefsVersion}`);
+      // 0 and 1: libcomposefs; 2: composefs-rs' native format (extended inodes only, no root whiteouts).
+      if (header.composefsVersion > 2) throw new ImageError(12, `unsupported composefs format version ${header.composefsVersion}`);
     }
 
     const sb = decodeSuperblock(this.bytes(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE));

@@ -109,11 +109,10 @@ export function validateImage(read: ReadFn, size: number): ImageSummary {
   try {
     const reader = new ErofsReader(read, size);
     const { inodes, hasAclXattrs } = walkImage(reader);
-    const headerAcl = (reader.info.headerFlags & 1) !== 0;
-    if (reader.info.isComposefs && headerAcl !== hasAclXattrs) {
-      throw new ImageError(8, hasAclXattrs ? 'the composefs header says no ACLs, but inodes carry ACL xattrs' : 'the composefs header announces ACLs that no inode has');
-    }
-    return { hasAcls: hasAclXattrs, isComposefs: reader.info.isComposefs, inodes, blockSize: 1 << reader.info.superblock.blockSizeBits };
+    // The header flag is only a hint (composefs-rs never sets it): ACLs are there if any inode carries one,
+    // and then the EROFS mount must not use noacl.
+    const hasAcls = hasAclXattrs || (reader.info.headerFlags & 1) !== 0;
+    return { hasAcls, isComposefs: reader.info.isComposefs, inodes, blockSize: 1 << reader.info.superblock.blockSizeBits };
   } catch (error) {
     if (error instanceof ImageError) throw new StepError('validate-image', error.message);
     throw error;

@@ -48,6 +48,17 @@ test('the unmodified image is accepted', () => {
   assert.ok(rootBlock > 0);
 });
 
+test("composefs-rs' header (format version 2, no ACL flag even with ACLs) is accepted, and its ACLs reported", () => {
+  const big = inodeOf('big');
+  assert.is(big.inode.layout, 4);
+  const image = edit((b) => {
+    b.writeUInt32LE(2, 12);
+    b.writeUInt32LE(0, 8);
+    b.writeUInt16LE(31, big.offset + 16); // composefs-rs: one chunk of 2^43 bytes for every external file
+  });
+  assert.equal(validate(image).hasAcls, true);
+});
+
 test('truncated images are refused', () => {
   for (const size of [0, 100, 1024, 1151, 4096, IMAGE.length - 4096, IMAGE.length - 1]) {
     refused(IMAGE.subarray(0, size), undefined, /too small|not a multiple|blocks|past the end/);
@@ -66,7 +77,7 @@ test('superblock corruption is refused at the field it hits', () => {
   refused(edit((b) => b.writeUInt32LE(999_999, 1068)), 1068, /shared xattr block/);
   refused(edit((b) => b.writeUInt16LE(0xffff, 1038)), 0xffff * 32, /outside the image|nid/);
   refused(edit((b) => b.writeUInt32LE(2, 4)), 4, /composefs header version/);
-  refused(edit((b) => b.writeUInt32LE(2, 12)), 12, /composefs format version/);
+  refused(edit((b) => b.writeUInt32LE(3, 12)), 12, /composefs format version 3/);
 });
 
 test('inode corruption is refused at the inode', () => {
