@@ -172,17 +172,31 @@ export class FsVerityHasher {
     }
   }
 
+  /** Appends data-block digests to level 0, a block's worth at a time (one set() per block, not per digest). */
   #addLeaves(digests: Uint8Array): void {
     const { digestSize } = this.#hashing;
-    for (let offset = 0; offset < digests.length; offset += digestSize) this.#append(0, digests.subarray(offset, offset + digestSize));
+    for (let offset = 0; offset < digests.length;) {
+      const level = this.#level(0);
+      const take = Math.min(this.blockSize - level.fill, digests.length - offset);
+      level.block.set(digests.subarray(offset, offset + take), level.fill);
+      level.fill += take;
+      level.count += take / digestSize;
+      offset += take;
+      if (level.fill === this.blockSize) this.#flush(0);
+    }
   }
 
-  #append(index: number, digest: Uint8Array): void {
+  #level(index: number): Level {
     let level = this.#levels[index];
     if (level === undefined) {
       level = { block: Buffer.alloc(this.blockSize), fill: 0, count: 0 };
       this.#levels[index] = level;
     }
+    return level;
+  }
+
+  #append(index: number, digest: Uint8Array): void {
+    const level = this.#level(index);
     level.block.set(digest, level.fill);
     level.fill += digest.length;
     level.count += 1;
