@@ -6,14 +6,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../cli/log.ts';
 import { createDetachedMount } from '../mount/fs-context.ts';
-import { escapeOverlayPath, type FsParam } from '../mount/overlay-options.ts';
+import { escapeOverlayPath, type FsParam, type VerityMode } from '../mount/overlay-options.ts';
 import type { UndoStack } from '../mount/undo.ts';
-import type { VerityMode } from '../mount/overlay-options.ts';
-import { encodeBootedMetadata, type BootedValue } from './ostree-booted.ts';
 import { closeFd } from '../sys/io.ts';
 import {
   MNT_DETACH, MOUNT_ATTR_RDONLY, moveMountPath, moveMountTo, mountSetattrTree, openTreeClone, umount2,
 } from '../sys/mountapi.ts';
+import { encodeBootedMetadata, type BootedValue } from './ostree-booted.ts';
 import type { RootPlan, SubdirPlan } from './plan.ts';
 
 export interface AssembleOptions {
