@@ -109,8 +109,16 @@ export class TreeReader {
   }
 
   #xattrs(file: Buffer): TreeNode['xattrs'] {
+    let names: Buffer[];
     try {
-      return listXattrs(file).map((name) => ({ name: name.toString('latin1'), value: getXattr(file, name) }));
+      names = listXattrs(file);
+    } catch (error) {
+      // A filesystem without xattr support has none to copy.
+      if (error instanceof SysError && error.code === 'EOPNOTSUPP') return [];
+      fail('cannot list xattrs', file, error);
+    }
+    try {
+      return names.map((name) => ({ name: name.toString('latin1'), value: getXattr(file, name) }));
     } catch (error) {
       fail('cannot read xattrs', file, error);
     }
