@@ -54,6 +54,8 @@ export class TreeReader {
   }
 
   read(root: string): TreeNode {
+    // The store exists afterwards even when no file needed it: it is a layer of the overlay to mount.
+    if (this.#options.digestStore !== undefined) fs.mkdirSync(this.#options.digestStore, { recursive: true, mode: 0o755 });
     const node = this.#node(Buffer.from(root));
     if ((node.mode & S_IFMT) !== S_IFDIR) fail('the source is not a directory', root);
     return node;
