@@ -56,7 +56,13 @@ export class TreeReader {
   read(root: string): TreeNode {
     // The store exists afterwards even when no file needed it: it is a layer of the overlay to mount.
     if (this.#options.digestStore !== undefined) fs.mkdirSync(this.#options.digestStore, { recursive: true, mode: 0o755 });
-    const node = this.#node(Buffer.from(root));
+    let top: string;
+    try {
+      top = fs.realpathSync(root); // SOURCE may be a symlink to the tree; nothing below it is followed
+    } catch (error) {
+      fail('cannot resolve the source', root, error);
+    }
+    const node = this.#node(Buffer.from(top));
     if ((node.mode & S_IFMT) !== S_IFDIR) fail('the source is not a directory', root);
     return node;
   }
