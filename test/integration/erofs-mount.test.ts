@@ -13,7 +13,7 @@ import { closeFd } from '../../src/sys/io.ts';
 import { LO_FLAGS_AUTOCLEAR, LO_FLAGS_READ_ONLY, loopConfigure, loopGetFree } from '../../src/sys/loop.ts';
 import { getXattr, listXattrs } from '../../src/sys/xattr.ts';
 import { check, requireRoot, requireTools, ROOT, run } from '../helpers/tools.ts';
-import { makeFixture } from './erofs-fixture.ts';
+import { type FixtureOptions, makeFixture } from './erofs-fixture.ts';
 
 const NODE = path.join(ROOT, 'node_modules/.bin/node');
 const MAIN = path.join(ROOT, 'src/cli/main.ts');
@@ -46,7 +46,7 @@ function attach(image: string): { device: string; fd: number } {
   }
 }
 
-test('the kernel mounts the image; through overlayfs every path, attribute, xattr and byte equals the source', () => {
+function mountAndCompare(fixture: FixtureOptions, algorithm: 'sha256' | 'sha512', minimumPaths: number): void {
   requireRoot();
   requireTools('mount', 'umount');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-erofs-mount-'));
@@ -54,13 +54,15 @@ test('the kernel mounts the image; through overlayfs every path, attribute, xatt
   let loopFd: number | undefined;
   try {
     const source = path.join(work, 'tree');
-    makeFixture(source, { hardlinks: true, acl: true, whiteouts: true });
+    makeFixture(source, fixture);
     const image = path.join(work, 'image.cfs');
     const objects = path.join(work, 'objects');
-    check(NODE, [MAIN, 'mkimage', `--digest-store=${objects}`, source, image], { env: { ...process.env, SEALROOT_KMSG: '0' } });
+    check(NODE, [MAIN, 'mkimage', `--hash-alg=${algorithm}`, `--digest-store=${objects}`, source, image], { env: { ...process.env, SEALROOT_KMSG: '0' } });
+    const someObject = fs.readdirSync(objects, { recursive: true }).map(String).find((name) => name.includes('/'))!;
+    assert.is(someObject.length, algorithm === 'sha256' ? 65 : 129, `object path ${someObject}`);
     const bytes = fs.readFileSync(image);
     const summary = validateImage((offset, length) => bytes.subarray(offset, offset + length), bytes.length);
-    assert.ok(summary.hasAcls, 'the image should announce its ACLs');
+    assert.is(summary.hasAcls, fixture.acl === true, 'hasAcls');
 
     const erofs = path.join(work, 'erofs');
     const overlay = path.join(work, 'overlay');
@@ -138,7 +140,7 @@ test('the kernel mounts the image; through overlayfs every path, attribute, xatt
       compared += 1;
     };
     walk(Buffer.from(source), Buffer.from(overlay));
-    assert.ok(compared > 3000, `only ${compared} paths compared`);
+    assert.ok(compared > minimumPaths, `only ${compared} paths compared`);
     assert.is(whiteouts, 2, 'whiteouts compared');
     assert.ok(contentBytes > 3 * 1024 * 1024, `only ${contentBytes} bytes of content compared`);
   } finally {
@@ -149,6 +151,14 @@ test('the kernel mounts the image; through overlayfs every path, attribute, xatt
     if (loopFd !== undefined) closeFd(loopFd);
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+test('the kernel mounts the image; through overlayfs every path, attribute, xattr and byte equals the source', () => {
+  mountAndCompare({ hardlinks: true, acl: true, whiteouts: true }, 'sha256', 3000);
+});
+
+test('the same with SHA-512 objects (bootc): 64-byte metacopy digests, 128-hex object names', () => {
+  mountAndCompare({ hardlinks: true, whiteouts: true, manyEntries: 200, depth: 5 }, 'sha512', 300);
 });
 
 test.run();
