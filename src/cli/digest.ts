@@ -3,15 +3,13 @@
 // 2 for a usage error.
 import * as fs from 'node:fs';
 import { StepError } from '../errors.ts';
-import { readFully } from '../sys/io.ts';
 import { copyAndHash } from '../verity/copy.ts';
 import type { HashAlgorithm } from '../verity/digest.ts';
-import { blockHashing, DEFAULT_BLOCK_SIZE, FsVerityHasher, MerkleParamsError, type MerkleOptions } from '../verity/merkle.ts';
+import { blockHashing, DEFAULT_BLOCK_SIZE, MerkleParamsError, type MerkleOptions } from '../verity/merkle.ts';
 import { defaultWorkerCount, HashPool, PARALLEL_THRESHOLD } from '../verity/pool.ts';
 import type { Command } from './command.ts';
 import { parseCommandArgs, UsageError } from './command.ts';
 
-const STREAM_CHUNK = 1 << 20;
 
 function single(values: string[] | undefined, name: string): string | undefined {
   if (values === undefined) return undefined;
@@ -44,18 +42,12 @@ async function digestFile(file: string, merkle: MerkleOptions, pool: () => HashP
     throw new StepError('digest', "can't open the file for reading", { path: file, cause: error });
   }
   try {
-    const stat = fs.fstatSync(fd);
-    if (stat.isFile()) {
-      const parallel = stat.size >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0;
-      const result = await copyAndHash({ fd, size: stat.size, merkle, pool: parallel ? pool() : undefined });
-      if (result.bytes !== stat.size) throw new StepError('digest', `the file shrank while it was read (${result.bytes} of ${stat.size} bytes)`, { path: file });
-      return result.digest!;
-    }
-    // Not a regular file (a pipe, /dev/null): read it to its end, as fsverity does.
-    const hasher = new FsVerityHasher(merkle);
-    const buffer = Buffer.allocUnsafe(STREAM_CHUNK);
-    for (let n; (n = readFully(fd, buffer, file)) > 0;) hasher.update(buffer.subarray(0, n));
-    return hasher.digest();
+    // fsverity-utils hashes st_size bytes, whatever the file: a pipe or a device (size 0) gives the empty digest.
+    const { size } = fs.fstatSync(fd);
+    const parallel = size >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0;
+    const result = await copyAndHash({ fd, size, merkle, pool: parallel ? pool() : undefined });
+    if (result.bytes !== size) throw new StepError('digest', `the file ended early (${result.bytes} of ${size} bytes)`, { path: file });
+    return result.digest!;
   } catch (error) {
     if (error instanceof StepError) throw error;
     throw new StepError('digest', 'error reading the file', { path: file, cause: error });

@@ -34,6 +34,13 @@ test('digest prints what fsverity digest prints, for several files and parameter
     assert.is(ours.stdout, theirs.stdout, options.join(' '));
   }
   assert.match(check(SEALROOT_BIN, ['digest', paths.hello], { env }), /^sha256:1e2eaa4202d750a41174ee454970b92c1bc2f925b1e35076d8c7d5f56362ba64 /);
+  // Like fsverity-utils, st_size bytes are hashed: a pipe (size 0) and /dev/null give the empty file's digest.
+  for (const target of ['/dev/stdin', '/dev/null']) {
+    const piped = (tool: string) => run('sh', ['-c', `printf 'hello world' | "$0" digest "$1"`, tool, target]);
+    const [ours, theirs] = [piped(SEALROOT_BIN), piped('fsverity')];
+    assert.is(ours.status, 0, ours.stderr);
+    assert.is(ours.stdout, theirs.stdout, target);
+  }
 });
 
 test('digest exit statuses and partial output match fsverity digest', () => {
