@@ -9,7 +9,7 @@ import { buildDracutInitramfs, dracutModulesKey } from './lib/dracut.ts';
 import { buildGuestInitramfs } from './lib/guest.ts';
 import { CACHE, fetchKernel, freshDir, requireHostTools, sealrootBinary, type Kernel } from './lib/paths.ts';
 import { provisionTpms, stateDisk, type Provisioned } from './lib/provision.ts';
-import { judge, relevantLines, SCENARIOS, type Scenario, type Verdict } from './lib/scenarios.ts';
+import { judge, relevantLines, SCENARIOS, type Initramfs, type Scenario, type Verdict } from './lib/scenarios.ts';
 import { startGuestSwtpm } from './lib/swtpm.ts';
 import { boot, QEMU, type BootResult } from './lib/vm.ts';
 
@@ -19,13 +19,12 @@ export interface Setup {
   kernel: Kernel;
   disks: Disks;
   provisioned: Provisioned;
-  busybox: string;
-  dracut: string;
+  initramfs: Record<Initramfs, string>;
 }
 
 const log = (line: string): void => void process.stderr.write(`run-tests: ${line}\n`);
 
-export async function setUp(needDracut: boolean): Promise<Setup> {
+export async function setUp(needDracut: boolean, needShellFlow = needDracut): Promise<Setup> {
   requireHostTools(HOST_TOOLS);
   log(`sealroot: ${sealrootBinary()}`);
   let started = performance.now();
@@ -41,48 +40,50 @@ export async function setUp(needDracut: boolean): Promise<Setup> {
   step(`TPM provisioned; the attacker's provisioning from the rogue state: exit ${provisioned.attack.status} (${provisioned.attack.output.split('\n').at(-1)})`);
   const busybox = buildGuestInitramfs(kernel);
   step(`busybox initramfs ${path.basename(busybox)}`);
-  let dracut = '';
-  if (needDracut) {
-    const out = path.join(path.dirname(provisioned.trusted.sealroot), `dracut-${dracutModulesKey()}.img`);
-    if (!fs.existsSync(out)) buildDracutInitramfs({ kernel, stateDir: provisioned.trusted.sealroot, out });
-    dracut = out;
-    step(`dracut initramfs ${path.relative(CACHE, out)}`);
+  const initramfs: Record<Initramfs, string> = { busybox, dracut: '', 'dracut-shell': '' };
+  for (const flow of ['systemd', 'shell'] as const) {
+    if (flow === 'systemd' ? !needDracut : !needShellFlow) continue;
+    const out = path.join(path.dirname(provisioned.trusted.sealroot), `dracut-${flow}-${dracutModulesKey()}.img`);
+    if (!fs.existsSync(out)) buildDracutInitramfs({ kernel, stateDir: provisioned.trusted.sealroot, out, flow });
+    initramfs[flow === 'systemd' ? 'dracut' : 'dracut-shell'] = out;
+    step(`dracut initramfs (${flow} flow) ${path.relative(CACHE, out)}`);
   }
-  return { kernel, disks, provisioned, busybox, dracut };
+  return { kernel, disks, provisioned, initramfs };
 }
 
-export function kernelArgs(scenario: Scenario, disks: Disks): string {
+export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramfs): string {
   const karg = scenario.karg === 'ostree' ? OSTREE_KARG
     : `composefs=${(scenario.karg === 'composefs-forged' ? disks.forgedDigest : disks.digest).slice('sha256:'.length)}`;
   const test = `test.scenario=${scenario.name} test.pcr=${scenario.pcr} test.precap=${scenario.precap === true ? 1 : 0}`;
-  const dracut = scenario.initramfs === 'dracut' ? ' root=/dev/vda rootfstype=ext4 rw rd.shell=0 rd.emergency=poweroff systemd.show_status=0' : '';
+  const dracut = initramfs !== 'busybox' ? ' root=/dev/vda rootfstype=ext4 rw rd.shell=0 rd.emergency=poweroff systemd.show_status=0' : '';
   return `loglevel=5 ${karg} ${test}${dracut}`;
 }
 
-export async function runScenario(setup: Setup, scenario: Scenario, workDir: string, onLine?: (line: string) => void): Promise<{ verdict: Verdict; result: BootResult }> {
-  const dir = freshDir(path.join(workDir, scenario.name));
+export async function runScenario(setup: Setup, scenario: Scenario, workDir: string, onLine?: (line: string) => void, through = scenario.initramfs): Promise<{ verdict: Verdict; result: BootResult; console: string }> {
+  const dir = freshDir(path.join(workDir, through === scenario.initramfs ? scenario.name : `${scenario.name}.${through}`));
   const drives = [{ file: setup.disks.files[scenario.disk], snapshot: true }];
   let swtpm;
   if (scenario.tpm !== 'none') {
     const state = setup.provisioned[scenario.tpm];
     fs.cpSync(state.swtpm, path.join(dir, 'swtpm'), { recursive: true });
     swtpm = await startGuestSwtpm(path.join(dir, 'swtpm'));
-    if (scenario.initramfs === 'busybox') drives.push({ file: stateDisk(state.sealroot, path.join(dir, 'state.img')), snapshot: false });
-  } else if (scenario.initramfs === 'busybox') {
+    if (through === 'busybox') drives.push({ file: stateDisk(state.sealroot, path.join(dir, 'state.img')), snapshot: false });
+  } else if (through === 'busybox') {
     drives.push({ file: stateDisk(setup.provisioned.trusted.sealroot, path.join(dir, 'state.img')), snapshot: false });
   }
   try {
     const result = await boot({
       kernel: setup.kernel,
-      initrd: scenario.initramfs === 'dracut' ? setup.dracut : setup.busybox,
+      initrd: setup.initramfs[through],
       drives,
-      append: kernelArgs(scenario, setup.disks),
+      append: kernelArgs(scenario, setup.disks, through),
       tpmSocket: swtpm?.socket,
-      timeoutSeconds: scenario.initramfs === 'dracut' ? 180 : 120,
+      timeoutSeconds: through === 'busybox' ? 120 : 180,
       onLine,
     });
-    fs.writeFileSync(path.join(dir, 'console.log'), result.console);
-    return { verdict: judge(scenario, result.lines, result.timedOut, setup.disks.victimMd5), result };
+    const console = path.join(dir, 'console.log');
+    fs.writeFileSync(console, result.console);
+    return { verdict: judge(scenario, result.lines, result.timedOut, setup.disks.victimMd5), result, console };
   } finally {
     await swtpm?.stop();
   }
@@ -104,7 +105,8 @@ async function main(argv: string[]): Promise<number> {
   const started = performance.now();
   let setup: Setup;
   try {
-    setup = await setUp(selected.some((scenario) => scenario.initramfs === 'dracut'));
+    const through = selected.flatMap((scenario) => [scenario.initramfs, scenario.alsoThrough]);
+    setup = await setUp(through.includes('dracut'), through.includes('dracut-shell'));
   } catch (error) {
     const message = (error as Error).message.split('\n')[0];
     for (const scenario of selected) process.stdout.write(`FAIL ${scenario.name}: setup: ${message}\n`);
@@ -118,16 +120,21 @@ async function main(argv: string[]): Promise<number> {
   const queue = [...selected];
   const worker = async (): Promise<void> => {
     for (let scenario = queue.shift(); scenario !== undefined; scenario = queue.shift()) {
-      let line: string;
+      let line = '';
       try {
-        const { verdict, result } = await runScenario(setup, scenario, workDir);
-        const seconds = (result.millis / 1000).toFixed(1);
-        if (verdict.pass) {
+        for (const through of [scenario.initramfs, ...(scenario.alsoThrough === undefined ? [] : [scenario.alsoThrough])]) {
+          const { verdict, result, console } = await runScenario(setup, scenario, workDir, undefined, through);
+          const detail = `${scenario.what} [${through}, ${(result.millis / 1000).toFixed(1)} s]`;
+          if (!verdict.pass) {
+            line = `FAIL ${scenario.name}: ${verdict.reason}\n    ${detail}; console ${console}:\n${relevantLines(result.lines).map((l) => `    | ${l}\n`).join('')}`;
+            break;
+          }
+          line += `    ${detail}: ${verdict.reason}\n`;
+        }
+        if (line.startsWith('FAIL ')) failed++;
+        else {
           passed++;
-          line = `PASS ${scenario.name}\n    ${scenario.what} [${scenario.initramfs}, ${seconds} s]: ${verdict.reason}\n`;
-        } else {
-          failed++;
-          line = `FAIL ${scenario.name}: ${verdict.reason}\n    ${scenario.what} [${scenario.initramfs}, ${seconds} s]; console ${path.join(workDir, scenario.name, 'console.log')}:\n${relevantLines(result.lines).map((l) => `    | ${l}\n`).join('')}`;
+          line = `PASS ${scenario.name}\n${line}`;
         }
       } catch (error) {
         failed++;

@@ -95,6 +95,9 @@ function fingerprint(): string {
 /** Builds the source tree of one disk: both layouts for the trusted image, plus the variant's change. */
 function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string; digest: string; objects: string; tree: string }, forged: { image: string; digest: string; objects: string }): string[] {
   freshDir(dir);
+  // The physical root's own skeleton (as `ostree admin init-fs` makes it); dracut's shell flow refuses a root
+  // without proc, sys and dev ("no proper rootfs layout").
+  for (const sub of ['boot', 'dev', 'proc', 'run', 'sys', 'tmp']) fs.mkdirSync(path.join(dir, sub));
   const hex = trusted.digest.slice('sha256:'.length);
   const images = path.join(dir, 'composefs/images');
   fs.mkdirSync(images, { recursive: true });

@@ -38,9 +38,11 @@ export interface DracutOptions {
   out: string;
   /** Without sealroot (for the size comparison): the same image minus both sealroot modules. */
   withoutSealroot?: boolean;
+  /** systemd in the initramfs (sealroot.service), or dracut's shell flow (the pre-pivot hook). Default systemd. */
+  flow?: 'systemd' | 'shell';
 }
 
-/** Builds a minimal systemd-flow initramfs; returns its path and dracut's wall time. */
+/** Builds a minimal initramfs (systemd or shell flow); returns its path and dracut's wall time. */
 export function buildDracutInitramfs(options: DracutOptions): { path: string; millis: number } {
   const base = dracutBase();
   const work = freshDir(path.join(CACHE, 'dracut/work'));
@@ -57,11 +59,13 @@ export function buildDracutInitramfs(options: DracutOptions): { path: string; mi
   fs.mkdirSync(path.join(work, 'tmp'));
   fs.mkdirSync(path.join(work, 'conf.d'));
   const sealroot = options.withoutSealroot === true ? [] : ['sealroot', 'sealroot-test'];
+  const systemd = options.flow === 'shell' ? [] : ['systemd', 'systemd-initrd', 'dracut-systemd'];
   const started = performance.now();
   const result = spawnSync('dracut', [
     '--force', '--no-hostonly', '--no-hostonly-cmdline', '--nostrip', '--no-early-microcode',
     '--kver', options.kernel.version, '--kmoddir', options.kernel.modules,
-    '--modules', ['base', 'rootfs-block', 'udev-rules', 'kernel-modules', 'systemd', 'systemd-initrd', 'dracut-systemd', ...sealroot].join(' '),
+    '--modules', ['base', 'rootfs-block', 'udev-rules', 'kernel-modules', ...systemd, ...sealroot].join(' '),
+    ...(options.flow === 'shell' ? ['--omit', 'systemd systemd-initrd dracut-systemd'] : []),
     '--add-drivers', [...GUEST_MODULES, 'virtio_pci'].join(' '),
     '--compress', 'zstd -10 -T0', '--tmpdir', path.join(work, 'tmp'), '--conf', '/dev/null', '--confdir', path.join(work, 'conf.d'),
     options.out,

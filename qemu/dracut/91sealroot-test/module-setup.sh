@@ -15,11 +15,17 @@ install() {
         inst_simple "$file" "/etc/sealroot-test/${file##*/}"
     done
     inst_simple "$SEALROOT_TEST_FILES/prepare-root.conf" /usr/lib/ostree/prepare-root.conf
-    inst_simple "$moddir/sealroot-test-pcrs.service" "$systemdsystemunitdir/sealroot-test-pcrs.service"
-    inst_simple "$moddir/sealroot-test-check.service" "$systemdsystemunitdir/sealroot-test-check.service"
     inst_script "$moddir/sealroot-test.sh" /usr/bin/sealroot-test
-    # Stamps the moment sealroot.service starts sealroot (after the unit's own ExecStartPre).
-    inst_simple "$moddir/sealroot-stamp.conf" "$systemdsystemunitdir/sealroot.service.d/sealroot-test-stamp.conf"
-    $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot-test-pcrs.service
-    $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot-test-check.service
+    if dracut_module_included "systemd"; then
+        inst_simple "$moddir/sealroot-test-pcrs.service" "$systemdsystemunitdir/sealroot-test-pcrs.service"
+        inst_simple "$moddir/sealroot-test-check.service" "$systemdsystemunitdir/sealroot-test-check.service"
+        # Stamps the moment sealroot.service starts sealroot (after the unit's own ExecStartPre), and its result.
+        inst_simple "$moddir/sealroot-stamp.conf" "$systemdsystemunitdir/sealroot.service.d/sealroot-test-stamp.conf"
+        $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot-test-pcrs.service
+        $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot-test-check.service
+    else
+        # Shell flow: around sealroot's pre-pivot hook (10).
+        inst_hook pre-pivot 05 "$moddir/sealroot-test-before.sh"
+        inst_hook pre-pivot 20 "$moddir/sealroot-test-after.sh"
+    fi
 }
