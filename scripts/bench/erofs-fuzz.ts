@@ -13,7 +13,7 @@ import { dumpImage } from '../../src/erofs/dump.ts';
 import { ErofsReader } from '../../src/erofs/reader.ts';
 import { validateImage } from '../../src/erofs/validate.ts';
 import { writeImage } from '../../src/erofs/writer.ts';
-import { dir, file, special, symlink, xattr } from '../../test/unit/erofs-trees.ts';
+import { dir, file, sampleTree, special, symlink, xattr } from '../../test/unit/erofs-trees.ts';
 import { mutate, Random } from '../../test/unit/erofs-mutate.ts';
 
 const CASES = Number(process.env.EROFS_FUZZ_CASES ?? 100_000);
@@ -34,9 +34,34 @@ function tree() {
   }, { xattrs: [xattr('user.s', 'shared'), xattr('user.root', 'r')] });
 }
 
-const { image } = writeImage(tree(), { algorithm: 'sha256' });
 const readOf = (buf: Buffer) => (offset: number, length: number): Buffer => buf.subarray(offset, offset + length);
-validateImage(readOf(image), image.length);
+
+/** Offsets of the structures of a valid image (every inode, directory data, shared xattrs): mutation targets. */
+function structureOffsets(buf: Buffer): number[] {
+  const reader = new ErofsReader(readOf(buf), buf.length);
+  const offsets = new Set<number>([1024]);
+  const queue = [reader.inode(reader.rootNid)];
+  const seen = new Set<number>();
+  for (let i = 0; i < queue.length; i++) {
+    const node = queue[i]!;
+    if (seen.has(node.nid)) continue;
+    seen.add(node.nid);
+    offsets.add(node.offset);
+    if (node.headSize > 64) offsets.add(node.offset + 64);
+    if (node.blockCount > 0) offsets.add(node.firstBlock * 4096);
+    if ((node.inode.mode & 0o170000) === 0o040000) {
+      for (const entry of reader.readDir(node)) if (entry.name !== '.' && entry.name !== '..') queue.push(reader.inode(entry.nid));
+    }
+  }
+  offsets.add(reader.info.superblock.xattrBlockAddress * 4096);
+  return [...offsets].sort((a, b) => a - b);
+}
+
+// Two images: a small tree, and the unit tests' sample (multi-block directories, hard links, shared xattrs, ACL).
+const bases = [writeImage(tree(), { algorithm: 'sha256' }).image, writeImage(sampleTree(), { algorithm: 'sha256' }).image].map((image) => {
+  validateImage(readOf(image), image.length);
+  return { image, targets: structureOffsets(image) };
+});
 
 type Verdict = 'accepted' | 'refused';
 function check(buf: Buffer, index: number): Verdict {
@@ -59,7 +84,8 @@ const sampleEvery = Math.max(1, Math.floor(CASES / SAMPLE));
 let slowest = 0;
 const started = performance.now();
 for (let i = 0; i < CASES; i++) {
-  const buf = mutate(image, random);
+  const base = bases[i % bases.length]!;
+  const buf = mutate(base.image, random, base.targets);
   const t = performance.now();
   const verdict = check(buf, i);
   slowest = Math.max(slowest, performance.now() - t);
@@ -67,7 +93,7 @@ for (let i = 0; i < CASES; i++) {
   if (i % sampleEvery === 0) sample.push({ buf, verdict });
 }
 const elapsed = (performance.now() - started) / 1000;
-console.log(`image: ${image.length} bytes; cases: ${CASES} (seed ${SEED}); ${counts.refused} refused, ${counts.accepted} accepted and read fully; no crash`);
+console.log(`images: ${bases.map((b) => `${b.image.length} bytes (${b.targets.length} structures)`).join(', ')}; cases: ${CASES} (seed ${SEED}); ${counts.refused} refused, ${counts.accepted} accepted and read fully; no crash`);
 console.log(`sealroot reader: ${(CASES / elapsed).toFixed(0)} cases/s (${elapsed.toFixed(1)} s, slowest case ${slowest.toFixed(1)} ms)`);
 
 // Reference: fsck.erofs on the sample, one process per image.

@@ -22,16 +22,25 @@ export class Random {
 
 const INTERESTING = [0, 1, 2, 3, 4, 7, 8, 11, 12, 13, 16, 31, 32, 63, 64, 255, 256, 4095, 4096, 4097, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
 
-/** 1 to 4 mutations: bit flips, random or boundary integers at aligned offsets, truncation, extension. */
-export function mutate(image: Buffer, random: Random): Buffer {
+/**
+ * 1 to 4 mutations: bit flips, random or boundary integers at aligned offsets, truncation, extension. With
+ * `targets` (offsets of structures in the image: inodes, directory blocks, xattr entries), half of them land in
+ * the 64 bytes after one of those; otherwise most land in the superblock and the first metadata blocks.
+ */
+export function mutate(image: Buffer, random: Random, targets: readonly number[] = []): Buffer {
   let out = Buffer.from(image);
   const count = 1 + random.below(4);
   for (let i = 0; i < count; i++) {
-    // Most mutations land in the superblock and the first metadata blocks, where the structures are.
-    const hot = random.next() < 0.7;
-    const span = hot ? Math.min(out.length, 1024 + 3 * 4096) : out.length;
-    const from = hot ? Math.min(1024, out.length) : 0;
-    const at = from + random.below(Math.max(1, span - from));
+    let at: number;
+    if (targets.length > 0 && random.next() < 0.5) {
+      at = targets[random.below(targets.length)]! + random.below(64);
+    } else {
+      const hot = random.next() < 0.7;
+      const span = hot ? Math.min(out.length, 1024 + 3 * 4096) : out.length;
+      const from = hot ? Math.min(1024, out.length) : 0;
+      at = from + random.below(Math.max(1, span - from));
+    }
+    at = Math.min(at, Math.max(0, out.length - 1));
     const kind = random.below(100);
     if (out.length === 0) break;
     if (kind < 35) {

@@ -144,8 +144,9 @@ test('fuzz: mutated images are refused cleanly or read fully, never crash', () =
   const random = new Random(0x5ea1);
   let accepted = 0;
   let refusedCount = 0;
+  const targets = [root.offset, ...rootEntries.map((e) => base.inode(e.nid).offset), rootBlock, base.info.superblock.xattrBlockAddress * 4096];
   for (let i = 0; i < 400; i++) {
-    const image = mutate(IMAGE, random);
+    const image = mutate(IMAGE, random, targets);
     try {
       validate(image);
       // Accepted: a full listing must read without any error at all.
