@@ -72,23 +72,27 @@ export async function copyAndHash(options: CopyAndHashOptions): Promise<CopyAndH
   // two such ranges it yields to the event loop, or the workers' results would wait and the workers starve
   // (measured: without the yield, the worker did 30 of 256 ranges).
   const queued = pool.size * 2;
-  const free = Array.from({ length: Math.min(queued + 4, Math.ceil(size / chunkSize)) }, () => new SharedArrayBuffer(chunkSize));
-  interface Entry { task: ChunkTask; slot: SharedArrayBuffer; result: Promise<ChunkResult>; pooled: boolean; settled: boolean }
+  // Buffers for the ranges in flight. A worker gets one (transferred) only when the bytes must come back to be
+  // written; for a digest alone it reads into its own.
+  const free = Array.from({ length: Math.min(queued + 4, Math.ceil(size / chunkSize)) }, () => new ArrayBuffer(chunkSize));
+  interface Entry { task: ChunkTask; slot: ArrayBuffer | undefined; result: Promise<ChunkResult>; pooled: boolean; settled: boolean }
   const inFlight: Entry[] = [];
   let pooled = 0;
   let next = 0;
   let ended = false;
   const take = (toPool: boolean): void => {
     const slot = free.pop()!;
-    const task: ChunkTask = { hashing, length: Math.min(chunkSize, size - next), read: { fd, offset: next }, slot };
+    const task: ChunkTask = { hashing, length: Math.min(chunkSize, size - next), read: { fd, offset: next } };
     next += task.length;
     if (toPool) {
-      const entry: Entry = { task, slot, result: pool.run(task), pooled: true, settled: false };
+      if (destination !== undefined) task.buffer = slot;
+      const entry: Entry = { task, slot: destination === undefined ? slot : undefined, result: pool.run(task), pooled: true, settled: false };
       entry.result.then(() => (entry.settled = true), () => (entry.settled = true));
       inFlight.push(entry);
       pooled += 1;
     } else {
-      inFlight.push({ task, slot, result: Promise.resolve(processChunk(deps, task, new Uint8Array(slot))), pooled: false, settled: true });
+      const result = processChunk(deps, task, new Uint8Array(slot));
+      inFlight.push({ task, slot, result: Promise.resolve({ ...result, buffer: slot }), pooled: false, settled: true });
     }
   };
   try {
@@ -105,8 +109,9 @@ export async function copyAndHash(options: CopyAndHashOptions): Promise<CopyAndH
       inFlight.shift();
       if (oldest.pooled) pooled -= 1;
       const result = await oldest.result;
-      if (!ended && !accept(oldest.task, result, new Uint8Array(oldest.slot))) ended = true;
-      free.push(oldest.slot);
+      const slot = result.buffer ?? oldest.slot!;
+      if (!ended && !accept(oldest.task, result, new Uint8Array(slot))) ended = true;
+      free.push(slot);
     }
   } finally {
     // On failure or an early end, let the ranges already posted finish before the caller closes any fd.

@@ -72,7 +72,7 @@ export class HashPool {
     return this.#started;
   }
 
-  /** Runs a task on the least busy worker. Buffers in task.data are transferred (unusable here afterwards). */
+  /** Runs a task on the least busy worker. task.buffer and task.data's buffer are transferred (unusable here until returned). */
   run(task: ChunkTask): Promise<ChunkResult> {
     if (this.#closed) return Promise.reject(new Error('HashPool: closed'));
     const slot = this.#slots.reduce((best, candidate) => (candidate.pending.size < best.pending.size ? candidate : best));
@@ -81,7 +81,8 @@ export class HashPool {
     return new Promise<ChunkResult>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       const request: WorkerRequest = { id, task };
-      const transfer = task.data !== undefined && !(task.data.buffer instanceof SharedArrayBuffer) ? [task.data.buffer as ArrayBuffer] : [];
+      const transfer: ArrayBuffer[] = task.buffer !== undefined ? [task.buffer]
+        : task.data !== undefined && !(task.data.buffer instanceof SharedArrayBuffer) ? [task.data.buffer as ArrayBuffer] : [];
       slot.worker.postMessage(request, transfer);
     });
   }
