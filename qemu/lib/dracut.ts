@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BOOT_CONFIG, GUEST_MODULES, PREPARE_ROOT_CONF, testFiles } from './guest.ts';
-import { CACHE, freshDir, ROOT, sealrootBinary, type Kernel } from './paths.ts';
+import { CACHE, ROOT, sealrootBinary, type Kernel } from './paths.ts';
 
 export const DRACUT_BASE = '/usr/lib/dracut';
 
@@ -20,11 +20,11 @@ export function dracutModulesKey(): string {
   return hash.digest('hex').slice(0, 12);
 }
 
-function dracutBase(): string {
+function dracutBase(work: string): string {
   if (!fs.existsSync(path.join(DRACUT_BASE, 'modules.d'))) {
     throw new Error(`${DRACUT_BASE}/modules.d is missing: install dracut-core (scripts/apt-packages.txt)`);
   }
-  const base = freshDir(path.join(CACHE, 'dracut/base'));
+  const base = path.join(work, 'base');
   fs.cpSync(DRACUT_BASE, base, { recursive: true, verbatimSymlinks: true });
   fs.symlinkSync(path.join(ROOT, 'dracut/90sealroot'), path.join(base, 'modules.d/90sealroot'));
   fs.symlinkSync(path.join(ROOT, 'qemu/dracut/91sealroot-test'), path.join(base, 'modules.d/91sealroot-test'));
@@ -44,8 +44,10 @@ export interface DracutOptions {
 
 /** Builds a minimal initramfs (systemd or shell flow); returns its path and dracut's wall time. */
 export function buildDracutInitramfs(options: DracutOptions): { path: string; millis: number } {
-  const base = dracutBase();
-  const work = freshDir(path.join(CACHE, 'dracut/work'));
+  // A private work directory per build: builds may run side by side (test tiers, benchmark).
+  fs.mkdirSync(path.join(CACHE, 'dracut'), { recursive: true });
+  const work = fs.mkdtempSync(path.join(CACHE, 'dracut/work-'));
+  const base = dracutBase(work);
   const confdir = path.join(work, 'etc-sealroot');
   fs.mkdirSync(confdir, { recursive: true });
   fs.writeFileSync(path.join(confdir, 'boot.toml'), BOOT_CONFIG);
@@ -74,11 +76,11 @@ export function buildDracutInitramfs(options: DracutOptions): { path: string; mi
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, dracutbasedir: base, SEALROOT_BINARY: sealrootBinary(), SEALROOT_CONFDIR: confdir, SEALROOT_TEST_FILES: testDir },
   });
+  const millis = performance.now() - started;
+  fs.rmSync(work, { recursive: true, force: true });
   if (result.status !== 0) {
     const output = `${result.stdout}${result.stderr}`.trim().split('\n').slice(-30).join('\n');
     throw new Error(`dracut failed (exit ${result.status}${result.error === undefined ? '' : `, ${result.error.message}`}):\n${output}`);
   }
-  const millis = performance.now() - started;
-  fs.rmSync(work, { recursive: true, force: true });
   return { path: options.out, millis };
 }
