@@ -1,7 +1,8 @@
 // qemu/run-tests: boots every scenario of issue 7 in QEMU (TCG) with swtpm as the guest's TPM, prints
 // `PASS <name>` or `FAIL <name>: <reason>` (with the console lines that matter) and a final `N passed, N failed`.
 // Exit status 1 when anything failed, including the setup (a missing tool or kernel fails every scenario loudly).
-// Usage: qemu/run-tests [--jobs N] [--keep] [SCENARIO...]
+// Usage: qemu/run-tests [--jobs N] [SCENARIO...]   (QEMU_TEST_JOBS=N: parallel boots, default 2)
+// Consoles are kept in .cache/qemu/runs/<scenario>/console.log.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildDisks, OSTREE_KARG, type Disks } from './lib/disk.ts';
@@ -62,6 +63,9 @@ export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramf
 export async function runScenario(setup: Setup, scenario: Scenario, workDir: string, onLine?: (line: string) => void, through = scenario.initramfs): Promise<{ verdict: Verdict; result: BootResult; console: string }> {
   const dir = freshDir(path.join(workDir, through === scenario.initramfs ? scenario.name : `${scenario.name}.${through}`));
   const drives = [{ file: setup.disks.files[scenario.disk], snapshot: true }];
+  if (through !== 'busybox' && scenario.tpm === 'forged') {
+    throw new Error('the dracut initramfs carries the trusted TPM state only: run forged-digest through busybox');
+  }
   let swtpm;
   if (scenario.tpm !== 'none') {
     const state = setup.provisioned[scenario.tpm];
