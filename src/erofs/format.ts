@@ -265,6 +265,12 @@ export function splitXattrName(name: Buffer): { index: number; suffix: Buffer } 
   return { index: 0, suffix: name };
 }
 
+/** The EROFS prefix index of a name held as a latin1 string, and the length of the prefix it replaces. */
+export function xattrPrefixOf(name: string): { index: number; prefixLength: number } {
+  for (const { prefix, index } of XATTR_PREFIXES) if (name.startsWith(prefix)) return { index, prefixLength: prefix.length };
+  return { index: 0, prefixLength: 0 };
+}
+
 /** The full name of a stored entry; undefined for an index EROFS does not define (or a long prefix). */
 export function joinXattrName(index: number, suffix: Buffer): Buffer | undefined {
   if (index === 0) return suffix;

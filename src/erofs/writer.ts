@@ -6,8 +6,8 @@ import {
   BLOCK_BITS, BLOCK_SIZE, CHUNK_FORMAT_BLKBITS_MASK, COMPOSEFS_FLAG_HAS_ACL, COMPOSEFS_HEADER_VERSION, COMPOSEFS_MAGIC,
   DIRENT_SIZE, encodeComposefsHeader, encodeInode, encodeSuperblock, FEATURE_COMPAT_MTIME, FEATURE_COMPAT_XATTR_FILTER,
   fileTypeOfMode, INODE_COMPACT_SIZE, INODE_EXTENDED_SIZE, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN,
-  NULL_ADDR, roundUp, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SLOT_SIZE, splitXattrName, SUPERBLOCK_OFFSET,
-  SUPERBLOCK_SIZE, XATTR_ENTRY_SIZE, XATTR_IBODY_HEADER_SIZE, XATTR_LONG_PREFIX, xattrNameFilter,
+  NULL_ADDR, roundUp, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SLOT_SIZE, SUPERBLOCK_OFFSET,
+  SUPERBLOCK_SIZE, XATTR_ENTRY_SIZE, XATTR_IBODY_HEADER_SIZE, XATTR_LONG_PREFIX, xattrNameFilter, xattrPrefixOf,
 } from './format.ts';
 import { compareNames, isWhiteout, setXattr, sortedEntries, type TreeNode, type Xattr } from './tree.ts';
 
@@ -257,18 +257,19 @@ function orderTree(root: WNode): Ordered {
 const xattrKey = (xattr: Xattr): string => `${xattr.name}\0${xattr.value.toString('latin1')}`;
 
 function xattrEntrySize(xattr: Xattr): number {
-  const { suffix } = splitXattrName(Buffer.from(xattr.name, 'latin1'));
-  return roundUp(XATTR_ENTRY_SIZE + suffix.length + xattr.value.length, 4);
+  const { prefixLength } = xattrPrefixOf(xattr.name);
+  return roundUp(XATTR_ENTRY_SIZE + xattr.name.length - prefixLength + xattr.value.length, 4);
 }
 
 function encodeXattrEntry(xattr: Xattr): Buffer {
-  const { index, suffix } = splitXattrName(Buffer.from(xattr.name, 'latin1'));
-  const buf = Buffer.alloc(roundUp(XATTR_ENTRY_SIZE + suffix.length + xattr.value.length, 4));
-  buf.writeUInt8(suffix.length, 0);
-  buf.writeUInt8(index, 1);
+  const { index, prefixLength } = xattrPrefixOf(xattr.name);
+  const suffixLength = xattr.name.length - prefixLength;
+  const buf = Buffer.alloc(roundUp(XATTR_ENTRY_SIZE + suffixLength + xattr.value.length, 4));
+  buf[0] = suffixLength;
+  buf[1] = index;
   buf.writeUInt16LE(xattr.value.length, 2);
-  suffix.copy(buf, XATTR_ENTRY_SIZE);
-  xattr.value.copy(buf, XATTR_ENTRY_SIZE + suffix.length);
+  buf.write(xattr.name.slice(prefixLength), XATTR_ENTRY_SIZE, 'latin1');
+  xattr.value.copy(buf, XATTR_ENTRY_SIZE + suffixLength);
   return buf;
 }
 
@@ -283,8 +284,9 @@ function shareXattrs(nodes: WNode[]): Xattr[] {
       else entry.count += 1;
     }
   }
-  // Canonical order: name descending, then value length descending, then value bytes descending.
-  const sorted = [...counts.values()].sort((a, b) => {
+  // Canonical order: name descending, then value length descending, then value bytes descending. Only the
+  // shared ones need an order (libcomposefs sorts all of them; the result is the same).
+  const sorted = [...counts.values()].filter((entry) => entry.count > 1).sort((a, b) => {
     const byName = compareNames(b.xattr.name, a.xattr.name);
     if (byName !== 0) return byName;
     if (a.xattr.value.length !== b.xattr.value.length) return b.xattr.value.length - a.xattr.value.length;
@@ -293,11 +295,9 @@ function shareXattrs(nodes: WNode[]): Xattr[] {
   const shared: Xattr[] = [];
   let offset = 0;
   for (const entry of sorted) {
-    if (entry.count > 1) {
-      entry.offset = offset;
-      shared.push(entry.xattr);
-      offset += xattrEntrySize(entry.xattr);
-    }
+    entry.offset = offset;
+    shared.push(entry.xattr);
+    offset += xattrEntrySize(entry.xattr);
   }
   for (const node of nodes) {
     let sharedCount = 0;
