@@ -442,6 +442,7 @@ export interface WrittenImage {
 export function writeImage(root: TreeNode, options: WriteImageOptions): WrittenImage {
   if ((root.mode & S_IFMT) !== S_IFDIR) throw new TreeError('the root of an image must be a directory');
   const maxVersion = Math.max(options.maxVersion ?? 1, options.minVersion ?? 0);
+  if (maxVersion > 1 || (options.minVersion ?? 0) < 0) throw new TreeError('only composefs format versions 0 and 1 are written');
   let version = options.minVersion ?? 0;
   if (version < 1 && maxVersion >= 1 && treeHasWhiteouts(root, new Set())) version = 1;
 
