@@ -66,7 +66,7 @@ export async function copyAndHash(options: CopyAndHashOptions): Promise<CopyAndH
     return { bytes: done, digest: hasher?.digest() };
   }
 
-  // Two ranges queued per worker so that none waits for this thread; each range has its own shared buffer. This
+  // Two ranges queued per worker so that none waits for this thread; each range has its own buffer. This
   // thread hashes too, one range at a time, whenever the oldest range is not back yet: it would otherwise sit idle
   // (and while the workers boot, ~25 ms each for a V8 isolate and Node's bootstrap, it does all the work). Between
   // two such ranges it yields to the event loop, or the workers' results would wait and the workers starve
