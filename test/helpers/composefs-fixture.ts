@@ -5,6 +5,7 @@
 // then mkfs.erofs --chunksize=4096 makes the EROFS image (holes cost no space). By default `sealroot mkimage`.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeFully } from '../../src/sys/io.ts';
 import { addSeals, IMAGE_SEALS, memfdCreate } from '../../src/sys/memfd.ts';
@@ -156,4 +157,21 @@ export function sealedCopy(file: string): number {
   writeFully(fd, fs.readFileSync(file));
   addSeals(fd, IMAGE_SEALS);
   return fd;
+}
+
+/**
+ * A scratch directory that is its own private mount (a bind mount onto itself): every mount a test makes below it stays out of other mount
+ * namespaces even on hosts whose / is shared (systemd), and moving those mounts is allowed (the kernel refuses to
+ * move a mount whose parent is shared). Release it with releaseScratch.
+ */
+export function privateScratch(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  check('mount', ['--bind', dir, dir]);
+  check('mount', ['--make-private', dir]);
+  return dir;
+}
+
+export function releaseScratch(dir: string): void {
+  check('umount', ['--lazy', dir]);
+  fs.rmSync(dir, { recursive: true, force: true });
 }

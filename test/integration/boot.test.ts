@@ -2,7 +2,6 @@
 // source (no TPM here: a test source that counts the PCR caps) and the verity mode (no fs-verity here: off,
 // so the tree can be read back; verity=require is proven in QEMU and by `sealroot boot` below) are swapped in.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,7 +11,9 @@ import { StepError } from '../../src/errors.ts';
 import { mountComposefs } from '../../src/mount/composefs.ts';
 import { MNT_DETACH, umount2 } from '../../src/sys/mountapi.ts';
 import { parseDigest, type Digest } from '../../src/verity/digest.ts';
-import { fsverityDigest, leftoversSince, listTree, makeComposefsFixture, snapshot, writeTree, type Fixture, type TreeSpec } from '../helpers/composefs-fixture.ts';
+import {
+  fsverityDigest, leftoversSince, listTree, makeComposefsFixture, privateScratch, releaseScratch, snapshot, writeTree, type Fixture, type TreeSpec,
+} from '../helpers/composefs-fixture.ts';
 import { check, requireRoot, requireTools, ROOT, run, run as runCommand } from '../helpers/tools.ts';
 import { isDisposableInitramfs, removeTreeOnDevice } from '../../src/boot/free-initramfs.ts';
 
@@ -20,7 +21,7 @@ requireRoot();
 requireTools('unshare', 'busybox', 'fsverity');
 if (!fs.existsSync('/bin/busybox') || !fs.existsSync('/usr/bin/python3')) throw new Error('missing /bin/busybox (busybox-static) or /usr/bin/python3 (python3-gi): scripts/setup installs them');
 const log = createLogger({ kmsg: false, verbose: false });
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-boot-'));
+const work = privateScratch('sealroot-boot-');
 
 /** The OS tree in the image: /etc and /var empty mount points, /usr/etc the image's default /etc. */
 const OS: TreeSpec = {
@@ -475,7 +476,7 @@ test('freeing the initramfs after switch root: only its own files go, never what
     assert.not.ok(isDisposableInitramfs(fake), 'no /etc/initrd-release: not an initramfs');
     writeTree(fake, { 'etc/initrd-release': 'NAME=test\n' });
     assert.ok(isDisposableInitramfs(fake));
-    assert.not.ok(isDisposableInitramfs(work), 'a disk filesystem never is');
+    assert.not.ok(isDisposableInitramfs(ROOT), 'a disk filesystem never is');
     check('mount', ['--bind', outside, path.join(fake, 'sysroot')]);
     check('mount', ['-t', 'tmpfs', 'tmpfs', path.join(fake, 'run')]);
     fs.writeFileSync(path.join(fake, 'run/canary'), 'keep me too');
@@ -537,7 +538,7 @@ test('as PID 1 with --switch-root: the new root becomes /, /proc /dev /run move 
 });
 
 test.after(() => {
-  fs.rmSync(work, { recursive: true, force: true });
+  releaseScratch(work);
 });
 
 test.run();

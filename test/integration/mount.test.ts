@@ -2,7 +2,6 @@
 // content checks; verity=require is shown to refuse objects without fs-verity, and proven in QEMU).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,13 +11,15 @@ import { mountComposefs, MountError } from '../../src/mount/composefs.ts';
 import { escapeOverlayPath, legacyOverlayParams } from '../../src/mount/overlay-options.ts';
 import { closeFd } from '../../src/sys/io.ts';
 import { MNT_DETACH, MOUNT_ATTR_RDONLY, moveMountTo, umount2 } from '../../src/sys/mountapi.ts';
-import { leftoversSince, listTree, makeComposefsFixture, sealedCopy, snapshot, type TreeSpec } from '../helpers/composefs-fixture.ts';
+import {
+  leftoversSince, listTree, makeComposefsFixture, privateScratch, releaseScratch, sealedCopy, snapshot, type TreeSpec,
+} from '../helpers/composefs-fixture.ts';
 import { check, requireRoot, requireTools, ROOT, run } from '../helpers/tools.ts';
 
 requireRoot();
 requireTools('losetup', 'mkfs.erofs', 'setfattr', 'fsverity');
 const log = createLogger({ kmsg: false, verbose: false });
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-mount-'));
+const work = privateScratch('sealroot-mount-');
 const SPEC: TreeSpec = {
   'usr/bin/tool': '#!/bin/sh\necho tool\n',
   'usr/lib/data.bin': Buffer.alloc(200_000, 0x5a),
@@ -231,7 +232,7 @@ test('sealroot mount --digest: the verified image mounts; a wrong digest refuses
 });
 
 test.after(() => {
-  fs.rmSync(work, { recursive: true, force: true });
+  releaseScratch(work);
 });
 
 test.run();
