@@ -19,19 +19,28 @@ sysroot. Exit 0: dracut or systemd switch root. Any failure: one line naming the
 nothing left mounted, exit 1; as PID 1, an emergency shell if there is one, else power off.
 
   --config PATH    the boot configuration (TOML; default ${DEFAULT_BOOT_CONFIG_PATH})
-  --switch-root    only as PID 1: make the new root / and exec init= (default /sbin/init)
+  --switch-root    only as PID 1, and required there: make the new root / and exec init= (default /sbin/init)
   --cmdline TEXT   use TEXT instead of /proc/cmdline (testing)
 
 The trusted digest comes from the TPM; the unauthenticated sealroot.digest= karg is used only when the
 configuration sets digest.source = "cmdline" and digest.allow-unauthenticated-cmdline = true.`,
   async run(argv, { log, stdout }) {
-    const { values } = parseCommandArgs(argv, {
-      config: { type: 'string', default: DEFAULT_BOOT_CONFIG_PATH },
-      'switch-root': { type: 'boolean', default: false },
-      cmdline: { type: 'string' },
-    }, false);
     const pid1 = process.pid === 1;
-    if (values['switch-root'] && !pid1) throw new UsageError('--switch-root is only for sealroot running as PID 1');
+    let values;
+    try {
+      ({ values } = parseCommandArgs(argv, {
+        config: { type: 'string', default: DEFAULT_BOOT_CONFIG_PATH },
+        'switch-root': { type: 'boolean', default: false },
+        cmdline: { type: 'string' },
+      }, false));
+      if (values['switch-root'] && !pid1) throw new UsageError('--switch-root is only for sealroot running as PID 1');
+      // PID 1 must never exit (the kernel panics): as PID 1 there is no "exit 0 and let someone else switch root".
+      if (pid1 && !values['switch-root']) throw new UsageError('as PID 1, sealroot boot needs --switch-root');
+    } catch (error) {
+      if (!pid1) throw error;
+      log.error(`boot: ${oneLine(error)}`);
+      return emergency(log);
+    }
     let result;
     try {
       result = await boot({ configPath: values.config, cmdline: values.cmdline, switchRoot: values['switch-root'], mountPhysicalRoot: pid1, log }, defaultBootSteps());

@@ -535,6 +535,14 @@ test('as PID 1 with --switch-root: the new root becomes /, /proc /dev /run move 
   assert.match(failed.stderr, /starting the emergency shell \/bin\/sh/);
   assert.match(failed.stdout, /@@ emergency shell pid 1\n/);
   assert.not.match(failed.stdout, /@@ init/);
+
+  // The CLI as PID 1 without --switch-root would exit (a kernel panic): it goes to the emergency shell instead.
+  const main = path.join(ROOT, 'src/cli/main.ts');
+  const noSwitch = run('unshare', ['--pid', '--fork', '--mount', '--propagation', 'private', '--mount-proc', node, main, 'boot', '--config', s.config], {
+    env: { ...process.env, SEALROOT_KMSG: '0' }, input: 'echo "@@ emergency shell pid $$"\nexit 0\n',
+  });
+  assert.match(noSwitch.stderr, /as PID 1, sealroot boot needs --switch-root/);
+  assert.match(noSwitch.stdout, /@@ emergency shell pid 1\n/);
 });
 
 test.after(() => {
