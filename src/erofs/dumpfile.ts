@@ -141,8 +141,12 @@ export function parseDump(text: string): TreeNode {
       if (existing >= 0) node.xattrs.splice(existing, 1);
       node.xattrs.push({ name: xattrName, value });
     }
-    if (parts.length === 0) root = node;
-    else parent!.children!.set(name, node);
+    if (parts.length === 0) {
+      root = node;
+    } else {
+      parent!.children!.set(name, node);
+      node.primary = { parent: parent!, name };
+    }
   });
   if (root === undefined) throw new DumpSyntaxError(0, 'no root (/) line');
   for (const link of links) {

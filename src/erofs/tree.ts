@@ -33,6 +33,11 @@ export interface TreeNode {
   payload?: string;
   /** nlink when known from outside (dump files); the writer computes it for directories. */
   nlink?: number;
+  /**
+   * For a node with several names, the one that is not a hard link (a dump's line without '@'): the inode is
+   * placed there. Without it, the first name in depth-first name order.
+   */
+  primary?: { parent: TreeNode; name: string };
 }
 
 /** Files up to this size live in the image (libcomposefs LCFS_RECOMMENDED_INLINE_CONTENT_MAX). */

@@ -82,10 +82,10 @@ function treeHasWhiteouts(node: TreeNode, seen: Set<TreeNode>): boolean {
 }
 
 /**
- * Copies the tree into writer nodes, depth-first in name order; a TreeNode met again (a hard link) maps to the
- * same WNode and that entry is a link, so the inode's place is that of its first name in this order (the name
- * a dump lists without '@', as libcomposefs does). A file's nlink is its number of names, unless the tree gives
- * one (dump files); directories are fixed up in orderTree.
+ * Copies the tree into writer nodes, depth-first in name order; a TreeNode under several names (hard links) maps
+ * to one WNode, whose inode is placed at its primary name (a dump's line without '@', as libcomposefs does) or
+ * else at its first name in this order. A file's nlink is its number of names, unless the tree gives one (dump
+ * files); directories are fixed up in orderTree.
  */
 function cloneTree(root: TreeNode): WNode {
   const clones = new Map<TreeNode, WNode>();
@@ -102,15 +102,26 @@ function cloneTree(root: TreeNode): WNode {
       copy.entries = sortedEntries(node).map(([name, child]) => {
         checkName(name, path);
         const existing = clones.get(child);
-        if (existing === undefined) return { name, node: clone(child, copy, `${path}/${name}`), link: false };
+        // With a declared primary name, every other name is the link, whichever comes first.
+        const isPrimary = child.primary === undefined ? existing === undefined : child.primary.parent === node && child.primary.name === name;
+        if (existing === undefined) return { name, node: clone(child, copy, `${path}/${name}`), link: !isPrimary };
         if ((existing.mode & S_IFMT) === S_IFDIR) throw new TreeError(`${show(`${path}/${name}`)}: a directory cannot have two names (hard-linked directory)`);
         if (child.nlink === undefined) existing.nlink += 1;
-        return { name, node: existing, link: true };
+        return { name, node: existing, link: !isPrimary };
       });
     }
     return copy;
   };
-  return clone(root, undefined, '');
+  const top = clone(root, undefined, '');
+  // Each inode needs exactly one name that is not a link: that is where it is written.
+  const placed = new Map<WNode, number>();
+  for (const node of clones.values()) {
+    for (const entry of node.entries ?? []) if (!entry.link) placed.set(entry.node, (placed.get(entry.node) ?? 0) + 1);
+  }
+  for (const [tree, node] of clones) {
+    if (node !== top && placed.get(node) !== 1) throw new TreeError(`a node has ${placed.get(node) ?? 0} primary names (its 'primary' must name one of its entries)${tree.primary ? `: ${show(tree.primary.name)}` : ''}`);
+  }
+  return top;
 }
 
 /** What libcomposefs refuses too (lcfs_node_add_child, lcfs_node_set_xattr, lcfs_node_set_symlink_payload). */
