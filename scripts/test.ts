@@ -15,7 +15,9 @@ interface Outcome {
 }
 
 function runTier(tier: Tier): Outcome {
-  const env = { ...process.env, PATH: `${path.join(root, 'node_modules/.bin')}:${process.env.PATH ?? ''}`, NO_COLOR: '1' };
+  // Plain output: NO_COLOR, and no FORCE_COLOR beside it (Node warns in every child when both are set).
+  const { FORCE_COLOR: _forced, ...inherited } = process.env;
+  const env = { ...inherited, PATH: `${path.join(root, 'node_modules/.bin')}:${process.env.PATH ?? ''}`, NO_COLOR: '1' };
   if (tier === 'typecheck') {
     const result = spawnSync(bin('tsc'), ['-p', root], { stdio: 'inherit', env });
     return result.status === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 };
