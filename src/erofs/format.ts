@@ -43,6 +43,8 @@ export const EROFS_MAGIC = 0xe0f5e1e2;
 export const FEATURE_COMPAT_SB_CHKSUM = 0x1;
 export const FEATURE_COMPAT_MTIME = 0x2;
 export const FEATURE_COMPAT_XATTR_FILTER = 0x4;
+/** Chunk-based files (erofs-utils sets it for --chunksize; libcomposefs and composefs-rs write them without it). */
+export const FEATURE_INCOMPAT_CHUNKED_FILE = 0x4;
 
 export interface Superblock {
   magic: number;
@@ -377,3 +379,20 @@ export function xattrNameFilter(names: readonly Buffer[]): number {
 }
 
 export const roundUp = (value: number, to: number): number => Math.ceil(value / to) * to;
+
+const CRC32C_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    table[i] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32C as the kernel's crc32c(seed, data, len) computes it: reflected, no final inversion. */
+export function crc32c(seed: number, data: Uint8Array): number {
+  let crc = seed >>> 0;
+  for (let i = 0; i < data.length; i++) crc = CRC32C_TABLE[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
+  return crc >>> 0;
+}

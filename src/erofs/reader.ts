@@ -4,8 +4,8 @@
 // byte offset. Reads go through a callback, so the image can stay in a sealed memfd (pread) or a Buffer.
 import {
   BLOCK_BITS, BLOCK_SIZE, CHUNK_FORMAT_BLKBITS_MASK, COMPOSEFS_FLAG_HAS_ACL, COMPOSEFS_HEADER_SIZE, COMPOSEFS_HEADER_VERSION,
-  COMPOSEFS_MAGIC, decodeComposefsHeader, decodeInode, decodeSuperblock, DIRENT_SIZE, EROFS_MAGIC, EROFS_NAME_LEN,
-  FEATURE_COMPAT_MTIME, FEATURE_COMPAT_XATTR_FILTER, FT_DIR, FT_UNKNOWN, fileTypeOfMode, type Inode, INODE_COMPACT_SIZE,
+  COMPOSEFS_MAGIC, crc32c, decodeComposefsHeader, decodeInode, decodeSuperblock, DIRENT_SIZE, EROFS_MAGIC, EROFS_NAME_LEN,
+  FEATURE_COMPAT_MTIME, FEATURE_COMPAT_SB_CHKSUM, FEATURE_COMPAT_XATTR_FILTER, FEATURE_INCOMPAT_CHUNKED_FILE, FT_DIR, FT_UNKNOWN, fileTypeOfMode, type Inode, INODE_COMPACT_SIZE,
   INODE_EXTENDED_SIZE, I_DATALAYOUT_BIT, I_DATALAYOUT_MASK, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE,
   LAYOUT_FLAT_PLAIN, NULL_ADDR, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, SLOT_BITS,
   SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock, XATTR_ENTRY_SIZE, XATTR_FILTER_BITS, XATTR_FILTER_SEED,
@@ -24,7 +24,7 @@ export class ImageError extends Error {
   }
 }
 
-const KNOWN_COMPAT = FEATURE_COMPAT_MTIME | FEATURE_COMPAT_XATTR_FILTER;
+const KNOWN_COMPAT = FEATURE_COMPAT_SB_CHKSUM | FEATURE_COMPAT_MTIME | FEATURE_COMPAT_XATTR_FILTER;
 const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]);
 /** Symlink targets: at most PATH_MAX - 1 bytes (kernel erofs_fill_symlink / vfs). */
 const SYMLINK_MAX = 4095;
@@ -106,7 +106,9 @@ export class ErofsReader {
     if ((sb.featureCompat & ~KNOWN_COMPAT) !== 0) throw new ImageError(at(8), `unsupported compatible features 0x${(sb.featureCompat & ~KNOWN_COMPAT).toString(16)}`);
     if (sb.blockSizeBits !== BLOCK_BITS) throw new ImageError(at(12), `unsupported block size 2^${sb.blockSizeBits} (only 4096)`);
     if (sb.extraSlots !== 0) throw new ImageError(at(13), `unsupported superblock extension slots ${sb.extraSlots}`);
-    if (sb.featureIncompat !== 0) throw new ImageError(at(80), `unsupported incompatible features 0x${sb.featureIncompat.toString(16)}`);
+    if ((sb.featureIncompat & ~FEATURE_INCOMPAT_CHUNKED_FILE) !== 0) {
+      throw new ImageError(at(80), `unsupported incompatible features 0x${(sb.featureIncompat & ~FEATURE_INCOMPAT_CHUNKED_FILE).toString(16)}`);
+    }
     if (sb.compression !== 0) throw new ImageError(at(84), 'compression settings in an uncompressed image');
     if (sb.extraDevices !== 0 || sb.deviceSlotOffset !== 0) throw new ImageError(at(86), 'extra devices are not supported');
     if (sb.dirBlockBits !== 0) throw new ImageError(at(90), `unsupported directory block bits ${sb.dirBlockBits}`);
@@ -118,6 +120,14 @@ export class ErofsReader {
     if (sb.metaBlockAddress >= sb.blocks) throw new ImageError(at(40), `metadata block ${sb.metaBlockAddress} beyond the image`);
     if (sb.xattrBlockAddress >= sb.blocks) throw new ImageError(at(44), `shared xattr block ${sb.xattrBlockAddress} beyond the image`);
     if (sb.inodeCount === 0n) throw new ImageError(at(16), 'no inodes');
+    if ((sb.featureCompat & FEATURE_COMPAT_SB_CHKSUM) !== 0) {
+      // erofs_superblock_csum_verify: CRC-32C (seed ~0) of the rest of block 0 from the superblock on, with the
+      // checksum field zeroed.
+      const rest = Buffer.from(this.bytes(SUPERBLOCK_OFFSET, BLOCK_SIZE - SUPERBLOCK_OFFSET, 'superblock'));
+      rest.writeUInt32LE(0, 4);
+      const crc = crc32c(0xffffffff, rest);
+      if (crc !== sb.checksum) throw new ImageError(at(4), `superblock checksum 0x${sb.checksum.toString(16)} does not match 0x${crc.toString(16)}`);
+    }
     this.#metaStart = sb.metaBlockAddress * BLOCK_SIZE;
     this.#xattrStart = sb.xattrBlockAddress * BLOCK_SIZE;
     this.info = {

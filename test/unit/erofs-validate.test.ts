@@ -3,6 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StepError } from '../../src/errors.ts';
 import { dumpImage } from '../../src/erofs/dump.ts';
+import { crc32c } from '../../src/erofs/format.ts';
 import { ErofsReader, ImageError, type ParsedInode } from '../../src/erofs/reader.ts';
 import { validateImage } from '../../src/erofs/validate.ts';
 import { writeImage } from '../../src/erofs/writer.ts';
@@ -78,6 +79,21 @@ test('superblock corruption is refused at the field it hits', () => {
   refused(edit((b) => b.writeUInt16LE(0xffff, 1038)), 0xffff * 32, /outside the image|nid/);
   refused(edit((b) => b.writeUInt32LE(2, 4)), 4, /composefs header version/);
   refused(edit((b) => b.writeUInt32LE(3, 12)), 12, /composefs format version 3/);
+});
+
+test('a superblock checksum (SB_CHKSUM, as erofs-utils writes) is verified; CHUNKED_FILE is known', () => {
+  assert.is((crc32c(0xffffffff, Buffer.from('123456789')) ^ 0xffffffff) >>> 0, 0xe3069283);
+  const withChecksum = edit((b) => {
+    b.writeUInt32LE(b.readUInt32LE(1032) | 1, 1032);
+    b.writeUInt32LE(b.readUInt32LE(1104) | 4, 1104);
+    const rest = Buffer.from(b.subarray(1024, 4096));
+    rest.writeUInt32LE(0, 4);
+    b.writeUInt32LE(crc32c(0xffffffff, rest), 1028);
+  });
+  assert.is(validate(withChecksum).inodes, validate(IMAGE).inodes);
+  const flipped = Buffer.from(withChecksum);
+  flipped[1024 + 64] ^= 1; // volume name: not otherwise checked
+  refused(flipped, 1028, /superblock checksum/);
 });
 
 test('inode corruption is refused at the inode', () => {
