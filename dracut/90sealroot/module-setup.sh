@@ -33,6 +33,13 @@ install() {
 
     # inst_binary also installs every library ldd lists and the dynamic loader.
     inst_binary "$binary" /usr/bin/sealroot || return 1
+    # sealroot is a Node single executable: its application blob sits in an ELF note that `strip` (even -g, as
+    # dracut runs it on every executable) breaks, and the stripped binary segfaults at start. dracut has no
+    # per-file exclusion, so this initramfs is built unstripped.
+    if [[ $do_strip == yes ]]; then
+        dwarn "sealroot: not stripping this initramfs (stripping breaks the sealroot executable)"
+        do_strip=no
+    fi
     if [[ -d $confdir ]]; then
         # The whole directory: boot.toml, the provisioned TPM state and the policy key it names.
         inst_dir /etc/sealroot

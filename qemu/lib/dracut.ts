@@ -64,7 +64,7 @@ export function buildDracutInitramfs(options: DracutOptions): { path: string; mi
   const systemd = options.flow === 'shell' ? [] : ['systemd', 'systemd-initrd', 'dracut-systemd'];
   const started = performance.now();
   const result = spawnSync('dracut', [
-    '--force', '--no-hostonly', '--no-hostonly-cmdline', '--nostrip', '--no-early-microcode',
+    '--force', '--no-hostonly', '--no-hostonly-cmdline', '--no-early-microcode',
     '--kver', options.kernel.version, '--kmoddir', options.kernel.modules,
     '--modules', ['base', 'rootfs-block', 'udev-rules', 'kernel-modules', ...systemd, ...sealroot].join(' '),
     ...(options.flow === 'shell' ? ['--omit', 'systemd systemd-initrd dracut-systemd'] : []),
