@@ -9,7 +9,7 @@ import { chdir, chroot } from '../sys/files.ts';
 import { mount, MS_MOVE } from '../sys/mountapi.ts';
 import { execve, keepStdioAcrossExec, LINUX_REBOOT_CMD_POWER_OFF, rebootSystem } from '../sys/process.ts';
 import { isDisposableInitramfs, removeTreeOnDevice } from './free-initramfs.ts';
-import { isMountPoint } from './mountinfo.ts';
+import { readMountinfo } from './mountinfo.ts';
 
 export const EMERGENCY_SHELLS = ['/bin/sh', '/usr/bin/sh', '/bin/busybox'];
 
@@ -28,9 +28,11 @@ export function chooseInit(newRoot: string, initKarg: string | undefined): strin
 }
 
 export function switchRoot(newRoot: string, init: string, initArgs: readonly string[], log: Logger): never {
+  // Read once, before /proc moves away.
+  const mountPoints = new Set(readMountinfo().map((entry) => entry.mountPoint));
   for (const dir of ['/dev', '/proc', '/sys', '/run']) {
     const target = path.join(newRoot, dir);
-    if (!isMountPoint(dir)) continue;
+    if (!mountPoints.has(dir)) continue;
     if (!fs.existsSync(target)) {
       log.warn(`the new root has no ${dir}: ${dir} stays in the initramfs`);
       continue;

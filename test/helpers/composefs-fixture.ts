@@ -117,30 +117,41 @@ export function listTree(root: string): string[] {
   return lines;
 }
 
-/** The system state a failed mount must leave unchanged: every mount point and every bound loop device. */
+/**
+ * The system state a failed mount must leave unchanged: the mount points below `under` (where these tests mount
+ * everything) and the loop devices backed by a sealroot memfd (what mountComposefs attaches). Other tests running
+ * at the same time (their own mounts and loop devices) are not counted.
+ */
 export interface SystemSnapshot {
+  under: string;
   mounts: string[];
   loops: string[];
 }
 
-export function snapshot(): SystemSnapshot {
+export function snapshot(under = '/'): SystemSnapshot {
   const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l !== '')
     .map((line) => {
       const [before, after = ''] = line.split(' - ');
       const fields = before!.split(' ');
       return `${fields[4]} ${after.split(' ').slice(0, 2).join(' ')}`;
-    }).sort();
+    }).filter((m) => m.startsWith(under === '/' ? '/' : `${under}/`)).sort();
   const loops = fs.readdirSync('/sys/block').filter((name) => name.startsWith('loop'))
-    .filter((name) => fs.existsSync(`/sys/block/${name}/loop/backing_file`))
-    .map((name) => `${name} ${fs.readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim()}`).sort();
-  return { mounts, loops };
+    .map((name) => {
+      try {
+        return `${name} ${fs.readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim()}`;
+      } catch {
+        return undefined; // not bound (no backing_file)
+      }
+    })
+    .filter((loop): loop is string => loop !== undefined && loop.includes('memfd:sealroot')).sort();
+  return { under, mounts, loops };
 }
 
 /** Waits (autoclear detaches asynchronously) until the state equals `before`; returns the difference left. */
 export function leftoversSince(before: SystemSnapshot, timeoutMs = 3000): string[] {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const now = snapshot();
+    const now = snapshot(before.under);
     const extra = [
       ...now.mounts.filter((m) => !before.mounts.includes(m)).map((m) => `mount ${m}`),
       ...before.mounts.filter((m) => !now.mounts.includes(m)).map((m) => `gone mount ${m}`),

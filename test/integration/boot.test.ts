@@ -147,7 +147,7 @@ function assertRoIsEnforced(dir: string): void {
 
 test('ostree: the deployment image at /sysroot, /etc from the deployment, /var from the stateroot, physical root ro at /sysroot/sysroot', async () => {
   const s = ostreeScene('ostree-default');
-  const before = snapshot();
+  const before = snapshot(work);
   const run = testSteps();
   const result = await bootScene(s, run.steps);
   try {
@@ -187,7 +187,7 @@ test('ostree: the deployment image at /sysroot, /etc from the deployment, /var f
 
 test('ostree: etc.transient (usr/etc on tmpfs), root.transient (writable root), sysroot.readonly=false', async () => {
   const s = ostreeScene('ostree-transient', '[composefs]\nenabled = yes\n[etc]\ntransient = true\n[root]\ntransient = true\n[sysroot]\nreadonly = false\n');
-  const before = snapshot();
+  const before = snapshot(work);
   const run = testSteps();
   await bootScene(s, run.steps);
   try {
@@ -218,7 +218,7 @@ for (const etcMode of MODES) {
     const s = composefsScene(`cfs-${etcMode}`, `[etc]\nmount = "${etcMode}"\n[var]\nmount = "${varMode}"\n`);
     // While mounted, the physical root is visible only through the read-only bind in the new root.
     const state = path.join(s.sysroot, 'sysroot/state/deploy', hex);
-    const before = snapshot();
+    const before = snapshot(work);
     const run = testSteps();
     const result = await bootScene(s, run.steps);
     try {
@@ -256,7 +256,7 @@ for (const etcMode of MODES) {
 test('composefs-rs: defaults without a config file (etc overlay, var bind) and a SHA-512-free 64-hex karg', async () => {
   const s = composefsScene('cfs-defaults');
   const run = testSteps();
-  const before = snapshot();
+  const before = snapshot(work);
   const result = await bootScene(s, run.steps);
   try {
     assert.equal(result.plan.etc, { kind: 'overlay', state: path.join(s.sysroot, 'state/deploy', hex, 'etc') });
@@ -273,7 +273,7 @@ test('a symlink on the physical root cannot bind a directory of the initramfs: s
   const varDir = path.join(s.sysroot, 'state/deploy', hex, 'var');
   fs.rmSync(varDir, { recursive: true });
   fs.symlinkSync('/', varDir);
-  const before = snapshot();
+  const before = snapshot(work);
   const result = await bootScene(s, testSteps().steps);
   try {
     assert.equal(result.plan.var, { kind: 'bind', source: s.sysroot });
@@ -295,7 +295,7 @@ test('composefs-rs with a SHA-512 image (composefs=<128 hex>, as bootc makes the
   fs.mkdirSync(path.join(s.sysroot, 'composefs/images'), { recursive: true });
   fs.copyFileSync(fx512.image, path.join(s.sysroot, 'composefs/images', hex512));
   fs.cpSync(fx512.objects, path.join(s.sysroot, 'composefs/objects'), { recursive: true });
-  const before = snapshot();
+  const before = snapshot(work);
   const result = await bootScene(s, testSteps(digest512).steps);
   try {
     assert.is(result.digest.algorithm, 'sha512');
@@ -308,7 +308,7 @@ test('composefs-rs with a SHA-512 image (composefs=<128 hex>, as bootc makes the
 
 /** Runs a boot that must fail at `step`; checks the one line, that nothing is left, and that the PCR was capped. */
 async function failsAt(s: Scene, stepName: string, pattern: RegExp, run = testSteps(), extra: { switchRoot?: boolean } = {}): Promise<void> {
-  const before = snapshot();
+  const before = snapshot(work);
   let caught: unknown;
   try {
     await bootScene(s, run.steps, extra);

@@ -40,7 +40,7 @@ function mountinfoLine(target: string): string {
 }
 
 for (const [name, fixture] of [['sealroot mkimage', mkimageFixture], ['mkfs.erofs', toolsFixture]] as const) test(`verity=off (${name} image): the overlay shows the source tree; loop device read-only over the memfd; nothing left after unmount`, () => {
-  const before = snapshot();
+  const before = snapshot(work);
   const target = fs.mkdtempSync(path.join(work, 'mnt-'));
   const fd = sealedCopy(fixture.image);
   const mounted = mountComposefs({ imageFd: fd, objectDirs: [fixture.objects], target, verity: 'off', hasAcls: false, log, workDir: path.join(work, 'run') });
@@ -67,7 +67,7 @@ for (const [name, fixture] of [['sealroot mkimage', mkimageFixture], ['mkfs.erof
 });
 
 test('verity=require: mounted with verity=require, and an object without fs-verity reads as EIO', () => {
-  const before = snapshot();
+  const before = snapshot(work);
   const target = fs.mkdtempSync(path.join(work, 'mnt-'));
   const fd = sealedCopy(fixture.image);
   const mounted = mountComposefs({ imageFd: fd, objectDirs: [fixture.objects], target, verity: 'require', hasAcls: false, log, workDir: path.join(work, 'run') });
@@ -86,7 +86,7 @@ test('verity=require: mounted with verity=require, and an object without fs-veri
 test('the legacy lowerdir=IMG::OBJ string works, with a comma and a colon escaped in the objects path', () => {
   const odd = path.join(work, 'objects,with:odd');
   fs.cpSync(fixture.objects, odd, { recursive: true });
-  const before = snapshot();
+  const before = snapshot(work);
   const lower = fs.mkdtempSync(path.join(work, 'lower-'));
   const target = fs.mkdtempSync(path.join(work, 'mnt-'));
   const fd = sealedCopy(fixture.image);
@@ -112,7 +112,7 @@ test('the legacy lowerdir=IMG::OBJ string works, with a comma and a colon escape
 test('the legacy fallback path of mountComposefs: lowerdir=IMG::OBJ1::OBJ2 with two data layers, escaped paths', () => {
   const odd = path.join(work, 'second,store:x');
   fs.mkdirSync(odd, { recursive: true });
-  const before = snapshot();
+  const before = snapshot(work);
   const target = fs.mkdtempSync(path.join(work, 'mnt-'));
   const fd = sealedCopy(fixture.image);
   const mounted = mountComposefs({
@@ -133,7 +133,7 @@ test('the legacy fallback path of mountComposefs: lowerdir=IMG::OBJ1::OBJ2 with 
 });
 
 test('loop devices: concurrent attachers each get their own device (LOOP_CONFIGURE EBUSY retried)', () => {
-  const before = snapshot();
+  const before = snapshot(work);
   const node = path.join(ROOT, 'node_modules/.bin/node');
   const script = `
 import { attachReadOnlyLoop } from '${ROOT}/src/mount/loop-device.ts';
@@ -167,7 +167,7 @@ process.stdin.on('end', () => process.exit(0)); // hold the devices until the pa
 });
 
 test('failures leave no mount and no loop device: missing objects dir, a file as objects dir, not an EROFS image, bad target', () => {
-  const before = snapshot();
+  const before = snapshot(work);
   const target = fs.mkdtempSync(path.join(work, 'mnt-'));
   const attempt = (options: { image?: string; objects?: string[]; target?: string }, stage: MountError['stage'], pattern: RegExp) => {
     const fd = sealedCopy(options.image ?? fixture.image);
@@ -192,7 +192,7 @@ test('failures leave no mount and no loop device: missing objects dir, a file as
 
 test('sealroot mount (CLI): --verity=off warns loudly and mounts; bad arguments are usage errors', () => {
   const target = fs.mkdtempSync(path.join(work, 'cli-'));
-  const before = snapshot();
+  const before = snapshot(work);
   const main = path.join(ROOT, 'src/cli/main.ts');
   const node = path.join(ROOT, 'node_modules/.bin/node');
   const result = run(node, [main, 'mount', '--objects', fixture.objects, '--verity=off', fixture.image, target]);
@@ -212,7 +212,7 @@ test('sealroot mount (CLI): --verity=off warns loudly and mounts; bad arguments 
 
 test('sealroot mount --digest: the verified image mounts; a wrong digest refuses it and leaves nothing', () => {
   const target = fs.mkdtempSync(path.join(work, 'cli-digest-'));
-  const before = snapshot();
+  const before = snapshot(work);
   const main = path.join(ROOT, 'src/cli/main.ts');
   const node = path.join(ROOT, 'node_modules/.bin/node');
   const ok = run(node, [main, 'mount', '--objects', fixture.objects, '--verity=off', '--digest', fixture.digest, fixture.image, target]);
