@@ -2,13 +2,13 @@
 // `PASS <name>` or `FAIL <name>: <reason>` (with the console lines that matter) and a final `N passed, N failed`.
 // Exit status 1 when anything failed, including the setup (a missing tool or kernel fails every scenario loudly).
 // Usage: qemu/run-tests [--jobs N] [SCENARIO...]   (QEMU_TEST_JOBS=N: parallel boots, default 2)
-// Consoles are kept in .cache/qemu/runs/<scenario>/console.log.
+// Consoles are kept in .cache/qemu/runs/<run>/<scenario>/console.log (runs/latest: the newest run).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildDisks, OSTREE_KARG, type Disks } from './lib/disk.ts';
 import { buildDracutInitramfs, dracutModulesKey } from './lib/dracut.ts';
 import { buildGuestInitramfs } from './lib/guest.ts';
-import { CACHE, fetchKernel, freshDir, requireHostTools, sealrootBinary, type Kernel } from './lib/paths.ts';
+import { CACHE, fetchKernel, freshDir, pruneCache, requireHostTools, sealrootBinary, type Kernel } from './lib/paths.ts';
 import { provisionTpms, stateDisk, type Provisioned } from './lib/provision.ts';
 import { judge, relevantLines, SCENARIOS, type Initramfs, type Scenario, type Verdict } from './lib/scenarios.ts';
 import { startGuestSwtpm } from './lib/swtpm.ts';
@@ -118,7 +118,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`0 passed, ${selected.length} failed\n`);
     return 1;
   }
-  const workDir = path.join(CACHE, 'runs');
+  // One directory per run (runs in the same tree may overlap); .cache/qemu/runs/latest points at the newest.
+  const runs = path.join(CACHE, 'runs');
+  pruneCache(runs, (name) => name === 'latest');
+  const workDir = path.join(runs, `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
+  fs.mkdirSync(workDir, { recursive: true });
+  fs.rmSync(path.join(runs, 'latest'), { force: true });
+  fs.symlinkSync(path.basename(workDir), path.join(runs, 'latest'));
   let passed = 0;
   let failed = 0;
   const queue = [...selected];

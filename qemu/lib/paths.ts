@@ -23,7 +23,7 @@ export function sealrootBinary(): string {
   const dir = path.join(CACHE, 'bin');
   const file = path.join(dir, `sealroot-${hash}`);
   if (!fs.existsSync(file)) {
-    pruneCache(dir, () => true);
+    pruneCache(dir, () => false);
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(`${file}.tmp`, content, { mode: 0o755 });
     execFileSync(`${file}.tmp`, ['--version'], { stdio: 'ignore' });
@@ -68,10 +68,20 @@ export function freshDir(dir: string): string {
   return dir;
 }
 
-/** Removes the entries of a cache directory other than `keep` (older builds of the same thing). */
-export function pruneCache(dir: string, keep: (name: string) => boolean): void {
+/**
+ * Removes the entries of a cache directory other than `keep` (older builds of the same thing) that have not been
+ * touched for an hour: another run in the same tree may still be using a recent one.
+ */
+export function pruneCache(dir: string, keep: (name: string) => boolean, minAgeMs = 3_600_000): void {
   if (!fs.existsSync(dir)) return;
   for (const name of fs.readdirSync(dir)) {
-    if (!keep(name)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    const entry = path.join(dir, name);
+    let mtime: number;
+    try {
+      mtime = fs.lstatSync(entry).mtimeMs;
+    } catch {
+      continue;
+    }
+    if (!keep(name) && Date.now() - mtime > minAgeMs) fs.rmSync(entry, { recursive: true, force: true });
   }
 }
