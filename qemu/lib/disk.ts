@@ -137,7 +137,7 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
       run('zstd', ['-q', '-19', '-f', trusted.image, '-o', path.join(images, hex)]);
       break;
     case 'tampered-image':
-      // One bit flipped past the superblock: the image still parses, only the digest can tell.
+      // One bit flipped in the middle of the image: the digest check must refuse it before the kernel parses it.
       flip(path.join(images, hex), Math.floor(fs.statSync(path.join(images, hex)).size / 2));
       flip(path.join(deployment, '.ostree.cfs'), Math.floor(fs.statSync(path.join(deployment, '.ostree.cfs')).size / 2));
       break;
