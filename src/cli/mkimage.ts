@@ -5,7 +5,7 @@ import { StepError } from '../errors.ts';
 import { DumpSyntaxError, parseDump } from '../erofs/dumpfile.ts';
 import { TreeReader } from '../erofs/source.ts';
 import type { TreeNode } from '../erofs/tree.ts';
-import { writeImage } from '../erofs/writer.ts';
+import { TreeError, writeImage } from '../erofs/writer.ts';
 import { formatDigest, type HashAlgorithm } from '../verity/digest.ts';
 import { fsVerityDigest } from '../verity/merkle.ts';
 import type { Command } from './command.ts';
@@ -77,7 +77,12 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
     let written: ReturnType<typeof writeImage>;
     try {
       const tree = fromFile ? readDumpFile(source) : reader.read(source);
-      written = writeImage(tree, { algorithm: algorithm as HashAlgorithm, minVersion, maxVersion });
+      try {
+        written = writeImage(tree, { algorithm: algorithm as HashAlgorithm, minVersion, maxVersion });
+      } catch (error) {
+        if (error instanceof TreeError) throw new StepError('mkimage', error.message, { path: source });
+        throw error;
+      }
       reader.commit();
     } finally {
       reader.abort();
