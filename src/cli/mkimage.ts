@@ -36,7 +36,7 @@ export const mkimageCommand: Command = {
   name: 'mkimage',
   summary: 'make a composefs image (EROFS + objects) from a directory tree',
   usage: `Usage: sealroot mkimage [--digest-store=DIR] [--hash-alg sha256|sha512] [--print-digest]
-                        [--min-version N] [--max-version N] [--from-file] SOURCE IMAGE
+                        [--min-version N] [--max-version N] [--no-hardlinks] [--from-file] SOURCE IMAGE
 
 Writes IMAGE, a composefs EROFS image of the tree at SOURCE laid out as libcomposefs' mkcomposefs does
 (same tree, same bytes; see src/erofs/README.md for the known differences). Files of at most 64 bytes are
@@ -50,6 +50,8 @@ trusted.overlay.redirect=/XX/<rest>) and, with --digest-store, copied to DIR/XX/
   --print-digest      print the image's fs-verity digest (ALG:<hex>) on stdout
   --min-version N     lowest composefs format version (default 0)
   --max-version N     highest composefs format version (default 1; 1 is used when the tree has whiteouts)
+  --no-hardlinks      write every name of a hard-linked file as its own inode (nlink 1), as mkcomposefs
+                      1.0.8 does with a directory; by default hard links are kept (one inode, its nlink)
   --from-file         SOURCE is a dump (the format sealroot inspect and composefs-info dump print; - for
                       stdin), not a directory; its digests and payloads are taken as they are
 
@@ -62,6 +64,7 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
       'min-version': { type: 'string' },
       'max-version': { type: 'string' },
       'from-file': { type: 'boolean', default: false },
+      'no-hardlinks': { type: 'boolean', default: false },
     });
     if (positionals.length !== 2) throw new UsageError('expected SOURCE and IMAGE');
     const [source, image] = positionals as [string, string];
@@ -73,7 +76,7 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
     if (fromFile && values['digest-store'] !== undefined) throw new UsageError('--digest-store needs a directory SOURCE, not --from-file');
 
     const started = performance.now();
-    const reader = new TreeReader({ algorithm: algorithm as HashAlgorithm, digestStore: values['digest-store'] });
+    const reader = new TreeReader({ algorithm: algorithm as HashAlgorithm, digestStore: values['digest-store'], hardlinks: !values['no-hardlinks'] });
     let written: ReturnType<typeof writeImage>;
     try {
       const tree = fromFile ? readDumpFile(source) : reader.read(source);

@@ -1,6 +1,7 @@
 // Reads a directory tree from disk into a TreeNode tree, as mkcomposefs does (lcfs_build + content digests):
 // lstat, readlink, every xattr, content of small files inline, larger files hashed (fs-verity) and, when asked,
-// copied into an objects store. Hard links (same st_dev/st_ino) become one node under several names.
+// copied into an objects store. Hard links (same st_dev/st_ino) become one node under several names (unless
+// asked not to, as mkcomposefs 1.0.8 does).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StepError, SysError } from '../errors.ts';
@@ -18,6 +19,11 @@ export interface ReadTreeOptions {
   algorithm: HashAlgorithm;
   /** Copy the content of files stored as objects here, at `XX/<rest of the digest>`. */
   digestStore?: string;
+  /**
+   * Keep hard links (default): names of one inode (st_dev, st_ino) are one node. false: every name is its own
+   * inode with nlink 1, as mkcomposefs 1.0.8 does with a directory source (composefs issue #444).
+   */
+  hardlinks?: boolean;
 }
 
 export interface ReadTreeStats {
@@ -76,7 +82,8 @@ export class TreeReader {
     }
     const type = Number(st.mode) & S_IFMT;
     const key = `${st.dev}:${st.ino}`;
-    if (type !== S_IFDIR && st.nlink > 1n) {
+    const tracked = type !== S_IFDIR && st.nlink > 1n && this.#options.hardlinks !== false;
+    if (tracked) {
       const seen = this.#inodes.get(key);
       if (seen !== undefined) return seen;
     }
@@ -91,7 +98,7 @@ export class TreeReader {
       rdev: encodeDev(st.rdev),
       xattrs: this.#xattrs(file),
     };
-    if (type !== S_IFDIR && st.nlink > 1n) this.#inodes.set(key, node);
+    if (tracked) this.#inodes.set(key, node);
     if (type === S_IFDIR) {
       node.children = new Map();
       let names: Buffer[];

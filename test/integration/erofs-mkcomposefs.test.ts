@@ -71,7 +71,7 @@ test('inspect lists what an independent walk of the source tree lists (sizes, mo
   for (let i = 0; i < expected.length; i++) assert.is(actual[i], expected[i], `line ${i + 1}`);
 });
 
-test('with hard links, the image equals what mkcomposefs --from-file makes of its own dump', () => {
+test('with hard links, the image equals what mkcomposefs --from-file makes of its own dump; --no-hardlinks equals mkcomposefs of the directory', () => {
   const tools = composefsTools();
   const dir = fs.mkdtempSync(path.join(work, 'hardlinks-'));
   const source = path.join(dir, 'tree');
@@ -85,6 +85,13 @@ test('with hard links, the image equals what mkcomposefs --from-file makes of it
   const theirs = path.join(dir, 'theirs.cfs');
   runTool(tools.mkcomposefs, ['--from-file', path.join(dir, 'dump'), theirs]);
   assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'images differ');
+  // --no-hardlinks: what mkcomposefs 1.0.8 makes of the directory itself (each name its own inode).
+  const split = path.join(dir, 'split.cfs');
+  const theirsFromDir = path.join(dir, 'theirs-dir.cfs');
+  sealroot('mkimage', '--no-hardlinks', source, split);
+  runTool(tools.mkcomposefs, [source, theirsFromDir]);
+  assert.ok(fs.readFileSync(split).equals(fs.readFileSync(theirsFromDir)), '--no-hardlinks image differs from mkcomposefs of the directory');
+  assert.not.ok(fs.readFileSync(split).equals(fs.readFileSync(ours)));
 });
 
 test('dump edge cases (sizes past 4 GiB and 2^43, ids past 2^16 and 2^31, nlink 70000, devices, escapes): mkimage --from-file = mkcomposefs --from-file', () => {
