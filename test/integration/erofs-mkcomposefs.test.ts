@@ -30,8 +30,9 @@ function listFiles(dir: string): string[] {
 }
 
 for (const variant of [
-  { name: 'varied tree with an ACL', options: { acl: true } },
-  { name: 'tree with whiteouts (format version 1) and a pre-1970 mtime', options: { whiteouts: true, before1970: true, manyEntries: 300, depth: 5 } },
+  { name: 'varied tree with an ACL', options: { acl: true }, args: [] },
+  { name: 'tree with whiteouts (format version 1) and a pre-1970 mtime', options: { whiteouts: true, before1970: true, manyEntries: 300, depth: 5 }, args: [] },
+  { name: 'varied tree, --min-version=1 (composefs-rs V1)', options: { manyEntries: 500, depth: 8 }, args: ['--min-version=1'] },
 ]) {
   test(`${variant.name}: mkimage writes the bytes mkcomposefs writes, the same digest, the same objects`, () => {
     const tools = composefsTools();
@@ -40,8 +41,8 @@ for (const variant of [
     makeFixture(source, variant.options);
     const theirs = path.join(dir, 'theirs.cfs');
     const ours = path.join(dir, 'ours.cfs');
-    const theirDigest = runTool(tools.mkcomposefs, ['--print-digest', `--digest-store=${path.join(dir, 'objects-theirs')}`, source, theirs]).trim();
-    const ourDigest = sealroot('mkimage', '--print-digest', `--digest-store=${path.join(dir, 'objects-ours')}`, source, ours).trim();
+    const theirDigest = runTool(tools.mkcomposefs, [...variant.args, '--print-digest', `--digest-store=${path.join(dir, 'objects-theirs')}`, source, theirs]).trim();
+    const ourDigest = sealroot('mkimage', ...variant.args, '--print-digest', `--digest-store=${path.join(dir, 'objects-ours')}`, source, ours).trim();
     const a = fs.readFileSync(theirs);
     const b = fs.readFileSync(ours);
     assert.is(b.length, a.length, 'image sizes differ');
