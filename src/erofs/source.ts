@@ -161,43 +161,49 @@ export class TreeReader {
     }
   }
 
-  /** Hashes the content, copying it to a temporary file in the store in the same pass (placed by commit()). */
+  /** Reads the whole file once, feeding the hasher and, when given, a temporary object file. Returns the digest. */
+  #pass(fd: number, file: Buffer, node: TreeNode, out: number | undefined): Buffer {
+    const hasher = new FsVerityHasher({ algorithm: this.#options.algorithm });
+    let offset = 0;
+    for (;;) {
+      const n = fs.readSync(fd, this.#buffer, 0, READ_CHUNK, offset);
+      if (n === 0) break;
+      const chunk = this.#buffer.subarray(0, n);
+      hasher.update(chunk);
+      if (out !== undefined) fs.writeSync(out, chunk);
+      offset += n;
+    }
+    if (BigInt(offset) !== node.size) fail(`file changed size while read (${offset}, stat said ${node.size})`, file);
+    this.stats.bytesHashed += offset;
+    return hasher.digest();
+  }
+
+  /**
+   * Hashes the content; when a store is given and has no object of that digest yet, copies the content to a
+   * temporary file there, hashing it again as it is copied (the copy must be what was named), to be placed by
+   * commit(). An object already present costs one read and no write.
+   */
   #object(fd: number, file: Buffer, node: TreeNode): void {
-    const { algorithm, digestStore } = this.#options;
-    const hasher = new FsVerityHasher({ algorithm });
+    const { digestStore } = this.#options;
     let temp: string | undefined;
     let out: number | undefined;
     try {
-      if (digestStore !== undefined) {
-        fs.mkdirSync(digestStore, { recursive: true });
-        temp = path.join(digestStore, `.tmp-${process.pid}-${this.stats.files}`);
-        out = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
-      }
-      let offset = 0;
-      for (;;) {
-        const n = fs.readSync(fd, this.#buffer, 0, READ_CHUNK, offset);
-        if (n === 0) break;
-        const chunk = this.#buffer.subarray(0, n);
-        hasher.update(chunk);
-        if (out !== undefined) fs.writeSync(out, chunk);
-        offset += n;
-      }
-      if (BigInt(offset) !== node.size) fail(`file changed size while read (${offset}, stat said ${node.size})`, file);
-      this.stats.bytesHashed += offset;
-      node.digest = hasher.digest();
+      node.digest = this.#pass(fd, file, node, undefined);
       node.payload = objectPath(node.digest);
-      if (out !== undefined && temp !== undefined) {
-        fs.fchmodSync(out, 0o644);
-        fs.closeSync(out);
-        out = undefined;
-        if (this.#pending.has(node.payload)) {
-          fs.rmSync(temp);
-          this.stats.objectsReused += 1;
-        } else {
-          this.#pending.set(node.payload, { temp, size: node.size });
-        }
-        temp = undefined;
+      if (digestStore === undefined) return;
+      if (this.#pending.has(node.payload) || this.#present(path.join(digestStore, node.payload), node.size)) {
+        this.stats.objectsReused += 1;
+        return;
       }
+      temp = path.join(digestStore, `.tmp-${process.pid}-${this.stats.files}`);
+      out = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+      const copied = this.#pass(fd, file, node, out);
+      if (!copied.equals(node.digest)) fail('file changed while copied to the objects store', file);
+      fs.fchmodSync(out, 0o644);
+      fs.closeSync(out);
+      out = undefined;
+      this.#pending.set(node.payload, { temp, size: node.size });
+      temp = undefined;
     } catch (error) {
       if (error instanceof StepError) throw error;
       fail('cannot hash or store content', file, error);
@@ -205,6 +211,14 @@ export class TreeReader {
       if (out !== undefined) fs.closeSync(out);
       if (temp !== undefined) fs.rmSync(temp, { force: true });
     }
+  }
+
+  /** Whether the store has this object already; one of that name with another size is refused. */
+  #present(object: string, size: bigint): boolean {
+    const existing = fs.statSync(object, { throwIfNoEntry: false, bigint: true });
+    if (existing === undefined) return false;
+    if (!existing.isFile() || existing.size !== size) fail(`an object of this name exists with another size (${existing.size}, expected ${size})`, object);
+    return true;
   }
 
   /**
@@ -223,9 +237,8 @@ export class TreeReader {
     }
     for (const [payload, { temp, size }] of [...this.#pending]) {
       const object = path.join(store, payload);
-      const existing = fs.statSync(object, { throwIfNoEntry: false, bigint: true });
-      if (existing !== undefined) {
-        if (!existing.isFile() || existing.size !== size) fail(`an object of this name exists with another size (${existing.size}, expected ${size})`, object);
+      if (this.#present(object, size)) {
+        // Placed meanwhile by another writer.
         fs.rmSync(temp);
         this.stats.objectsReused += 1;
       } else {
