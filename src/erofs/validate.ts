@@ -2,7 +2,7 @@
 // through the strict reader, so any malformed structure, out-of-range offset or unknown feature is refused
 // with one error naming the offset.
 import { StepError } from '../errors.ts';
-import { S_IFDIR, S_IFMT } from './format.ts';
+import { fileTypeOfMode, S_IFDIR, S_IFMT } from './format.ts';
 import { checkEntryType, ErofsReader, ImageError, type ParsedInode, printable, type ReadFn } from './reader.ts';
 
 export interface ImageSummary {
@@ -63,9 +63,9 @@ export function walkImage(reader: ErofsReader): WalkResult {
   const root = reader.inode(reader.rootNid);
   if ((root.inode.mode & S_IFMT) !== S_IFDIR) throw new ImageError(root.offset + 4, 'the root inode is not a directory');
   const seen = new Set<number>([root.nid]);
+  const types = new Map<number, number>([[root.nid, S_IFDIR]]);
   const claims = new Claims(reader.info.size);
   claims.inode(root);
-  const directories = new Set<number>([root.nid]);
   const queue: { dir: ParsedInode; parent: number }[] = [{ dir: root, parent: root.nid }];
   let hasAclXattrs = root.xattrs.some((xattr) => ACL_XATTRS.has(xattr.name));
   for (let i = 0; i < queue.length; i++) {
@@ -81,20 +81,25 @@ export function walkImage(reader: ErofsReader): WalkResult {
         else dotdot = true;
         continue;
       }
+      // A further name of an inode already checked: only its type is compared (parsing it again for each of
+      // thousands of names would let a hostile image multiply the work).
+      const seenType = types.get(entry.nid);
+      if (seenType !== undefined) {
+        if (seenType === S_IFDIR) {
+          throw new ImageError(dir.offset, `directory ${dir.nid}: entry ${printable(entry.name)} reaches directory ${entry.nid} a second time (loop or hard-linked directory)`);
+        }
+        if (fileTypeOfMode(seenType) !== entry.fileType) {
+          throw new ImageError(dir.offset, `entry ${printable(entry.name)} has file type ${entry.fileType} but inode ${entry.nid} is of type ${fileTypeOfMode(seenType)}`);
+        }
+        continue;
+      }
       const target = reader.inode(entry.nid);
       checkEntryType(entry, target, dir.offset);
-      if (!seen.has(target.nid)) {
-        seen.add(target.nid);
-        claims.inode(target);
-        if (target.xattrs.some((xattr) => ACL_XATTRS.has(xattr.name))) hasAclXattrs = true;
-      }
-      if ((target.inode.mode & S_IFMT) === S_IFDIR) {
-        if (directories.has(target.nid)) {
-          throw new ImageError(dir.offset, `directory ${dir.nid}: entry ${printable(entry.name)} reaches directory ${target.nid} a second time (loop or hard-linked directory)`);
-        }
-        directories.add(target.nid);
-        queue.push({ dir: target, parent: dir.nid });
-      }
+      types.set(target.nid, target.inode.mode & S_IFMT);
+      seen.add(target.nid);
+      claims.inode(target);
+      if (target.xattrs.some((xattr) => ACL_XATTRS.has(xattr.name))) hasAclXattrs = true;
+      if ((target.inode.mode & S_IFMT) === S_IFDIR) queue.push({ dir: target, parent: dir.nid });
     }
     if (!dot || !dotdot) throw new ImageError(dir.offset, `directory ${dir.nid}: no '${dot ? '..' : '.'}' entry`);
   }

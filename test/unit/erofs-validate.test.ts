@@ -8,7 +8,7 @@ import { ErofsReader, ImageError, type ParsedInode } from '../../src/erofs/reade
 import { validateImage } from '../../src/erofs/validate.ts';
 import { writeImage } from '../../src/erofs/writer.ts';
 import { mutate, Random } from './erofs-mutate.ts';
-import { sampleTree } from './erofs-trees.ts';
+import { dir, file, sampleTree, xattr } from './erofs-trees.ts';
 
 const IMAGE = writeImage(sampleTree(), { algorithm: 'sha256' }).image;
 const read = (image: Buffer) => (offset: number, length: number): Buffer => image.subarray(offset, offset + length);
@@ -142,6 +142,20 @@ test('structures shared by two inodes are refused (overlapping inodes, one data 
     b.writeUInt16LE(1, fake * 32 + 6);
     b.writeUInt32LE(1, fake * 32 + 12); // the object's nlink
   }), fake * 32, /inode \d+ overlaps another inode/);
+});
+
+test('work stays proportional to the image: thousands of names of one inode with 40 KB of xattrs are read once', () => {
+  const heavy = file('x'.repeat(100), { xattrs: Array.from({ length: 40 }, (_, i) => xattr(`user.big-${i}`, Buffer.alloc(1000, i))) });
+  const names: Record<string, typeof heavy> = {};
+  for (let i = 0; i < 3000; i++) names[`name-${i}`] = heavy;
+  const { image } = writeImage(dir({ d: dir(names) }), { algorithm: 'sha256' });
+  let bytesRead = 0;
+  const summary = validateImage((offset, length) => {
+    bytesRead += length;
+    return image.subarray(offset, offset + length);
+  }, image.length);
+  assert.is(summary.inodes, 256 + 3);
+  assert.ok(bytesRead < 2 * image.length, `${bytesRead} bytes read for a ${image.length}-byte image`);
 });
 
 test('a shared xattr id outside the image is refused', () => {
