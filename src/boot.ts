@@ -31,10 +31,12 @@ import { closeFd } from './sys/io.ts';
 import { MNT_DETACH, mount, MS_PRIVATE, MS_REC, umount2 } from './sys/mountapi.ts';
 import { digestsEqual, formatDigest, type Digest } from './verity/digest.ts';
 import { HashPool } from './verity/pool.ts';
+import type { CapEvent } from './tpm2/trusted-digest.ts';
 
 export interface BootSteps {
   trustedDigest(context: DigestContext): Promise<Digest>;
-  capPcr(context: DigestContext): Promise<void>;
+  /** 'digest-read': the cap right after the read; 'boot-failed': on top of it when the boot fails. */
+  capPcr(context: DigestContext, event: CapEvent): Promise<void>;
   loadImage(options: LoadImageOptions): Promise<LoadedImage>;
   validateImage(read: (offset: number, length: number) => Buffer, size: number): ImageSummary;
   mountComposefs(options: MountComposefsOptions): MountedComposefs;
@@ -105,12 +107,13 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   let pool: HashPool | undefined;
   let poolClosed: Promise<void> | undefined;
   let capped = false;
+  // Without a readable configuration (or command line), still cap with the defaults: fail closed.
+  const capContext = (): DigestContext => digestContext ?? { config: parseBootConfig(''), cmdline: parseCmdline(''), log };
   const cap = async (): Promise<void> => {
     if (capped) return;
     capped = true;
     // Without a readable configuration (or command line), still cap with the defaults: fail closed.
-    const context = digestContext ?? { config: parseBootConfig(''), cmdline: parseCmdline(''), log };
-    await step('cap-pcr', () => steps.capPcr(context));
+    await step('cap-pcr', () => steps.capPcr(capContext(), 'digest-read'));
   };
 
   try {
@@ -195,6 +198,13 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       await cap();
     } catch (capError) {
       log.error(`also: ${oneLine(capError)}`);
+    }
+    // After the cap, the PCRs of a trusted boot match the *write* approvals: whatever runs after this failure (an
+    // emergency shell) must not be able to provision a digest. One more, distinct extend voids every approval.
+    try {
+      await steps.capPcr(capContext(), 'boot-failed');
+    } catch (voidError) {
+      log.error(`also: ${oneLine(voidError)}`);
     }
     throw error;
   }

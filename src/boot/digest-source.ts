@@ -5,7 +5,7 @@ import type { Logger } from '../cli/log.ts';
 import type { BootConfig } from '../config/boot-config.ts';
 import { kargValue, type Cmdline } from '../config/cmdline.ts';
 import { StepError } from '../errors.ts';
-import { capPcr, readTrustedDigest } from '../tpm2/trusted-digest.ts';
+import { capPcr, readTrustedDigest, type CapEvent } from '../tpm2/trusted-digest.ts';
 import { DigestSyntaxError, parseDigest, type Digest } from '../verity/digest.ts';
 
 export interface DigestContext {
@@ -19,7 +19,8 @@ export const DIGEST_KARG = 'sealroot.digest';
 export async function configuredTrustedDigest({ config, cmdline, log }: DigestContext): Promise<Digest> {
   if (config.digest.source === 'tpm') {
     return readTrustedDigest({
-      tcti: config.tpm.tcti, pcrs: config.tpm.pcrs, stateDir: config.tpm.stateDir, policyKeyPath: config.tpm.policyKeyPath, log,
+      tcti: config.tpm.tcti, pcrs: config.tpm.pcrs, stateDir: config.tpm.stateDir, policyKeyPath: config.tpm.policyKeyPath,
+      capPcr: config.tpm.capPcr, log,
     });
   }
   // parseBootConfig accepts source = "cmdline" only together with allow-unauthenticated-cmdline = true.
@@ -37,7 +38,7 @@ export async function configuredTrustedDigest({ config, cmdline, log }: DigestCo
   return digest;
 }
 
-export async function configuredCapPcr({ config, log }: DigestContext): Promise<void> {
+export async function configuredCapPcr({ config, log }: DigestContext, event: CapEvent): Promise<void> {
   if (config.digest.source !== 'tpm') return;
-  await capPcr({ tcti: config.tpm.tcti, pcr: config.tpm.capPcr, log });
+  await capPcr({ tcti: config.tpm.tcti, pcr: config.tpm.capPcr, event, log });
 }

@@ -19,6 +19,12 @@ export const POLICY_REF = Buffer.from('sealroot/nv-digest/v1');
 export const PROVISION_REF = Buffer.from('sealroot/provision/v1');
 /** The event extended into the cap PCR (its digest in each bank). */
 export const CAP_EVENT = Buffer.from('sealroot: trusted digest read, capped');
+/**
+ * Extended on top of the cap when a boot fails: the cap PCR then matches neither the read approvals (pre-cap value)
+ * nor the write approvals (capped once), so an emergency shell left by a failed trusted boot cannot write the next
+ * digest for the rest of this boot.
+ */
+export const BOOT_FAILED_EVENT = Buffer.from('sealroot: boot failed, approvals void');
 
 /** Policy read and policy write only: no owner/auth/platform read or write, no policy delete (TPMA_NV, Part 2 §13.4). */
 export const NV_ATTRIBUTES = TPMA_NV.POLICYWRITE | TPMA_NV.POLICYREAD | TPMA_NV.WRITEALL;
@@ -48,8 +54,8 @@ export function expectedNvPublic(nvIndex: number, policyKey: PolicyKey, dataSize
   };
 }
 
-export function capEventDigest(bank: BankName): Buffer {
-  return createHash(BANKS[bank].node).update(CAP_EVENT).digest();
+export function capEventDigest(bank: BankName, event: Buffer = CAP_EVENT): Buffer {
+  return createHash(BANKS[bank].node).update(event).digest();
 }
 
 /** The value of a PCR after one extend with the cap event: H(old || H(event)). */
@@ -251,10 +257,10 @@ export function policySignedDigestInput(nonceTpm: Buffer, cpHash: Buffer): Buffe
   return Buffer.concat([nonceTpm, Buffer.alloc(4), cpHash, PROVISION_REF]);
 }
 
-/** Extends `pcr` in every allocated bank sealroot knows with the cap event. */
-export async function extendCap(tpm: Tpm, pcr: number): Promise<BankName[]> {
+/** Extends `pcr` in every allocated bank sealroot knows with the cap event (or BOOT_FAILED_EVENT). */
+export async function extendCap(tpm: Tpm, pcr: number, event: Buffer = CAP_EVENT): Promise<BankName[]> {
   const banks = (await tpm.pcrBanks()).map((entry) => entry.bank)
     .filter((bank): bank is BankName => typeof bank === 'string' && getHashes().includes(BANKS[bank].node));
-  await tpm.pcrExtend(pcr, banks.map((bank) => ({ bank, digest: capEventDigest(bank) })));
+  await tpm.pcrExtend(pcr, banks.map((bank) => ({ bank, digest: capEventDigest(bank, event) })));
   return banks;
 }

@@ -7,7 +7,7 @@ import { StateError, readApprovals } from './approvals.ts';
 import { Tpm } from './client.ts';
 import { parsePcrSelection, withPcr } from './pcr-selection.ts';
 import { DEFAULT_POLICY_KEY, loadPolicyKey } from './policy-key.ts';
-import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX, extendCap, NoApprovalError, readSealedDigest } from './sealed-digest.ts';
+import { BOOT_FAILED_EVENT, CAP_EVENT, DEFAULT_CAP_PCR, DEFAULT_NV_INDEX, extendCap, NoApprovalError, readSealedDigest } from './sealed-digest.ts';
 
 export interface ReadTrustedDigestOptions {
   /** tpm2-tools TCTI syntax: `device:/dev/tpmrm0` (default), `device:/dev/tpm0`, `swtpm:host=H,port=P`. */
@@ -29,8 +29,15 @@ export interface CapPcrOptions {
   tcti: string;
   /** Default 15 (not resettable at locality 0; never 16 or 23, which are). */
   pcr?: number;
+  /**
+   * 'digest-read' (default): the cap after the read. 'boot-failed': extended on top of the cap when the boot fails,
+   * so that no approval, read or write, matches for the rest of this boot (see BOOT_FAILED_EVENT).
+   */
+  event?: CapEvent;
   log?: Logger;
 }
+
+export type CapEvent = 'digest-read' | 'boot-failed';
 
 function tpmError(reason: string, error: unknown, path?: string): StepError {
   if (error instanceof StepError) return error;
@@ -75,13 +82,14 @@ async function logPcrValues(tpm: Tpm, options: ReadTrustedDigestOptions): Promis
 /** Extends the cap PCR (default 15) with the sealroot cap event in every bank; throws StepError('tpm', ...). */
 export async function capPcr(options: CapPcrOptions): Promise<void> {
   const pcr = options.pcr ?? DEFAULT_CAP_PCR;
+  const failed = options.event === 'boot-failed';
   let tpm: Tpm | undefined;
   try {
     tpm = await Tpm.open(options.tcti);
-    const banks = await extendCap(tpm, pcr);
-    options.log?.info(`tpm: capped PCR ${pcr} (${banks.join(', ')})`);
+    const banks = await extendCap(tpm, pcr, failed ? BOOT_FAILED_EVENT : CAP_EVENT);
+    options.log?.info(`tpm: ${failed ? 'boot failed: approvals voided in' : 'capped'} PCR ${pcr} (${banks.join(', ')})`);
   } catch (error) {
-    throw tpmError(`cannot cap PCR ${pcr}`, error);
+    throw tpmError(`cannot ${failed ? 'void the approvals in' : 'cap'} PCR ${pcr}`, error);
   } finally {
     await tpm?.close();
   }

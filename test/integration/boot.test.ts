@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { boot, defaultBootSteps, type BootResult, type BootSteps } from '../../src/boot.ts';
+import type { CapEvent } from '../../src/tpm2/trusted-digest.ts';
 import { createLogger } from '../../src/cli/log.ts';
 import { StepError } from '../../src/errors.ts';
 import { mountComposefs } from '../../src/mount/composefs.ts';
@@ -89,18 +90,19 @@ function composefsScene(name: string, setupRootConf?: string, cmdlineDigest = he
 }
 
 interface Run {
-  caps: number;
+  /** The PCR extends the boot asked for, in order. */
+  caps: CapEvent[];
   steps: BootSteps;
 }
 
 /** The real steps except: the digest from the test (counting PCR caps) and verity=off (no fs-verity on the host). */
 function testSteps(trusted: Digest = digest): Run {
-  const state: Run = { caps: 0, steps: defaultBootSteps() };
+  const state: Run = { caps: [], steps: defaultBootSteps() };
   state.steps = {
     ...defaultBootSteps(),
     trustedDigest: async () => trusted,
-    capPcr: async () => {
-      state.caps += 1;
+    capPcr: async (_context, event) => {
+      state.caps.push(event);
     },
     mountComposefs: (options) => mountComposefs({ ...options, verity: 'off' }),
   };
@@ -153,7 +155,7 @@ test('ostree: the deployment image at /sysroot, /etc from the deployment, /var f
   try {
     assert.is(result.plan.layout, 'ostree');
     assert.is(result.plan.deployment, path.join(s.sysroot, DEPLOY));
-    assert.is(run.caps, 1);
+    assert.equal(run.caps, ['digest-read']);
     assert.match(mountOf(s.sysroot), / - overlay composefs ro,lowerdir\+=/);
     assert.equal(listImageTree(s.sysroot), listImageTree(fixture.source));
     assert.ok(listImageTree(s.sysroot).length > 10);
@@ -223,7 +225,7 @@ for (const etcMode of MODES) {
     const result = await bootScene(s, run.steps);
     try {
       assert.is(result.plan.layout, 'composefs');
-      assert.is(run.caps, 1);
+      assert.equal(run.caps, ['digest-read']);
       assert.equal(listImageTree(s.sysroot), listImageTree(fixture.source));
       assertRoIsEnforced(path.join(s.sysroot, 'sysroot'));
       assert.ok(fs.existsSync(path.join(s.sysroot, 'sysroot/composefs/images', hex)));
@@ -321,7 +323,7 @@ async function failsAt(s: Scene, stepName: string, pattern: RegExp, run = testSt
   assert.match(error.message, pattern);
   assert.not.match(error.message, /\n/);
   assert.equal(leftoversSince(before), [], `leftovers after the ${stepName} failure`);
-  assert.is(run.caps, 1, 'the PCR is capped on the failure path too');
+  assert.equal(run.caps, ['digest-read', 'boot-failed'], 'capped on the failure path too, then the approvals voided');
   const sealrootDir = path.join(s.run, 'sealroot');
   assert.equal(fs.existsSync(sealrootDir) ? fs.readdirSync(sealrootDir).filter((n) => n !== 'transient') : [], [], 'staging removed');
   assert.not.ok(fs.existsSync(path.join(s.run, 'ostree-booted')));
@@ -416,8 +418,8 @@ test('failure of the digest source: still capped, nothing mounted', async () => 
 
 test('a failed PCR cap fails the boot; when the read and the cap both fail, the read is the reported step', async () => {
   const capFails = testSteps();
-  capFails.steps.capPcr = async () => {
-    capFails.caps += 1;
+  capFails.steps.capPcr = async (_context, event) => {
+    capFails.caps.push(event);
     throw new StepError('tpm', 'cap refused');
   };
   await failsAt(ostreeScene('fail-cap'), 'tpm', /cap refused/, capFails);
@@ -426,8 +428,8 @@ test('a failed PCR cap fails the boot; when the read and the cap both fail, the 
   both.steps.trustedDigest = async () => {
     throw new StepError('tpm', 'no TPM here');
   };
-  both.steps.capPcr = async () => {
-    both.caps += 1;
+  both.steps.capPcr = async (_context, event) => {
+    both.caps.push(event);
     throw new StepError('tpm', 'cannot cap either');
   };
   const s = ostreeScene('fail-both');
@@ -437,8 +439,8 @@ test('a failed PCR cap fails the boot; when the read and the cap both fail, the 
   }, both.steps).then(() => undefined, (error: unknown) => error);
   assert.instance(caught, StepError);
   assert.match((caught as StepError).message, /no TPM here/);
-  assert.is(both.caps, 1);
-  assert.ok(lines.some((line) => /also: tpm: cannot cap either/.test(line)), lines.join('\n'));
+  assert.equal(both.caps, ['digest-read', 'boot-failed']);
+  assert.equal(lines.filter((line) => /also: tpm: cannot cap either/.test(line)).length, 2, lines.join('\n'));
 });
 
 test('sealroot boot (CLI) in a private mount namespace: verity=require root from a cmdline digest the config allows; refused without the allow key', () => {

@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StepError } from '../../src/errors.ts';
 import { Tpm } from '../../src/tpm2/client.ts';
-import { readTrustedDigestAndCap } from '../../src/tpm2/trusted-digest.ts';
+import { capPcr, readTrustedDigestAndCap } from '../../src/tpm2/trusted-digest.ts';
 import { TPM_CC } from '../../src/tpm2/constants.ts';
 import { parsePcrSelection, withPcr } from '../../src/tpm2/pcr-selection.ts';
 import { policyAuthorize } from '../../src/tpm2/policy.ts';
@@ -291,6 +291,17 @@ test('scenario: trusted provision D1; rogue boot and every attack; trusted boot 
     // 6. The running system of a trusted boot (capped) updates the digest without the private key.
     const update = sealroot('provision', '--tpm', tpm.tcti, '--digest', D3, '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
     assert.is(update.status, 0, update.stderr);
+    await tpm.restart();
+    bootInto(tpm, 'trusted');
+    assert.is(unseal(tpm, state).stdout, `${D3}\n`);
+
+    // 6b. A failed trusted boot caps, then voids the approvals (what `sealroot boot` does on every failure): a shell
+    // left by the failure can no longer use the write approval, and the next trusted boot still reads D3.
+    assert.is(unseal(tpm, state, '--cap').stdout, `${D3}\n`);
+    await capPcr({ tcti: tpm.tcti, event: 'boot-failed' });
+    const afterFailure = sealroot('provision', '--tpm', tpm.tcti, '--digest', D2, '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
+    assert.is(afterFailure.status, 1, afterFailure.stdout);
+    assert.match(afterFailure.stderr, /no write approval matches the current PCR values/);
     await tpm.restart();
     bootInto(tpm, 'trusted');
     assert.is(unseal(tpm, state).stdout, `${D3}\n`);
