@@ -35,6 +35,7 @@ export function stepTimes(lines: readonly string[]): [string, number][] {
   return [];
 }
 
+const PROCESS_START = 'process-start';
 const UNSEALED_AFTER = 'cap-pcr';
 const VERIFIED_AFTER = 'validate-image';
 
@@ -59,9 +60,11 @@ export function milestones(lines: readonly string[]): { milestones: Milestone[];
   if (start !== undefined && end !== undefined && steps.length > 0) {
     const total = steps.reduce((sum, [, ms]) => sum + ms, 0) / 1000;
     let at = end - total;
-    add('sealroot main() (process started)', at);
+    // sealroot may time its own process start (exec -> main) as a step; otherwise main() is where its steps begin.
+    if (!steps.some(([name]) => name === PROCESS_START)) add('sealroot main() (process started)', at);
     for (const [name, ms] of steps) {
       at += ms / 1000;
+      if (name === PROCESS_START) add('sealroot main() (process started)', at);
       if (name === UNSEALED_AFTER) add('digest unsealed (PCR capped)', at);
       if (name === VERIFIED_AFTER) add('image verified (sealed memfd, EROFS validated)', at);
     }
@@ -72,6 +75,11 @@ export function milestones(lines: readonly string[]): { milestones: Milestone[];
   add('switch-root', found.get('switch-root'));
   add('root init runs', found.get('root-init'));
   return { milestones: list, steps, missing };
+}
+
+/** Seconds of sealroot's own steps after its process start. */
+export function stepSeconds(steps: readonly [string, number][]): number {
+  return steps.filter(([name]) => name !== PROCESS_START).reduce((sum, [, ms]) => sum + ms, 0) / 1000;
 }
 
 export function formatMilestones(list: readonly Milestone[]): string[] {
