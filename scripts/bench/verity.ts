@@ -37,15 +37,16 @@ function childCpu(): number {
 interface Sample {
   wall: number;
   cpu: number;
+  stdout: string;
 }
 
 function timed(file: string, args: string[]): Sample {
   const cpu = childCpu();
   const started = performance.now();
-  const result = spawnSync(file, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const result = spawnSync(file, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
   const wall = performance.now() - started;
   if (result.status !== 0) throw new Error(`${file} ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
-  return { wall, cpu: (childCpu() - cpu) * 1000 };
+  return { wall, cpu: (childCpu() - cpu) * 1000, stdout: result.stdout };
 }
 
 function median(values: number[]): number {
@@ -110,9 +111,12 @@ try {
     fsverity.push(timed('fsverity', ['digest', image]));
   }
   const startup = median(Array.from({ length: 5 }, () => timed(binary, ['--version']).wall));
-  console.log(`image: 256 MiB of random bytes in the page cache; ${os.availableParallelism()} CPUs; median of ${RUNS} runs`);
+  console.log(`image: 256 MiB of random bytes in the page cache; ${os.availableParallelism()} CPUs; median of ${RUNS} runs; `
+    + `load average ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (other work on the machine slows the parallel path most)`);
   report('sealroot load  vs cp+fsverity digest', load, copyDigest, 0.5);
   report('sealroot digest vs fsverity digest  ', digest, fsverity, 0.8);
+  const inProcess = median(load.map((sample) => Number(/^time: ([0-9.]+) ms$/m.exec(sample.stdout)?.[1] ?? NaN)));
+  console.log(`sealroot load, in-process part (open to sealed memfd, as it reports): ${inProcess.toFixed(0)} ms median`);
   const p = parts();
   const cores = os.availableParallelism();
   console.log(`parts, one thread, 256 MiB: read ${p.read!.toFixed(0)} ms, memfd write ${p.write!.toFixed(0)} ms, `
