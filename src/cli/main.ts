@@ -1,4 +1,5 @@
 // sealroot's entry point: finds the subcommand, runs it, turns any failure into one line and an exit code.
+import { emergency } from '../boot/handover.ts';
 import { oneLine } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { UsageError, type Command, type CommandContext } from './command.ts';
@@ -66,12 +67,18 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
+/** PID 1 must never exit (the kernel panics): whatever ends the command, go to the emergency path instead. */
+function exitOrEmergency(code: number): void {
+  if (process.pid !== 1) {
     process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`sealroot: internal error: ${oneLine(error)}\n`);
-    process.exitCode = 70;
-  },
-);
+    return;
+  }
+  const log = createLogger({ kmsg: inInitramfs() });
+  log.error(`sealroot as PID 1 ended with exit status ${code}`);
+  emergency(log);
+}
+
+main(process.argv.slice(2)).then(exitOrEmergency, (error: unknown) => {
+  process.stderr.write(`sealroot: internal error: ${oneLine(error)}\n`);
+  exitOrEmergency(70);
+});

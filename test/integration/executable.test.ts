@@ -40,4 +40,14 @@ test('runs from a bare directory with /tmp read-only and no HOME (private mount 
   }
 });
 
+test('as PID 1 it never exits on its own: a finished command goes to the emergency shell', () => {
+  requireRoot();
+  requireTools('unshare');
+  // An empty stdin: the emergency shell reads EOF and exits, which ends the PID namespace.
+  const result = run('unshare', ['--pid', '--fork', '--mount-proc', 'env', '-i', 'SEALROOT_KMSG=0', SEALROOT_BIN, '--version'], { input: '' });
+  assert.is(result.stdout, `sealroot ${VERSION}\n`);
+  assert.match(result.stderr, /sealroot: sealroot as PID 1 ended with exit status 0\n/);
+  assert.match(result.stderr, /sealroot: starting the emergency shell \//);
+});
+
 test.run();
