@@ -1,27 +1,28 @@
-// Every subcommand, registered in one place. Each lives in its own file beside this one.
+// Every subcommand, registered in one place and listed by --help in this order: the boot step first, then its
+// parts, the image tools, the TPM tools, diagnostics. Each lives in its own file beside this one.
+import { approveCommand } from './approve.ts';
 import { bootCommand } from './boot.ts';
 import type { Command } from './command.ts';
-import { inspectCommand } from './inspect.ts';
-import { approveCommand } from './approve.ts';
-import { pcrCommand } from './pcr.ts';
-import { provisionCommand } from './provision.ts';
-import { unsealCommand } from './unseal.ts';
 import { digestCommand } from './digest.ts';
+import { inspectCommand } from './inspect.ts';
 import { loadCommand } from './load.ts';
 import { mkimageCommand } from './mkimage.ts';
 import { mountCommand } from './mount.ts';
+import { pcrCommand } from './pcr.ts';
+import { provisionCommand } from './provision.ts';
 import { selftestCommand } from './selftest.ts';
+import { unsealCommand } from './unseal.ts';
 
 export const COMMANDS: readonly Command[] = [
+  bootCommand,
+  mountCommand,
+  loadCommand,
+  digestCommand,
+  mkimageCommand,
   inspectCommand,
-  approveCommand,
-  pcrCommand,
   provisionCommand,
   unsealCommand,
-  bootCommand,
-  digestCommand,
-  loadCommand,
-  mkimageCommand,
-  mountCommand,
+  approveCommand,
+  pcrCommand,
   selftestCommand,
 ];
