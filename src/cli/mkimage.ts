@@ -36,7 +36,8 @@ export const mkimageCommand: Command = {
   name: 'mkimage',
   summary: 'make a composefs image (EROFS + objects) from a directory tree',
   usage: `Usage: sealroot mkimage [--digest-store=DIR] [--hash-alg sha256|sha512] [--print-digest]
-                        [--min-version N] [--max-version N] [--no-hardlinks] [--from-file] SOURCE IMAGE
+                        [--min-version N] [--max-version N] [--use-epoch] [--skip-devices]
+                        [--skip-xattrs | --user-xattrs] [--no-hardlinks] [--from-file] SOURCE IMAGE
 
 Writes IMAGE, a composefs EROFS image of the tree at SOURCE laid out as libcomposefs' mkcomposefs does
 (same tree, same bytes; see src/erofs/README.md for the known differences). Files of at most 64 bytes are
@@ -50,6 +51,10 @@ trusted.overlay.redirect=/XX/<rest>) and, with --digest-store, copied to DIR/XX/
   --print-digest      print the image's fs-verity digest (ALG:<hex>) on stdout
   --min-version N     lowest composefs format version (default 0)
   --max-version N     highest composefs format version (default 1; 1 is used when the tree has whiteouts)
+  --use-epoch         make every mtime 0
+  --skip-devices      leave out character and block devices (whiteouts included)
+  --skip-xattrs       store no xattrs of the source
+  --user-xattrs       store only the source's user.* xattrs
   --no-hardlinks      write every name of a hard-linked file as its own inode (nlink 1), as mkcomposefs
                       1.0.8 does with a directory; by default hard links are kept (one inode, its nlink)
   --from-file         SOURCE is a dump (the format sealroot inspect and composefs-info dump print; - for
@@ -65,6 +70,10 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
       'max-version': { type: 'string' },
       'from-file': { type: 'boolean', default: false },
       'no-hardlinks': { type: 'boolean', default: false },
+      'use-epoch': { type: 'boolean', default: false },
+      'skip-devices': { type: 'boolean', default: false },
+      'skip-xattrs': { type: 'boolean', default: false },
+      'user-xattrs': { type: 'boolean', default: false },
     });
     if (positionals.length !== 2) throw new UsageError('expected SOURCE and IMAGE');
     const [source, image] = positionals as [string, string];
@@ -74,9 +83,14 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
     const maxVersion = parseVersion(values['max-version'], 'max-version', 1);
     const fromFile = values['from-file'];
     if (fromFile && values['digest-store'] !== undefined) throw new UsageError('--digest-store needs a directory SOURCE, not --from-file');
+    if (values['skip-xattrs'] && values['user-xattrs']) throw new UsageError('--skip-xattrs and --user-xattrs exclude each other');
 
     const started = performance.now();
-    const reader = new TreeReader({ algorithm: algorithm as HashAlgorithm, digestStore: values['digest-store'], hardlinks: !values['no-hardlinks'] });
+    const reader = new TreeReader({
+      algorithm: algorithm as HashAlgorithm, digestStore: values['digest-store'], hardlinks: !values['no-hardlinks'],
+      useEpoch: values['use-epoch'], skipDevices: values['skip-devices'],
+      xattrs: values['skip-xattrs'] ? 'none' : values['user-xattrs'] ? 'user' : 'all',
+    });
     let written: ReturnType<typeof writeImage>;
     try {
       const tree = fromFile ? readDumpFile(source) : reader.read(source);

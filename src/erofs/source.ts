@@ -9,11 +9,12 @@ import { enableVerity } from '../sys/verity.ts';
 import { getXattr, listXattrs, syncFilesystem } from '../sys/xattr.ts';
 import type { HashAlgorithm } from '../verity/digest.ts';
 import { FS_VERITY_ALGORITHM_IDS, FsVerityHasher } from '../verity/merkle.ts';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './format.ts';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './format.ts';
 import { INLINE_MAX, objectPath, type TreeNode } from './tree.ts';
 
 const READ_CHUNK = 1 << 20;
 const NS = 1_000_000_000n;
+const USER_PREFIX = Buffer.from('user.');
 
 export interface ReadTreeOptions {
   algorithm: HashAlgorithm;
@@ -24,6 +25,12 @@ export interface ReadTreeOptions {
    * inode with nlink 1, as mkcomposefs 1.0.8 does with a directory source (composefs issue #444).
    */
   hardlinks?: boolean;
+  /** mkcomposefs --use-epoch: every mtime 0. */
+  useEpoch?: boolean;
+  /** mkcomposefs --skip-devices: leave out character and block devices (whiteouts too) below the root. */
+  skipDevices?: boolean;
+  /** mkcomposefs --skip-xattrs ('none') and --user-xattrs ('user'); default 'all'. */
+  xattrs?: 'all' | 'user' | 'none';
 }
 
 export interface ReadTreeStats {
@@ -92,8 +99,8 @@ export class TreeReader {
       uid: Number(st.uid),
       gid: Number(st.gid),
       // Floor division: before 1970 the seconds are negative and the nanoseconds still count up from them.
-      mtimeSec: (st.mtimeNs - (((st.mtimeNs % NS) + NS) % NS)) / NS,
-      mtimeNsec: Number(((st.mtimeNs % NS) + NS) % NS),
+      mtimeSec: this.#options.useEpoch === true ? 0n : (st.mtimeNs - (((st.mtimeNs % NS) + NS) % NS)) / NS,
+      mtimeNsec: this.#options.useEpoch === true ? 0 : Number(((st.mtimeNs % NS) + NS) % NS),
       size: type === S_IFREG ? st.size : 0n,
       rdev: encodeDev(st.rdev),
       xattrs: this.#xattrs(file),
@@ -108,7 +115,10 @@ export class TreeReader {
         fail('cannot read directory', file, error);
       }
       for (const name of names) {
-        node.children.set(name.toString('latin1'), this.#node(Buffer.concat([file, Buffer.from('/'), name])));
+        const child = this.#node(Buffer.concat([file, Buffer.from('/'), name]));
+        const childType = child.mode & S_IFMT;
+        if (this.#options.skipDevices === true && (childType === S_IFCHR || childType === S_IFBLK)) continue;
+        node.children.set(name.toString('latin1'), child);
       }
     } else if (type === S_IFLNK) {
       try {
@@ -124,6 +134,7 @@ export class TreeReader {
   }
 
   #xattrs(file: Buffer): TreeNode['xattrs'] {
+    if (this.#options.xattrs === 'none') return [];
     let names: Buffer[];
     try {
       names = listXattrs(file);
@@ -132,6 +143,7 @@ export class TreeReader {
       if (error instanceof SysError && error.code === 'EOPNOTSUPP') return [];
       fail('cannot list xattrs', file, error);
     }
+    if (this.#options.xattrs === 'user') names = names.filter((name) => name.subarray(0, 5).equals(USER_PREFIX));
     try {
       return names.map((name) => ({ name: name.toString('latin1'), value: getXattr(file, name) }));
     } catch (error) {

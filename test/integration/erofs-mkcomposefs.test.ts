@@ -33,6 +33,8 @@ for (const variant of [
   { name: 'varied tree with an ACL', options: { acl: true }, args: [] },
   { name: 'tree with whiteouts (format version 1) and a pre-1970 mtime', options: { whiteouts: true, before1970: true, manyEntries: 300, depth: 5 }, args: [] },
   { name: 'varied tree, --min-version=1 (composefs-rs V1)', options: { manyEntries: 500, depth: 8 }, args: ['--min-version=1'] },
+  { name: 'whiteouts, --use-epoch --skip-devices --user-xattrs', options: { whiteouts: true, acl: true, manyEntries: 100, depth: 3 }, args: ['--use-epoch', '--skip-devices', '--user-xattrs'] },
+  { name: 'varied tree, --skip-xattrs', options: { acl: true, manyEntries: 100, depth: 3 }, args: ['--skip-xattrs'] },
 ]) {
   test(`${variant.name}: mkimage writes the bytes mkcomposefs writes, the same digest, the same objects`, () => {
     const tools = composefsTools();
