@@ -32,12 +32,31 @@ function readDumpFile(source: string): TreeNode {
   }
 }
 
+/** Writes to a temporary file beside `file`, fsyncs it and renames it into place. */
+function writeAtomically(file: string, bytes: Buffer): void {
+  const temp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp-${process.pid}`);
+  try {
+    fs.writeFileSync(temp, bytes, { mode: 0o644, flag: 'wx' });
+    const fd = fs.openSync(temp, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temp, file);
+  } catch (error) {
+    fs.rmSync(temp, { force: true });
+    throw new StepError('mkimage', 'cannot write the image', { path: file, cause: error });
+  }
+}
+
 export const mkimageCommand: Command = {
   name: 'mkimage',
   summary: 'make a composefs image (EROFS + objects) from a directory tree',
   usage: `Usage: sealroot mkimage [--digest-store=DIR] [--hash-alg sha256|sha512] [--print-digest]
                         [--min-version N] [--max-version N] [--use-epoch] [--skip-devices]
                         [--skip-xattrs | --user-xattrs] [--no-hardlinks] [--from-file] SOURCE IMAGE
+       sealroot mkimage --print-digest-only [OPTIONS] SOURCE
 
 Writes IMAGE, a composefs EROFS image of the tree at SOURCE laid out as libcomposefs' mkcomposefs does
 (same tree, same bytes; see src/erofs/README.md for the known differences). Files of at most 64 bytes are
@@ -49,6 +68,7 @@ trusted.overlay.redirect=/XX/<rest>) and, with --digest-store, copied to DIR/XX/
   --hash-alg ALG      fs-verity hash of the objects and of the image: sha256 (default, composefs/ostree)
                       or sha512 (bootc)
   --print-digest      print the image's fs-verity digest (ALG:<hex>) on stdout
+  --print-digest-only print the digest and write no image (objects are still stored with --digest-store)
   --min-version N     lowest composefs format version (default 0)
   --max-version N     highest composefs format version (default 1; 1 is used when the tree has whiteouts)
   --use-epoch         make every mtime 0
@@ -66,6 +86,7 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
       'digest-store': { type: 'string' },
       'hash-alg': { type: 'string', default: 'sha256' },
       'print-digest': { type: 'boolean', default: false },
+      'print-digest-only': { type: 'boolean', default: false },
       'min-version': { type: 'string' },
       'max-version': { type: 'string' },
       'from-file': { type: 'boolean', default: false },
@@ -75,8 +96,9 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
       'skip-xattrs': { type: 'boolean', default: false },
       'user-xattrs': { type: 'boolean', default: false },
     });
-    if (positionals.length !== 2) throw new UsageError('expected SOURCE and IMAGE');
-    const [source, image] = positionals as [string, string];
+    const digestOnly = values['print-digest-only'];
+    if (digestOnly ? positionals.length !== 1 : positionals.length !== 2) throw new UsageError(digestOnly ? 'expected SOURCE only with --print-digest-only' : 'expected SOURCE and IMAGE');
+    const [source, image] = positionals as [string, string | undefined];
     const algorithm = values['hash-alg'];
     if (algorithm !== 'sha256' && algorithm !== 'sha512') throw new UsageError(`unknown --hash-alg '${algorithm}' (sha256 or sha512)`);
     const minVersion = parseVersion(values['min-version'], 'min-version', 0);
@@ -105,26 +127,13 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
       reader.abort();
     }
 
-    const temp = path.join(path.dirname(path.resolve(image)), `.${path.basename(image)}.tmp-${process.pid}`);
-    try {
-      fs.writeFileSync(temp, written.image, { mode: 0o644, flag: 'wx' });
-      const fd = fs.openSync(temp, 'r');
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(temp, image);
-    } catch (error) {
-      fs.rmSync(temp, { force: true });
-      throw new StepError('mkimage', 'cannot write the image', { path: image, cause: error });
-    }
+    if (image !== undefined) writeAtomically(image, written.image);
     const { stats } = reader;
     log.info(`mkimage: ${written.inodes} inodes, ${written.image.length} bytes, format version ${written.composefsVersion}; `
       + `${stats.files} files, ${stats.objectsWritten} objects written, ${stats.objectsReused} reused`
       + `${stats.objectsWithoutVerity > 0 ? `, ${stats.objectsWithoutVerity} without fs-verity (not supported by the store's filesystem)` : ''}`
       + ` (${Math.round(performance.now() - started)} ms)`);
-    if (values['print-digest']) {
+    if (values['print-digest'] || digestOnly) {
       stdout(`${formatDigest({ algorithm: algorithm as HashAlgorithm, bytes: fsVerityDigest(written.image, { algorithm: algorithm as HashAlgorithm }) })}\n`);
     }
     return 0;

@@ -51,6 +51,7 @@ for (const variant of [
     const firstDifference = a.findIndex((byte, i) => byte !== b[i]);
     assert.is(firstDifference, -1, `images differ first at byte ${firstDifference} (${tools.version})`);
     assert.is(ourDigest, `sha256:${theirDigest}`);
+    assert.is(sealroot('mkimage', ...variant.args, '--print-digest-only', source).trim(), ourDigest, '--print-digest-only');
     const objects = listFiles(path.join(dir, 'objects-theirs'));
     assert.ok(objects.length > 10, `only ${objects.length} objects`);
     assert.equal(listFiles(path.join(dir, 'objects-ours')), objects);
