@@ -5,7 +5,7 @@
 import {
   BLOCK_BITS, BLOCK_SIZE, CHUNK_FORMAT_BLKBITS_MASK, COMPOSEFS_FLAG_HAS_ACL, COMPOSEFS_HEADER_SIZE, COMPOSEFS_HEADER_VERSION,
   COMPOSEFS_MAGIC, crc32c, decodeComposefsHeader, decodeInode, decodeSuperblock, DIRENT_SIZE, EROFS_MAGIC, EROFS_NAME_LEN,
-  FEATURE_COMPAT_MTIME, FEATURE_COMPAT_SB_CHKSUM, FEATURE_COMPAT_XATTR_FILTER, FEATURE_INCOMPAT_CHUNKED_FILE, FT_DIR, FT_UNKNOWN, fileTypeOfMode, type Inode, INODE_COMPACT_SIZE,
+  FEATURE_COMPAT_MTIME, FEATURE_COMPAT_SB_CHKSUM, FEATURE_COMPAT_XATTR_FILTER, FEATURE_INCOMPAT_CHUNKED_FILE, FT_UNKNOWN, fileTypeOfMode, type Inode, INODE_COMPACT_SIZE,
   INODE_EXTENDED_SIZE, I_DATALAYOUT_BIT, I_DATALAYOUT_MASK, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE,
   LAYOUT_FLAT_PLAIN, NULL_ADDR, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, SLOT_BITS,
   SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock, XATTR_ENTRY_SIZE, XATTR_FILTER_BITS, XATTR_FILTER_SEED,
@@ -447,5 +447,3 @@ export function checkEntryType(entry: DirEntry, target: ParsedInode, directoryOf
     throw new ImageError(directoryOffset, `entry ${printable(entry.name)} has file type ${entry.fileType} but inode ${target.nid} is of type ${fileTypeOfMode(target.inode.mode)}`);
   }
 }
-
-export const isDirType = (fileType: number): boolean => fileType === FT_DIR;
