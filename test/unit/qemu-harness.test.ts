@@ -1,0 +1,99 @@
+// The QEMU tier's pure parts: the raw PCR_Extend command the guest sends, how a boot is judged from its console,
+// and the boot timeline. (The boots themselves run in qemu/run-tests.)
+import { createHash } from 'node:crypto';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { judge, SCENARIOS, sealrootMessages } from '../../qemu/lib/scenarios.ts';
+import { milestones } from '../../qemu/lib/timeline.ts';
+import { pcrExtendCommand, predictPcr } from '../../qemu/lib/tpm-commands.ts';
+
+const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
+const scenario = (name: string) => SCENARIOS.find((candidate) => candidate.name === name)!;
+const MD5 = 'cf4dacb6a28ad70e0d3ecd56b746e687';
+
+test('pcrExtendCommand: TPM2_PCR_Extend with one password session and one SHA-256 digest (Part 3, 22.2)', () => {
+  const digest = Buffer.alloc(32, 0xab);
+  const command = pcrExtendCommand(9, digest);
+  assert.is(command.length, 65);
+  assert.is(command.subarray(0, 14).toString('hex'), '8002' + '00000041' + '00000182' + '00000009');
+  // authorizationSize 9: TPM_RS_PW, empty nonce, attributes 0, empty hmac.
+  assert.is(command.subarray(14, 27).toString('hex'), '00000009' + '40000009' + '0000' + '00' + '0000');
+  assert.is(command.subarray(27, 33).toString('hex'), '00000001' + '000b');
+  assert.equal(command.subarray(33), digest);
+  assert.throws(() => pcrExtendCommand(9, Buffer.alloc(20)), /32 bytes/);
+});
+
+test('predictPcr: extend from zero, in order', () => {
+  const a = Buffer.alloc(32, 1);
+  const b = Buffer.alloc(32, 2);
+  const once = sha256(Buffer.concat([Buffer.alloc(32), a]));
+  assert.equal(predictPcr([a]), once);
+  assert.equal(predictPcr([a, b]), sha256(Buffer.concat([once, b])));
+  assert.not.equal(predictPcr([b, a]), predictPcr([a, b]));
+});
+
+const BOOTED = [
+  '@@ T init 7.5', '@@ T sealroot-start 8.0', 'sealroot: step times (ms): process-start 1000, trusted-digest 500, cap-pcr 50, verify-image 200, validate-image 100, mount-composefs 100, prepare-root 50',
+  '@@ T sealroot-end 10.5', '@@ SEALROOT-EXIT 0', '@@ CHECK second-unseal refused', '@@ T switch-root 10.6', '@@ T root-init 11.0',
+  '@@ CHECK root-overlay-verity ok', '@@ CHECK hello ok', `@@ VICTIM read ok ${MD5}`, '@@ PCR15 C34A6722D68D', '@@ END',
+];
+
+test('judge: a verified boot passes; each missing proof fails it', () => {
+  assert.ok(judge(scenario('boot-ostree'), BOOTED, false, MD5).pass);
+  assert.not.ok(judge(scenario('boot-ostree'), BOOTED, true, MD5).pass, 'a timeout never passes');
+  for (const removed of ['@@ CHECK second-unseal refused', '@@ CHECK hello ok', '@@ END', '@@ SEALROOT-EXIT 0', '@@ CHECK root-overlay-verity ok']) {
+    assert.not.ok(judge(scenario('boot-ostree'), BOOTED.filter((line) => line !== removed), false, MD5).pass, `passed without ${removed}`);
+  }
+  assert.not.ok(judge(scenario('boot-ostree'), BOOTED, false, 'f'.repeat(32)).pass, 'wrong content passed');
+  assert.not.ok(judge(scenario('boot-ostree'), BOOTED.map((l) => (l.startsWith('@@ PCR15') ? '@@ PCR15 0000' : l)), false, MD5).pass, 'an uncapped PCR passed');
+  assert.not.ok(judge(scenario('boot-ostree'), [...BOOTED, '[   12.0] Kernel panic - not syncing: x'], false, MD5).pass);
+});
+
+const STOPPED = ['@@ T sealroot-start 8.0', 'sealroot: tpm: capped PCR 15 (sha256)',
+  '[   9.1] sealroot[224]: sealroot: verify-image: digest mismatch: the image is sha256:aa, the trusted digest is sha256:bb',
+  '@@ SEALROOT-EXIT 1', '@@ STOPPED sealroot boot exited 1', '@@ END'];
+
+test('judge: a refused boot passes only with sealroot\'s reason and no switch-root', () => {
+  const verdict = judge(scenario('truncated-image'), STOPPED, false, MD5);
+  assert.ok(verdict.pass, verdict.reason);
+  assert.match(verdict.reason, /^sealroot: verify-image: digest mismatch/);
+  assert.not.ok(judge(scenario('pcr-mismatch'), STOPPED, false, MD5).pass, 'a verify-image failure (after a tpm info line) is not the TPM refusal');
+  assert.not.ok(judge(scenario('truncated-image'), [...STOPPED, '@@ T root-init 12.0'], false, MD5).pass, 'reached the root');
+  assert.not.ok(judge(scenario('truncated-image'), STOPPED, true, MD5).pass, 'timed out');
+  assert.not.ok(judge(scenario('truncated-image'), STOPPED.map((l) => (l === '@@ SEALROOT-EXIT 1' ? '@@ SEALROOT-EXIT 0' : l)), false, MD5).pass);
+  // Through dracut, the emergency service must have run too.
+  assert.not.ok(judge(scenario('tampered-image'), STOPPED, false, MD5).pass);
+  assert.ok(judge(scenario('tampered-image'), [...STOPPED, 'Warning: Boot has failed. To debug this issue add "rd.shell rd.debug"'], false, MD5).pass);
+});
+
+test('judge: object cases need the read error and the kernel\'s reason', () => {
+  const eio = BOOTED.map((line) => (line.startsWith('@@ VICTIM') ? "@@ VICTIM read failed: md5sum: can't open 'x': Input/output error" : line));
+  const message = "[   16.2] overlayfs: lower file '66c4' has no fs-verity digest";
+  assert.ok(judge(scenario('object-without-verity'), [...eio, message], false, MD5).pass);
+  assert.not.ok(judge(scenario('object-without-verity'), eio, false, MD5).pass, 'no kernel message');
+  assert.not.ok(judge(scenario('tampered-object'), [...eio, message], false, MD5).pass, 'wrong kernel message');
+  assert.not.ok(judge(scenario('object-without-verity'), [...BOOTED, message], false, MD5).pass, 'the read succeeded');
+});
+
+test('sealrootMessages: stderr, kmsg and journal forms, two writers on one line', () => {
+  const lines = ['sealroot: a: one', '[   14.5] sealroot: b: two', '[   34.1] sealroot[220]: sealroot: c: three',
+    'sealroot: d: four[   14.9] sealroot: d: four', 'unrelated [ 1.0] line'];
+  assert.equal(sealrootMessages(lines), ['sealroot: a: one', 'sealroot: b: two', 'sealroot: c: three', 'sealroot: d: four', 'sealroot: d: four']);
+});
+
+test('milestones: sealroot\'s steps placed back from its exit, main() after its own process-start', () => {
+  const { milestones: list, missing } = milestones(['[    4.2] Run /init as init process', ...BOOTED]);
+  assert.equal(missing, []);
+  const at = Object.fromEntries(list.map(({ label, at }) => [label, Math.round(at * 1000) / 1000]));
+  assert.is(at['initramfs init runs'], 4.2);
+  assert.is(at['sealroot start'], 8);
+  // 10.5 - 2.0 s of steps = 8.5; + 1.0 process start
+  assert.is(at['sealroot main() (process started)'], 9.5);
+  assert.is(at['digest unsealed (PCR capped)'], 10.05);
+  assert.is(at['image verified (sealed memfd, EROFS validated)'], 10.35);
+  assert.is(at['root mounted (composefs + /etc, /var)'], 10.5);
+  assert.is(at['switch-root'], 10.6);
+  assert.is(at['root init runs'], 11);
+});
+
+test.run();
