@@ -1,21 +1,24 @@
-// The validator's view of the sealed image memfd: reads served from 64 KiB chunks, each read from the memfd
-// at most once. The validator makes ~100k small reads on a large image; one pread per read costs more than the
-// validation itself, and reading the whole image up front copies bytes the validator never looks at.
+// The validator's view of the sealed image memfd: reads served as zero-copy views of 4 MiB chunks, each read
+// from the memfd at most once, with one pread. A composefs image is nearly all metadata, and the validator
+// touches every 4 KiB block of it (measured: all of them in a 64 MiB image), so what matters is few syscalls,
+// no per-read copy and no per-read allocation beyond the view; chunks the walk never reaches are never read.
+// Only a read that straddles two chunks (an inode across a 4 MiB boundary) is copied.
 // The memfd is sealed, so a cached chunk is the byte-for-byte content the kernel will mount.
 import { preadFully } from '../sys/io.ts';
 
-const CHUNK = 64 << 10;
+const CHUNK_BITS = 22;
+const CHUNK = 2 ** CHUNK_BITS;
 
 export function chunkedReader(fd: number, size: number, label?: string): (offset: number, length: number) => Buffer {
-  const chunks = new Map<number, Buffer>();
+  const chunks: (Buffer | undefined)[] = new Array(Math.ceil(size / CHUNK)).fill(undefined);
   const chunk = (index: number): Buffer => {
-    let buffer = chunks.get(index);
+    let buffer = chunks[index];
     if (buffer === undefined) {
       const start = index * CHUNK;
-      buffer = Buffer.allocUnsafe(Math.min(CHUNK, size - start));
+      buffer = Buffer.allocUnsafeSlow(Math.min(CHUNK, size - start));
       const got = preadFully(fd, buffer, start, label);
       if (got !== buffer.length) throw new Error(`short read of the image memfd: ${got} of ${buffer.length} bytes at offset ${start}`);
-      chunks.set(index, buffer);
+      chunks[index] = buffer;
     }
     return buffer;
   };
@@ -26,8 +29,8 @@ export function chunkedReader(fd: number, size: number, label?: string): (offset
     const first = Math.floor(offset / CHUNK);
     const last = Math.floor((offset + Math.max(length, 1) - 1) / CHUNK);
     if (first === last) {
-      const base = first * CHUNK;
-      return chunk(first).subarray(offset - base, offset - base + length);
+      const from = offset - first * CHUNK;
+      return chunk(first).subarray(from, from + length);
     }
     const out = Buffer.allocUnsafe(length);
     let done = 0;

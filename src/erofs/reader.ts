@@ -26,8 +26,13 @@ export class ImageError extends Error {
 
 const KNOWN_COMPAT = FEATURE_COMPAT_SB_CHKSUM | FEATURE_COMPAT_MTIME | FEATURE_COMPAT_XATTR_FILTER;
 const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]);
+const SPECIAL_TYPES = new Set([S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]);
 /** Symlink targets: at most PATH_MAX - 1 bytes (kernel erofs_fill_symlink / vfs). */
 const SYMLINK_MAX = 4095;
+const SYMLINK_MAX_BIG = BigInt(SYMLINK_MAX);
+const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+/** Up to this many xattrs per inode, duplicates are looked for pairwise rather than through a Set. */
+const PAIRWISE_XATTRS = 16;
 /** EROFS xattr name index -> the prefix it stands for (index 0: none; the others are not defined). */
 const XATTR_PREFIX_OF_INDEX: readonly (string | undefined)[] = (() => {
   const table: (string | undefined)[] = new Array(256).fill(undefined);
@@ -76,13 +81,19 @@ export interface ImageInfo {
   size: number;
 }
 
+/** A parsed shared xattr and its bit in the per-inode name filter (which depends on the entry only). */
+interface SharedXattr {
+  xattr: ParsedXattr;
+  filterBit: number;
+}
+
 export class ErofsReader {
   readonly info: ImageInfo;
   readonly #read: ReadFn;
   readonly #size: number;
   readonly #metaStart: number;
   readonly #xattrStart: number;
-  readonly #shared = new Map<number, ParsedXattr>();
+  readonly #shared = new Map<number, SharedXattr>();
 
   constructor(read: ReadFn, size: number) {
     this.#read = read;
@@ -167,20 +178,20 @@ export class ErofsReader {
     const inode = decodeInode(raw);
     const type = inode.mode & S_IFMT;
     if (!VALID_TYPES.has(type)) throw new ImageError(offset + 4, `inode ${nid}: invalid file type in mode 0${inode.mode.toString(8)}`);
-    if (![LAYOUT_FLAT_PLAIN, LAYOUT_FLAT_INLINE, LAYOUT_CHUNK_BASED].includes(inode.layout)) {
+    if (inode.layout !== LAYOUT_FLAT_PLAIN && inode.layout !== LAYOUT_FLAT_INLINE && inode.layout !== LAYOUT_CHUNK_BASED) {
       throw new ImageError(offset, `inode ${nid}: unsupported data layout ${inode.layout} (compressed or unknown)`);
     }
     if (inode.layout === LAYOUT_CHUNK_BASED && type !== S_IFREG) throw new ImageError(offset, `inode ${nid}: chunk-based layout on a non-regular file`);
     if (extended && inode.mtimeNsec >= 1_000_000_000) throw new ImageError(offset + 40, `inode ${nid}: mtime nanoseconds ${inode.mtimeNsec} out of range`);
     if (inode.nlink === 0) throw new ImageError(offset + (extended ? 44 : 6), `inode ${nid}: zero link count`);
-    if ([S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK].includes(type) && inode.size !== 0n) {
+    if (SPECIAL_TYPES.has(type) && inode.size !== 0n) {
       throw new ImageError(offset + 8, `inode ${nid}: special file with size ${inode.size}`);
     }
-    if (type === S_IFLNK && (inode.size === 0n || inode.size > BigInt(SYMLINK_MAX))) {
+    if (type === S_IFLNK && (inode.size === 0n || inode.size > SYMLINK_MAX_BIG)) {
       throw new ImageError(offset + 8, `inode ${nid}: symlink target length ${inode.size} (1..${SYMLINK_MAX})`);
     }
     if (type === S_IFDIR && inode.size === 0n) throw new ImageError(offset + 8, `inode ${nid}: empty directory data (no . and ..)`);
-    if (inode.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new ImageError(offset + 8, `inode ${nid}: size ${inode.size} too large`);
+    if (inode.size > MAX_SAFE_BIG) throw new ImageError(offset + 8, `inode ${nid}: size ${inode.size} too large`);
 
     const ibody = xattrIbodySize(inode.xattrCount);
     const headSize = inodeSize + ibody;
@@ -224,13 +235,24 @@ export class ErofsReader {
         const length = XATTR_ENTRY_SIZE + head[0]! + head.readUInt16LE(2);
         const parsed: ParsedXattr[] = [];
         this.#xattrEntry(this.bytes(at, length, 'shared xattr'), 0, length, at, true, 0, parsed);
-        entry = parsed[0]!;
+        const xattr = parsed[0]!;
+        const split = splitXattrName(Buffer.from(xattr.name, 'latin1'));
+        entry = { xattr, filterBit: filterBit(split.index, split.suffix) };
         this.#shared.set(id, entry);
       }
-      if (checkFilter) this.#checkFilter(entry.name, filter, at);
-      xattrs.push(entry);
+      if (checkFilter && ((filter >>> entry.filterBit) & 1) !== 0) throw new ImageError(at, `xattr name filter hides ${printable(entry.xattr.name)}`);
+      xattrs.push(entry.xattr);
     }
-    if (xattrs.length > 1) {
+    const n = xattrs.length;
+    if (n > 1 && n <= PAIRWISE_XATTRS) {
+      // The same first duplicate (in order) as the Set below reports.
+      for (let i = 1; i < n; i++) {
+        const name = xattrs[i]!.name;
+        for (let j = 0; j < i; j++) {
+          if (xattrs[j]!.name === name) throw new ImageError(start, `inode ${nid}: xattr ${printable(name)} appears twice`);
+        }
+      }
+    } else if (n > PAIRWISE_XATTRS) {
       const names = new Set<string>();
       for (const xattr of xattrs) {
         if (names.has(xattr.name)) throw new ImageError(start, `inode ${nid}: xattr ${printable(xattr.name)} appears twice`);
@@ -257,20 +279,12 @@ export class ErofsReader {
     if (prefix.length + nameLength === 0 || prefix.length + nameLength > 255) throw new ImageError(offset, `invalid xattr name of ${prefix.length + nameLength} bytes`);
     for (let i = nameStart; i < valueStart; i++) if (buf[i] === 0) throw new ImageError(offset, 'NUL byte in an xattr name');
     const name = prefix + buf.toString('latin1', nameStart, valueStart);
-    if (filter !== 0) this.#checkFilter(name, filter, offset, index, buf.subarray(nameStart, valueStart));
+    if (filter !== 0 && ((filter >>> filterBit(index, buf.subarray(nameStart, valueStart))) & 1) !== 0) {
+      // A set filter bit tells the kernel the name is absent (erofs_xattr_get): one wrongly set hides an xattr.
+      throw new ImageError(offset, `xattr name filter hides ${printable(name)}`);
+    }
     out.push({ name, value: buf.subarray(valueStart, valueStart + valueSize), shared });
     return Math.min(size, end - pos);
-  }
-
-  /** A set filter bit tells the kernel the name is absent (erofs_xattr_get): one wrongly set hides an xattr. */
-  #checkFilter(name: string, filter: number, offset: number, index?: number, suffix?: Buffer): void {
-    if (index === undefined || suffix === undefined) {
-      const split = splitXattrName(Buffer.from(name, 'latin1'));
-      index = split.index;
-      suffix = split.suffix;
-    }
-    const bit = xxh32(suffix, (XATTR_FILTER_SEED + index) >>> 0) & (XATTR_FILTER_BITS - 1);
-    if ((filter >>> bit) & 1) throw new ImageError(offset, `xattr name filter hides ${printable(name)}`);
   }
 
   /** Checks that the inode's data (blocks, inline tail, chunk map) lies inside the image. */
@@ -429,6 +443,11 @@ export class ErofsReader {
     const inlineFrom = node.inode.layout === LAYOUT_FLAT_INLINE ? Math.max(nblocks - 1, 0) * BLOCK_SIZE : size;
     return pos >= inlineFrom ? node.offset + node.headSize + (pos - inlineFrom) : node.inode.union * BLOCK_SIZE + pos;
   }
+}
+
+/** The bit of the inode's xattr name filter (bloom filter) that stands for the name `index` + `suffix`. */
+function filterBit(index: number, suffix: Uint8Array): number {
+  return xxh32(suffix, (XATTR_FILTER_SEED + index) >>> 0) & (XATTR_FILTER_BITS - 1);
 }
 
 /** A name for error messages: printable ASCII kept, anything else as \xNN. */

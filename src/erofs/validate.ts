@@ -62,8 +62,11 @@ export interface WalkResult {
 export function walkImage(reader: ErofsReader): WalkResult {
   const root = reader.inode(reader.rootNid);
   if ((root.inode.mode & S_IFMT) !== S_IFDIR) throw new ImageError(root.offset + 4, 'the root inode is not a directory');
-  const seen = new Set<number>([root.nid]);
-  const types = new Map<number, number>([[root.nid, S_IFDIR]]);
+  // The file type (S_IFMT >> 12, never 0 for a valid inode) of every inode already checked, by nid: the reader
+  // refuses any nid whose slot is not inside the image, so nid < size / 32.
+  const types = new Uint8Array(Math.ceil(reader.info.size / 32));
+  types[root.nid] = S_IFDIR >> 12;
+  let inodes = 1;
   const claims = new Claims(reader.info.size);
   claims.inode(root);
   const queue: { dir: ParsedInode; parent: number }[] = [{ dir: root, parent: root.nid }];
@@ -83,8 +86,8 @@ export function walkImage(reader: ErofsReader): WalkResult {
       }
       // A further name of an inode already checked: only its type is compared (parsing it again for each of
       // thousands of names would let a hostile image multiply the work).
-      const seenType = types.get(entry.nid);
-      if (seenType !== undefined) {
+      const seenType = types[entry.nid]! << 12;
+      if (seenType !== 0) {
         if (seenType === S_IFDIR) {
           throw new ImageError(dir.offset, `directory ${dir.nid}: entry ${printable(entry.name)} reaches directory ${entry.nid} a second time (loop or hard-linked directory)`);
         }
@@ -95,15 +98,15 @@ export function walkImage(reader: ErofsReader): WalkResult {
       }
       const target = reader.inode(entry.nid);
       checkEntryType(entry, target, dir.offset);
-      types.set(target.nid, target.inode.mode & S_IFMT);
-      seen.add(target.nid);
+      types[target.nid] = (target.inode.mode & S_IFMT) >> 12;
+      inodes++;
       claims.inode(target);
       if (target.xattrs.some((xattr) => ACL_XATTRS.has(xattr.name))) hasAclXattrs = true;
       if ((target.inode.mode & S_IFMT) === S_IFDIR) queue.push({ dir: target, parent: dir.nid });
     }
     if (!dot || !dotdot) throw new ImageError(dir.offset, `directory ${dir.nid}: no '${dot ? '..' : '.'}' entry`);
   }
-  return { reader, inodes: seen.size, hasAclXattrs };
+  return { reader, inodes, hasAclXattrs };
 }
 
 /**
