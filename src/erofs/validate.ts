@@ -32,20 +32,41 @@ class Claims {
   inode(node: ParsedInode): void {
     const first = Math.floor(node.offset / 32);
     const last = Math.floor((node.offset + node.extent - 1) / 32);
-    for (let slot = first; slot <= last; slot++) {
-      if (!Claims.#claim(this.#slots, slot)) throw new ImageError(slot * 32, `inode ${node.nid} overlaps another inode`);
-    }
-    for (let block = node.firstBlock; block < node.firstBlock + node.blockCount; block++) {
-      if (!Claims.#claim(this.#blocks, block)) throw new ImageError(node.offset + 16, `inode ${node.nid}: data block ${block} belongs to another inode too`);
+    const slot = Claims.#claim(this.#slots, first, last);
+    if (slot >= 0) throw new ImageError(slot * 32, `inode ${node.nid} overlaps another inode`);
+    if (node.blockCount > 0) {
+      const block = Claims.#claim(this.#blocks, node.firstBlock, node.firstBlock + node.blockCount - 1);
+      if (block >= 0) throw new ImageError(node.offset + 16, `inode ${node.nid}: data block ${block} belongs to another inode too`);
     }
   }
 
-  static #claim(bits: Uint8Array, index: number): boolean {
-    const mask = 1 << (index & 7);
-    if ((bits[index >> 3]! & mask) !== 0) return false;
-    bits[index >> 3]! |= mask;
-    return true;
+  /**
+   * Claims bits first..last (inclusive), a whole byte at a time where it can (an inode with a 4 KiB inline tail
+   * spans 128 slots). Returns the lowest index in the range that was already claimed, or -1.
+   */
+  static #claim(bits: Uint8Array, first: number, last: number): number {
+    let index = first;
+    while (index <= last) {
+      const byte = index >> 3;
+      if ((index & 7) === 0 && index + 7 <= last) {
+        const held = bits[byte]!;
+        if (held !== 0) return index + 31 - Math.clz32(held & -held);
+        bits[byte] = 0xff;
+        index += 8;
+        continue;
+      }
+      const mask = 1 << (index & 7);
+      if ((bits[byte]! & mask) !== 0) return index;
+      bits[byte]! |= mask;
+      index++;
+    }
+    return -1;
   }
+}
+
+function hasAclXattr(node: ParsedInode): boolean {
+  for (const xattr of node.xattrs) if (ACL_XATTRS.has(xattr.name)) return true;
+  return false;
 }
 
 export interface WalkResult {
@@ -70,7 +91,7 @@ export function walkImage(reader: ErofsReader): WalkResult {
   const claims = new Claims(reader.info.size);
   claims.inode(root);
   const queue: { dir: ParsedInode; parent: number }[] = [{ dir: root, parent: root.nid }];
-  let hasAclXattrs = root.xattrs.some((xattr) => ACL_XATTRS.has(xattr.name));
+  let hasAclXattrs = hasAclXattr(root);
   for (let i = 0; i < queue.length; i++) {
     const { dir, parent } = queue[i]!;
     const entries = reader.readDir(dir);
@@ -101,7 +122,7 @@ export function walkImage(reader: ErofsReader): WalkResult {
       types[target.nid] = (target.inode.mode & S_IFMT) >> 12;
       inodes++;
       claims.inode(target);
-      if (target.xattrs.some((xattr) => ACL_XATTRS.has(xattr.name))) hasAclXattrs = true;
+      if (!hasAclXattrs && hasAclXattr(target)) hasAclXattrs = true;
       if ((target.inode.mode & S_IFMT) === S_IFDIR) queue.push({ dir: target, parent: dir.nid });
     }
     if (!dot || !dotdot) throw new ImageError(dir.offset, `directory ${dir.nid}: no '${dot ? '..' : '.'}' entry`);
