@@ -42,6 +42,11 @@ const XATTR_PREFIX_OF_INDEX: readonly (string | undefined)[] = (() => {
 })();
 /** At most this many bytes are read per callback call (directory blocks, chunk maps). */
 const MAX_READ = BLOCK_SIZE;
+/**
+ * An inode is read with this many bytes (less at the end of the image): enough for a composefs file's header,
+ * xattr body and chunk map, which are then parsed from this one view instead of one read each.
+ */
+const INODE_PEEK = 256;
 
 export interface ParsedXattr {
   /** Full name as latin1 bytes. */
@@ -167,8 +172,8 @@ export class ErofsReader {
     if (!Number.isSafeInteger(nid) || nid < 0 || offset + INODE_COMPACT_SIZE > this.#size) {
       throw new ImageError(offset, `inode nid ${nid} lies outside the image`);
     }
-    // One read for either inode size (an extended one is checked to fit below).
-    const first = this.bytes(offset, Math.min(INODE_EXTENDED_SIZE, this.#size - offset), 'inode');
+    // One read for either inode size (an extended one is checked to fit below), and for what follows when it fits.
+    const first = this.bytes(offset, Math.min(INODE_PEEK, this.#size - offset), 'inode');
     const format = first.readUInt16LE(0);
     if ((format & ~(1 | (I_DATALAYOUT_MASK << I_DATALAYOUT_BIT))) !== 0) throw new ImageError(offset, `inode ${nid}: unknown format bits 0x${format.toString(16)}`);
     const extended = (format & 1) === 1;
@@ -196,7 +201,11 @@ export class ErofsReader {
     const ibody = xattrIbodySize(inode.xattrCount);
     const headSize = inodeSize + ibody;
     if (offset + headSize > this.#size) throw new ImageError(offset + 2, `inode ${nid}: xattrs (${ibody} bytes) run past the end of the image`);
-    const xattrs = ibody === 0 ? [] : this.#xattrs(nid, offset + inodeSize, ibody);
+    const xattrs = ibody === 0
+      ? []
+      : headSize <= first.length
+        ? this.#xattrs(nid, first, inodeSize, offset + inodeSize, ibody)
+        : this.#xattrs(nid, this.bytes(offset + inodeSize, ibody, 'inode xattrs'), 0, offset + inodeSize, ibody);
     const sb = this.info.superblock;
     const parsed: ParsedInode = {
       nid, offset, inode, headSize, xattrs,
@@ -205,16 +214,16 @@ export class ErofsReader {
       rdev: type === S_IFCHR || type === S_IFBLK ? inode.union : 0,
       extent: headSize, firstBlock: 0, blockCount: 0,
     };
-    this.#checkData(parsed);
+    this.#checkData(parsed, first);
     return parsed;
   }
 
-  #xattrs(nid: number, start: number, ibody: number): ParsedXattr[] {
-    const body = this.bytes(start, ibody, 'inode xattrs');
-    const filter = body.readUInt32LE(0);
-    const sharedCount = body[4]!;
+  /** The xattr body is the `ibody` bytes of `buf` from `base`; it starts at image offset `start`. */
+  #xattrs(nid: number, buf: Buffer, base: number, start: number, ibody: number): ParsedXattr[] {
+    const filter = buf.readUInt32LE(base);
+    const sharedCount = buf[base + 4]!;
     for (let i = 5; i < XATTR_IBODY_HEADER_SIZE; i++) {
-      if (body[i] !== 0) throw new ImageError(start + i, `inode ${nid}: xattr header reserved bytes are set`);
+      if (buf[base + i] !== 0) throw new ImageError(start + i, `inode ${nid}: xattr header reserved bytes are set`);
     }
     if (XATTR_IBODY_HEADER_SIZE + sharedCount * 4 > ibody) throw new ImageError(start + 4, `inode ${nid}: ${sharedCount} shared xattrs do not fit the xattr body`);
     const checkFilter = (this.info.superblock.featureCompat & FEATURE_COMPAT_XATTR_FILTER) !== 0 && filter !== 0;
@@ -222,10 +231,10 @@ export class ErofsReader {
     let pos = XATTR_IBODY_HEADER_SIZE + sharedCount * 4;
     while (pos < ibody) {
       if (pos + XATTR_ENTRY_SIZE > ibody) throw new ImageError(start + pos, `inode ${nid}: truncated xattr entry`);
-      pos += this.#xattrEntry(body, pos, ibody, start + pos, false, checkFilter ? filter : 0, xattrs);
+      pos += this.#xattrEntry(buf, base + pos, base + ibody, start + pos, false, checkFilter ? filter : 0, xattrs);
     }
     for (let i = 0; i < sharedCount; i++) {
-      const id = body.readUInt32LE(XATTR_IBODY_HEADER_SIZE + i * 4);
+      const id = buf.readUInt32LE(base + XATTR_IBODY_HEADER_SIZE + i * 4);
       const at = this.#xattrStart + id * 4;
       if (at + XATTR_ENTRY_SIZE > this.#size) throw new ImageError(start + XATTR_IBODY_HEADER_SIZE + i * 4, `inode ${nid}: shared xattr id ${id} outside the image`);
       // Each shared entry is parsed once, however many inodes refer to it (bounds the work on hostile images).
@@ -288,12 +297,13 @@ export class ErofsReader {
   }
 
   /** Checks that the inode's data (blocks, inline tail, chunk map) lies inside the image. */
-  #checkData(node: ParsedInode): void {
+  /** `head` holds the image from the inode's offset on (as much as was read with it). */
+  #checkData(node: ParsedInode, head: Buffer): void {
     const { inode, nid, offset } = node;
     const size = Number(inode.size);
     const blocks = this.info.superblock.blocks;
     if (inode.layout === LAYOUT_CHUNK_BASED) {
-      this.#chunkMap(node);
+      this.#chunkMap(node, head);
       return;
     }
     const nblocks = Math.ceil(size / BLOCK_SIZE);
@@ -323,7 +333,7 @@ export class ErofsReader {
   }
 
   /** The chunk map of a chunk-based file: block addresses or NULL_ADDR (holes). */
-  #chunkMap(node: ParsedInode): void {
+  #chunkMap(node: ParsedInode, head: Buffer): void {
     const { inode, nid, offset } = node;
     const format = inode.union & 0xffff;
     if ((format & ~CHUNK_FORMAT_BLKBITS_MASK) !== 0) throw new ImageError(offset + 16, `inode ${nid}: unsupported chunk format 0x${format.toString(16)} (chunk indexes)`);
@@ -335,9 +345,12 @@ export class ErofsReader {
     const blocksPerChunk = 2 ** (chunkBits - BLOCK_BITS);
     for (let done = 0; done < count;) {
       const n = Math.min(count - done, MAX_READ / 4);
-      const map = this.bytes(start + done * 4, n * 4, 'chunk map');
+      // A short map usually lies inside the bytes read with the inode.
+      const inHead = start + count * 4 - offset <= head.length;
+      const map = inHead ? head : this.bytes(start + done * 4, n * 4, 'chunk map');
+      const base = inHead ? start - offset + done * 4 : 0;
       for (let i = 0; i < n; i++) {
-        const address = map.readUInt32LE(i * 4);
+        const address = map.readUInt32LE(base + i * 4);
         if (address !== NULL_ADDR && address + blocksPerChunk > this.info.superblock.blocks) {
           throw new ImageError(start + (done + i) * 4, `inode ${nid}: chunk ${done + i} at block ${address} outside the image`);
         }

@@ -14,6 +14,8 @@ export interface ImageSummary {
 }
 
 const ACL_XATTRS = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
+const ACL_NAME_MIN = Math.min(...[...ACL_XATTRS].map((name) => name.length));
+const ACL_NAME_MAX = Math.max(...[...ACL_XATTRS].map((name) => name.length));
 
 /**
  * Each 32-byte inode slot and each data block may belong to one inode only, as in every image a writer makes.
@@ -65,7 +67,8 @@ class Claims {
 }
 
 function hasAclXattr(node: ParsedInode): boolean {
-  for (const xattr of node.xattrs) if (ACL_XATTRS.has(xattr.name)) return true;
+  // The length test first: most names are neither, and hashing a long name costs more than comparing lengths.
+  for (const { name } of node.xattrs) if (name.length >= ACL_NAME_MIN && name.length <= ACL_NAME_MAX && ACL_XATTRS.has(name)) return true;
   return false;
 }
 
