@@ -30,7 +30,7 @@ import type { RootPlan } from './root/plan.ts';
 import { closeFd } from './sys/io.ts';
 import { MNT_DETACH, mount, MS_PRIVATE, MS_REC, umount2 } from './sys/mountapi.ts';
 import { digestsEqual, formatDigest, type Digest } from './verity/digest.ts';
-import { HashPool } from './verity/pool.ts';
+import { defaultWorkerCount, HashPool } from './verity/pool.ts';
 import type { CapEvent } from './tpm2/trusted-digest.ts';
 
 export interface BootSteps {
@@ -138,7 +138,8 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
 
     // Hashing a large image runs on worker threads: start them now, so they are ready when the TPM has answered.
     const imageSize = fs.statSync(plan.image, { throwIfNoEntry: false })?.size ?? 0;
-    pool = imageSize >= PARALLEL_THRESHOLD ? new HashPool() : undefined;
+    // (On one CPU there is no second core to overlap with: the loader hashes inline.)
+    pool = imageSize >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0 ? new HashPool() : undefined;
 
     // The trusted digest, then the PCR cap at once. A failed read is capped too (in the catch below, which reports
     // the read's failure, not the cap's); a failed cap after a good read fails the boot.
