@@ -59,7 +59,7 @@ export async function buildExecutable(): Promise<void> {
       output: blob,
       disableExperimentalSEAWarning: true,
       useSnapshot: false,
-      useCodeCache: false,
+      useCodeCache: true,
       assets: { 'sys_shim.node': shim },
     }, null, 2));
     run(baseNode, ['--experimental-sea-config', seaConfig]);
