@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { freePortPair } from '../../test/helpers/swtpm.ts';
 
 export interface Swtpm {
   process: ChildProcess;
@@ -13,23 +14,6 @@ export interface Swtpm {
   /** Control socket for QEMU's tpm-emulator (unix instances only). */
   socket?: string;
   stop(): Promise<void>;
-}
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** A port P with P+1 free too (the swtpm protocol's control channel is the next port). */
-async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20000 + 2 * Math.floor(Math.random() * 10000);
-    if ((await portFree(port)) && (await portFree(port + 1))) return port;
-  }
-  throw new Error('swtpm: no free TCP port pair found');
 }
 
 async function waitFor(check: () => Promise<boolean> | boolean, what: string, child: ChildProcess, stderr: () => string): Promise<void> {
