@@ -83,7 +83,9 @@ async function terminate(child: ChildProcess): Promise<void> {
 export async function startSwtpm(stateDir?: string, options: { flags?: string } = {}): Promise<Swtpm> {
   const flags = options.flags ?? 'startup-clear';
   requireTools('swtpm');
-  const dir = stateDir ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-swtpm-')), 'state');
+  // A state directory made here is removed by stop(); a given one belongs to the caller.
+  const madeHere = stateDir === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-swtpm-')) : undefined;
+  const dir = stateDir ?? path.join(madeHere!, 'state');
   fs.mkdirSync(dir, { recursive: true });
   let port = await freePortPair();
   let child = await launch(dir, port, flags);
@@ -108,6 +110,7 @@ export async function startSwtpm(stateDir?: string, options: { flags?: string } 
     },
     async stop() {
       await terminate(child);
+      if (madeHere !== undefined) fs.rmSync(madeHere, { recursive: true, force: true });
     },
   };
   return instance;
