@@ -1,7 +1,9 @@
 // The guest's disks: a sample root tree made into composefs images by `sealroot mkimage`, laid out both as a
 // composefs-rs root (composefs/images, composefs/objects) and as an ostree deployment (.ostree.cfs, repo objects),
 // on ext4 with the verity feature (`mkfs.ext4 -O verity -d`, no host mount needed). The host kernel has no
-// fs-verity, so one "prepare" boot enables fs-verity on the objects of every disk variant at once.
+// fs-verity, so one "prepare" boot enables fs-verity on the objects of every disk variant at once, and on the
+// deployment's .ostree.cfs as ostree does (so an ostree boot takes the loader's kernel fs-verity path, while the
+// composefs-rs images stay without it and take the userspace one).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -163,7 +165,8 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
       break;
     }
   }
-  fs.writeFileSync(path.join(dir, PREPARE_LIST), ['composefs/objects', 'ostree/repo/objects', ...noVerity.map((object) => `!${object}`)].join('\n') + '\n');
+  const ostreeImage = path.relative(dir, path.join(deployment, '.ostree.cfs'));
+  fs.writeFileSync(path.join(dir, PREPARE_LIST), ['composefs/objects', 'ostree/repo/objects', ostreeImage, ...noVerity.map((object) => `!${object}`)].join('\n') + '\n');
   return noVerity;
 }
 

@@ -21,6 +21,11 @@ export interface Scenario {
   /** The layout karg: composefs=<trusted digest>, composefs=<attacker's digest>, or ostree=. */
   karg: 'composefs' | 'composefs-forged' | 'ostree';
   initramfs: Initramfs;
+  /**
+   * The image verification path a booting scenario must log (verify-image: <path>: kernel|userspace fs-verity):
+   * the ostree deployment's .ostree.cfs carries fs-verity (enabled in the prepare boot), the other images do not.
+   */
+  imageVerity?: ImageVerity;
   /** Boot a second time through this initramfs too; both boots must pass. */
   alsoThrough?: Initramfs;
   expect: Expectation;
@@ -29,9 +34,11 @@ export interface Scenario {
 /** busybox: hand-built, fast; dracut: dracut 059 with systemd (sealroot.service); dracut-shell: its pre-pivot hook. */
 export type Initramfs = 'busybox' | 'dracut' | 'dracut-shell';
 
+export type ImageVerity = 'kernel' | 'userspace';
+
 export const SCENARIOS: readonly Scenario[] = [
-  { name: 'boot-ok', what: 'composefs-rs layout through dracut (sealroot.service, then the shell-flow pre-pivot hook): verified root, file reads, PCR capped', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', alsoThrough: 'dracut-shell', expect: { kind: 'boot' } },
-  { name: 'boot-ostree', what: 'ostree deployment (.ostree.cfs, repo objects)', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'ostree', initramfs: 'busybox', expect: { kind: 'boot' } },
+  { name: 'boot-ok', what: 'composefs-rs layout through dracut (sealroot.service, then the shell-flow pre-pivot hook): verified root, file reads, PCR capped', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', alsoThrough: 'dracut-shell', imageVerity: 'userspace', expect: { kind: 'boot' } },
+  { name: 'boot-ostree', what: 'ostree deployment (.ostree.cfs, repo objects)', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'ostree', initramfs: 'busybox', imageVerity: 'kernel', expect: { kind: 'boot' } },
   { name: 'boot-compressed', what: 'zstd-compressed image, digest of the decompressed bytes', disk: 'compressed', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'boot' } },
   { name: 'tampered-image', what: 'one bit flipped in the image; dracut initramfs: sealroot.service fails, OnFailure=emergency.target', disk: 'tampered-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', expect: { kind: 'stop', reason: /^sealroot: verify-image: / } },
   { name: 'truncated-image', what: 'image cut to half its size', disk: 'truncated-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: (verify-image|validate-image): / } },
@@ -48,6 +55,9 @@ export interface Verdict {
   pass: boolean;
   reason: string;
 }
+
+/** The loader's line naming its path: `verify-image: <path>: kernel fs-verity (why)` (src/image/load.ts). */
+const VERIFY_METHOD = /^sealroot: verify-image: [^:]+: (kernel|userspace) fs-verity \(/;
 
 const has = (lines: readonly string[], exact: string): boolean => lines.includes(exact);
 
@@ -85,10 +95,18 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
   for (const check of ['root-overlay-verity', 'hello']) {
     if (!has(lines, `@@ CHECK ${check} ok`)) return fail(lines.find((line) => line.startsWith(`@@ CHECK ${check}`)) ?? `no ${check} check`);
   }
+  let method = '';
+  if (scenario.imageVerity !== undefined) {
+    const logged = sealrootLines.find((line) => VERIFY_METHOD.test(line));
+    if (logged === undefined || VERIFY_METHOD.exec(logged)?.[1] !== scenario.imageVerity) {
+      return fail(`the image was not verified by ${scenario.imageVerity} fs-verity: ${logged ?? 'no verify-image line'}`);
+    }
+    method = `; ${logged}`;
+  }
   const victim = lines.find((line) => line.startsWith('@@ VICTIM '));
   if (scenario.expect.kind === 'boot') {
     if (victim !== `@@ VICTIM read ok ${victimMd5}`) return fail(`victim.bin: ${victim ?? 'no line'} (expected md5 ${victimMd5})`);
-    return { pass: true, reason: 'verified root mounted, checks passed' };
+    return { pass: true, reason: `verified root mounted, checks passed${method}` };
   }
   const { error, kernelMessage } = scenario.expect;
   if (victim === undefined || !victim.startsWith('@@ VICTIM read failed: ') || !error.test(victim)) {

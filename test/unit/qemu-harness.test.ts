@@ -32,8 +32,10 @@ test('predictPcr: extend from zero, in order', () => {
   assert.not.equal(predictPcr([b, a]), predictPcr([a, b]));
 });
 
+const KERNEL_VERITY = "sealroot: verify-image: /sysroot/ostree/deploy/sample/deploy/c0.0/.ostree.cfs: kernel fs-verity (the source's kernel fs-verity digest matches: the kernel verifies every block read)";
+const USERSPACE_VERITY = 'sealroot: verify-image: /sysroot/composefs/images/ed8c: userspace fs-verity (the source file has no fs-verity)';
 const BOOTED = [
-  '@@ T init 7.5', '@@ T sealroot-start 8.0', 'sealroot: step times (ms): process-start 1000, trusted-digest 500, cap-pcr 50, verify-image 200, validate-image 100, mount-composefs 100, prepare-root 50',
+  '@@ T init 7.5', '@@ T sealroot-start 8.0', KERNEL_VERITY, 'sealroot: step times (ms): process-start 1000, trusted-digest 500, cap-pcr 50, verify-image 200, validate-image 100, mount-composefs 100, prepare-root 50',
   '@@ T sealroot-end 10.5', '@@ SEALROOT-EXIT 0', '@@ CHECK second-unseal refused', '@@ T switch-root 10.6', '@@ T root-init 11.0',
   '@@ CHECK root-overlay-verity ok', '@@ CHECK hello ok', `@@ VICTIM read ok ${MD5}`, '@@ PCR15 C34A6722D68D', '@@ END',
 ];
@@ -47,6 +49,21 @@ test('judge: a verified boot passes; each missing proof fails it', () => {
   assert.not.ok(judge(scenario('boot-ostree'), BOOTED, false, 'f'.repeat(32)).pass, 'wrong content passed');
   assert.not.ok(judge(scenario('boot-ostree'), BOOTED.map((l) => (l.startsWith('@@ PCR15') ? '@@ PCR15 0000' : l)), false, MD5).pass, 'an uncapped PCR passed');
   assert.not.ok(judge(scenario('boot-ostree'), [...BOOTED, '[   12.0] Kernel panic - not syncing: x'], false, MD5).pass);
+});
+
+test('judge: a boot must log the image verification path its scenario expects', () => {
+  const verdict = judge(scenario('boot-ostree'), BOOTED, false, MD5);
+  assert.ok(verdict.pass, verdict.reason);
+  assert.ok(verdict.reason.includes(KERNEL_VERITY), 'the verdict names the path taken');
+  const userspace = BOOTED.map((line) => (line === KERNEL_VERITY ? USERSPACE_VERITY : line));
+  assert.match(judge(scenario('boot-ostree'), userspace, false, MD5).reason, /not verified by kernel fs-verity/);
+  assert.not.ok(judge(scenario('boot-ostree'), BOOTED.filter((line) => line !== KERNEL_VERITY), false, MD5).pass, 'no verify-image line');
+  // Through the journal, as under dracut's systemd flow.
+  assert.ok(judge(scenario('boot-ok'), userspace.map((line) => (line === USERSPACE_VERITY ? `[   31.0] sealroot[224]: ${line}` : line)), false, MD5).pass);
+  assert.not.ok(judge(scenario('boot-ok'), BOOTED, false, MD5).pass, 'boot-ok\'s image has no fs-verity: a kernel path there is wrong');
+  // A reason that mentions "kernel fs-verity" does not make a userspace line a kernel one.
+  const lookalike = "sealroot: verify-image: /x/.ostree.cfs: userspace fs-verity (the source's kernel fs-verity digest is sha256:aa, not the expected one)";
+  assert.not.ok(judge(scenario('boot-ostree'), BOOTED.map((line) => (line === KERNEL_VERITY ? lookalike : line)), false, MD5).pass);
 });
 
 const STOPPED = ['@@ T sealroot-start 8.0', 'sealroot: tpm: capped PCR 15 (sha256)',
