@@ -36,16 +36,9 @@ export interface WriteImageOptions {
   maxVersion?: number;
 }
 
-interface WNode {
-  mode: number;
-  uid: number;
-  gid: number;
-  mtimeSec: bigint;
-  mtimeNsec: number;
-  size: bigint;
-  rdev: number;
+/** A tree node with the writer's layout: the inode fields come from the TreeNode as they are. */
+interface WNode extends Pick<TreeNode, 'mode' | 'uid' | 'gid' | 'mtimeSec' | 'mtimeNsec' | 'size' | 'rdev' | 'xattrs'> {
   nlink: number;
-  xattrs: Xattr[];
   /** Sorted; `link` marks a further name of an inode first met elsewhere (a hard link, `.`, `..`). */
   entries: Entry[] | undefined;
   target: Buffer | undefined;
