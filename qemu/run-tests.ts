@@ -57,7 +57,9 @@ export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramf
     : `composefs=${(scenario.karg === 'composefs-forged' ? disks.forgedDigest : disks.digest).slice('sha256:'.length)}`;
   const test = `test.scenario=${scenario.name} test.pcr=${scenario.pcr} test.precap=${scenario.precap === true ? 1 : 0}`;
   const dracut = initramfs !== 'busybox' ? ' root=/dev/vda rootfstype=ext4 rw rd.shell=0 rd.emergency=poweroff systemd.show_status=0' : '';
-  return `loglevel=5 ${karg} ${test}${dracut}`;
+  // sealroot as PID 1 mounts root= itself; init= and its argument (after --, for init) run the check after its switch.
+  const pid1 = scenario.handover === 'sealroot' ? ' test.handover=sealroot root=/dev/vda rootfstype=ext4 rw init=/bin/sh -- /run/sealroot-test/after-switch' : '';
+  return `loglevel=5 ${karg} ${test}${dracut}${pid1}`;
 }
 
 export async function runScenario(setup: Setup, scenario: Scenario, workDir: string, onLine?: (line: string) => void, through = scenario.initramfs): Promise<{ verdict: Verdict; result: BootResult; console: string }> {

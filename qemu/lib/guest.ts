@@ -1,7 +1,7 @@
 // The guest side of the tests: the measured-boot values, and the hand-built initramfs that carries sealroot.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildInitramfs, moduleLoadOrder } from './initramfs.ts';
+import { buildInitramfs, moduleLoadOrder, sharedLibraries } from './initramfs.ts';
 import { ROOT, sealrootBinary, type Kernel } from './paths.ts';
 import { pcrExtendCommand, predictPcr, sha256 } from './tpm-commands.ts';
 
@@ -44,7 +44,8 @@ export const PREPARE_ROOT_CONF = '[composefs]\nenabled = yes\n';
 export function testFiles(): Record<string, Buffer | string> {
   const files: Record<string, Buffer | string> = {
     'precap.cmd': pcrExtendCommand(CAP_PCR, sha256('sealroot-test: something capped first')),
-    'unseal.sh': `second_unseal() { /usr/bin/sealroot unseal --tpm ${GUEST_TCTI} --pcrs ${PCR_SELECTION} --state ${GUEST_STATE_DIR}; }\n`,
+    // $sealroot_cmd, $tpm_state, $policy_key: how qemu/guest/after-switch runs the same check from its kit in the new root.
+    'unseal.sh': `second_unseal() { \${sealroot_cmd:-/usr/bin/sealroot} unseal --tpm ${GUEST_TCTI} --pcrs ${PCR_SELECTION} --state \${tpm_state:-${GUEST_STATE_DIR}} \${policy_key:+--policy-key \$policy_key}; }\n`,
   };
   for (const state of ['trusted', 'rogue'] as const) {
     TEST_PCRS.forEach((pcr, i) => {
@@ -65,6 +66,9 @@ export function buildGuestInitramfs(kernel: Kernel): string {
     'usr/lib/ostree/prepare-root.conf': { content: PREPARE_ROOT_CONF },
   };
   for (const [name, content] of Object.entries(testFiles())) files[`etc/sealroot-test/${name}`] = { content };
+  // boot-pid1 (test.handover=sealroot): what /init copies to /run for the check after sealroot's own switch-root.
+  files['etc/sealroot-test/after-switch'] = { content: fs.readFileSync(path.join(ROOT, 'qemu/guest/after-switch'), 'utf8'), mode: 0o755 };
+  files['etc/sealroot-test/libraries'] = { content: sharedLibraries(sealrootBinary()).map((library) => `${library}\n`).join('') };
   return buildInitramfs({
     name: 'guest',
     kernel,

@@ -26,6 +26,11 @@ export interface Scenario {
    * the ostree deployment's .ostree.cfs carries fs-verity (enabled in the prepare boot), the other images do not.
    */
   imageVerity?: ImageVerity;
+  /**
+   * Who switches root: the busybox /init after `sealroot boot` exits 0 (default), or sealroot itself, exec'd as PID 1
+   * with --switch-root (it mounts root= and execs init=, here qemu/guest/after-switch, then the sample root's init).
+   */
+  handover?: 'busybox' | 'sealroot';
   /** Boot a second time through this initramfs too; both boots must pass. */
   alsoThrough?: Initramfs;
   expect: Expectation;
@@ -48,6 +53,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'forged-digest', what: "an attacker provisioned its own digest from a rogue boot; the disk holds the attacker's image", disk: 'forged', tpm: 'forged', pcr: 'trusted', karg: 'composefs-forged', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: (tpm|locate-root|verify-image): / } },
   { name: 'pcr-mismatch', what: 'a rogue boot chain (other PCR values)', disk: 'base', tpm: 'trusted', pcr: 'rogue', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
   { name: 'no-tpm', what: 'no TPM at all', disk: 'base', tpm: 'none', pcr: 'none', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
+  { name: 'boot-pid1', what: 'sealroot exec\'d as PID 1 (busybox initramfs): mounts root=, verifies, switches root itself, frees the initramfs', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', handover: 'sealroot', imageVerity: 'userspace', expect: { kind: 'boot' } },
   { name: 'pcr-capped', what: 'the cap PCR already extended before sealroot runs (a replay later in the same boot)', disk: 'base', tpm: 'trusted', pcr: 'trusted', precap: true, karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
 ];
 
@@ -87,7 +93,14 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
     return { pass: true, reason: last };
   }
 
-  if (!has(lines, '@@ SEALROOT-EXIT 0')) return fail(`sealroot boot failed: ${sealrootLines.at(-1) ?? lines.find((line) => line.startsWith('@@ STOPPED')) ?? 'no exit line'}`);
+  let handedOver = '';
+  if (scenario.handover === 'sealroot') {
+    const verdict = judgeSealrootHandover(lines, sealrootLines);
+    if (!verdict.pass) return verdict;
+    handedOver = `; ${verdict.reason}`;
+  } else if (!has(lines, '@@ SEALROOT-EXIT 0')) {
+    return fail(`sealroot boot failed: ${sealrootLines.at(-1) ?? lines.find((line) => line.startsWith('@@ STOPPED')) ?? 'no exit line'}`);
+  }
   if (!has(lines, '@@ CHECK second-unseal refused')) return fail('a second unseal after boot was not refused (PCR not capped)');
   const pcr15 = lines.find((line) => line.startsWith('@@ PCR15 '));
   if (pcr15 === undefined || /^@@ PCR15 0+$/.test(pcr15)) return fail(`the cap PCR reads ${pcr15 ?? 'nothing'} after boot`);
@@ -106,7 +119,7 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
   const victim = lines.find((line) => line.startsWith('@@ VICTIM '));
   if (scenario.expect.kind === 'boot') {
     if (victim !== `@@ VICTIM read ok ${victimMd5}`) return fail(`victim.bin: ${victim ?? 'no line'} (expected md5 ${victimMd5})`);
-    return { pass: true, reason: `verified root mounted, checks passed${method}` };
+    return { pass: true, reason: `verified root mounted, checks passed${method}${handedOver}` };
   }
   const { error, kernelMessage } = scenario.expect;
   if (victim === undefined || !victim.startsWith('@@ VICTIM read failed: ') || !error.test(victim)) {
@@ -115,6 +128,36 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
   const message = lines.find((line) => kernelMessage.test(line));
   if (message === undefined) return fail(`no kernel message matching ${kernelMessage}`);
   return { pass: true, reason: `${victim.slice(3)}; ${message.replace(/^\[[\s\d.]+\]\s*/, '')}` };
+}
+
+/** sealroot's own hand-over as PID 1 (src/boot/handover.ts): the initramfs freed, then init= exec'd. */
+const FREED = /^sealroot: freed the initramfs: ([1-9]\d*) entries removed$/;
+const EXEC_INIT = 'sealroot: switching root: exec /bin/sh';
+const SECOND_UNSEAL_REFUSED = /^sealroot: tpm: cannot read the trusted digest: no read approval matches the current PCR values/;
+
+/**
+ * Pure: the proof that sealroot, exec'd as PID 1, switched root itself: the busybox /init exec'd it as PID 1 and
+ * neither got an exit status back nor ran busybox switch_root; sealroot freed the initramfs and exec'd init=; the
+ * first program in the new root runs as PID 1 on the verified overlay.
+ */
+function judgeSealrootHandover(lines: readonly string[], sealrootLines: readonly string[]): Verdict {
+  const fail = (reason: string): Verdict => ({ pass: false, reason });
+  if (!has(lines, '@@ EXEC sealroot as PID 1')) return fail(`sealroot was not exec'd as PID 1: ${lines.find((line) => line.startsWith('@@ EXEC ')) ?? 'no EXEC line'}`);
+  const busybox = lines.find((line) => line.startsWith('@@ SEALROOT-EXIT ') || line.startsWith('@@ T switch-root '));
+  if (busybox !== undefined) return fail(`the busybox /init got control back: ${busybox}`);
+  const freed = sealrootLines.findIndex((line) => FREED.test(line));
+  if (freed < 0) return fail(`sealroot did not free the initramfs: ${sealrootLines.find((line) => line.includes('initramfs')) ?? sealrootLines.at(-1) ?? 'no sealroot message'}`);
+  const exec = sealrootLines.indexOf(EXEC_INIT);
+  if (exec < freed) return fail(`no "${EXEC_INIT}" after freeing the initramfs: ${sealrootLines.at(-1) ?? 'nothing'}`);
+  // The second unseal runs from a kit in the new root: its refusal counts only if the TPM refused it (the capped PCR no
+  // longer matches the read approvals), not if the kit failed to run or to find its files.
+  const refusal = sealrootLines.slice(exec + 1).filter((line) => line.startsWith('sealroot: tpm: ')).at(-1);
+  if (refusal === undefined || !SECOND_UNSEAL_REFUSED.test(refusal)) return fail(`the second unseal after the hand-over was not refused by the TPM policy: ${refusal ?? 'no tpm message'}`);
+  const handover = lines.find((line) => line.startsWith('@@ HANDOVER '));
+  if (handover === undefined || !/^@@ HANDOVER pid=1 root=\S+ \/ overlay .*verity=require/.test(handover)) {
+    return fail(`init= did not run as PID 1 on the verified overlay: ${handover ?? 'no HANDOVER line'}`);
+  }
+  return { pass: true, reason: `${sealrootLines[freed]!.slice('sealroot: '.length)}; init= ran as PID 1 in the new root` };
 }
 
 /**
