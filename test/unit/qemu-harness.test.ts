@@ -3,6 +3,8 @@
 import { createHash } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { kernelArgs } from '../../qemu/run-tests.ts';
+import type { Disks } from '../../qemu/lib/disk.ts';
 import { judge, SCENARIOS, sealrootMessages } from '../../qemu/lib/scenarios.ts';
 import { milestones } from '../../qemu/lib/timeline.ts';
 import { pcrExtendCommand, predictPcr } from '../../qemu/lib/tpm-commands.ts';
@@ -90,6 +92,57 @@ test('judge: object cases need the read error and the kernel\'s reason', () => {
   assert.not.ok(judge(scenario('object-without-verity'), eio, false, MD5).pass, 'no kernel message');
   assert.not.ok(judge(scenario('tampered-object'), [...eio, message], false, MD5).pass, 'wrong kernel message');
   assert.not.ok(judge(scenario('object-without-verity'), [...BOOTED, message], false, MD5).pass, 'the read succeeded');
+});
+
+// boot-pid1: the busybox /init execs sealroot as PID 1, which switches root itself (console of a real boot, shortened).
+const OVERLAY_ROOT = 'composefs / overlay ro,relatime,lowerdir+=/run/sealroot/erofs.973cxG,datadir+=/sysroot/composefs/objects,redirect_dir=on,metacopy=on,verity=require 0 0';
+const REFUSED = 'sealroot: tpm: cannot read the trusted digest: no read approval matches the current PCR values (policy dabd; 1 read approvals in the state directory)';
+const PID1 = [
+  '@@ T init 6.97', '@@ PCRS trusted', '@@ T sealroot-start 8.91', '@@ EXEC sealroot as PID 1',
+  'sealroot: physical root /dev/vda (ext4, rw) mounted at /sysroot', USERSPACE_VERITY, 'sealroot: tpm: capped PCR 15 (sha1, sha256, sha384, sha512)',
+  '[   17.9] sealroot: freed the initramfs: 327 entries removed', 'sealroot: freed the initramfs: 327 entries removed',
+  'sealroot: switching root: exec /bin/sh', `@@ HANDOVER pid=1 root=${OVERLAY_ROOT}`, '@@ KIT sealroot 0.1.0',
+  'sealroot: tpm: current PCR values: sha256:9=c1c6 sha256:12=2868 sha256:15=c34a', REFUSED, '@@ CHECK second-unseal refused',
+  '@@ T root-init 19.19', `@@ ROOTMOUNT ${OVERLAY_ROOT}`, '@@ CHECK root-overlay-verity ok', '@@ CHECK hello ok',
+  `@@ VICTIM read ok ${MD5}`, '@@ PCR15 C34A6722D68D', '@@ END',
+];
+
+test('judge: boot-pid1 needs sealroot\'s own hand-over as PID 1 and the TPM\'s refusal of the second unseal', () => {
+  const pid1 = scenario('boot-pid1');
+  const verdict = judge(pid1, PID1, false, MD5);
+  assert.ok(verdict.pass, verdict.reason);
+  assert.match(verdict.reason, /freed the initramfs: 327 entries removed; init= ran as PID 1/);
+  const without = (removed: string): string[] => PID1.filter((line) => line !== removed);
+  for (const removed of ['@@ EXEC sealroot as PID 1', 'sealroot: switching root: exec /bin/sh', REFUSED, '@@ CHECK second-unseal refused', '@@ T root-init 19.19', '@@ CHECK hello ok']) {
+    assert.not.ok(judge(pid1, without(removed), false, MD5).pass, `passed without ${removed}`);
+  }
+  const unfreed = PID1.filter((line) => !line.includes('freed the initramfs'));
+  assert.match(judge(pid1, unfreed, false, MD5).reason, /did not free the initramfs/);
+  // busybox got control back (sealroot exited, or busybox switch_root ran): not sealroot's hand-over.
+  assert.match(judge(pid1, [...PID1.slice(0, 10), '@@ SEALROOT-EXIT 0', ...PID1.slice(10)], false, MD5).reason, /busybox \/init got control back/);
+  assert.match(judge(pid1, [...PID1.slice(0, 10), '@@ T switch-root 18.0', ...PID1.slice(10)], false, MD5).reason, /busybox \/init got control back/);
+  assert.not.ok(judge(pid1, PID1.map((line) => line.replace('@@ EXEC sealroot as PID 1', '@@ EXEC sealroot as PID 97')), false, MD5).pass, 'not PID 1');
+  assert.not.ok(judge(pid1, PID1.map((line) => line.replace('@@ HANDOVER pid=1 ', '@@ HANDOVER pid=2 ')), false, MD5).pass, 'init= not PID 1');
+  assert.not.ok(judge(pid1, PID1.map((line) => (line.startsWith('@@ HANDOVER') ? '@@ HANDOVER pid=1 root=/dev/vda / ext4 rw 0 0' : line)), false, MD5).pass, 'init= on the physical root');
+  // A second unseal that failed for any other reason (the kit could not run, a file missing) proves nothing.
+  const broken = PID1.map((line) => (line === REFUSED ? 'sealroot: tpm: cannot read the trusted digest: cannot read the policy key /x.pem: ENOENT' : line));
+  assert.match(judge(pid1, broken, false, MD5).reason, /not refused by the TPM policy/);
+  // A refusal logged before the hand-over (sealroot's own boot) does not count for the check after it.
+  const early = [...PID1.slice(0, 7), REFUSED, ...PID1.slice(7).filter((line) => line !== REFUSED)];
+  assert.not.ok(judge(pid1, early, false, MD5).pass, 'a refusal before the hand-over counted');
+  // The busybox flow's console does not pass as a PID 1 hand-over, and the PID 1 console does not pass boot-ostree.
+  assert.not.ok(judge(pid1, BOOTED.map((line) => (line === KERNEL_VERITY ? USERSPACE_VERITY : line)), false, MD5).pass);
+  assert.not.ok(judge(scenario('boot-ostree'), PID1, false, MD5).pass);
+});
+
+test('kernelArgs: only boot-pid1 gives sealroot root= and init= (with its argument after --, as the last words)', () => {
+  const disks = { digest: 'sha256:ab', forgedDigest: 'sha256:cd' } as Disks;
+  const pid1 = kernelArgs(scenario('boot-pid1'), disks, 'busybox');
+  assert.match(pid1, / test\.handover=sealroot root=\/dev\/vda rootfstype=ext4 rw init=\/bin\/sh -- \/run\/sealroot-test\/after-switch$/);
+  assert.match(pid1, /^loglevel=5 composefs=ab /);
+  for (const other of SCENARIOS.filter((candidate) => candidate.name !== 'boot-pid1')) {
+    assert.not.match(kernelArgs(other, disks, other.initramfs), /init=|handover|--/, other.name);
+  }
 });
 
 test('sealrootMessages: stderr, kmsg and journal forms, two writers on one line', () => {
