@@ -16,6 +16,8 @@ export function dracutModulesKey(): string {
   for (const dir of [path.join(ROOT, 'dracut/90sealroot'), path.join(ROOT, 'qemu/dracut/91sealroot-test')]) {
     for (const name of fs.readdirSync(dir).sort()) hash.update(name).update(fs.readFileSync(path.join(dir, name)));
   }
+  // The test files it carries (testFiles(), e.g. unseal.sh) are part of what the cached image holds.
+  for (const [name, content] of Object.entries(testFiles())) hash.update(name).update(content);
   hash.update(fs.readFileSync(import.meta.filename));
   return hash.digest('hex').slice(0, 12);
 }
