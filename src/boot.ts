@@ -15,7 +15,7 @@ import { parseBootConfig, type BootConfig } from './config/boot-config.ts';
 import { kargValue, parseCmdline, type Cmdline } from './config/cmdline.ts';
 import { configuredCapPcr, configuredTrustedDigest, type DigestContext } from './boot/digest-source.ts';
 import { chooseInit, switchRoot } from './boot/handover.ts';
-import { chunkedReader } from './boot/image-reader.ts';
+import { imageView } from './boot/image-reader.ts';
 import { mountKernelFilesystems } from './boot/kernel-fs.ts';
 import { isMountPoint } from './boot/mountinfo.ts';
 import { mountPhysicalRoot } from './boot/physical-root.ts';
@@ -38,7 +38,7 @@ export interface BootSteps {
   /** 'digest-read': the cap right after the read; 'boot-failed': on top of it when the boot fails. */
   capPcr(context: DigestContext, event: CapEvent): Promise<void>;
   loadImage(options: LoadImageOptions): Promise<LoadedImage>;
-  validateImage(read: (offset: number, length: number) => Buffer, size: number): ImageSummary;
+  validateImage(image: Uint8Array): ImageSummary;
   mountComposefs(options: MountComposefsOptions): MountedComposefs;
 }
 
@@ -156,7 +156,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     let mounted: MountedComposefs;
     const staging = path.join(runDir, 'sealroot/newroot');
     try {
-      const summary = await step('validate-image', () => steps.validateImage(chunkedReader(image.fd, image.size, plan.image), image.size));
+      const summary = await step('validate-image', () => steps.validateImage(imageView(image.fd, image.size, plan.image)));
 
       mounted = await step('mount-composefs', () => {
         fs.mkdirSync(staging, { recursive: true, mode: 0o755 });

@@ -32,12 +32,7 @@ Overlay xattrs are shown as the source tree had them (escaping and whiteouts und
       throw new StepError('inspect', 'cannot open the image', { path: file, cause: error });
     }
     try {
-      const size = fs.fstatSync(fd).size;
-      const read = (offset: number, length: number): Buffer => {
-        const buf = Buffer.alloc(length);
-        const n = fs.readSync(fd, buf, 0, length, offset);
-        return n === length ? buf : buf.subarray(0, n);
-      };
+      const image = fs.readFileSync(fd);
       const chunks: string[] = [];
       let pending = 0;
       const flush = (): void => {
@@ -46,7 +41,7 @@ Overlay xattrs are shown as the source tree had them (escaping and whiteouts und
         pending = 0;
       };
       try {
-        dumpImage(new ErofsReader(read, size), (text) => {
+        dumpImage(new ErofsReader(image), (text) => {
           chunks.push(text);
           pending += text.length;
           if (pending > 1 << 16) flush();

@@ -1,6 +1,6 @@
 // `sealroot mount`: mount a composefs image like mount.composefs, through the same verified path as the boot.
 import * as path from 'node:path';
-import { chunkedReader } from '../boot/image-reader.ts';
+import { imageView } from '../boot/image-reader.ts';
 import { StepError } from '../errors.ts';
 import { validateImage } from '../erofs/validate.ts';
 import { loadImage } from '../image/load.ts';
@@ -65,7 +65,7 @@ Unmount with umount MOUNTPOINT; the loop device goes away with the mount.`,
       log.info(`image ${imagePath} verified: ${formatDigest(expected)}`);
     }
     try {
-      const summary = validateImage(chunkedReader(image.fd, image.size, imagePath), image.size);
+      const summary = validateImage(imageView(image.fd, image.size, imagePath));
       let mounted;
       try {
         mounted = mountComposefs({ imageFd: image.fd, objectDirs, target, verity, hasAcls: summary.hasAcls, log });

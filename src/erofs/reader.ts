@@ -1,7 +1,7 @@
 // A strict reader of composefs EROFS images. Every structure is bounds-checked against the image size before
 // it is read, every field is checked against what the kernel (fs/erofs/{super,inode,dir,namei,xattr,data}.c)
 // would accept and what composefs writers produce; anything else is refused with an ImageError naming the
-// byte offset. Reads go through a callback, so the image can stay in a sealed memfd (pread) or a Buffer.
+// byte offset. The image is one contiguous byte array: a mapping of the sealed memfd, or a Buffer.
 import {
   BLOCK_BITS, BLOCK_SIZE, CHUNK_FORMAT_BLKBITS_MASK, COMPOSEFS_FLAG_HAS_ACL, COMPOSEFS_HEADER_SIZE, COMPOSEFS_HEADER_VERSION,
   COMPOSEFS_MAGIC, crc32c, decodeComposefsHeader, decodeInode, decodeSuperblock, DIRENT_SIZE, EROFS_MAGIC, EROFS_NAME_LEN,
@@ -11,8 +11,6 @@ import {
   SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock, XATTR_ENTRY_SIZE, XATTR_FILTER_BITS, XATTR_FILTER_SEED,
   XATTR_IBODY_HEADER_SIZE, XATTR_PREFIXES, splitXattrName, xattrIbodySize, xxh32,
 } from './format.ts';
-
-export type ReadFn = (offset: number, length: number) => Buffer;
 
 /** A malformed or unsupported image: `offset` is the byte where the offending structure or field is. */
 export class ImageError extends Error {
@@ -94,15 +92,15 @@ interface SharedXattr {
 
 export class ErofsReader {
   readonly info: ImageInfo;
-  readonly #read: ReadFn;
+  readonly #image: Buffer;
   readonly #size: number;
   readonly #metaStart: number;
   readonly #xattrStart: number;
   readonly #shared = new Map<number, SharedXattr>();
 
-  constructor(read: ReadFn, size: number) {
-    this.#read = read;
-    if (!Number.isSafeInteger(size) || size < 0) throw new ImageError(0, `invalid image size ${size}`);
+  constructor(image: Uint8Array) {
+    this.#image = Buffer.from(image.buffer, image.byteOffset, image.byteLength);
+    const size = image.byteLength;
     this.#size = size;
     if (size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) throw new ImageError(0, `image of ${size} bytes is too small to hold a superblock`);
     if (size % BLOCK_SIZE !== 0) throw new ImageError(size, `image size ${size} is not a multiple of the ${BLOCK_SIZE}-byte block`);
@@ -161,10 +159,7 @@ export class ErofsReader {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.#size) {
       throw new ImageError(offset, `${what} of ${length} bytes runs past the end of the ${this.#size}-byte image`);
     }
-    if (length === 0) return Buffer.alloc(0);
-    const buf = this.#read(offset, length);
-    if (buf.length !== length) throw new ImageError(offset, `short read: ${buf.length} of ${length} bytes`);
-    return buf;
+    return this.#image.subarray(offset, offset + length);
   }
 
   inode(nid: number): ParsedInode {

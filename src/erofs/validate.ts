@@ -3,7 +3,7 @@
 // with one error naming the offset.
 import { StepError } from '../errors.ts';
 import { fileTypeOfMode, S_IFDIR, S_IFMT } from './format.ts';
-import { checkEntryType, ErofsReader, ImageError, type ParsedInode, printable, type ReadFn } from './reader.ts';
+import { checkEntryType, ErofsReader, ImageError, type ParsedInode, printable } from './reader.ts';
 
 export interface ImageSummary {
   hasAcls: boolean;
@@ -133,13 +133,10 @@ export function walkImage(reader: ErofsReader): WalkResult {
   return { reader, inodes, hasAclXattrs };
 }
 
-/**
- * Reads the image through `read(offset, length)` (which must return exactly `length` bytes) and checks every
- * structure. Throws StepError('validate-image', '<what> at offset N').
- */
-export function validateImage(read: ReadFn, size: number): ImageSummary {
+/** Checks every structure of the whole image. Throws StepError('validate-image', '<what> at offset N'). */
+export function validateImage(image: Uint8Array): ImageSummary {
   try {
-    const reader = new ErofsReader(read, size);
+    const reader = new ErofsReader(image);
     const { inodes, hasAclXattrs } = walkImage(reader);
     // The header flag is only a hint (composefs-rs never sets it): ACLs are there if any inode carries one,
     // and then the EROFS mount must not use noacl.

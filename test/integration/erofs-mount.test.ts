@@ -61,7 +61,7 @@ function mountAndCompare(fixture: FixtureOptions, algorithm: 'sha256' | 'sha512'
     const someObject = fs.readdirSync(objects, { recursive: true }).map(String).find((name) => name.includes('/'))!;
     assert.is(someObject.length, algorithm === 'sha256' ? 65 : 129, `object path ${someObject}`);
     const bytes = fs.readFileSync(image);
-    const summary = validateImage((offset, length) => bytes.subarray(offset, offset + length), bytes.length);
+    const summary = validateImage(bytes);
     assert.is(summary.hasAcls, fixture.acl === true, 'hasAcls');
 
     const erofs = path.join(work, 'erofs');
@@ -175,7 +175,7 @@ test('images made by erofs-utils mkfs.erofs (superblock checksum, chunked files)
     check('mkfs.erofs', ['--quiet', '--chunksize=4096', '-T0', image, source]);
     const bytes = fs.readFileSync(image);
     assert.is(bytes.readUInt32LE(1024 + 8) & 1, 1, 'erofs-utils set SB_CHKSUM');
-    const summary = validateImage((offset, length) => bytes.subarray(offset, offset + length), bytes.length);
+    const summary = validateImage(bytes);
     assert.is(summary.isComposefs, false);
     assert.is(summary.hasAcls, true);
     const paths = new Set<string>();
@@ -190,7 +190,7 @@ test('images made by erofs-utils mkfs.erofs (superblock checksum, chunked files)
     count(Buffer.from(source));
     assert.is(summary.inodes, paths.size + 1, 'inodes reached = distinct inodes of the tree + the root');
     bytes[1024 + 70] ^= 0x40; // in the volume name: only the checksum notices
-    assert.throws(() => validateImage((offset, length) => bytes.subarray(offset, offset + length), bytes.length), /superblock checksum .* at offset 1028/);
+    assert.throws(() => validateImage(bytes), /superblock checksum .* at offset 1028/);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
