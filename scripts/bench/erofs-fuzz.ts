@@ -47,7 +47,7 @@ function structureOffsets(buf: Buffer): number[] {
     offsets.add(node.offset);
     if (node.headSize > 64) offsets.add(node.offset + 64);
     if (node.blockCount > 0) offsets.add(node.firstBlock * 4096);
-    if ((node.inode.mode & 0o170000) === 0o040000) {
+    if ((node.mode & 0o170000) === 0o040000) {
       for (const entry of reader.readDir(node)) if (entry.name !== '.' && entry.name !== '..') queue.push(reader.inode(entry.nid));
     }
   }

@@ -48,15 +48,14 @@ const latin1 = (text: string): Buffer => Buffer.from(text, 'latin1');
 
 /** lcfs_build_node_from_image: the inode as libcomposefs presents it (undefined for a real whiteout). */
 function dumpNode(reader: ErofsReader, parsed: ParsedInode): DumpNode | undefined {
-  const { inode } = parsed;
-  const type = inode.mode & S_IFMT;
+  const type = parsed.mode & S_IFMT;
   if (type === S_IFCHR && parsed.rdev === 0) return undefined;
   const node: DumpNode = {
-    mode: inode.mode, size: inode.size, nlink: inode.nlink, uid: inode.uid, gid: inode.gid, rdev: parsed.rdev,
-    mtimeSec: parsed.mtimeSec, mtimeNsec: parsed.mtimeNsec, payload: undefined, content: undefined, digest: undefined, xattrs: [],
+    mode: parsed.mode, size: BigInt(parsed.size), nlink: parsed.nlink, uid: parsed.uid, gid: parsed.gid, rdev: parsed.rdev,
+    mtimeSec: reader.mtimeSec(parsed), mtimeNsec: parsed.mtimeNsec, payload: undefined, content: undefined, digest: undefined, xattrs: [],
   };
   if (type === S_IFLNK) node.payload = reader.symlinkTarget(parsed);
-  else if (type === S_IFREG && inode.size !== 0n && inode.layout !== LAYOUT_CHUNK_BASED) node.content = reader.data(parsed);
+  else if (type === S_IFREG && parsed.size !== 0 && parsed.layout !== LAYOUT_CHUNK_BASED) node.content = reader.data(parsed);
   for (const { name, value } of parsed.xattrs) {
     if (name === 'trusted.overlay.redirect') {
       if ((node.mode & S_IFMT) === S_IFREG) node.payload = value.length > 1 && value[0] === 0x2f ? value.subarray(1) : value;
@@ -129,6 +128,6 @@ export function dumpImage(reader: ErofsReader, out: (text: string) => void): voi
     if (node === undefined) continue;
     first.set(entry.nid, { path, node });
     out(line(path, node, undefined));
-    if ((parsed.inode.mode & S_IFMT) === S_IFDIR) stack.push({ path, entries: reader.readDir(parsed), next: 0 });
+    if ((parsed.mode & S_IFMT) === S_IFDIR) stack.push({ path, entries: reader.readDir(parsed), next: 0 });
   }
 }

@@ -196,41 +196,6 @@ export function encodeInode(inode: Inode): Buffer {
   return buf;
 }
 
-/** Decodes the inode at the start of `buf` (which must hold 64 bytes for an extended one). */
-export function decodeInode(buf: Buffer): Inode {
-  const format = buf.readUInt16LE(0);
-  const extended = (format & I_VERSION_MASK) === 1;
-  const layout = (format >> I_DATALAYOUT_BIT) & I_DATALAYOUT_MASK;
-  if (!extended) {
-    return {
-      extended, layout,
-      xattrCount: buf.readUInt16LE(2),
-      mode: buf.readUInt16LE(4),
-      nlink: buf.readUInt16LE(6),
-      size: BigInt(buf.readUInt32LE(8)),
-      union: buf.readUInt32LE(16),
-      ino: buf.readUInt32LE(20),
-      uid: buf.readUInt16LE(24),
-      gid: buf.readUInt16LE(26),
-      mtime: 0n,
-      mtimeNsec: 0,
-    };
-  }
-  return {
-    extended, layout,
-    xattrCount: buf.readUInt16LE(2),
-    mode: buf.readUInt16LE(4),
-    size: buf.readBigUInt64LE(8),
-    union: buf.readUInt32LE(16),
-    ino: buf.readUInt32LE(20),
-    uid: buf.readUInt32LE(24),
-    gid: buf.readUInt32LE(28),
-    mtime: buf.readBigInt64LE(32),
-    mtimeNsec: buf.readUInt32LE(40),
-    nlink: buf.readUInt32LE(44),
-  };
-}
-
 // --- extended attributes (struct erofs_xattr_ibody_header 12 bytes + shared ids; struct erofs_xattr_entry 4 bytes)
 export const XATTR_IBODY_HEADER_SIZE = 12;
 export const XATTR_ENTRY_SIZE = 4;
@@ -328,42 +293,46 @@ const PRIME32_3 = 3266489917;
 const PRIME32_4 = 668265263;
 const PRIME32_5 = 374761393;
 
-const rotl32 = (x: number, r: number): number => ((x << r) | (x >>> (32 - r))) >>> 0;
-const round32 = (seed: number, input: number): number => Math.imul(rotl32((seed + Math.imul(input, PRIME32_2)) >>> 0, 13), PRIME32_1) >>> 0;
+const rotl32 = (x: number, r: number): number => (x << r) | (x >>> (32 - r));
+const round32 = (acc: number, input: number): number => Math.imul(rotl32((acc + Math.imul(input, PRIME32_2)) | 0, 13), PRIME32_1);
+const u32At = (bytes: Uint8Array, at: number): number => bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
 
-export function xxh32(input: Uint8Array, seed: number): number {
-  const len = input.length;
-  const view = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-  let p = 0;
+/**
+ * xxHash32 of input[start, end). The reader hashes each inline xattr name in place in the image (the name
+ * filter check), so this takes a range and reads bytes directly; arithmetic is on int32 until the end.
+ */
+export function xxh32(input: Uint8Array, seed: number, start = 0, end = input.length): number {
+  const len = end - start;
+  let p = start;
   let h: number;
   if (len >= 16) {
-    const limit = len - 16;
-    let v1 = (seed + PRIME32_1 + PRIME32_2) >>> 0;
-    let v2 = (seed + PRIME32_2) >>> 0;
-    let v3 = seed >>> 0;
-    let v4 = (seed - PRIME32_1) >>> 0;
+    const limit = end - 16;
+    let v1 = (seed + PRIME32_1 + PRIME32_2) | 0;
+    let v2 = (seed + PRIME32_2) | 0;
+    let v3 = seed | 0;
+    let v4 = (seed - PRIME32_1) | 0;
     do {
-      v1 = round32(v1, view.readUInt32LE(p));
-      v2 = round32(v2, view.readUInt32LE(p + 4));
-      v3 = round32(v3, view.readUInt32LE(p + 8));
-      v4 = round32(v4, view.readUInt32LE(p + 12));
+      v1 = round32(v1, u32At(input, p));
+      v2 = round32(v2, u32At(input, p + 4));
+      v3 = round32(v3, u32At(input, p + 8));
+      v4 = round32(v4, u32At(input, p + 12));
       p += 16;
     } while (p <= limit);
-    h = (rotl32(v1, 1) + rotl32(v2, 7) + rotl32(v3, 12) + rotl32(v4, 18)) >>> 0;
+    h = (rotl32(v1, 1) + rotl32(v2, 7) + rotl32(v3, 12) + rotl32(v4, 18)) | 0;
   } else {
-    h = (seed + PRIME32_5) >>> 0;
+    h = (seed + PRIME32_5) | 0;
   }
-  h = (h + len) >>> 0;
-  while (p + 4 <= len) {
-    h = Math.imul(rotl32((h + Math.imul(view.readUInt32LE(p), PRIME32_3)) >>> 0, 17), PRIME32_4) >>> 0;
+  h = (h + len) | 0;
+  while (p + 4 <= end) {
+    h = Math.imul(rotl32((h + Math.imul(u32At(input, p), PRIME32_3)) | 0, 17), PRIME32_4);
     p += 4;
   }
-  while (p < len) {
-    h = Math.imul(rotl32((h + Math.imul(view[p]!, PRIME32_5)) >>> 0, 11), PRIME32_1) >>> 0;
+  while (p < end) {
+    h = Math.imul(rotl32((h + Math.imul(input[p]!, PRIME32_5)) | 0, 11), PRIME32_1);
     p += 1;
   }
-  h = Math.imul(h ^ (h >>> 15), PRIME32_2) >>> 0;
-  h = Math.imul(h ^ (h >>> 13), PRIME32_3) >>> 0;
+  h = Math.imul(h ^ (h >>> 15), PRIME32_2);
+  h = Math.imul(h ^ (h >>> 13), PRIME32_3);
   return (h ^ (h >>> 16)) >>> 0;
 }
 

@@ -4,10 +4,10 @@
 // byte offset. The image is one contiguous byte array: a mapping of the sealed memfd, or a Buffer.
 import {
   BLOCK_BITS, BLOCK_SIZE, CHUNK_FORMAT_BLKBITS_MASK, COMPOSEFS_FLAG_HAS_ACL, COMPOSEFS_HEADER_SIZE, COMPOSEFS_HEADER_VERSION,
-  COMPOSEFS_MAGIC, crc32c, decodeComposefsHeader, decodeInode, decodeSuperblock, DIRENT_SIZE, EROFS_MAGIC, EROFS_NAME_LEN,
-  FEATURE_COMPAT_MTIME, FEATURE_COMPAT_SB_CHKSUM, FEATURE_COMPAT_XATTR_FILTER, FEATURE_INCOMPAT_CHUNKED_FILE, FT_UNKNOWN, fileTypeOfMode, type Inode, INODE_COMPACT_SIZE,
-  INODE_EXTENDED_SIZE, I_DATALAYOUT_BIT, I_DATALAYOUT_MASK, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE,
-  LAYOUT_FLAT_PLAIN, NULL_ADDR, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, SLOT_BITS,
+  COMPOSEFS_MAGIC, crc32c, decodeComposefsHeader, decodeSuperblock, DIRENT_SIZE, EROFS_MAGIC, EROFS_NAME_LEN,
+  FEATURE_COMPAT_MTIME, FEATURE_COMPAT_SB_CHKSUM, FEATURE_COMPAT_XATTR_FILTER, FEATURE_INCOMPAT_CHUNKED_FILE, FT_UNKNOWN, fileTypeOfMode, INODE_COMPACT_SIZE,
+  INODE_EXTENDED_SIZE, I_DATALAYOUT_BIT, I_VERSION_MASK, I_DATALAYOUT_MASK, LAYOUT_CHUNK_BASED, LAYOUT_FLAT_INLINE,
+  LAYOUT_FLAT_PLAIN, NULL_ADDR, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, SLOT_SIZE,
   SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock, XATTR_ENTRY_SIZE, XATTR_FILTER_BITS, XATTR_FILTER_SEED,
   XATTR_IBODY_HEADER_SIZE, XATTR_PREFIXES, splitXattrName, xattrIbodySize, xxh32,
 } from './format.ts';
@@ -23,12 +23,20 @@ export class ImageError extends Error {
 }
 
 const KNOWN_COMPAT = FEATURE_COMPAT_SB_CHKSUM | FEATURE_COMPAT_MTIME | FEATURE_COMPAT_XATTR_FILTER;
-const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]);
-const SPECIAL_TYPES = new Set([S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]);
+/** Per file type (mode >> 12): whether it is valid, a special file (no data), or a type with data. */
+const TYPE_VALID = 1;
+const TYPE_SPECIAL = 2;
+const TYPE_HAS_DATA = 4;
+const TYPE_FLAGS = (() => {
+  const table = new Uint8Array(16);
+  for (const type of [S_IFREG, S_IFDIR, S_IFLNK]) table[type >> 12] = TYPE_VALID | TYPE_HAS_DATA;
+  for (const type of [S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]) table[type >> 12] = TYPE_VALID | TYPE_SPECIAL;
+  return table;
+})();
 /** Symlink targets: at most PATH_MAX - 1 bytes (kernel erofs_fill_symlink / vfs). */
 const SYMLINK_MAX = 4095;
-const SYMLINK_MAX_BIG = BigInt(SYMLINK_MAX);
-const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+/** A size's high 32 bits from which it exceeds Number.MAX_SAFE_INTEGER (2^53 - 1). */
+const UNSAFE_SIZE_HIGH = 2 ** (53 - 32);
 /** Up to this many xattrs per inode, duplicates are looked for pairwise rather than through a Set. */
 const PAIRWISE_XATTRS = 16;
 /** EROFS xattr name index -> the prefix it stands for (index 0: none; the others are not defined). */
@@ -38,31 +46,65 @@ const XATTR_PREFIX_OF_INDEX: readonly (string | undefined)[] = (() => {
   for (const { prefix, index } of XATTR_PREFIXES) table[index] = prefix;
   return table;
 })();
-/** At most this many bytes are read per callback call (directory blocks, chunk maps). */
-const MAX_READ = BLOCK_SIZE;
-/**
- * An inode is read with this many bytes (less at the end of the image): enough for a composefs file's header,
- * xattr body and chunk map, which are then parsed from this one view instead of one read each.
- */
-const INODE_PEEK = 256;
+/** The same as byte lengths, -1 for an undefined index. */
+const XATTR_PREFIX_LENGTH = Int16Array.from(XATTR_PREFIX_OF_INDEX, (prefix) => (prefix === undefined ? -1 : prefix.length));
+const NO_XATTRS: readonly ParsedXattr[] = Object.freeze([]);
 
-export interface ParsedXattr {
-  /** Full name as latin1 bytes. */
-  name: string;
-  value: Buffer;
-  shared: boolean;
+/**
+ * An xattr as it lies in the image: the name suffix and the value are located, not copied (an image has tens of
+ * thousands; the validator compares names bytewise). `name` and `value` make them on demand.
+ */
+export class ParsedXattr {
+  /** The EROFS name index (the prefix); `nameStart`/`nameLength`: the stored suffix, as image offsets. */
+  readonly index: number;
+  readonly nameStart: number;
+  readonly nameLength: number;
+  readonly valueStart: number;
+  readonly valueSize: number;
+  readonly shared: boolean;
+  readonly #image: Buffer;
+
+  constructor(image: Buffer, index: number, nameStart: number, nameLength: number, valueStart: number, valueSize: number, shared: boolean) {
+    this.#image = image;
+    this.index = index;
+    this.nameStart = nameStart;
+    this.nameLength = nameLength;
+    this.valueStart = valueStart;
+    this.valueSize = valueSize;
+    this.shared = shared;
+  }
+
+  /** Full name (prefix and suffix) as latin1. */
+  get name(): string {
+    return XATTR_PREFIX_OF_INDEX[this.index]! + this.#image.toString('latin1', this.nameStart, this.nameStart + this.nameLength);
+  }
+
+  get value(): Buffer {
+    return this.#image.subarray(this.valueStart, this.valueStart + this.valueSize);
+  }
 }
 
 export interface ParsedInode {
   nid: number;
   offset: number;
-  inode: Inode;
-  /** Inode header plus xattr ibody: where inline data starts. */
-  headSize: number;
-  xattrs: ParsedXattr[];
-  mtimeSec: bigint;
+  extended: boolean;
+  layout: number;
+  xattrCount: number;
+  mode: number;
+  nlink: number;
+  /** At most Number.MAX_SAFE_INTEGER (larger sizes are refused). */
+  size: number;
+  /** raw_blkaddr, rdev or the chunk format, by file type and layout. */
+  union: number;
+  ino: number;
+  uid: number;
+  gid: number;
+  /** The inode's, or the superblock build time's for a compact inode (the seconds: ErofsReader.mtimeSec). */
   mtimeNsec: number;
   rdev: number;
+  /** Inode header plus xattr ibody: where inline data starts. */
+  headSize: number;
+  xattrs: readonly ParsedXattr[];
   /** Bytes from `offset` that belong to this inode: header, xattr body and inline tail or chunk map. */
   extent: number;
   /** Out-of-line data blocks of a flat inode (count 0 when none). */
@@ -70,10 +112,29 @@ export interface ParsedInode {
   blockCount: number;
 }
 
-export interface DirEntry {
-  name: string;
-  nid: number;
-  fileType: number;
+/** A directory entry; its name is located in the image (`nameStart`, `nameLength`) and made on demand. */
+export class DirEntry {
+  readonly nid: number;
+  readonly fileType: number;
+  readonly nameStart: number;
+  readonly nameLength: number;
+  /** 1 for '.', 2 for '..', 0 for any other name. */
+  readonly dots: number;
+  readonly #image: Buffer;
+
+  constructor(image: Buffer, nameStart: number, nameLength: number, nid: number, fileType: number, dots: number) {
+    this.#image = image;
+    this.nameStart = nameStart;
+    this.nameLength = nameLength;
+    this.nid = nid;
+    this.fileType = fileType;
+    this.dots = dots;
+  }
+
+  /** The name as latin1. */
+  get name(): string {
+    return this.#image.toString('latin1', this.nameStart, this.nameStart + this.nameLength);
+  }
 }
 
 export interface ImageInfo {
@@ -93,13 +154,18 @@ interface SharedXattr {
 export class ErofsReader {
   readonly info: ImageInfo;
   readonly #image: Buffer;
+  readonly #view: DataView;
   readonly #size: number;
+  readonly #blocks: number;
   readonly #metaStart: number;
   readonly #xattrStart: number;
+  readonly #buildTimeNsec: number;
+  readonly #hasXattrFilter: boolean;
   readonly #shared = new Map<number, SharedXattr>();
 
   constructor(image: Uint8Array) {
     this.#image = Buffer.from(image.buffer, image.byteOffset, image.byteLength);
+    this.#view = new DataView(image.buffer, image.byteOffset, image.byteLength);
     const size = image.byteLength;
     this.#size = size;
     if (size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) throw new ImageError(0, `image of ${size} bytes is too small to hold a superblock`);
@@ -142,8 +208,11 @@ export class ErofsReader {
       const crc = crc32c(0xffffffff, rest);
       if (crc !== sb.checksum) throw new ImageError(at(4), `superblock checksum 0x${sb.checksum.toString(16)} does not match 0x${crc.toString(16)}`);
     }
+    this.#blocks = sb.blocks;
     this.#metaStart = sb.metaBlockAddress * BLOCK_SIZE;
     this.#xattrStart = sb.xattrBlockAddress * BLOCK_SIZE;
+    this.#buildTimeNsec = sb.buildTimeNsec;
+    this.#hasXattrFilter = (sb.featureCompat & FEATURE_COMPAT_XATTR_FILTER) !== 0;
     this.info = {
       isComposefs, composefsVersion: isComposefs ? header.composefsVersion : undefined,
       headerFlags: isComposefs ? header.flags : 0, superblock: sb, size,
@@ -162,86 +231,131 @@ export class ErofsReader {
     return this.#image.subarray(offset, offset + length);
   }
 
+  /**
+   * Parses and checks inode `nid`. This runs once per inode of the image, at boot with a cold JIT: fields are
+   * read straight from the image (sizes as two 32-bit halves, no BigInt), the data checks are inline.
+   */
   inode(nid: number): ParsedInode {
-    const offset = this.#metaStart + nid * (1 << SLOT_BITS);
-    if (!Number.isSafeInteger(nid) || nid < 0 || offset + INODE_COMPACT_SIZE > this.#size) {
+    const imageSize = this.#size;
+    const view = this.#view;
+    const offset = this.#metaStart + nid * SLOT_SIZE;
+    if (!Number.isSafeInteger(nid) || nid < 0 || offset + INODE_COMPACT_SIZE > imageSize) {
       throw new ImageError(offset, `inode nid ${nid} lies outside the image`);
     }
-    // One read for either inode size (an extended one is checked to fit below), and for what follows when it fits.
-    const first = this.bytes(offset, Math.min(INODE_PEEK, this.#size - offset), 'inode');
-    const format = first.readUInt16LE(0);
-    if ((format & ~(1 | (I_DATALAYOUT_MASK << I_DATALAYOUT_BIT))) !== 0) throw new ImageError(offset, `inode ${nid}: unknown format bits 0x${format.toString(16)}`);
-    const extended = (format & 1) === 1;
+    const format = view.getUint16(offset, true);
+    if ((format & ~(I_VERSION_MASK | (I_DATALAYOUT_MASK << I_DATALAYOUT_BIT))) !== 0) throw new ImageError(offset, `inode ${nid}: unknown format bits 0x${format.toString(16)}`);
+    const extended = (format & I_VERSION_MASK) !== 0;
+    const layout = (format >> I_DATALAYOUT_BIT) & I_DATALAYOUT_MASK;
     const inodeSize = extended ? INODE_EXTENDED_SIZE : INODE_COMPACT_SIZE;
-    if (first.length < inodeSize) throw new ImageError(offset, `inode ${nid}: extended inode runs past the end of the image`);
-    const raw = first;
-    const inode = decodeInode(raw);
-    const type = inode.mode & S_IFMT;
-    if (!VALID_TYPES.has(type)) throw new ImageError(offset + 4, `inode ${nid}: invalid file type in mode 0${inode.mode.toString(8)}`);
-    if (inode.layout !== LAYOUT_FLAT_PLAIN && inode.layout !== LAYOUT_FLAT_INLINE && inode.layout !== LAYOUT_CHUNK_BASED) {
-      throw new ImageError(offset, `inode ${nid}: unsupported data layout ${inode.layout} (compressed or unknown)`);
-    }
-    if (inode.layout === LAYOUT_CHUNK_BASED && type !== S_IFREG) throw new ImageError(offset, `inode ${nid}: chunk-based layout on a non-regular file`);
-    if (extended && inode.mtimeNsec >= 1_000_000_000) throw new ImageError(offset + 40, `inode ${nid}: mtime nanoseconds ${inode.mtimeNsec} out of range`);
-    if (inode.nlink === 0) throw new ImageError(offset + (extended ? 44 : 6), `inode ${nid}: zero link count`);
-    if (SPECIAL_TYPES.has(type) && inode.size !== 0n) {
-      throw new ImageError(offset + 8, `inode ${nid}: special file with size ${inode.size}`);
-    }
-    if (type === S_IFLNK && (inode.size === 0n || inode.size > SYMLINK_MAX_BIG)) {
-      throw new ImageError(offset + 8, `inode ${nid}: symlink target length ${inode.size} (1..${SYMLINK_MAX})`);
-    }
-    if (type === S_IFDIR && inode.size === 0n) throw new ImageError(offset + 8, `inode ${nid}: empty directory data (no . and ..)`);
-    if (inode.size > MAX_SAFE_BIG) throw new ImageError(offset + 8, `inode ${nid}: size ${inode.size} too large`);
+    if (offset + inodeSize > imageSize) throw new ImageError(offset, `inode ${nid}: extended inode runs past the end of the image`);
+    // struct erofs_inode_compact / erofs_inode_extended (fs/erofs/erofs_fs.h).
+    const xattrCount = view.getUint16(offset + 2, true);
+    const mode = view.getUint16(offset + 4, true);
+    const union = view.getUint32(offset + 16, true);
+    const ino = view.getUint32(offset + 20, true);
+    const sizeLow = view.getUint32(offset + 8, true);
+    const sizeHigh = extended ? view.getUint32(offset + 12, true) : 0;
+    const nlink = extended ? view.getUint32(offset + 44, true) : view.getUint16(offset + 6, true);
+    const uid = extended ? view.getUint32(offset + 24, true) : view.getUint16(offset + 24, true);
+    const gid = extended ? view.getUint32(offset + 28, true) : view.getUint16(offset + 26, true);
+    const mtimeNsec = extended ? view.getUint32(offset + 40, true) : this.#buildTimeNsec;
 
-    const ibody = xattrIbodySize(inode.xattrCount);
+    const type = mode & S_IFMT;
+    const typeFlags = TYPE_FLAGS[type >> 12]!;
+    if ((typeFlags & TYPE_VALID) === 0) throw new ImageError(offset + 4, `inode ${nid}: invalid file type in mode 0${mode.toString(8)}`);
+    if (layout !== LAYOUT_FLAT_PLAIN && layout !== LAYOUT_FLAT_INLINE && layout !== LAYOUT_CHUNK_BASED) {
+      throw new ImageError(offset, `inode ${nid}: unsupported data layout ${layout} (compressed or unknown)`);
+    }
+    if (layout === LAYOUT_CHUNK_BASED && type !== S_IFREG) throw new ImageError(offset, `inode ${nid}: chunk-based layout on a non-regular file`);
+    if (extended && mtimeNsec >= 1_000_000_000) throw new ImageError(offset + 40, `inode ${nid}: mtime nanoseconds ${mtimeNsec} out of range`);
+    if (nlink === 0) throw new ImageError(offset + (extended ? 44 : 6), `inode ${nid}: zero link count`);
+    if ((typeFlags & TYPE_SPECIAL) !== 0 && (sizeLow !== 0 || sizeHigh !== 0)) {
+      throw new ImageError(offset + 8, `inode ${nid}: special file with size ${sizeText(sizeLow, sizeHigh)}`);
+    }
+    if (type === S_IFLNK && (sizeHigh !== 0 || sizeLow === 0 || sizeLow > SYMLINK_MAX)) {
+      throw new ImageError(offset + 8, `inode ${nid}: symlink target length ${sizeText(sizeLow, sizeHigh)} (1..${SYMLINK_MAX})`);
+    }
+    if (type === S_IFDIR && sizeLow === 0 && sizeHigh === 0) throw new ImageError(offset + 8, `inode ${nid}: empty directory data (no . and ..)`);
+    if (sizeHigh >= UNSAFE_SIZE_HIGH) throw new ImageError(offset + 8, `inode ${nid}: size ${sizeText(sizeLow, sizeHigh)} too large`);
+    const size = sizeHigh * 2 ** 32 + sizeLow;
+
+    const ibody = xattrIbodySize(xattrCount);
     const headSize = inodeSize + ibody;
-    if (offset + headSize > this.#size) throw new ImageError(offset + 2, `inode ${nid}: xattrs (${ibody} bytes) run past the end of the image`);
-    const xattrs = ibody === 0
-      ? []
-      : headSize <= first.length
-        ? this.#xattrs(nid, first, inodeSize, offset + inodeSize, ibody)
-        : this.#xattrs(nid, this.bytes(offset + inodeSize, ibody, 'inode xattrs'), 0, offset + inodeSize, ibody);
-    const sb = this.info.superblock;
-    const parsed: ParsedInode = {
-      nid, offset, inode, headSize, xattrs,
-      mtimeSec: extended ? inode.mtime : sb.buildTime,
-      mtimeNsec: extended ? inode.mtimeNsec : sb.buildTimeNsec,
-      rdev: type === S_IFCHR || type === S_IFBLK ? inode.union : 0,
-      extent: headSize, firstBlock: 0, blockCount: 0,
+    if (offset + headSize > imageSize) throw new ImageError(offset + 2, `inode ${nid}: xattrs (${ibody} bytes) run past the end of the image`);
+    const xattrs = ibody === 0 ? NO_XATTRS : this.#xattrs(nid, offset + inodeSize, ibody);
+
+    // The data must lie inside the image: blocks, inline tail or chunk map (erofs_map_blocks, erofs_map_chunk).
+    let extent = headSize;
+    let firstBlock = 0;
+    let blockCount = 0;
+    if (layout === LAYOUT_CHUNK_BASED) {
+      extent = this.#chunkMap(nid, offset, headSize, size, union);
+    } else if ((typeFlags & TYPE_HAS_DATA) === 0) {
+      if (layout === LAYOUT_FLAT_INLINE) throw new ImageError(offset, `inode ${nid}: inline data on a special file`);
+    } else {
+      const inline = layout === LAYOUT_FLAT_INLINE;
+      const nblocks = Math.ceil(size / BLOCK_SIZE);
+      const outOfLine = inline ? Math.max(nblocks - 1, 0) : nblocks;
+      if (outOfLine > 0) {
+        if (union < 1 || union + outOfLine > this.#blocks) {
+          throw new ImageError(offset + 16, `inode ${nid}: data blocks ${union}..${union + outOfLine - 1} outside the image's ${this.#blocks} blocks`);
+        }
+        firstBlock = union;
+        blockCount = outOfLine;
+      }
+      if (inline && size > 0) {
+        // erofs_map_blocks: the tail must not cross a block boundary.
+        const tail = size - outOfLine * BLOCK_SIZE;
+        const start = offset + headSize;
+        if ((start % BLOCK_SIZE) + tail > BLOCK_SIZE) throw new ImageError(start, `inode ${nid}: inline tail of ${tail} bytes crosses a block boundary`);
+        if (start + tail > imageSize) throw new ImageError(start, `inode ${nid}: inline tail runs past the end of the image`);
+        extent += tail;
+      }
+    }
+    return {
+      nid, offset, extended, layout, xattrCount, mode, nlink, size, union, ino, uid, gid, mtimeNsec,
+      rdev: type === S_IFCHR || type === S_IFBLK ? union : 0,
+      headSize, xattrs, extent, firstBlock, blockCount,
     };
-    this.#checkData(parsed, first);
-    return parsed;
   }
 
-  /** The xattr body is the `ibody` bytes of `buf` from `base`; it starts at image offset `start`. */
-  #xattrs(nid: number, buf: Buffer, base: number, start: number, ibody: number): ParsedXattr[] {
-    const filter = buf.readUInt32LE(base);
-    const sharedCount = buf[base + 4]!;
+  /** The inode's mtime seconds (time64_t); a compact inode has the superblock's build time. */
+  mtimeSec(node: ParsedInode): bigint {
+    return node.extended ? this.#view.getBigInt64(node.offset + 32, true) : this.info.superblock.buildTime;
+  }
+
+  /** The xattr body: `ibody` bytes from image offset `start`. */
+  #xattrs(nid: number, start: number, ibody: number): ParsedXattr[] {
+    const image = this.#image;
+    const filter = this.#view.getUint32(start, true);
+    const sharedCount = image[start + 4]!;
     for (let i = 5; i < XATTR_IBODY_HEADER_SIZE; i++) {
-      if (buf[base + i] !== 0) throw new ImageError(start + i, `inode ${nid}: xattr header reserved bytes are set`);
+      if (image[start + i] !== 0) throw new ImageError(start + i, `inode ${nid}: xattr header reserved bytes are set`);
     }
     if (XATTR_IBODY_HEADER_SIZE + sharedCount * 4 > ibody) throw new ImageError(start + 4, `inode ${nid}: ${sharedCount} shared xattrs do not fit the xattr body`);
-    const checkFilter = (this.info.superblock.featureCompat & FEATURE_COMPAT_XATTR_FILTER) !== 0 && filter !== 0;
+    const checkFilter = this.#hasXattrFilter && filter !== 0;
     const xattrs: ParsedXattr[] = [];
-    let pos = XATTR_IBODY_HEADER_SIZE + sharedCount * 4;
-    while (pos < ibody) {
-      if (pos + XATTR_ENTRY_SIZE > ibody) throw new ImageError(start + pos, `inode ${nid}: truncated xattr entry`);
-      pos += this.#xattrEntry(buf, base + pos, base + ibody, start + pos, false, checkFilter ? filter : 0, xattrs);
+    const end = start + ibody;
+    let pos = start + XATTR_IBODY_HEADER_SIZE + sharedCount * 4;
+    while (pos < end) {
+      if (pos + XATTR_ENTRY_SIZE > end) throw new ImageError(pos, `inode ${nid}: truncated xattr entry`);
+      pos += this.#xattrEntry(pos, end, false, checkFilter ? filter : 0, xattrs);
     }
     for (let i = 0; i < sharedCount; i++) {
-      const id = buf.readUInt32LE(base + XATTR_IBODY_HEADER_SIZE + i * 4);
+      const idAt = start + XATTR_IBODY_HEADER_SIZE + i * 4;
+      const id = this.#view.getUint32(idAt, true);
       const at = this.#xattrStart + id * 4;
-      if (at + XATTR_ENTRY_SIZE > this.#size) throw new ImageError(start + XATTR_IBODY_HEADER_SIZE + i * 4, `inode ${nid}: shared xattr id ${id} outside the image`);
+      if (at + XATTR_ENTRY_SIZE > this.#size) throw new ImageError(idAt, `inode ${nid}: shared xattr id ${id} outside the image`);
       // Each shared entry is parsed once, however many inodes refer to it (bounds the work on hostile images).
       let entry = this.#shared.get(id);
       if (entry === undefined) {
-        const head = this.bytes(at, XATTR_ENTRY_SIZE, 'shared xattr');
-        const length = XATTR_ENTRY_SIZE + head[0]! + head.readUInt16LE(2);
+        const length = XATTR_ENTRY_SIZE + image[at]! + this.#view.getUint16(at + 2, true);
+        if (at + length > this.#size) throw new ImageError(at, `shared xattr of ${length} bytes runs past the end of the ${this.#size}-byte image`);
         const parsed: ParsedXattr[] = [];
-        this.#xattrEntry(this.bytes(at, length, 'shared xattr'), 0, length, at, true, 0, parsed);
+        this.#xattrEntry(at, at + length, true, 0, parsed);
         const xattr = parsed[0]!;
         const split = splitXattrName(Buffer.from(xattr.name, 'latin1'));
-        entry = { xattr, filterBit: filterBit(split.index, split.suffix) };
+        entry = { xattr, filterBit: filterBit(split.index, split.suffix, 0, split.suffix.length) };
         this.#shared.set(id, entry);
       }
       if (checkFilter && ((filter >>> entry.filterBit) & 1) !== 0) throw new ImageError(at, `xattr name filter hides ${printable(entry.xattr.name)}`);
@@ -251,119 +365,77 @@ export class ErofsReader {
     if (n > 1 && n <= PAIRWISE_XATTRS) {
       // The same first duplicate (in order) as the Set below reports.
       for (let i = 1; i < n; i++) {
-        const name = xattrs[i]!.name;
+        const xattr = xattrs[i]!;
         for (let j = 0; j < i; j++) {
-          if (xattrs[j]!.name === name) throw new ImageError(start, `inode ${nid}: xattr ${printable(name)} appears twice`);
+          if (sameXattrName(image, xattrs[j]!, xattr)) throw new ImageError(start, `inode ${nid}: xattr ${printable(xattr.name)} appears twice`);
         }
       }
     } else if (n > PAIRWISE_XATTRS) {
       const names = new Set<string>();
-      for (const xattr of xattrs) {
-        if (names.has(xattr.name)) throw new ImageError(start, `inode ${nid}: xattr ${printable(xattr.name)} appears twice`);
-        names.add(xattr.name);
+      for (let i = 0; i < n; i++) {
+        const name = xattrs[i]!.name;
+        if (names.has(name)) throw new ImageError(start, `inode ${nid}: xattr ${printable(name)} appears twice`);
+        names.add(name);
       }
     }
     return xattrs;
   }
 
   /**
-   * Parses the entry at `pos` of `buf` into `out`; returns its size with padding. When `filter` is set, checks
-   * that its bit for this name is clear: a set bit tells the kernel the name is absent (erofs_xattr_get).
+   * Parses the entry at image offset `pos` (its area ends at `end`) into `out`; returns its size with padding.
+   * When `filter` is set, checks that its bit for this name is clear: a set bit tells the kernel the name is
+   * absent (erofs_xattr_get), so one wrongly set would hide the xattr.
    */
-  #xattrEntry(buf: Buffer, pos: number, end: number, offset: number, shared: boolean, filter: number, out: ParsedXattr[]): number {
-    const nameLength = buf[pos]!;
-    const index = buf[pos + 1]!;
-    const valueSize = buf.readUInt16LE(pos + 2);
+  #xattrEntry(pos: number, end: number, shared: boolean, filter: number, out: ParsedXattr[]): number {
+    const image = this.#image;
+    const nameLength = image[pos]!;
+    const index = image[pos + 1]!;
+    const valueSize = image[pos + 2]! | (image[pos + 3]! << 8);
     const nameStart = pos + XATTR_ENTRY_SIZE;
     const valueStart = nameStart + nameLength;
     const size = (XATTR_ENTRY_SIZE + nameLength + valueSize + 3) & ~3;
-    if (valueStart + valueSize > end) throw new ImageError(offset, `xattr entry of ${size} bytes runs past its area`);
-    const prefix = XATTR_PREFIX_OF_INDEX[index];
-    if (prefix === undefined) throw new ImageError(offset + 1, `unsupported xattr name index ${index}`);
-    if (prefix.length + nameLength === 0 || prefix.length + nameLength > 255) throw new ImageError(offset, `invalid xattr name of ${prefix.length + nameLength} bytes`);
-    for (let i = nameStart; i < valueStart; i++) if (buf[i] === 0) throw new ImageError(offset, 'NUL byte in an xattr name');
-    const name = prefix + buf.toString('latin1', nameStart, valueStart);
-    if (filter !== 0 && ((filter >>> filterBit(index, buf.subarray(nameStart, valueStart))) & 1) !== 0) {
-      // A set filter bit tells the kernel the name is absent (erofs_xattr_get): one wrongly set hides an xattr.
-      throw new ImageError(offset, `xattr name filter hides ${printable(name)}`);
+    if (valueStart + valueSize > end) throw new ImageError(pos, `xattr entry of ${size} bytes runs past its area`);
+    const prefixLength = XATTR_PREFIX_LENGTH[index]!;
+    if (prefixLength < 0) throw new ImageError(pos + 1, `unsupported xattr name index ${index}`);
+    if (prefixLength + nameLength === 0 || prefixLength + nameLength > 255) throw new ImageError(pos, `invalid xattr name of ${prefixLength + nameLength} bytes`);
+    for (let i = nameStart; i < valueStart; i++) if (image[i] === 0) throw new ImageError(pos, 'NUL byte in an xattr name');
+    const xattr = new ParsedXattr(image, index, nameStart, nameLength, valueStart, valueSize, shared);
+    if (filter !== 0 && ((filter >>> filterBit(index, image, nameStart, valueStart)) & 1) !== 0) {
+      throw new ImageError(pos, `xattr name filter hides ${printable(xattr.name)}`);
     }
-    out.push({ name, value: buf.subarray(valueStart, valueStart + valueSize), shared });
+    out.push(xattr);
     return Math.min(size, end - pos);
   }
 
-  /** Checks that the inode's data (blocks, inline tail, chunk map) lies inside the image. */
-  /** `head` holds the image from the inode's offset on (as much as was read with it). */
-  #checkData(node: ParsedInode, head: Buffer): void {
-    const { inode, nid, offset } = node;
-    const size = Number(inode.size);
-    const blocks = this.info.superblock.blocks;
-    if (inode.layout === LAYOUT_CHUNK_BASED) {
-      this.#chunkMap(node, head);
-      return;
-    }
-    const nblocks = Math.ceil(size / BLOCK_SIZE);
-    const inline = inode.layout === LAYOUT_FLAT_INLINE;
-    const outOfLine = inline ? Math.max(nblocks - 1, 0) : nblocks;
-    const type = inode.mode & S_IFMT;
-    const hasData = type === S_IFREG || type === S_IFDIR || type === S_IFLNK;
-    if (!hasData) {
-      if (inline) throw new ImageError(offset, `inode ${nid}: inline data on a special file`);
-      return;
-    }
-    if (outOfLine > 0 && (inode.union < 1 || inode.union + outOfLine > blocks)) {
-      throw new ImageError(offset + 16, `inode ${nid}: data blocks ${inode.union}..${inode.union + outOfLine - 1} outside the image's ${blocks} blocks`);
-    }
-    if (outOfLine > 0) {
-      node.firstBlock = inode.union;
-      node.blockCount = outOfLine;
-    }
-    if (inline && size > 0) {
-      // erofs_map_blocks: the tail must not cross a block boundary.
-      const tail = size - outOfLine * BLOCK_SIZE;
-      const start = offset + node.headSize;
-      if ((start % BLOCK_SIZE) + tail > BLOCK_SIZE) throw new ImageError(start, `inode ${nid}: inline tail of ${tail} bytes crosses a block boundary`);
-      if (start + tail > this.#size) throw new ImageError(start, `inode ${nid}: inline tail runs past the end of the image`);
-      node.extent += tail;
-    }
-  }
-
-  /** The chunk map of a chunk-based file: block addresses or NULL_ADDR (holes). */
-  #chunkMap(node: ParsedInode, head: Buffer): void {
-    const { inode, nid, offset } = node;
-    const format = inode.union & 0xffff;
+  /** Checks the chunk map of a chunk-based file (block addresses or NULL_ADDR holes); returns the inode's extent. */
+  #chunkMap(nid: number, offset: number, headSize: number, size: number, union: number): number {
+    const format = union & 0xffff;
     if ((format & ~CHUNK_FORMAT_BLKBITS_MASK) !== 0) throw new ImageError(offset + 16, `inode ${nid}: unsupported chunk format 0x${format.toString(16)} (chunk indexes)`);
     const chunkBits = BLOCK_BITS + (format & CHUNK_FORMAT_BLKBITS_MASK);
-    const count = Number((inode.size + (1n << BigInt(chunkBits)) - 1n) >> BigInt(chunkBits));
-    const start = Math.ceil((offset + node.headSize) / 4) * 4;
+    const count = Math.ceil(size / 2 ** chunkBits); // exact: a division by a power of two
+    const start = Math.ceil((offset + headSize) / 4) * 4;
     if (start + count * 4 > this.#size) throw new ImageError(start, `inode ${nid}: chunk map of ${count} entries runs past the end of the image`);
-    node.extent = start + count * 4 - offset;
     const blocksPerChunk = 2 ** (chunkBits - BLOCK_BITS);
-    for (let done = 0; done < count;) {
-      const n = Math.min(count - done, MAX_READ / 4);
-      // A short map usually lies inside the bytes read with the inode.
-      const inHead = start + count * 4 - offset <= head.length;
-      const map = inHead ? head : this.bytes(start + done * 4, n * 4, 'chunk map');
-      const base = inHead ? start - offset + done * 4 : 0;
-      for (let i = 0; i < n; i++) {
-        const address = map.readUInt32LE(base + i * 4);
-        if (address !== NULL_ADDR && address + blocksPerChunk > this.info.superblock.blocks) {
-          throw new ImageError(start + (done + i) * 4, `inode ${nid}: chunk ${done + i} at block ${address} outside the image`);
-        }
+    const view = this.#view;
+    const blocks = this.#blocks;
+    for (let i = 0; i < count; i++) {
+      const address = view.getUint32(start + i * 4, true);
+      if (address !== NULL_ADDR && address + blocksPerChunk > blocks) {
+        throw new ImageError(start + i * 4, `inode ${nid}: chunk ${i} at block ${address} outside the image`);
       }
-      done += n;
     }
+    return start + count * 4 - offset;
   }
 
   /** The bytes of a flat (plain or inline) file, symlink or directory: callers bound `size` first. */
-  data(node: ParsedInode, from = 0, length = Number(node.inode.size) - from): Buffer {
-    const { inode } = node;
-    if (inode.layout === LAYOUT_CHUNK_BASED) {
+  data(node: ParsedInode, from = 0, length = node.size - from): Buffer {
+    if (node.layout === LAYOUT_CHUNK_BASED) {
       return Buffer.alloc(length); // composefs stub files: all chunks are holes; real content is in the object
     }
-    const size = Number(inode.size);
+    const size = node.size;
     if (from < 0 || length < 0 || from + length > size) throw new ImageError(node.offset, `inode ${node.nid}: read beyond its size`);
     const nblocks = Math.ceil(size / BLOCK_SIZE);
-    const inlineFrom = inode.layout === LAYOUT_FLAT_INLINE ? Math.max(nblocks - 1, 0) * BLOCK_SIZE : size;
+    const inlineFrom = node.layout === LAYOUT_FLAT_INLINE ? Math.max(nblocks - 1, 0) * BLOCK_SIZE : size;
     const parts: Buffer[] = [];
     let pos = from;
     const end = from + length;
@@ -373,7 +445,7 @@ export class ErofsReader {
         break;
       }
       const n = Math.min(end, inlineFrom, (Math.floor(pos / BLOCK_SIZE) + 1) * BLOCK_SIZE) - pos;
-      parts.push(this.bytes(inode.union * BLOCK_SIZE + pos, n, 'data block'));
+      parts.push(this.bytes(node.union * BLOCK_SIZE + pos, n, 'data block'));
       pos += n;
     }
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
@@ -386,76 +458,115 @@ export class ErofsReader {
     return target;
   }
 
-  /** The entries of a directory, block by block, checked as the kernel's erofs_readdir and erofs_namei read them. */
+  /**
+   * The entries of a directory, block by block, checked as the kernel's erofs_readdir and erofs_namei read them.
+   * Names are compared in place, bytewise (erofs_namei's dirnamecmp), and made into strings only on demand.
+   */
   readDir(node: ParsedInode): DirEntry[] {
-    const size = Number(node.inode.size);
+    const image = this.#image;
+    const view = this.#view;
+    const size = node.size;
+    // Data from here on is the inline tail (the last block of a flat inline inode).
+    const inlineFrom = node.layout === LAYOUT_FLAT_INLINE ? Math.max(Math.ceil(size / BLOCK_SIZE) - 1, 0) * BLOCK_SIZE : size;
     const entries: DirEntry[] = [];
+    // The previous block's last name: names ascend across blocks too.
+    let lastStart = -1;
+    let lastLength = 0;
     for (let blockStart = 0; blockStart < size; blockStart += BLOCK_SIZE) {
       const length = Math.min(BLOCK_SIZE, size - blockStart);
-      const block = this.data(node, blockStart, length);
-      const where = (pos: number): number => this.#dataOffset(node, blockStart + pos);
-      if (length < DIRENT_SIZE) throw new ImageError(where(0), `directory ${node.nid}: block of ${length} bytes holds no entry`);
-      const firstNameOffset = block.readUInt16LE(8);
+      const inTail = blockStart >= inlineFrom;
+      const at = inTail ? node.offset + node.headSize + (blockStart - inlineFrom) : node.union * BLOCK_SIZE + blockStart;
+      if (at + length > this.#size) {
+        throw new ImageError(at, `${inTail ? 'inline data' : 'data block'} of ${length} bytes runs past the end of the ${this.#size}-byte image`);
+      }
+      if (length < DIRENT_SIZE) throw new ImageError(at, `directory ${node.nid}: block of ${length} bytes holds no entry`);
+      const firstNameOffset = view.getUint16(at + 8, true);
       if (firstNameOffset < DIRENT_SIZE || firstNameOffset % DIRENT_SIZE !== 0 || firstNameOffset > length) {
-        throw new ImageError(where(8), `directory ${node.nid}: invalid first name offset ${firstNameOffset}`);
+        throw new ImageError(at + 8, `directory ${node.nid}: invalid first name offset ${firstNameOffset}`);
       }
       const count = firstNameOffset / DIRENT_SIZE;
-      let previous: string | undefined;
+      let previousStart = -1;
+      let previousLength = 0;
       for (let i = 0; i < count; i++) {
-        const base = i * DIRENT_SIZE;
-        const nameOffset = block.readUInt16LE(base + 8);
-        const nameEnd = i + 1 < count ? block.readUInt16LE(base + DIRENT_SIZE + 8) : length;
+        const dirent = at + i * DIRENT_SIZE;
+        const nameOffset = view.getUint16(dirent + 8, true);
+        const nameEnd = i + 1 < count ? view.getUint16(dirent + DIRENT_SIZE + 8, true) : length;
         if (nameOffset < firstNameOffset || nameEnd > length || nameEnd <= nameOffset) {
-          throw new ImageError(where(base + 8), `directory ${node.nid}: name offsets ${nameOffset}..${nameEnd} out of order or outside the block`);
+          throw new ImageError(dirent + 8, `directory ${node.nid}: name offsets ${nameOffset}..${nameEnd} out of order or outside the block`);
         }
+        const nameStart = at + nameOffset;
         let nameLength = nameEnd - nameOffset;
         if (i + 1 === count) {
           // The last name runs to the end of the block or to the first NUL (erofs_readdir: strnlen).
-          const nul = block.indexOf(0, nameOffset);
-          if (nul >= 0 && nul < nameEnd) {
-            for (let j = nul; j < nameEnd; j++) {
-              if (block[j] !== 0) throw new ImageError(where(j), `directory ${node.nid}: garbage after the last name`);
+          const blockEnd = at + nameEnd;
+          let nul = nameStart;
+          while (nul < blockEnd && image[nul] !== 0) nul++;
+          if (nul < blockEnd) {
+            for (let j = nul; j < blockEnd; j++) {
+              if (image[j] !== 0) throw new ImageError(j, `directory ${node.nid}: garbage after the last name`);
             }
-            nameLength = nul - nameOffset;
+            nameLength = nul - nameStart;
           }
         }
-        if (nameLength === 0 || nameLength > EROFS_NAME_LEN) throw new ImageError(where(nameOffset), `directory ${node.nid}: name of ${nameLength} bytes`);
-        for (let j = nameOffset; j < nameOffset + nameLength; j++) {
-          if (block[j] === 0 || block[j] === 0x2f) throw new ImageError(where(j), `directory ${node.nid}: name contains NUL or '/'`);
+        if (nameLength === 0 || nameLength > EROFS_NAME_LEN) throw new ImageError(nameStart, `directory ${node.nid}: name of ${nameLength} bytes`);
+        for (let j = nameStart; j < nameStart + nameLength; j++) {
+          if (image[j] === 0 || image[j] === 0x2f) throw new ImageError(j, `directory ${node.nid}: name contains NUL or '/'`);
         }
-        const name = block.toString('latin1', nameOffset, nameOffset + nameLength);
         // erofs_namei binary-searches names: they must be strictly ascending within the directory.
-        if (previous !== undefined && !(previous < name)) throw new ImageError(where(nameOffset), `directory ${node.nid}: names not in ascending order`);
-        const last = entries[entries.length - 1];
-        if (previous === undefined && last !== undefined && !(last.name < name)) throw new ImageError(where(nameOffset), `directory ${node.nid}: names not in ascending order across blocks`);
-        previous = name;
-        const nidLow = block.readUInt32LE(base);
-        const nidHigh = block.readUInt32LE(base + 4);
-        const fileType = block[base + 10]!;
-        if (block[base + 11] !== 0) throw new ImageError(where(base + 11), `directory ${node.nid}: dirent reserved byte set`);
-        if (fileType === FT_UNKNOWN || fileType > 7) throw new ImageError(where(base + 10), `directory ${node.nid}: invalid file type ${fileType}`);
-        const nid = nidHigh * 2 ** 32 + nidLow;
-        if (nidHigh >= 2 ** 16 || this.#metaStart + nid * 32 + INODE_COMPACT_SIZE > this.#size) {
-          throw new ImageError(where(base), `directory ${node.nid}: entry ${printable(name)} points to nid ${nid} outside the image`);
+        if (previousStart >= 0) {
+          if (compareBytes(image, previousStart, previousLength, nameStart, nameLength) >= 0) throw new ImageError(nameStart, `directory ${node.nid}: names not in ascending order`);
+        } else if (lastStart >= 0 && compareBytes(image, lastStart, lastLength, nameStart, nameLength) >= 0) {
+          throw new ImageError(nameStart, `directory ${node.nid}: names not in ascending order across blocks`);
         }
-        entries.push({ name, nid, fileType });
+        previousStart = nameStart;
+        previousLength = nameLength;
+        const nidLow = view.getUint32(dirent, true);
+        const nidHigh = view.getUint32(dirent + 4, true);
+        const fileType = image[dirent + 10]!;
+        if (image[dirent + 11] !== 0) throw new ImageError(dirent + 11, `directory ${node.nid}: dirent reserved byte set`);
+        if (fileType === FT_UNKNOWN || fileType > 7) throw new ImageError(dirent + 10, `directory ${node.nid}: invalid file type ${fileType}`);
+        const nid = nidHigh * 2 ** 32 + nidLow;
+        const dots = nameLength <= 2 && image[nameStart] === 0x2e && (nameLength === 1 || image[nameStart + 1] === 0x2e) ? nameLength : 0;
+        const entry = new DirEntry(image, nameStart, nameLength, nid, fileType, dots);
+        if (nidHigh >= 2 ** 16 || this.#metaStart + nid * SLOT_SIZE + INODE_COMPACT_SIZE > this.#size) {
+          throw new ImageError(dirent, `directory ${node.nid}: entry ${printable(entry.name)} points to nid ${nid} outside the image`);
+        }
+        entries.push(entry);
       }
+      lastStart = previousStart;
+      lastLength = previousLength;
     }
     return entries;
   }
-
-  /** The image offset of byte `pos` of a flat inode's data. */
-  #dataOffset(node: ParsedInode, pos: number): number {
-    const size = Number(node.inode.size);
-    const nblocks = Math.ceil(size / BLOCK_SIZE);
-    const inlineFrom = node.inode.layout === LAYOUT_FLAT_INLINE ? Math.max(nblocks - 1, 0) * BLOCK_SIZE : size;
-    return pos >= inlineFrom ? node.offset + node.headSize + (pos - inlineFrom) : node.inode.union * BLOCK_SIZE + pos;
-  }
 }
 
-/** The bit of the inode's xattr name filter (bloom filter) that stands for the name `index` + `suffix`. */
-function filterBit(index: number, suffix: Uint8Array): number {
-  return xxh32(suffix, (XATTR_FILTER_SEED + index) >>> 0) & (XATTR_FILTER_BITS - 1);
+/** The bit of the inode's xattr name filter (bloom filter) for the name `index` + bytes[start, end). */
+function filterBit(index: number, bytes: Uint8Array, start: number, end: number): number {
+  return xxh32(bytes, (XATTR_FILTER_SEED + index) >>> 0, start, end) & (XATTR_FILTER_BITS - 1);
+}
+
+/** memcmp order of image[a, a + aLength) and image[b, b + bLength), a shorter prefix first: < 0, 0 or > 0. */
+function compareBytes(image: Uint8Array, a: number, aLength: number, b: number, bLength: number): number {
+  const common = Math.min(aLength, bLength);
+  for (let i = 0; i < common; i++) {
+    const difference = image[a + i]! - image[b + i]!;
+    if (difference !== 0) return difference;
+  }
+  return aLength - bLength;
+}
+
+/** Whether two xattrs have the same full name (prefix and suffix). */
+function sameXattrName(image: Uint8Array, a: ParsedXattr, b: ParsedXattr): boolean {
+  if (a.index !== b.index) {
+    // Another prefix can still spell the same name (index 0 holds whole names): rare, compared as strings.
+    return XATTR_PREFIX_LENGTH[a.index]! + a.nameLength === XATTR_PREFIX_LENGTH[b.index]! + b.nameLength && a.name === b.name;
+  }
+  return a.nameLength === b.nameLength && compareBytes(image, a.nameStart, a.nameLength, b.nameStart, b.nameLength) === 0;
+}
+
+/** A size for error messages: exact, however large. */
+function sizeText(low: number, high: number): string {
+  return high === 0 ? String(low) : String((BigInt(high) << 32n) | BigInt(low));
 }
 
 /** A name for error messages: printable ASCII kept, anything else as \xNN. */
@@ -470,7 +581,7 @@ export function printable(name: string): string {
 
 /** Directory entry file type must match the inode it points to. */
 export function checkEntryType(entry: DirEntry, target: ParsedInode, directoryOffset: number): void {
-  if (fileTypeOfMode(target.inode.mode) !== entry.fileType) {
-    throw new ImageError(directoryOffset, `entry ${printable(entry.name)} has file type ${entry.fileType} but inode ${target.nid} is of type ${fileTypeOfMode(target.inode.mode)}`);
+  if (fileTypeOfMode(target.mode) !== entry.fileType) {
+    throw new ImageError(directoryOffset, `entry ${printable(entry.name)} has file type ${entry.fileType} but inode ${target.nid} is of type ${fileTypeOfMode(target.mode)}`);
   }
 }

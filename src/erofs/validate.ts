@@ -2,7 +2,7 @@
 // through the strict reader, so any malformed structure, out-of-range offset or unknown feature is refused
 // with one error naming the offset.
 import { StepError } from '../errors.ts';
-import { fileTypeOfMode, S_IFDIR, S_IFMT } from './format.ts';
+import { fileTypeOfMode, S_IFDIR, S_IFMT, XATTR_INDEX_POSIX_ACL_ACCESS, XATTR_INDEX_POSIX_ACL_DEFAULT } from './format.ts';
 import { checkEntryType, ErofsReader, ImageError, type ParsedInode, printable } from './reader.ts';
 
 export interface ImageSummary {
@@ -67,8 +67,17 @@ class Claims {
 }
 
 function hasAclXattr(node: ParsedInode): boolean {
-  // The length test first: most names are neither, and hashing a long name costs more than comparing lengths.
-  for (const { name } of node.xattrs) if (name.length >= ACL_NAME_MIN && name.length <= ACL_NAME_MAX && ACL_XATTRS.has(name)) return true;
+  const xattrs = node.xattrs;
+  for (let i = 0; i < xattrs.length; i++) {
+    const { index, nameLength } = xattrs[i]!;
+    // The ACL indexes stand for the whole names (an empty suffix); index 0 may spell them out. Any other
+    // index's prefix is not "system.", and the name is made (and hashed) only for a plausible index-0 one.
+    if (index === XATTR_INDEX_POSIX_ACL_ACCESS || index === XATTR_INDEX_POSIX_ACL_DEFAULT) {
+      if (nameLength === 0) return true;
+    } else if (index === 0 && nameLength >= ACL_NAME_MIN && nameLength <= ACL_NAME_MAX && ACL_XATTRS.has(xattrs[i]!.name)) {
+      return true;
+    }
+  }
   return false;
 }
 
@@ -85,7 +94,7 @@ export interface WalkResult {
  */
 export function walkImage(reader: ErofsReader): WalkResult {
   const root = reader.inode(reader.rootNid);
-  if ((root.inode.mode & S_IFMT) !== S_IFDIR) throw new ImageError(root.offset + 4, 'the root inode is not a directory');
+  if ((root.mode & S_IFMT) !== S_IFDIR) throw new ImageError(root.offset + 4, 'the root inode is not a directory');
   // The file type (S_IFMT >> 12, never 0 for a valid inode) of every inode already checked, by nid: the reader
   // refuses any nid whose slot is not inside the image, so nid < size / 32.
   const types = new Uint8Array(Math.ceil(reader.info.size / 32));
@@ -100,11 +109,12 @@ export function walkImage(reader: ErofsReader): WalkResult {
     const entries = reader.readDir(dir);
     let dot = false;
     let dotdot = false;
-    for (const entry of entries) {
-      if (entry.name === '.' || entry.name === '..') {
-        const expected = entry.name === '.' ? dir.nid : parent;
+    for (let e = 0; e < entries.length; e++) {
+      const entry = entries[e]!;
+      if (entry.dots !== 0) {
+        const expected = entry.dots === 1 ? dir.nid : parent;
         if (entry.nid !== expected) throw new ImageError(dir.offset, `directory ${dir.nid}: '${entry.name}' points to nid ${entry.nid}, not ${expected}`);
-        if (entry.name === '.') dot = true;
+        if (entry.dots === 1) dot = true;
         else dotdot = true;
         continue;
       }
@@ -122,11 +132,11 @@ export function walkImage(reader: ErofsReader): WalkResult {
       }
       const target = reader.inode(entry.nid);
       checkEntryType(entry, target, dir.offset);
-      types[target.nid] = (target.inode.mode & S_IFMT) >> 12;
+      types[target.nid] = (target.mode & S_IFMT) >> 12;
       inodes++;
       claims.inode(target);
       if (!hasAclXattrs && hasAclXattr(target)) hasAclXattrs = true;
-      if ((target.inode.mode & S_IFMT) === S_IFDIR) queue.push({ dir: target, parent: dir.nid });
+      if ((target.mode & S_IFMT) === S_IFDIR) queue.push({ dir: target, parent: dir.nid });
     }
     if (!dot || !dotdot) throw new ImageError(dir.offset, `directory ${dir.nid}: no '${dot ? '..' : '.'}' entry`);
   }

@@ -40,17 +40,17 @@ const rootEntries = base.readDir(root);
 const entry = (name: string) => rootEntries.find((e) => e.name === name)!;
 const inodeOf = (name: string): ParsedInode => base.inode(entry(name).nid);
 /** Offset of the root directory's first data block (its entries do not fit inline). */
-const rootBlock = root.inode.union * 4096;
+const rootBlock = root.union * 4096;
 
 test('the unmodified image is accepted', () => {
   assert.is(validate(IMAGE).isComposefs, true);
-  assert.ok(root.inode.layout === 0 || root.inode.layout === 2);
+  assert.ok(root.layout === 0 || root.layout === 2);
   assert.ok(rootBlock > 0);
 });
 
 test("composefs-rs' header (format version 2, no ACL flag even with ACLs) is accepted, and its ACLs reported", () => {
   const big = inodeOf('big');
-  assert.is(big.inode.layout, 4);
+  assert.is(big.layout, 4);
   const image = edit((b) => {
     b.writeUInt32LE(2, 12);
     b.writeUInt32LE(0, 8);
@@ -125,11 +125,11 @@ test('directory entry corruption is refused at the entry', () => {
 
 test('structures shared by two inodes are refused (overlapping inodes, one data block for two directories)', () => {
   const many = inodeOf('many');
-  refused(edit((b) => b.writeUInt32LE(root.inode.union, many.offset + 16)), many.offset + 16, /data block \d+ belongs to another inode/);
+  refused(edit((b) => b.writeUInt32LE(root.union, many.offset + 16)), many.offset + 16, /data block \d+ belongs to another inode/);
   // 'one' pointed at the second half of the extended inode of 'object65', rewritten to read as a valid empty
   // file while 'object65' stays valid: only the overlap is wrong.
   const object = inodeOf('object65');
-  assert.ok(object.inode.extended);
+  assert.ok(object.extended);
   const fake = object.nid + 1;
   const oneDirent = findDirent(entry('one').nid);
   refused(edit((b) => {
@@ -163,12 +163,12 @@ test('work stays proportional to the image: thousands of names of one inode with
 test('a shared xattr id outside the image is refused', () => {
   const shared = root.xattrs.find((x) => x.shared);
   assert.ok(shared, 'the root carries a shared xattr');
-  const idAt = root.offset + (root.inode.extended ? 64 : 32) + 12;
+  const idAt = root.offset + (root.extended ? 64 : 32) + 12;
   refused(edit((b) => b.writeUInt32LE(0x3fffffff, idAt)), idAt, /shared xattr id/);
 });
 
 test('an xattr name filter that would hide a present xattr is refused', () => {
-  const at = root.offset + (root.inode.extended ? 64 : 32);
+  const at = root.offset + (root.extended ? 64 : 32);
   refused(edit((b) => b.writeUInt32LE(0xffffffff, at)), undefined, /name filter hides/);
 });
 
@@ -196,9 +196,9 @@ test('fuzz: mutated images are refused cleanly or read fully, never crash', () =
 });
 
 function findDirent(nid: number): number {
-  const size = Number(root.inode.size);
+  const size = Number(root.size);
   for (let block = 0; block * 4096 < size; block++) {
-    const start = block === Math.ceil(size / 4096) - 1 && root.inode.layout === 2 ? root.offset + root.headSize : rootBlock + block * 4096;
+    const start = block === Math.ceil(size / 4096) - 1 && root.layout === 2 ? root.offset + root.headSize : rootBlock + block * 4096;
     const count = IMAGE.readUInt16LE(start + 8) / 12;
     for (let i = 0; i < count; i++) if (Number(IMAGE.readBigUInt64LE(start + i * 12)) === nid) return start + i * 12;
   }
