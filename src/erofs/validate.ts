@@ -93,20 +93,52 @@ export interface WalkResult {
  * Throws ImageError.
  */
 export function walkImage(reader: ErofsReader): WalkResult {
-  const root = reader.inode(reader.rootNid);
-  if ((root.mode & S_IFMT) !== S_IFDIR) throw new ImageError(root.offset + 4, 'the root inode is not a directory');
-  // The file type (S_IFMT >> 12, never 0 for a valid inode) of every inode already checked, by nid: the reader
-  // refuses any nid whose slot is not inside the image, so nid < size / 32.
-  const types = new Uint8Array(Math.ceil(reader.info.size / 32));
-  types[root.nid] = S_IFDIR >> 12;
-  let inodes = 1;
-  const claims = new Claims(reader.info.size);
-  claims.inode(root);
-  const queue: { dir: ParsedInode; parent: number }[] = [{ dir: root, parent: root.nid }];
-  let hasAclXattrs = hasAclXattr(root);
-  for (let i = 0; i < queue.length; i++) {
-    const { dir, parent } = queue[i]!;
-    const entries = reader.readDir(dir);
+  const walk = new ImageWalk(reader);
+  walk.run();
+  return { reader, inodes: walk.inodes, hasAclXattrs: walk.hasAclXattrs };
+}
+
+class ImageWalk {
+  readonly #reader: ErofsReader;
+  /**
+   * The file type (S_IFMT >> 12, never 0 for a valid inode) of every inode already checked, by nid: the reader
+   * refuses any nid whose slot is not inside the image, so nid < size / 32.
+   */
+  readonly #types: Uint8Array;
+  readonly #claims: Claims;
+  /** Directories still to read, and the nid of each one's parent. */
+  readonly #queue: ParsedInode[] = [];
+  readonly #parents: number[] = [];
+  inodes = 0;
+  hasAclXattrs = false;
+
+  constructor(reader: ErofsReader) {
+    this.#reader = reader;
+    this.#types = new Uint8Array(Math.ceil(reader.info.size / 32));
+    this.#claims = new Claims(reader.info.size);
+  }
+
+  run(): void {
+    const root = this.#reader.inode(this.#reader.rootNid);
+    if ((root.mode & S_IFMT) !== S_IFDIR) throw new ImageError(root.offset + 4, 'the root inode is not a directory');
+    this.#checked(root);
+    this.#queue.push(root);
+    this.#parents.push(root.nid);
+    // One call per directory: V8 optimizes #directory as a function (a loop nested here would run as
+    // on-stack-replaced code that is thrown away at each directory's end, at boot with a cold JIT).
+    for (let i = 0; i < this.#queue.length; i++) this.#directory(this.#queue[i]!, this.#parents[i]!);
+  }
+
+  #checked(node: ParsedInode): void {
+    this.#types[node.nid] = (node.mode & S_IFMT) >> 12;
+    this.inodes++;
+    this.#claims.inode(node);
+    if (!this.hasAclXattrs && node.xattrCount !== 0 && hasAclXattr(node)) this.hasAclXattrs = true;
+  }
+
+  #directory(dir: ParsedInode, parent: number): void {
+    const entries = this.#reader.readDir(dir);
+    const types = this.#types;
     let dot = false;
     let dotdot = false;
     for (let e = 0; e < entries.length; e++) {
@@ -130,17 +162,16 @@ export function walkImage(reader: ErofsReader): WalkResult {
         }
         continue;
       }
-      const target = reader.inode(entry.nid);
+      const target = this.#reader.inode(entry.nid);
       checkEntryType(entry, target, dir.offset);
-      types[target.nid] = (target.mode & S_IFMT) >> 12;
-      inodes++;
-      claims.inode(target);
-      if (!hasAclXattrs && hasAclXattr(target)) hasAclXattrs = true;
-      if ((target.mode & S_IFMT) === S_IFDIR) queue.push({ dir: target, parent: dir.nid });
+      this.#checked(target);
+      if ((target.mode & S_IFMT) === S_IFDIR) {
+        this.#queue.push(target);
+        this.#parents.push(dir.nid);
+      }
     }
     if (!dot || !dotdot) throw new ImageError(dir.offset, `directory ${dir.nid}: no '${dot ? '..' : '.'}' entry`);
   }
-  return { reader, inodes, hasAclXattrs };
 }
 
 /** Checks every structure of the whole image. Throws StepError('validate-image', '<what> at offset N'). */
