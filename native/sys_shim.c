@@ -8,6 +8,9 @@
  *     on failure throws an Error with .errno (positive number) and .nr
  *   addressOf(buffer) -> bigint       address of a buffer's bytes, for structs that hold pointers
  *                                     (the caller keeps the buffer alive across the syscall)
+ *   mapping(address, length) -> ArrayBuffer
+ *                                     the bytes of a mapping made with the mmap syscall; the ArrayBuffer owns it
+ *                                     and munmap()s it when it is collected (or when the thread's Node env ends)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -121,11 +125,38 @@ static napi_value js_address_of(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static void unmap_mapping(napi_env env, void *data, void *hint) {
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+static napi_value js_mapping(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  uintptr_t address;
+  char *owned;
+  int64_t length;
+  napi_valuetype type;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 2 || napi_typeof(env, argv[0], &type) != napi_ok || (type != napi_bigint && type != napi_number)
+      || to_word(env, argv[0], &address, &owned) != 0 || napi_get_value_int64(env, argv[1], &length) != napi_ok
+      || address == 0 || length <= 0) {
+    napi_throw_type_error(env, NULL, "mapping(address, length): a mapping's address and its positive length");
+    return NULL;
+  }
+  if (napi_create_external_arraybuffer(env, (void *)address, (size_t)length, unmap_mapping, (void *)(uintptr_t)length, &result) != napi_ok) {
+    napi_throw_error(env, NULL, "mapping: cannot create an external ArrayBuffer");
+    return NULL;
+  }
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "syscall", NAPI_AUTO_LENGTH, js_syscall, NULL, &fn);
   napi_set_named_property(env, exports, "syscall", fn);
   napi_create_function(env, "addressOf", NAPI_AUTO_LENGTH, js_address_of, NULL, &fn);
   napi_set_named_property(env, exports, "addressOf", fn);
+  napi_create_function(env, "mapping", NAPI_AUTO_LENGTH, js_mapping, NULL, &fn);
+  napi_set_named_property(env, exports, "mapping", fn);
   return exports;
 }

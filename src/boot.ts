@@ -15,7 +15,6 @@ import { parseBootConfig, type BootConfig } from './config/boot-config.ts';
 import { kargValue, parseCmdline, type Cmdline } from './config/cmdline.ts';
 import { configuredCapPcr, configuredTrustedDigest, type DigestContext } from './boot/digest-source.ts';
 import { chooseInit, switchRoot } from './boot/handover.ts';
-import { imageView } from './boot/image-reader.ts';
 import { mountKernelFilesystems } from './boot/kernel-fs.ts';
 import { isMountPoint } from './boot/mountinfo.ts';
 import { mountPhysicalRoot } from './boot/physical-root.ts';
@@ -156,7 +155,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     let mounted: MountedComposefs;
     const staging = path.join(runDir, 'sealroot/newroot');
     try {
-      const summary = await step('validate-image', () => steps.validateImage(imageView(image.fd, image.size, plan.image)));
+      const summary = await step('validate-image', () => steps.validateImage(image.bytes));
 
       mounted = await step('mount-composefs', () => {
         fs.mkdirSync(staging, { recursive: true, mode: 0o755 });

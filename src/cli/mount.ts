@@ -1,6 +1,5 @@
 // `sealroot mount`: mount a composefs image like mount.composefs, through the same verified path as the boot.
 import * as path from 'node:path';
-import { imageView } from '../boot/image-reader.ts';
 import { StepError } from '../errors.ts';
 import { validateImage } from '../erofs/validate.ts';
 import { loadImage } from '../image/load.ts';
@@ -52,7 +51,7 @@ Unmount with umount MOUNTPOINT; the loop device goes away with the mount.`,
         + 'anyone who can write the objects directory changes what this mount shows. Use it only on hosts without fs-verity.');
     }
 
-    let image: { fd: number; size: number };
+    let image: { fd: number; size: number; bytes: Uint8Array };
     if (expected === undefined) {
       log.warn(`no --digest: the image ${imagePath} is NOT verified (it is still copied into a sealed memfd)`);
       try {
@@ -65,7 +64,7 @@ Unmount with umount MOUNTPOINT; the loop device goes away with the mount.`,
       log.info(`image ${imagePath} verified: ${formatDigest(expected)}`);
     }
     try {
-      const summary = validateImage(imageView(image.fd, image.size, imagePath));
+      const summary = validateImage(image.bytes);
       let mounted;
       try {
         mounted = mountComposefs({ imageFd: image.fd, objectDirs, target, verity, hasAcls: summary.hasAcls, log });

@@ -7,9 +7,11 @@
 // where the file lives does not matter, only its bytes, and those are checked. It is opened O_NONBLOCK so that a
 // FIFO swapped in after the stat cannot block the boot, and it must be a regular file both before and after open.
 //
-// The bytes hashed are the very buffer written to the memfd. Until the seal, only a process able to open
-// /proc/<pid>/fd/N of sealroot could write to the memfd, and that takes ptrace access to sealroot (which could as
-// well rewrite its memory): the seal closes nothing an attacker without that access could use.
+// The bytes hashed are the memfd's own: the copy runs in the kernel (sendfile) and the hashing reads the memfd's
+// pages through read-only mappings, range by range behind the copy (./copy-into-memfd.ts); a compressed image is
+// hashed from the very buffer written. Until the seal, only a process able to open /proc/<pid>/fd/N of sealroot
+// could write to the memfd, and that takes ptrace access to sealroot (which could as well rewrite its memory):
+// the seal closes nothing an attacker without that access could use.
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
@@ -17,18 +19,21 @@ import type { Logger } from '../cli/log.ts';
 import { StepError, SysError } from '../errors.ts';
 import { AT_FDCWD, O_RDONLY, openAt } from '../sys/files.ts';
 import { closeFd, preadFully, readFully, writeFully } from '../sys/io.ts';
+import { mapReadOnly } from '../sys/mmap.ts';
 import { addSeals, describeSeals, getSeals, IMAGE_SEALS, memfdCreate } from '../sys/memfd.ts';
 import { measureVerity, type MeasuredVerity } from '../sys/verity.ts';
-import { copyAndHash } from '../verity/copy.ts';
 import { digestsEqual, formatDigest, type Digest } from '../verity/digest.ts';
 import { DEFAULT_BLOCK_SIZE, FsVerityHasher } from '../verity/merkle.ts';
 import { ChunkError, HashPool, PARALLEL_THRESHOLD, defaultWorkerCount } from '../verity/pool.ts';
+import { copyIntoMemfd, prepareMemfd } from './copy-into-memfd.ts';
 import { chooseMethod } from './method.ts';
 
 export interface LoadedImage {
   /** The sealed memfd (F_SEAL_SHRINK|GROW|WRITE|SEAL); the caller closes it. */
   fd: number;
   size: number;
+  /** The memfd's bytes: a read-only mapping of it (unmapped when this array is collected). */
+  bytes: Uint8Array;
   digest: Digest;
   /** The seals read back from the memfd (F_GET_SEALS). */
   seals: number;
@@ -116,9 +121,9 @@ async function load(options: LoadImageOptions): Promise<LoadedImage> {
 
     const memfd = memfdCreate('sealroot-image');
     try {
-      let copied: { size: number; digest: Buffer | undefined };
+      let copied: { size: number; digest: Buffer | undefined; bytes: Uint8Array | undefined };
       if (compressed) {
-        copied = await copyDecompressed(source, size, memfd, options, maxSize, refuse);
+        copied = { ...await copyDecompressed(source, size, memfd, options, maxSize, refuse), bytes: undefined };
       } else {
         copied = await copyPlain(source, size, memfd, options, choice.method === 'userspace', refuse);
       }
@@ -127,16 +132,17 @@ async function load(options: LoadImageOptions): Promise<LoadedImage> {
       addSeals(memfd, IMAGE_SEALS);
       const seals = getSeals(memfd);
       if ((seals & IMAGE_SEALS) !== IMAGE_SEALS) throw refuse(`the memfd's seals read back as ${describeSeals(seals)}`);
+      const bytes = copied.bytes ?? mapReadOnly(memfd, copied.size, 'memfd:sealroot-image');
       // The kernel path: the kernel verified the bytes as they were read, against its measured digest.
-      const bytes = choice.method === 'kernel-fsverity' ? measured?.digest : copied.digest;
-      if (bytes === undefined) throw refuse('no digest was computed');
-      const digest: Digest = { algorithm: expected.algorithm, bytes };
+      const digestBytes = choice.method === 'kernel-fsverity' ? measured?.digest : copied.digest;
+      if (digestBytes === undefined) throw refuse('no digest was computed');
+      const digest: Digest = { algorithm: expected.algorithm, bytes: digestBytes };
       if (!digestsEqual(digest, expected)) {
         throw refuse(`digest mismatch: the image is ${formatDigest(digest)}, the trusted digest is ${formatDigest(expected)}`);
       }
       const millis = performance.now() - started;
       log?.info(`${STEP}: ${path}: ${copied.size} bytes, ${formatDigest(digest)} matches; memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms`);
-      return { fd: memfd, size: copied.size, digest, seals, method: choice.method, compressed, millis };
+      return { fd: memfd, size: copied.size, bytes, digest, seals, method: choice.method, compressed, millis };
     } catch (error) {
       closeFd(memfd);
       throw error;
@@ -150,20 +156,24 @@ type Refuse = (reason: string, cause?: unknown) => StepError;
 
 async function copyPlain(
   source: number, size: number, memfd: number, options: LoadImageOptions, hash: boolean, refuse: Refuse,
-): Promise<{ size: number; digest: Buffer | undefined }> {
+): Promise<{ size: number; digest: Buffer | undefined; bytes: Uint8Array }> {
   const workers = options.tuning?.workers ?? (hash && size >= PARALLEL_THRESHOLD ? defaultWorkerCount() : 0);
   const pool = options.pool ?? (workers > 0 ? new HashPool(workers) : undefined);
   let result;
+  let bytes: Uint8Array;
   try {
-    result = await copyAndHash({
-      fd: source,
+    prepareMemfd(memfd, size, 'memfd:sealroot-image');
+    bytes = mapReadOnly(memfd, size, 'memfd:sealroot-image');
+    result = await copyIntoMemfd({
+      source,
       size,
+      memfd,
+      path: options.path,
       merkle: hash ? { algorithm: options.expected.algorithm, blockSize: DEFAULT_BLOCK_SIZE } : undefined,
-      destination: memfd,
       pool: hash ? pool : undefined,
       chunkSize: options.tuning?.chunkSize,
       onChunk: options.tuning?.onChunk,
-    });
+    }, bytes);
   } catch (error) {
     if (error instanceof StepError) throw error;
     const code = error instanceof SysError || error instanceof ChunkError ? error.code : undefined;
@@ -177,7 +187,7 @@ async function copyPlain(
   if (preadFully(source, Buffer.alloc(1), size, options.path) !== 0) throw refuse(`the image grew during the copy (beyond ${size} bytes)`);
   const after = fs.fstatSync(source).size;
   if (after !== size) throw refuse(`the image changed size during the copy (${size} -> ${after} bytes)`);
-  return { size, digest: result.digest };
+  return { size, digest: result.digest, bytes };
 }
 
 /**

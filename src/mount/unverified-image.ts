@@ -3,8 +3,9 @@
 import * as fs from 'node:fs';
 import { closeFd, writeFully } from '../sys/io.ts';
 import { addSeals, IMAGE_SEALS, memfdCreate } from '../sys/memfd.ts';
+import { mapReadOnly } from '../sys/mmap.ts';
 
-export function copyIntoSealedMemfd(file: string): { fd: number; size: number } {
+export function copyIntoSealedMemfd(file: string): { fd: number; size: number; bytes: Uint8Array } {
   const fd = memfdCreate('sealroot-image');
   try {
     const source = fs.openSync(file, 'r');
@@ -21,7 +22,7 @@ export function copyIntoSealedMemfd(file: string): { fd: number; size: number } 
       fs.closeSync(source);
     }
     addSeals(fd, IMAGE_SEALS);
-    return { fd, size };
+    return { fd, size, bytes: mapReadOnly(fd, size, 'memfd:sealroot-image') };
   } catch (error) {
     closeFd(fd);
     throw error;

@@ -42,3 +42,23 @@ export function closeFd(fd: number): void {
     if (!(error instanceof SysError && error.code === 'EINTR')) throw error;
   }
 }
+
+/**
+ * Copies up to `length` bytes of `source` from `offset` to `destination` at its file position, in the kernel
+ * (sendfile(2): no userspace buffer). Stops early at the end of the source; returns the bytes copied.
+ */
+export function sendfileFully(destination: number, source: number, offset: number, length: number, path?: string): number {
+  // sendfile reads from *offset and advances it; the source's own file position is left alone.
+  const position = new BigInt64Array([BigInt(offset)]);
+  let done = 0;
+  while (done < length) {
+    const n = syscallRetrying('sendfile', [destination, source, position, length - done], path);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+export function ftruncate(fd: number, length: number, path?: string): void {
+  syscallRetrying('ftruncate', [fd, length], path);
+}

@@ -15,6 +15,7 @@ export type SyscallArg = number | bigint | string | ArrayBufferView | ArrayBuffe
 interface Shim {
   syscall(nr: number, ...args: SyscallArg[]): number;
   addressOf(buffer: ArrayBufferView | ArrayBuffer): bigint;
+  mapping(address: number, length: number): ArrayBuffer;
 }
 
 interface ShimError extends Error {
@@ -27,6 +28,8 @@ const SHIM_ASSET = 'sys_shim.node';
 const SHIM_DIRS = ['/run', '/dev/shm', '/tmp'];
 
 let loaded: Shim | undefined;
+/** Where the loaded shim can be loaded again by another thread of this process; undefined when nowhere. */
+let loadedFrom: string | undefined;
 let numbers: Readonly<Record<SyscallName, number>> | undefined;
 
 function isShimError(error: unknown): error is ShimError {
@@ -49,7 +52,11 @@ function loadFromBytes(bytes: Uint8Array): Shim {
       try {
         fd = fs.openSync(dir, O_TMPFILE | fs.constants.O_RDWR, 0o500);
         fs.writeFileSync(fd, bytes);
-        return dlopen(`/proc/self/fd/${fd}`);
+        const shim = dlopen(`/proc/self/fd/${fd}`);
+        // Kept open (close-on-exec, as libuv opens every fd) for the hashing worker threads to load it too.
+        loadedFrom = `/proc/self/fd/${fd}`;
+        fd = undefined;
+        return shim;
       } catch (error) {
         failures.push(`${dir} (O_TMPFILE): ${error instanceof Error ? error.message : String(error)}`);
       } finally {
@@ -89,9 +96,21 @@ function shimPathOnDisk(): string {
 
 function shim(): Shim {
   if (loaded === undefined) {
-    loaded = sea.isSea() ? loadFromBytes(new Uint8Array(sea.getRawAsset(SHIM_ASSET))) : dlopen(shimPathOnDisk());
+    if (sea.isSea()) {
+      loaded = loadFromBytes(new Uint8Array(sea.getRawAsset(SHIM_ASSET)));
+    } else {
+      const file = shimPathOnDisk();
+      loaded = dlopen(file);
+      loadedFrom = file;
+    }
   }
   return loaded;
+}
+
+/** A path another thread of this process can load the shim from (it loads it here first); undefined if none. */
+export function shimPathForThreads(): string | undefined {
+  shim();
+  return loadedFrom;
 }
 
 /** The number of a system call on this machine's architecture (throws UnsupportedArchError elsewhere). */
@@ -128,4 +147,9 @@ export function syscallRetrying(name: SyscallName, args: readonly SyscallArg[], 
 /** Address of a buffer's bytes, for structs that carry pointers; keep the buffer referenced across the call. */
 export function addressOf(buffer: ArrayBufferView | ArrayBuffer): bigint {
   return shim().addressOf(buffer);
+}
+
+/** The bytes of a mapping made with the mmap syscall, as an ArrayBuffer that munmap()s it when collected. */
+export function mappingBuffer(address: number, length: number): ArrayBuffer {
+  return shim().mapping(address, length);
 }

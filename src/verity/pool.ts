@@ -4,7 +4,8 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { ChunkResult, ChunkTask, WorkerRequest, WorkerResponse } from './worker.ts';
-import { WORKER_SOURCE } from './worker.ts';
+import { WORKER_SOURCE, type WorkerData } from './worker.ts';
+import { shimPathForThreads, syscallNumber } from '../sys/native.ts';
 
 /** A task that failed in a worker: the worker's error with its errno code and system call, when it has them. */
 export class ChunkError extends Error {
@@ -67,6 +68,13 @@ export class HashPool {
     return this.#online === this.size;
   }
 
+  /** Tasks posted and not answered yet, over all workers. */
+  get inFlight(): number {
+    let count = 0;
+    for (const slot of this.#slots) count += slot.pending.size;
+    return count;
+  }
+
   /** Resolves when every worker has started (tests use it to be sure the workers, not the caller, do the work). */
   started(): Promise<void> {
     return this.#started;
@@ -95,7 +103,8 @@ export class HashPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, name: 'sealroot-hash', stdout: false, stderr: false });
+    const workerData: WorkerData = { shim: shimPathForThreads(), mmap: syscallNumber('mmap') };
+    const worker = new Worker(WORKER_SOURCE, { eval: true, name: 'sealroot-hash', stdout: false, stderr: false, workerData });
     const slot: Slot = { worker, pending: new Map(), failed: undefined };
     const settle = (id: number): Pending | undefined => {
       const pending = slot.pending.get(id);
