@@ -70,8 +70,9 @@ export async function main(argv: string[]): Promise<number> {
 /** PID 1 must never exit (the kernel panics): whatever ends the command, go to the emergency path instead. */
 function exitOrEmergency(code: number): void {
   if (process.pid !== 1) {
-    process.exitCode = code;
-    return;
+    // At once: waiting for Node's orderly teardown (threads joined, heap freed) cost ~20 ms at the end of every
+    // boot, measured. stdout and stderr are synchronous for files and pipes, so nothing written is lost.
+    process.exit(code);
   }
   const log = createLogger({ kmsg: inInitramfs() });
   log.error(`sealroot as PID 1 ended with exit status ${code}`);
