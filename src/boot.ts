@@ -2,8 +2,9 @@
 // one line naming the step, undoes every mount it made, and the root is never mounted unverified.
 //
 //   config + /proc/cmdline -> /proc, /sys, /dev -> physical root -> locate image and state (layout) ->
-//   trusted digest (TPM; PCR capped right after, on every path) -> image into a sealed memfd, fs-verity digest
-//   checked -> EROFS validated -> composefs mounted (verity=require) -> new root assembled and put at /sysroot ->
+//   trusted digest (TPM; PCR capped right after, on every path) -> image copied into a sealed memfd -> EROFS
+//   validated while the workers hash it -> fs-verity digest checked -> composefs mounted (verity=require) -> new
+//   root assembled and put at /sysroot ->
 //   hand over (exit 0 for dracut/systemd; as PID 1 with --switch-root: switch root and exec init).
 //
 // The step implementations are passed in (BootSteps) so the host tests can run this sequence without a TPM;
@@ -20,7 +21,7 @@ import { isMountPoint } from './boot/mountinfo.ts';
 import { mountPhysicalRoot } from './boot/physical-root.ts';
 import { oneLine, StepError, SysError } from './errors.ts';
 import { validateImage, type ImageSummary } from './erofs/validate.ts';
-import { loadImage, PARALLEL_THRESHOLD, type LoadedImage, type LoadImageOptions } from './image/load.ts';
+import { copyImage, PARALLEL_THRESHOLD, type ImageCopy, type LoadImageOptions } from './image/load.ts';
 import { mountComposefs, type MountComposefsOptions, type MountedComposefs } from './mount/composefs.ts';
 import { UndoStack } from './mount/undo.ts';
 import { assembleRoot, replaceSysroot, transientDirs } from './root/assemble.ts';
@@ -36,14 +37,14 @@ export interface BootSteps {
   trustedDigest(context: DigestContext): Promise<Digest>;
   /** 'digest-read': the cap right after the read; 'boot-failed': on top of it when the boot fails. */
   capPcr(context: DigestContext, event: CapEvent): Promise<void>;
-  loadImage(options: LoadImageOptions): Promise<LoadedImage>;
+  copyImage(options: LoadImageOptions): Promise<ImageCopy>;
   validateImage(image: Uint8Array): ImageSummary;
   mountComposefs(options: MountComposefsOptions): MountedComposefs;
 }
 
 /** The real steps: the digest from the TPM (or the karg, only if the configuration allows it). */
 export function defaultBootSteps(): BootSteps {
-  return { trustedDigest: configuredTrustedDigest, capPcr: configuredCapPcr, loadImage, validateImage, mountComposefs };
+  return { trustedDigest: configuredTrustedDigest, capPcr: configuredCapPcr, copyImage, validateImage, mountComposefs };
 }
 
 export interface BootOptions {
@@ -76,6 +77,20 @@ export interface BootResult {
   initArgs: readonly string[];
   /** Wall time of each step, in order. */
   timings: { step: string; ms: number }[];
+}
+
+/** Runs `run` to the end; value() then returns its result or throws its error. */
+async function settle<T>(run: () => Promise<T>): Promise<{ value: () => T }> {
+  try {
+    const result = await run();
+    return { value: () => result };
+  } catch (error) {
+    return {
+      value: () => {
+        throw error;
+      },
+    };
+  }
 }
 
 /** Turns anything a step throws into StepError(step, ...): one line naming the step and the reason. */
@@ -148,14 +163,19 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       throw new StepError('locate-root', `composefs= names ${formatDigest(plan.namedDigest)} but the trusted digest is ${formatDigest(digest)}`);
     }
 
-    const image = await step('verify-image', () => steps.loadImage({ path: plan.image, expected: digest, maxSize: config.root.maxImageSize, log, pool }));
-    // The workers are done: let them wind down while the image is validated and mounted.
+    // The image into a sealed memfd; the hash workers are still at it while the EROFS is validated on this thread
+    // (the sealed bytes cannot change), then this thread hashes what is left and the digest is compared. An image
+    // that is not the trusted one is reported as such, even when it is malformed too.
+    const copy = await step('copy-image', () => steps.copyImage({ path: plan.image, expected: digest, maxSize: config.root.maxImageSize, log, pool }));
+    const validation = await settle(() => step('validate-image', () => steps.validateImage(copy.bytes)));
+    const image = await step('verify-image', () => copy.verify());
+    // The workers are done: let them wind down while the image is mounted.
     poolClosed = pool?.close();
     pool = undefined;
     let mounted: MountedComposefs;
     const staging = path.join(runDir, 'sealroot/newroot');
     try {
-      const summary = await step('validate-image', () => steps.validateImage(image.bytes));
+      const summary = validation.value();
 
       mounted = await step('mount-composefs', () => {
         fs.mkdirSync(staging, { recursive: true, mode: 0o755 });

@@ -3,7 +3,7 @@
 // 2 for a usage error.
 import * as fs from 'node:fs';
 import { StepError } from '../errors.ts';
-import { copyAndHash } from '../verity/copy.ts';
+import { hashFile } from '../verity/hash-file.ts';
 import type { HashAlgorithm } from '../verity/digest.ts';
 import { blockHashing, DEFAULT_BLOCK_SIZE, MerkleParamsError, type MerkleOptions } from '../verity/merkle.ts';
 import { defaultWorkerCount, HashPool, PARALLEL_THRESHOLD } from '../verity/pool.ts';
@@ -45,9 +45,9 @@ async function digestFile(file: string, merkle: MerkleOptions, pool: () => HashP
     // fsverity-utils hashes st_size bytes, whatever the file: a pipe or a device (size 0) gives the empty digest.
     const { size } = fs.fstatSync(fd);
     const parallel = size >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0;
-    const result = await copyAndHash({ fd, size, merkle, pool: parallel ? pool() : undefined });
+    const result = await hashFile({ fd, size, merkle, pool: parallel ? pool() : undefined });
     if (result.bytes !== size) throw new StepError('digest', `the file ended early (${result.bytes} of ${size} bytes)`, { path: file });
-    return result.digest!;
+    return result.digest;
   } catch (error) {
     if (error instanceof StepError) throw error;
     throw new StepError('digest', 'error reading the file', { path: file, cause: error });

@@ -12,6 +12,10 @@
 // hashed from the very buffer written. Until the seal, only a process able to open /proc/<pid>/fd/N of sealroot
 // could write to the memfd, and that takes ptrace access to sealroot (which could as well rewrite its memory):
 // the seal closes nothing an attacker without that access could use.
+//
+// Two phases: copyImage() returns as soon as the memfd is sealed, while the workers may still be hashing it (the
+// boot validates the EROFS meanwhile); verify() then finishes the hashing and compares the digest. loadImage()
+// is both in one.
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
@@ -25,6 +29,7 @@ import { measureVerity, type MeasuredVerity } from '../sys/verity.ts';
 import { digestsEqual, formatDigest, type Digest } from '../verity/digest.ts';
 import { DEFAULT_BLOCK_SIZE, FsVerityHasher } from '../verity/merkle.ts';
 import { ChunkError, HashPool, PARALLEL_THRESHOLD, defaultWorkerCount } from '../verity/pool.ts';
+import type { RangeHashing } from '../verity/ranges.ts';
 import { copyIntoMemfd, prepareMemfd } from './copy-into-memfd.ts';
 import { chooseMethod } from './method.ts';
 
@@ -42,6 +47,24 @@ export interface LoadedImage {
   millis: number;
 }
 
+/** The image in its sealed memfd, its digest maybe still being computed; verify() or abandon() it. */
+export interface ImageCopy {
+  fd: number;
+  size: number;
+  /** The memfd's bytes: a read-only mapping of it (unmapped when this array is collected). */
+  bytes: Uint8Array;
+  seals: number;
+  method: 'userspace' | 'kernel-fsverity';
+  compressed: boolean;
+  /**
+   * Finishes the hashing (this thread takes the ranges the workers have not) and compares the digest with the
+   * trusted one. On a refusal the memfd is closed and StepError('verify-image') thrown.
+   */
+  verify(): Promise<LoadedImage>;
+  /** Stops the hashing and closes the memfd: for a caller that gives up before verify(). */
+  abandon(): Promise<void>;
+}
+
 export interface LoadImageOptions {
   path: string;
   expected: Digest;
@@ -52,6 +75,7 @@ export interface LoadImageOptions {
   pool?: HashPool;
   /** Knobs for tests and benchmarks. */
   tuning?: {
+    /** Bytes per range copied and hashed. */
     chunkSize?: number;
     /** Worker threads to start; 0 hashes on this thread. Default: one per other CPU for images >= PARALLEL_THRESHOLD. */
     workers?: number;
@@ -81,15 +105,24 @@ function fileKind(stat: fs.Stats): string {
 
 /** Throws StepError('verify-image', ...) on any mismatch or refusal; never returns an unsealed or unverified fd. */
 export async function loadImage(options: LoadImageOptions): Promise<LoadedImage> {
+  return (await copyImage(options)).verify();
+}
+
+/** The copy phase: throws StepError('verify-image', ...) on any refusal; the memfd is then closed. */
+export async function copyImage(options: LoadImageOptions): Promise<ImageCopy> {
   try {
-    return await load(options);
+    return await copy(options);
   } catch (error) {
-    if (error instanceof StepError) throw error;
-    throw new StepError(STEP, 'cannot load the image', { path: options.path, cause: error });
+    throw asLoadError(error, options.path);
   }
 }
 
-async function load(options: LoadImageOptions): Promise<LoadedImage> {
+function asLoadError(error: unknown, path: string): StepError {
+  if (error instanceof StepError) return error;
+  return new StepError(STEP, 'cannot load the image', { path, cause: error });
+}
+
+async function copy(options: LoadImageOptions): Promise<ImageCopy> {
   const started = performance.now();
   const { path, expected, log } = options;
   const maxSize = options.maxSize ?? DEFAULT_MAX_IMAGE_SIZE;
@@ -120,30 +153,58 @@ async function load(options: LoadImageOptions): Promise<LoadedImage> {
     log?.notice(`${STEP}: ${path}: ${choice.method === 'kernel-fsverity' ? 'kernel fs-verity' : 'userspace fs-verity'} (${choice.reason})`);
 
     const memfd = memfdCreate('sealroot-image');
+    let copied: Copied | undefined;
+    const stopHashing = async (): Promise<void> => {
+      await copied?.hashing?.abandon();
+      await copied?.ownPool?.close();
+    };
     try {
-      let copied: { size: number; digest: Buffer | undefined; bytes: Uint8Array | undefined };
-      if (compressed) {
-        copied = { ...await copyDecompressed(source, size, memfd, options, maxSize, refuse), bytes: undefined };
-      } else {
-        copied = await copyPlain(source, size, memfd, options, choice.method === 'userspace', refuse);
-      }
+      copied = compressed
+        ? await copyDecompressed(source, size, memfd, options, maxSize, refuse)
+        : await copyPlain(source, size, memfd, options, choice.method === 'userspace', refuse);
       const memfdSize = fs.fstatSync(memfd).size;
       if (memfdSize !== copied.size) throw refuse(`the memfd holds ${memfdSize} bytes, ${copied.size} were copied`);
       addSeals(memfd, IMAGE_SEALS);
       const seals = getSeals(memfd);
       if ((seals & IMAGE_SEALS) !== IMAGE_SEALS) throw refuse(`the memfd's seals read back as ${describeSeals(seals)}`);
-      const bytes = copied.bytes ?? mapReadOnly(memfd, copied.size, 'memfd:sealroot-image');
-      // The kernel path: the kernel verified the bytes as they were read, against its measured digest.
-      const digestBytes = choice.method === 'kernel-fsverity' ? measured?.digest : copied.digest;
-      if (digestBytes === undefined) throw refuse('no digest was computed');
-      const digest: Digest = { algorithm: expected.algorithm, bytes: digestBytes };
-      if (!digestsEqual(digest, expected)) {
-        throw refuse(`digest mismatch: the image is ${formatDigest(digest)}, the trusted digest is ${formatDigest(expected)}`);
-      }
-      const millis = performance.now() - started;
-      log?.info(`${STEP}: ${path}: ${copied.size} bytes, ${formatDigest(digest)} matches; memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms`);
-      return { fd: memfd, size: copied.size, bytes, digest, seals, method: choice.method, compressed, millis };
+      const { size: copiedSize, hashing, ownPool } = copied;
+      const bytes = copied.bytes ?? mapReadOnly(memfd, copiedSize, MEMFD_LABEL);
+      const method = choice.method;
+
+      const verify = async (): Promise<LoadedImage> => {
+        try {
+          // The kernel path: the kernel verified the bytes as they were read, against its measured digest.
+          let digestBytes = method === 'kernel-fsverity' ? measured?.digest : copied!.digest;
+          if (hashing !== undefined) {
+            try {
+              digestBytes = (await hashing.finish()).digest;
+            } catch (error) {
+              throw refuse('cannot hash the image', error);
+            }
+          }
+          if (digestBytes === undefined) throw refuse('no digest was computed');
+          const digest: Digest = { algorithm: expected.algorithm, bytes: digestBytes };
+          if (!digestsEqual(digest, expected)) {
+            throw refuse(`digest mismatch: the image is ${formatDigest(digest)}, the trusted digest is ${formatDigest(expected)}`);
+          }
+          const millis = performance.now() - started;
+          log?.info(`${STEP}: ${path}: ${copiedSize} bytes, ${formatDigest(digest)} matches; memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms`);
+          return { fd: memfd, size: copiedSize, bytes, digest, seals, method, compressed, millis };
+        } catch (error) {
+          await stopHashing();
+          closeFd(memfd);
+          throw asLoadError(error, path);
+        } finally {
+          await ownPool?.close();
+        }
+      };
+      const abandon = async (): Promise<void> => {
+        await stopHashing();
+        closeFd(memfd);
+      };
+      return { fd: memfd, size: copiedSize, bytes, seals, method, compressed, verify, abandon };
     } catch (error) {
+      await stopHashing();
       closeFd(memfd);
       throw error;
     }
@@ -154,40 +215,61 @@ async function load(options: LoadImageOptions): Promise<LoadedImage> {
 
 type Refuse = (reason: string, cause?: unknown) => StepError;
 
+const MEMFD_LABEL = 'memfd:sealroot-image';
+
+interface Copied {
+  size: number;
+  /** The memfd mapped, when the copy mapped it. */
+  bytes?: Uint8Array;
+  /** The digest, when the copy computed it all. */
+  digest?: Buffer;
+  /** The hashing still under way (the plain userspace path). */
+  hashing?: RangeHashing;
+  /** Workers the loader started itself (none given): closed once the hashing is over. */
+  ownPool?: HashPool;
+}
+
 async function copyPlain(
   source: number, size: number, memfd: number, options: LoadImageOptions, hash: boolean, refuse: Refuse,
-): Promise<{ size: number; digest: Buffer | undefined; bytes: Uint8Array }> {
+): Promise<Copied> {
   const workers = options.tuning?.workers ?? (hash && size >= PARALLEL_THRESHOLD ? defaultWorkerCount() : 0);
-  const pool = options.pool ?? (workers > 0 ? new HashPool(workers) : undefined);
-  let result;
+  const ownPool = options.pool === undefined && hash && workers > 0 ? new HashPool(workers) : undefined;
+  let copied;
   let bytes: Uint8Array;
   try {
-    prepareMemfd(memfd, size, 'memfd:sealroot-image');
-    bytes = mapReadOnly(memfd, size, 'memfd:sealroot-image');
-    result = await copyIntoMemfd({
+    prepareMemfd(memfd, size, MEMFD_LABEL);
+    bytes = mapReadOnly(memfd, size, MEMFD_LABEL);
+    copied = await copyIntoMemfd({
       source,
       size,
       memfd,
+      mapped: bytes,
       path: options.path,
       merkle: hash ? { algorithm: options.expected.algorithm, blockSize: DEFAULT_BLOCK_SIZE } : undefined,
-      pool: hash ? pool : undefined,
-      chunkSize: options.tuning?.chunkSize,
+      pool: hash ? options.pool ?? ownPool : undefined,
+      rangeSize: options.tuning?.chunkSize,
       onChunk: options.tuning?.onChunk,
-    }, bytes);
+    });
   } catch (error) {
+    await ownPool?.close();
     if (error instanceof StepError) throw error;
     const code = error instanceof SysError || error instanceof ChunkError ? error.code : undefined;
     if (code === 'EIO' && !hash) throw refuse('the kernel refused a block of the image (fs-verity: EIO)', error);
     throw refuse('cannot copy the image', error);
-  } finally {
-    if (options.pool === undefined) await pool?.close();
   }
-  if (result.bytes < size) throw refuse(`the image shrank during the copy (${result.bytes} of ${size} bytes read)`);
-  // Read past the expected end: a file that grew while it was copied is refused, not truncated silently.
-  if (preadFully(source, Buffer.alloc(1), size, options.path) !== 0) throw refuse(`the image grew during the copy (beyond ${size} bytes)`);
-  const after = fs.fstatSync(source).size;
-  if (after !== size) throw refuse(`the image changed size during the copy (${size} -> ${after} bytes)`);
-  return { size, digest: result.digest, bytes };
+  const result: Copied = { size, bytes, hashing: copied.hashing, ownPool };
+  try {
+    if (copied.bytes < size) throw refuse(`the image shrank during the copy (${copied.bytes} of ${size} bytes read)`);
+    // Read past the expected end: a file that grew while it was copied is refused, not truncated silently.
+    if (preadFully(source, Buffer.alloc(1), size, options.path) !== 0) throw refuse(`the image grew during the copy (beyond ${size} bytes)`);
+    const after = fs.fstatSync(source).size;
+    if (after !== size) throw refuse(`the image changed size during the copy (${size} -> ${after} bytes)`);
+  } catch (error) {
+    await copied.hashing?.abandon();
+    await ownPool?.close();
+    throw error;
+  }
+  return result;
 }
 
 /**
@@ -196,7 +278,7 @@ async function copyPlain(
  */
 async function copyDecompressed(
   source: number, size: number, memfd: number, options: LoadImageOptions, maxSize: number, refuse: Refuse,
-): Promise<{ size: number; digest: Buffer }> {
+): Promise<Copied> {
   const hasher = new FsVerityHasher({ algorithm: options.expected.algorithm, blockSize: DEFAULT_BLOCK_SIZE });
   let compressedBytes = 0;
   function* compressedChunks(): Generator<Buffer> {

@@ -1,9 +1,9 @@
 // A pool of hashing worker threads (worker_threads), so that hashing runs on the other cores while this thread
-// and the kernel move bytes. Each worker runs the tasks posted to it in order. Workers stay referenced while the pool
-// is open: toggling ref()/unref() per task measurably slowed the pipeline (~320 vs ~550 ms for 256 MiB).
+// and the kernel move bytes. A job (./worker.ts) goes to every worker, which claims ranges of it until none is
+// left. The workers are started early (while the TPM answers) because each takes tens of ms to boot.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { ChunkResult, ChunkTask, WorkerRequest, WorkerResponse } from './worker.ts';
+import type { RangeJob, WorkerRequest, WorkerResponse } from './worker.ts';
 import { WORKER_SOURCE, type WorkerData } from './worker.ts';
 import { shimPathForThreads, syscallNumber } from '../sys/native.ts';
 
@@ -21,7 +21,7 @@ export class ChunkError extends Error {
 }
 
 interface Pending {
-  resolve: (result: ChunkResult) => void;
+  resolve: (hashed: number) => void;
   reject: (error: Error) => void;
 }
 
@@ -35,7 +35,7 @@ interface Slot {
 export const PARALLEL_THRESHOLD = 16 << 20;
 
 /**
- * Workers worth starting besides the calling thread, which hashes too (copyAndHash): one per other CPU, at most 8;
+ * Workers worth starting besides the calling thread, which hashes too (RangeHashing): one per other CPU, at most 8;
  * 0 on a single CPU. Each costs ~30-90 ms of CPU to start (a V8 isolate and Node's bootstrap), measured here.
  */
 export function defaultWorkerCount(): number {
@@ -48,7 +48,6 @@ export class HashPool {
   readonly #slots: Slot[];
   #nextId = 0;
   #closed = false;
-  #online = 0;
   readonly #started: Promise<void>;
 
   /** Starts `size` workers at once; they boot in the background while the caller opens files. */
@@ -63,36 +62,30 @@ export class HashPool {
     this.#started.catch(() => undefined);
   }
 
-  /** Whether every worker has started running: until then, a caller with nothing else to do may as well work inline. */
-  get ready(): boolean {
-    return this.#online === this.size;
-  }
-
-  /** Tasks posted and not answered yet, over all workers. */
-  get inFlight(): number {
-    let count = 0;
-    for (const slot of this.#slots) count += slot.pending.size;
-    return count;
-  }
-
   /** Resolves when every worker has started (tests use it to be sure the workers, not the caller, do the work). */
   started(): Promise<void> {
     return this.#started;
   }
 
-  /** Runs a task on the least busy worker. task.buffer and task.data's buffer are transferred (unusable here until returned). */
-  run(task: ChunkTask): Promise<ChunkResult> {
-    if (this.#closed) return Promise.reject(new Error('HashPool: closed'));
-    const slot = this.#slots.reduce((best, candidate) => (candidate.pending.size < best.pending.size ? candidate : best));
-    if (slot.failed !== undefined) return Promise.reject(slot.failed);
-    const id = this.#nextId++;
-    return new Promise<ChunkResult>((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject });
-      const request: WorkerRequest = { id, task };
-      const transfer: ArrayBuffer[] = task.buffer !== undefined ? [task.buffer]
-        : task.data !== undefined && !(task.data.buffer instanceof SharedArrayBuffer) ? [task.data.buffer as ArrayBuffer] : [];
-      slot.worker.postMessage(request, transfer);
+  /**
+   * Gives the job to every worker: each claims ranges until none is left (see hashRanges). Resolves with the
+   * ranges the workers hashed once all have answered; rejects with the first failure, also only once all have.
+   */
+  async run(job: RangeJob): Promise<number> {
+    if (this.#closed) throw new Error('HashPool: closed');
+    const parts = this.#slots.map((slot) => {
+      if (slot.failed !== undefined) return Promise.reject(slot.failed);
+      const id = this.#nextId++;
+      return new Promise<number>((resolve, reject) => {
+        slot.pending.set(id, { resolve, reject });
+        const request: WorkerRequest = { id, job };
+        slot.worker.postMessage(request);
+      });
     });
+    const settled = await Promise.allSettled(parts);
+    const failure = settled.find((part) => part.status === 'rejected');
+    if (failure !== undefined) throw failure.reason;
+    return settled.reduce((sum, part) => sum + (part.status === 'fulfilled' ? part.value : 0), 0);
   }
 
   /** Stops every worker (tasks still running are rejected). */
@@ -111,16 +104,13 @@ export class HashPool {
       slot.pending.delete(id);
       return pending;
     };
-    worker.once('online', () => {
-      this.#online += 1;
-    });
     worker.on('message', (response: WorkerResponse) => {
       const pending = settle(response.id);
       if (pending === undefined) return;
       if (response.error !== undefined) {
         pending.reject(new ChunkError(response.error.message, response.error.code, response.error.syscall));
       } else {
-        pending.resolve(response.result!);
+        pending.resolve(response.hashed ?? 0);
       }
     });
     const failAll = (error: Error) => {

@@ -1,135 +1,169 @@
-// One unit of the copy-and-hash work, and the worker thread that runs it. A chunk is a range of whole fs-verity
-// data blocks: pread it from the source (or take the bytes given, or view them in a shared mapping of a memfd
-// that already holds them), hash its blocks, pwrite the same bytes to the destination. The bytes hashed are
-// exactly the bytes written. The functions here are self-contained (their
-// dependencies come in `deps`) because the workers run their source text: a single executable has no module
-// file a worker could load.
+// Hashing a file's fs-verity data blocks on several threads at once. The file is cut into ranges of whole blocks;
+// every thread taking part (the caller's and each worker's) claims the next range with an atomic increment, hashes
+// it and stores its block digests in a shared table, until none is left: the work spreads itself by how fast each
+// thread is, with no message per range. A range is claimed only once the file holds it: the copying thread
+// publishes how many ranges are copied, and a worker that runs ahead waits for it (Atomics.wait).
+//
+// A range's bytes come from a read-only mapping of the file (a memfd that already holds them, sealed against
+// shrinking: the mapping cannot fault past its end) or, without one, from pread. The functions here are
+// self-contained (their dependencies come in `deps`) because the workers run their source text: a single
+// executable has no module file a worker could load.
 import type * as nodeFs from 'node:fs';
 import type * as nodeWorkerThreads from 'node:worker_threads';
 import { hashDataBlocks, type BlockHashing, type HashFunctions } from './blocks.ts';
 
-export interface ChunkTask {
-  /** Absent: copy only (the source is verified by the kernel). */
-  hashing?: BlockHashing;
-  length: number;
-  /** Read `length` bytes from this fd at this offset; stops short at the end of the file. */
-  read?: { fd: number; offset: number };
-  /**
-   * Where to read into; the buffer travels (transferred, not copied) to the worker and back with the result, for the
-   * posting thread to write out. Without it a worker reads into a buffer of its own. (Not a SharedArrayBuffer: reading
-   * and hashing in one cost a worker ~15% more CPU, measured.)
-   */
-  buffer?: ArrayBuffer;
-  /** ...or hash and write these bytes. */
-  data?: Uint8Array;
-  /**
-   * ...or hash bytes [offset, offset + length) of this file, which holds them already (a memfd sealed against
-   * shrinking: mapping it cannot fault past its end). The thread maps the file once per `id`, read-only (see
-   * src/sys/mmap.ts), and hashes the pages in place: no copy.
-   */
-  mapped?: MappedRange;
-  /** Write the bytes to this fd at this offset. */
-  write?: { fd: number; offset: number };
-}
+/** Slots of a job's control array (Int32Array over `state`). */
+export const COPIED = 0;
+export const NEXT = 1;
+export const STOP = 2;
+export const CONTROL_SLOTS = 3;
 
-export interface MappedRange {
-  fd: number;
-  /** The file's size: the length mapped. */
+export interface RangeJob {
+  hashing: BlockHashing;
+  /** Bytes to hash (read: the size fstat gave; reading stops early if the file ends sooner). */
   size: number;
-  offset: number;
-  /** Names one mapping: a new id maps again (fd numbers are reused once closed). */
-  id: number;
+  /** Bytes of a range (the last one may be shorter); a multiple of the block size. */
+  rangeSize: number;
+  ranges: number;
+  fd: number;
+  /** Present: the file is mapped (once per id: fd numbers are reused once closed) and hashed in place. */
+  mapping?: { id: number; size: number };
+  /** Int32Array [COPIED ranges published, NEXT range to claim, STOP when non-zero]. */
+  state: SharedArrayBuffer;
+  /**
+   * Int32Array: each range's length in bytes. Mapped: written by the copying thread before it publishes the range.
+   * Read: written by the thread that read it (less than asked at the end of the file).
+   */
+  lengths: SharedArrayBuffer;
+  /** The block digests of the whole file, range after range. */
+  digests: SharedArrayBuffer;
 }
 
-export interface ChunkResult {
-  /** Bytes read (or given): less than the task's length only at the end of the source file. */
-  bytes: number;
-  digests: Uint8Array | undefined;
-  /** The task's buffer, back from the worker, holding the bytes. */
-  buffer?: ArrayBuffer;
-}
-
-export interface ChunkDeps {
-  fs: Pick<typeof nodeFs, 'readSync' | 'writeSync'>;
+export interface RangeDeps {
+  fs: Pick<typeof nodeFs, 'readSync'>;
   crypto: HashFunctions;
   hashDataBlocks: typeof hashDataBlocks;
-  /** The whole file of a mapped task, mapped; without it, the range is read with pread (a copy). */
-  mapping?: (range: MappedRange) => Uint8Array;
+  /** The job's file, mapped; absent: ranges are read with pread. */
+  mapping?: (job: RangeJob) => Uint8Array;
 }
 
-/** Runs one task; `scratch` (at least task.length bytes) receives the bytes read. */
-export function processChunk(deps: ChunkDeps, task: ChunkTask, scratch: Uint8Array): ChunkResult {
-  // fs.readSync/writeSync make one read(2)/write(2) each and libuv does not retry reads on EINTR:
-  // continue short transfers and retry interrupted ones here.
-  const interrupted = (error: unknown) => (error as { code?: unknown } | null)?.code === 'EINTR';
-  let bytes: Uint8Array;
-  if (task.read !== undefined) {
-    const { fd, offset } = task.read;
-    let done = 0;
-    while (done < task.length) {
-      let n: number;
-      try {
-        n = deps.fs.readSync(fd, scratch, done, task.length - done, offset + done);
-      } catch (error) {
-        if (interrupted(error)) continue;
-        throw error;
-      }
-      if (n === 0) break;
-      done += n;
+/**
+ * Claims and hashes ranges until none is left or the job is stopped; returns how many this thread hashed.
+ * `scratch` (at least rangeSize bytes) receives the bytes read when the file is not mapped.
+ */
+export function hashRanges(deps: RangeDeps, job: RangeJob, scratch: Uint8Array): number {
+  const control = new Int32Array(job.state);
+  const lengths = new Int32Array(job.lengths);
+  const digests = new Uint8Array(job.digests);
+  const { hashing, rangeSize, ranges } = job;
+  const view = job.mapping === undefined || deps.mapping === undefined ? undefined : deps.mapping(job);
+  let hashed = 0;
+  for (;;) {
+    if (Atomics.load(control, 2 /* STOP */) !== 0) return hashed;
+    const index = Atomics.add(control, 1 /* NEXT */, 1);
+    if (index >= ranges) return hashed;
+    for (;;) {
+      const copied = Atomics.load(control, 0 /* COPIED */);
+      if (copied > index || Atomics.load(control, 2 /* STOP */) !== 0) break;
+      // A timeout, so that a copying thread that died without a word cannot leave this one waiting for ever.
+      Atomics.wait(control, 0 /* COPIED */, copied, 1000);
     }
-    bytes = scratch.subarray(0, done);
-  } else if (task.data !== undefined) {
-    bytes = task.data.subarray(0, task.length);
-  } else if (task.mapped !== undefined && deps.mapping !== undefined) {
-    const { offset } = task.mapped;
-    bytes = deps.mapping(task.mapped).subarray(offset, offset + task.length);
-  } else if (task.mapped !== undefined) {
-    return processChunk(deps, { ...task, mapped: undefined, read: { fd: task.mapped.fd, offset: task.mapped.offset } }, scratch);
-  } else {
-    throw new Error('chunk task without a source');
-  }
-  const digests = task.hashing === undefined ? undefined : deps.hashDataBlocks(deps.crypto, task.hashing, bytes);
-  if (task.write !== undefined) {
-    const { fd, offset } = task.write;
-    let done = 0;
-    while (done < bytes.length) {
-      let n: number;
-      try {
-        n = deps.fs.writeSync(fd, bytes, done, bytes.length - done, offset + done);
-      } catch (error) {
-        if (interrupted(error)) continue;
-        throw error;
+    if (Atomics.load(control, 2 /* STOP */) !== 0) return hashed;
+    const offset = index * rangeSize;
+    let bytes: Uint8Array;
+    if (job.mapping !== undefined && view !== undefined) {
+      bytes = view.subarray(offset, offset + lengths[index]!);
+    } else {
+      const want = job.mapping !== undefined ? lengths[index]! : Math.min(rangeSize, job.size - offset);
+      // fs.readSync makes one read(2) and libuv does not retry on EINTR: continue short and interrupted reads here.
+      let done = 0;
+      while (done < want) {
+        let n: number;
+        try {
+          n = deps.fs.readSync(job.fd, scratch, done, want - done, offset + done);
+        } catch (error) {
+          if ((error as { code?: unknown } | null)?.code === 'EINTR') continue;
+          throw error;
+        }
+        if (n === 0) break;
+        done += n;
       }
-      if (n === 0) throw Object.assign(new Error('write made no progress'), { code: 'ENOSPC', syscall: 'write' });
-      done += n;
+      bytes = scratch.subarray(0, done);
+      if (job.mapping === undefined) lengths[index] = done;
     }
+    digests.set(deps.hashDataBlocks(deps.crypto, hashing, bytes), (offset / hashing.blockSize) * hashing.digestSize);
+    hashed += 1;
   }
-  return { bytes: bytes.length, digests };
 }
 
 export interface WorkerRequest {
   id: number;
-  task: ChunkTask;
+  job: RangeJob;
 }
 
 export interface WorkerResponse {
   id: number;
-  result?: ChunkResult;
+  /** Ranges this worker hashed. */
+  hashed?: number;
   error?: { message: string; code?: string; syscall?: string };
 }
 
-/** The worker thread's body: answers each request, in order, with its result or its error. */
-export function workerMain(deps: ChunkDeps & { workerThreads: typeof nodeWorkerThreads; processChunk: typeof processChunk }): void {
+/** What a worker thread is started with: how to map files for mapped jobs. */
+export interface WorkerData {
+  /** A path the syscall shim can be loaded from in this process (absent: mapped jobs are read with pread). */
+  shim: string | undefined;
+  /** The mmap syscall's number on this architecture. */
+  mmap: number;
+}
+
+/**
+ * The worker's mapping of a mapped job's file: one at a time, made again for a new id. The shim's mapping()
+ * ArrayBuffer owns it: dropping it unmaps (when collected, or when the thread ends). Private and read-only, as
+ * src/sys/mmap.ts explains.
+ */
+export function workerMapping(deps: { os: { constants: { dlopen: { RTLD_NOW?: number } } }; data: WorkerData | undefined }): ((job: RangeJob) => Uint8Array) | undefined {
+  const data = deps.data;
+  if (data?.shim === undefined) return undefined;
+  const path = data.shim;
+  interface Shim {
+    syscall(nr: number, ...args: unknown[]): number;
+    mapping(address: number, length: number): ArrayBuffer;
+  }
+  let shim: Shim | undefined;
+  let current: { id: number; view: Uint8Array } | undefined;
+  return (job) => {
+    const { id, size } = job.mapping!;
+    if (current === undefined || current.id !== id) {
+      if (shim === undefined) {
+        const module = { exports: {} as Shim };
+        process.dlopen(module, path, deps.os.constants.dlopen.RTLD_NOW);
+        shim = module.exports;
+      }
+      current = undefined;
+      const PROT_READ = 1;
+      const MAP_PRIVATE = 2;
+      const address = size === 0 ? 0 : shim.syscall(data.mmap, 0, size, PROT_READ, MAP_PRIVATE, job.fd, 0);
+      current = { id, view: size === 0 ? new Uint8Array(0) : new Uint8Array(shim.mapping(address, size)) };
+    }
+    return current.view;
+  };
+}
+
+/** The worker thread's body: runs each job it is given, in order, and answers with its count or its error. */
+export function workerMain(deps: RangeDeps & { workerThreads: typeof nodeWorkerThreads; hashRanges: typeof hashRanges }): void {
   const port = deps.workerThreads.parentPort!;
   let scratch = new Uint8Array(0);
   port.on('message', (request: WorkerRequest) => {
+    const { job } = request;
     let response: WorkerResponse;
-    const { task } = request;
     try {
-      if (task.buffer === undefined && (task.read ?? task.mapped) !== undefined && scratch.length < task.length) scratch = new Uint8Array(task.length);
-      const result = deps.processChunk(deps, task, task.buffer === undefined ? scratch : new Uint8Array(task.buffer));
-      response = { id: request.id, result: task.buffer === undefined ? result : { ...result, buffer: task.buffer } };
+      if ((job.mapping === undefined || deps.mapping === undefined) && scratch.length < job.rangeSize) scratch = new Uint8Array(job.rangeSize);
+      response = { id: request.id, hashed: deps.hashRanges(deps, job, scratch) };
     } catch (error) {
+      // The others stop too: the job has failed.
+      const control = new Int32Array(job.state);
+      Atomics.store(control, 2 /* STOP */, 1);
+      Atomics.notify(control, 0 /* COPIED */);
       const { message, code, syscall } = error as { message?: unknown; code?: unknown; syscall?: unknown };
       response = {
         id: request.id,
@@ -140,47 +174,8 @@ export function workerMain(deps: ChunkDeps & { workerThreads: typeof nodeWorkerT
         },
       };
     }
-    port.postMessage(response, task.buffer === undefined || response.result === undefined ? [] : [task.buffer]);
+    port.postMessage(response);
   });
-}
-
-/** What a worker thread is started with: how to map files for mapped tasks. */
-export interface WorkerData {
-  /** A path the syscall shim can be loaded from in this process (absent: mapped ranges are read with pread). */
-  shim: string | undefined;
-  /** The mmap syscall's number on this architecture. */
-  mmap: number;
-}
-
-/**
- * The worker's mapping of a mapped task's file: one at a time, made again for a new id. The shim's mapping()
- * ArrayBuffer owns it: dropping it unmaps (when collected, or when the thread ends).
- */
-export function workerMapping(deps: { os: { constants: { dlopen: { RTLD_NOW?: number } } }; data: WorkerData | undefined }): ((range: MappedRange) => Uint8Array) | undefined {
-  const data = deps.data;
-  if (data?.shim === undefined) return undefined;
-  const path = data.shim;
-  interface Shim {
-    syscall(nr: number, ...args: unknown[]): number;
-    mapping(address: number, length: number): ArrayBuffer;
-  }
-  let shim: Shim | undefined;
-  let current: { id: number; view: Uint8Array } | undefined;
-  return (range) => {
-    if (current === undefined || current.id !== range.id) {
-      if (shim === undefined) {
-        const module = { exports: {} as Shim };
-        process.dlopen(module, path, deps.os.constants.dlopen.RTLD_NOW);
-        shim = module.exports;
-      }
-      current = undefined;
-      const PROT_READ = 1;
-      const MAP_PRIVATE = 2;
-      const address = shim!.syscall(data.mmap, 0, range.size, PROT_READ, MAP_PRIVATE, range.fd, 0);
-      current = { id: range.id, view: new Uint8Array(shim!.mapping(address, range.size)) };
-    }
-    return current.view;
-  };
 }
 
 /** Source text of a hashing worker (run with `new Worker(WORKER_SOURCE, { eval: true })`, CommonJS). */
@@ -188,6 +183,6 @@ export const WORKER_SOURCE = `'use strict';
 const deps = { fs: require('node:fs'), crypto: require('node:crypto'), workerThreads: require('node:worker_threads') };
 deps.mapping = (${workerMapping.toString()})({ os: require('node:os'), data: deps.workerThreads.workerData });
 deps.hashDataBlocks = ${hashDataBlocks.toString()};
-deps.processChunk = ${processChunk.toString()};
+deps.hashRanges = ${hashRanges.toString()};
 (${workerMain.toString()})(deps);
 `;

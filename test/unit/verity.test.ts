@@ -8,11 +8,11 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hashDataBlocks } from '../../src/verity/blocks.ts';
-import { copyAndHash } from '../../src/verity/copy.ts';
+import { hashFile } from '../../src/verity/hash-file.ts';
 import type { HashAlgorithm } from '../../src/verity/digest.ts';
 import { blockHashing, FsVerityHasher, fsVerityDigest, MerkleParamsError, type MerkleOptions } from '../../src/verity/merkle.ts';
 import { ChunkError, HashPool } from '../../src/verity/pool.ts';
-import { processChunk } from '../../src/verity/worker.ts';
+import { CONTROL_SLOTS, hashRanges, type RangeJob } from '../../src/verity/worker.ts';
 import { requireTools } from '../helpers/tools.ts';
 
 requireTools('fsverity');
@@ -89,28 +89,27 @@ test('other block sizes and salts equal fsverity digest (salt padded to the comp
   assert.is(fsVerityDigest(Buffer.from('x'), { algorithm: 'sha512', blockSize: 128 }).toString('hex'), reference(tiny, { algorithm: 'sha512', blockSize: 128 }));
 });
 
-test('parallel copy-and-hash on worker threads equals fsverity digest, and copies every byte', async () => {
+test('hashing on worker threads equals fsverity digest; the workers and this thread share the ranges', async () => {
   const pool = new HashPool(2);
   await pool.started();
   try {
-    for (const [size, chunkSize] of [[(128 * 128 + 1) * BLOCK, 1 << 20], [5 * BLOCK + 17, BLOCK], [0, 1 << 20], [3 << 20, 4 << 20]] as const) {
+    for (const [size, rangeSize] of [[(128 * 128 + 1) * BLOCK, 1 << 20], [5 * BLOCK + 17, BLOCK], [0, 1 << 20], [3 << 20, 4 << 20], [40 << 20, 1 << 20]] as const) {
       const data = random(size, size % 251);
       const file = writeFile(`parallel-${size}`, data);
       for (const algorithm of ['sha256', 'sha512'] as HashAlgorithm[]) {
-        const source = fs.openSync(file, 'r');
-        const copyPath = path.join(dir, 'copy');
-        const destination = fs.openSync(copyPath, 'w');
+        const fd = fs.openSync(file, 'r');
         try {
-          const withPool = await copyAndHash({ fd: source, size, merkle: { algorithm }, pool, chunkSize, destination });
-          const inline = await copyAndHash({ fd: source, size, merkle: { algorithm }, chunkSize });
+          const withPool = await hashFile({ fd, size, merkle: { algorithm }, pool, rangeSize });
+          const inline = await hashFile({ fd, size, merkle: { algorithm }, rangeSize });
           const expected = reference(file, { algorithm });
-          assert.is(withPool.digest!.toString('hex'), expected, `${size} bytes ${algorithm}, workers`);
-          assert.is(inline.digest!.toString('hex'), expected, `${size} bytes ${algorithm}, inline`);
+          assert.is(withPool.digest.toString('hex'), expected, `${size} bytes ${algorithm}, workers`);
+          assert.is(inline.digest.toString('hex'), expected, `${size} bytes ${algorithm}, inline`);
           assert.is(withPool.bytes, size);
-          assert.ok(fs.readFileSync(copyPath).equals(data), 'the copy holds the same bytes');
+          assert.is(withPool.hashedHere + withPool.hashedByWorkers, Math.ceil(size / rangeSize), 'every range hashed once');
+          assert.is(inline.hashedByWorkers, 0);
+          if (size === 40 << 20) assert.ok(withPool.hashedByWorkers > 0, 'the started workers took ranges');
         } finally {
-          fs.closeSync(source);
-          fs.closeSync(destination);
+          fs.closeSync(fd);
         }
       }
     }
@@ -119,37 +118,53 @@ test('parallel copy-and-hash on worker threads equals fsverity digest, and copie
   }
 });
 
-test('a file shorter than announced: copyAndHash reports the bytes it got', async () => {
-  const file = writeFile('short', random(10_000, 3));
+test('a file shorter than announced: hashFile reports the bytes it got, and their digest', async () => {
+  const data = random(10_000, 3);
+  const file = writeFile('short', data);
   const fd = fs.openSync(file, 'r');
   try {
     const pool = new HashPool(1);
     await pool.started();
     try {
-      const result = await copyAndHash({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, pool, chunkSize: BLOCK });
+      const result = await hashFile({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, pool, rangeSize: BLOCK });
       assert.is(result.bytes, 10_000);
+      assert.is(result.digest.toString('hex'), reference(file, { algorithm: 'sha256' }));
     } finally {
       await pool.close();
     }
-    assert.is((await copyAndHash({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, chunkSize: BLOCK })).bytes, 10_000);
+    assert.is((await hashFile({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, rangeSize: BLOCK })).bytes, 10_000);
   } finally {
     fs.closeSync(fd);
   }
 });
 
-test('a worker error (bad fd) rejects the task with its errno code', async () => {
+/** A job over `fd` of `size` bytes, every range claimable at once (read with pread). */
+function readJob(fd: number, size: number, rangeSize = BLOCK): RangeJob {
+  const hashing = blockHashing({ algorithm: 'sha256' });
+  const ranges = Math.ceil(size / rangeSize);
+  const job: RangeJob = {
+    hashing, size, rangeSize, ranges, fd,
+    state: new SharedArrayBuffer(CONTROL_SLOTS * 4),
+    lengths: new SharedArrayBuffer(ranges * 4),
+    digests: new SharedArrayBuffer(Math.ceil(size / BLOCK) * 32),
+  };
+  new Int32Array(job.state)[0] = ranges;
+  return job;
+}
+
+test('a worker error (bad fd) rejects the job with its errno code', async () => {
   const pool = new HashPool(1);
   await pool.started();
   try {
-    await pool.run({ length: 4096, read: { fd: 987654, offset: 0 } });
+    await pool.run(readJob(987654, 8192));
     assert.unreachable('a read from a closed fd succeeded in the worker');
   } catch (error) {
     assert.instance(error, ChunkError);
     assert.is((error as ChunkError).code, 'EBADF');
   }
   try {
-    await copyAndHash({ fd: 987654, size: 8192, merkle: { algorithm: 'sha256' }, pool, chunkSize: BLOCK });
-    assert.unreachable('copyAndHash on a closed fd succeeded');
+    await hashFile({ fd: 987654, size: 8192, merkle: { algorithm: 'sha256' }, pool, rangeSize: BLOCK });
+    assert.unreachable('hashFile on a closed fd succeeded');
   } catch (error) {
     assert.is((error as { code?: string }).code, 'EBADF');
   } finally {
@@ -171,50 +186,40 @@ test('parameters are checked as fsverity-utils checks them', () => {
   assert.is(blockHashing({ algorithm: 'sha512', salt: new Uint8Array(32) }).paddedSalt.length, 128);
 });
 
-test('before the workers have started, the caller hashes the first ranges itself (same digest)', async () => {
+test('workers that have not started yet leave the ranges to this thread (same digest)', async () => {
   const data = random(9 * BLOCK + 5, 7);
   const file = writeFile('early', data);
   const fd = fs.openSync(file, 'r');
   const pool = new HashPool(2);
   try {
-    assert.not.ok(pool.ready);
-    const result = await copyAndHash({ fd, size: data.length, merkle: { algorithm: 'sha256' }, pool, chunkSize: BLOCK });
-    assert.is(result.digest!.toString('hex'), reference(file, { algorithm: 'sha256' }));
-    await pool.started();
-    assert.ok(pool.ready);
+    const result = await hashFile({ fd, size: data.length, merkle: { algorithm: 'sha256' }, pool, rangeSize: BLOCK });
+    assert.is(result.digest.toString('hex'), reference(file, { algorithm: 'sha256' }));
+    assert.is(result.hashedHere + result.hashedByWorkers, 10);
   } finally {
     fs.closeSync(fd);
     await pool.close();
   }
 });
 
-test('a chunk survives EINTR and short reads/writes; a write that makes no progress fails', () => {
+test('a range survives EINTR and short reads; a stopped job claims nothing more', () => {
   const data = random(3 * BLOCK + 100, 11);
-  const written = Buffer.alloc(data.length);
   let calls = 0;
-  const eintr = () => Object.assign(new Error('interrupted'), { code: 'EINTR' });
   const fakeFs = {
     readSync: (_fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => {
-      if (++calls % 3 === 0) throw eintr();
+      if (++calls % 3 === 0) throw Object.assign(new Error('interrupted'), { code: 'EINTR' });
       const n = Math.min(length, 777, data.length - position);
       buffer.set(data.subarray(position, position + n), offset);
       return Math.max(n, 0);
     },
-    writeSync: (_fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => {
-      if (++calls % 4 === 0) throw eintr();
-      const n = Math.min(length, 1000);
-      written.set(buffer.subarray(offset, offset + n), position);
-      return n;
-    },
   } as unknown as typeof fs;
   const deps = { fs: fakeFs, crypto, hashDataBlocks };
-  const hashing = blockHashing({ algorithm: 'sha256' });
-  const result = processChunk(deps, { hashing, length: 4 * BLOCK, read: { fd: 3, offset: 0 }, write: { fd: 4, offset: 0 } }, new Uint8Array(4 * BLOCK));
-  assert.is(result.bytes, data.length, 'short reads continued up to the end of the file');
-  assert.ok(written.equals(data), 'short and interrupted writes continued');
-  assert.ok(Buffer.from(result.digests!).equals(hashDataBlocks(crypto, hashing, data)));
-  const stuck = { ...deps, fs: { ...fakeFs, writeSync: () => 0 } as unknown as typeof fs };
-  assert.throws(() => processChunk(stuck, { hashing, length: 10, data: data.subarray(0, 10), write: { fd: 4, offset: 0 } }, new Uint8Array(0)), /no progress/);
+  const job = readJob(3, data.length, 4 * BLOCK);
+  assert.is(hashRanges(deps, job, new Uint8Array(4 * BLOCK)), 1);
+  assert.is(new Int32Array(job.lengths)[0], data.length, 'short reads continued up to the end of the file');
+  assert.ok(Buffer.from(job.digests).equals(hashDataBlocks(crypto, job.hashing, data)));
+  const stopped = readJob(3, data.length, BLOCK);
+  new Int32Array(stopped.state)[2] = 1;
+  assert.is(hashRanges(deps, stopped, new Uint8Array(BLOCK)), 0);
 });
 
 test('FsVerityHasher refuses misuse: digests off a block boundary, a second digest()', () => {
