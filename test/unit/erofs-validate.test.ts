@@ -172,6 +172,23 @@ test('an xattr name filter that would hide a present xattr is refused', () => {
   refused(edit((b) => b.writeUInt32LE(0xffffffff, at)), undefined, /name filter hides/);
 });
 
+test('the name filter is checked on every inode, also where the same name was checked before', () => {
+  // Inline (distinct values): the filter bit of 'user.same' is computed for the first file and reused after.
+  const { image } = writeImage(dir({
+    a: file('a', { xattrs: [xattr('user.same', 'one'), xattr('user.other', '1')] }),
+    b: file('b', { xattrs: [xattr('user.same', 'two'), xattr('user.other', '2')] }),
+  }), { algorithm: 'sha256' });
+  assert.is(validateImage(image).inodes, 3 + 256);
+  const reader = new ErofsReader(image);
+  const second = reader.readDir(reader.inode(reader.rootNid)).find((e) => e.name === 'b')!;
+  const node = reader.inode(second.nid);
+  assert.is(node.xattrs.filter((x) => !x.shared).length, 2);
+  const filterAt = node.offset + (node.extended ? 64 : 32);
+  const copy = Buffer.from(image);
+  copy.writeUInt32LE(0xffffffff, filterAt);
+  refused(copy, undefined, /name filter hides 'user\.(same|other)'/);
+});
+
 test('fuzz: mutated images are refused cleanly or read fully, never crash', () => {
   const random = new Random(0x5ea1);
   let accepted = 0;
