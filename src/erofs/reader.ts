@@ -371,7 +371,7 @@ export class ErofsReader {
       for (let i = 1; i < n; i++) {
         const xattr = xattrs[i]!;
         for (let j = 0; j < i; j++) {
-          if (sameXattrName(image, xattrs[j]!, xattr)) throw new ImageError(start, `inode ${nid}: xattr ${printable(xattr.name)} appears twice`);
+          if (sameXattrName(this.#view, xattrs[j]!, xattr)) throw new ImageError(start, `inode ${nid}: xattr ${printable(xattr.name)} appears twice`);
         }
       }
     } else if (n > PAIRWISE_XATTRS) {
@@ -419,7 +419,7 @@ export class ErofsReader {
   #inlineFilterBit(position: number, index: number, nameStart: number, nameLength: number): number {
     const cache = this.#filterBitCache;
     const at = (position & (FILTER_BIT_CACHE_RANKS - 1)) * 4;
-    if (cache[at] === index && cache[at + 2] === nameLength && compareBytes(this.#image, cache[at + 1]!, nameLength, nameStart, nameLength) === 0) {
+    if (cache[at] === index && cache[at + 2] === nameLength && compareBytes(this.#view, cache[at + 1]!, nameLength, nameStart, nameLength) === 0) {
       return cache[at + 3]!;
     }
     const bit = filterBit(index, this.#image, nameStart, nameStart + nameLength);
@@ -542,7 +542,7 @@ export class ErofsReader {
       if (image[j] === 0 || image[j] === 0x2f) throw new ImageError(j, `directory ${dirNid}: name contains NUL or '/'`);
     }
     // erofs_namei binary-searches names: they must be strictly ascending within the directory.
-    if (previous !== undefined && compareBytes(image, previous.nameStart, previous.nameLength, nameStart, nameLength) >= 0) {
+    if (previous !== undefined && compareBytes(view, previous.nameStart, previous.nameLength, nameStart, nameLength) >= 0) {
       throw new ImageError(nameStart, `directory ${dirNid}: names not in ascending order${i === 0 ? ' across blocks' : ''}`);
     }
     const nidLow = view.getUint32(dirent, true);
@@ -565,23 +565,30 @@ function filterBit(index: number, bytes: Uint8Array, start: number, end: number)
   return xxh32(bytes, (XATTR_FILTER_SEED + index) >>> 0, start, end) & (XATTR_FILTER_BITS - 1);
 }
 
-/** memcmp order of image[a, a + aLength) and image[b, b + bLength), a shorter prefix first: < 0, 0 or > 0. */
-function compareBytes(image: Uint8Array, a: number, aLength: number, b: number, bLength: number): number {
+/** memcmp order of the bytes [a, a + aLength) and [b, b + bLength), a shorter prefix first: < 0, 0 or > 0. */
+function compareBytes(view: DataView, a: number, aLength: number, b: number, bLength: number): number {
   const common = Math.min(aLength, bLength);
-  for (let i = 0; i < common; i++) {
-    const difference = image[a + i]! - image[b + i]!;
+  let i = 0;
+  // Four bytes at a time, read big-endian: their order as integers is memcmp's.
+  for (; i + 4 <= common; i += 4) {
+    const x = view.getUint32(a + i);
+    const y = view.getUint32(b + i);
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  for (; i < common; i++) {
+    const difference = view.getUint8(a + i) - view.getUint8(b + i);
     if (difference !== 0) return difference;
   }
   return aLength - bLength;
 }
 
 /** Whether two xattrs have the same full name (prefix and suffix). */
-function sameXattrName(image: Uint8Array, a: ParsedXattr, b: ParsedXattr): boolean {
+function sameXattrName(view: DataView, a: ParsedXattr, b: ParsedXattr): boolean {
   if (a.index !== b.index) {
     // Another prefix can still spell the same name (index 0 holds whole names): rare, compared as strings.
     return XATTR_PREFIX_LENGTH[a.index]! + a.nameLength === XATTR_PREFIX_LENGTH[b.index]! + b.nameLength && a.name === b.name;
   }
-  return a.nameLength === b.nameLength && compareBytes(image, a.nameStart, a.nameLength, b.nameStart, b.nameLength) === 0;
+  return a.nameLength === b.nameLength && compareBytes(view, a.nameStart, a.nameLength, b.nameStart, b.nameLength) === 0;
 }
 
 /** A size for error messages: exact, however large. */

@@ -43,27 +43,38 @@ class Claims {
   }
 
   /**
-   * Claims bits first..last (inclusive), a whole byte at a time where it can (an inode with a 4 KiB inline tail
-   * spans 128 slots). Returns the lowest index in the range that was already claimed, or -1.
+   * Claims bits first..last (inclusive): the partial first and last bytes with a mask, the bytes between whole
+   * (an inode with a 4 KiB inline tail spans 128 slots). Returns the lowest index in the range that was already
+   * claimed, or -1.
    */
   static #claim(bits: Uint8Array, first: number, last: number): number {
-    let index = first;
-    while (index <= last) {
-      const byte = index >> 3;
-      if ((index & 7) === 0 && index + 7 <= last) {
-        const held = bits[byte]!;
-        if (held !== 0) return index + 31 - Math.clz32(held & -held);
-        bits[byte] = 0xff;
-        index += 8;
-        continue;
-      }
-      const mask = 1 << (index & 7);
-      if ((bits[byte]! & mask) !== 0) return index;
-      bits[byte]! |= mask;
-      index++;
+    const firstByte = first >> 3;
+    const lastByte = last >> 3;
+    const firstMask = (0xff << (first & 7)) & 0xff;
+    const lastMask = 0xff >> (7 - (last & 7));
+    if (firstByte === lastByte) {
+      const held = bits[firstByte]! & firstMask & lastMask;
+      if (held !== 0) return firstByte * 8 + lowestBit(held);
+      bits[firstByte] = bits[firstByte]! | (firstMask & lastMask);
+      return -1;
     }
+    const heldFirst = bits[firstByte]! & firstMask;
+    if (heldFirst !== 0) return firstByte * 8 + lowestBit(heldFirst);
+    for (let byte = firstByte + 1; byte < lastByte; byte++) {
+      if (bits[byte] !== 0) return byte * 8 + lowestBit(bits[byte]!);
+    }
+    const heldLast = bits[lastByte]! & lastMask;
+    if (heldLast !== 0) return lastByte * 8 + lowestBit(heldLast);
+    bits[firstByte] = bits[firstByte]! | firstMask;
+    bits.fill(0xff, firstByte + 1, lastByte);
+    bits[lastByte] = bits[lastByte]! | lastMask;
     return -1;
   }
+}
+
+/** The index of the lowest set bit of a non-zero byte. */
+function lowestBit(byte: number): number {
+  return 31 - Math.clz32(byte & -byte);
 }
 
 function hasAclXattr(node: ParsedInode): boolean {
