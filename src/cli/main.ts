@@ -70,9 +70,11 @@ export async function main(argv: string[]): Promise<number> {
 /** PID 1 must never exit (the kernel panics): whatever ends the command, go to the emergency path instead. */
 function exitOrEmergency(code: number): void {
   if (process.pid !== 1) {
-    // At once: waiting for Node's orderly teardown (threads joined, heap freed) cost ~20 ms at the end of every
-    // boot, measured. stdout and stderr are synchronous for files and pipes, so nothing written is lost.
-    process.exit(code);
+    process.exitCode = code;
+    // At once when everything written is out: Node's orderly teardown (threads joined, heap freed) cost ~20 ms at
+    // the end of every boot, measured. Output still queued (a pipe that was full) is left to drain first.
+    if (process.stdout.writableLength === 0 && process.stderr.writableLength === 0) process.exit(code);
+    return;
   }
   const log = createLogger({ kmsg: inInitramfs() });
   log.error(`sealroot as PID 1 ended with exit status ${code}`);

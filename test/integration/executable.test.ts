@@ -3,7 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { writeImage } from '../../src/erofs/writer.ts';
 import { VERSION } from '../../src/version.ts';
+import { dir, file } from '../unit/erofs-trees.ts';
 import { check, requireRoot, requireTools, run, SEALROOT_BIN } from '../helpers/tools.ts';
 
 test('dist/sealroot exists (npm run build)', () => {
@@ -22,6 +24,25 @@ test('--help lists the commands; an unknown command exits 2 with one line', () =
   const bad = run(SEALROOT_BIN, ['no-such-command']);
   assert.is(bad.status, 2);
   assert.is(bad.stderr, "sealroot: unknown command 'no-such-command' (see sealroot --help)\n");
+});
+
+test('output through a pipe is complete: the exit waits for what a full pipe still holds', () => {
+  const names: Record<string, ReturnType<typeof file>> = {};
+  for (let i = 0; i < 20_000; i++) names[`file-with-a-longish-name-${i}`] = file(`content ${i}`);
+  const work = fs.mkdtempSync('/var/tmp/sealroot-pipe-');
+  try {
+    const image = path.join(work, 'image.cfs');
+    fs.writeFileSync(image, writeImage(dir({ usr: dir(names) }), { algorithm: 'sha256' }).image);
+    const toFile = path.join(work, 'listing');
+    check('sh', ['-c', '"$1" inspect "$2" > "$3"', 'sh', SEALROOT_BIN, image, toFile]);
+    const size = fs.statSync(toFile).size;
+    assert.ok(size > 1 << 20, `listing of ${size} bytes (more than a pipe holds)`);
+    // A slow reader: the pipe is full when sealroot is done writing.
+    const piped = check('sh', ['-c', '"$1" inspect "$2" | (sleep 0.3; wc -c)', 'sh', SEALROOT_BIN, image]);
+    assert.is(Number(piped.trim()), size);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
 });
 
 test('runs from a bare directory with /tmp read-only and no HOME (private mount namespace)', () => {
