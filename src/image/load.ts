@@ -175,9 +175,12 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
         try {
           // The kernel path: the kernel verified the bytes as they were read, against its measured digest.
           let digestBytes = method === 'kernel-fsverity' ? measured?.digest : copied!.digest;
+          let shares = '';
           if (hashing !== undefined) {
             try {
-              digestBytes = (await hashing.finish()).digest;
+              const hashed = await hashing.finish();
+              digestBytes = hashed.digest;
+              shares = ` (ranges hashed: ${hashed.hashedHere} here, ${hashed.hashedByWorkers} by workers)`;
             } catch (error) {
               throw refuse('cannot hash the image', error);
             }
@@ -188,7 +191,7 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
             throw refuse(`digest mismatch: the image is ${formatDigest(digest)}, the trusted digest is ${formatDigest(expected)}`);
           }
           const millis = performance.now() - started;
-          log?.info(`${STEP}: ${path}: ${copiedSize} bytes, ${formatDigest(digest)} matches; memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms`);
+          log?.info(`${STEP}: ${path}: ${copiedSize} bytes, ${formatDigest(digest)} matches; memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms${shares}`);
           return { fd: memfd, size: copiedSize, bytes, digest, seals, method, compressed, millis };
         } catch (error) {
           await stopHashing();
