@@ -2,7 +2,7 @@
 // through the strict reader, so any malformed structure, out-of-range offset or unknown feature is refused
 // with one error naming the offset.
 import { StepError } from '../errors.ts';
-import { fileTypeOfMode, S_IFDIR, S_IFMT, XATTR_INDEX_POSIX_ACL_ACCESS, XATTR_INDEX_POSIX_ACL_DEFAULT } from './format.ts';
+import { fileTypeOfMode, S_IFDIR, S_IFLNK, S_IFMT, XATTR_INDEX_POSIX_ACL_ACCESS, XATTR_INDEX_POSIX_ACL_DEFAULT } from './format.ts';
 import { checkEntryType, type DirEntry, ErofsReader, ImageError, type ParsedInode, printable } from './reader.ts';
 
 export interface ImageSummary {
@@ -145,6 +145,8 @@ class ImageWalk {
     this.inodes++;
     this.#claims.inode(node);
     if (!this.hasAclXattrs && node.xattrCount !== 0 && hasAclXattr(node)) this.hasAclXattrs = true;
+    // The kernel would cut a target at its first NUL (fs/erofs/inode.c erofs_fill_symlink copies i_size bytes).
+    if ((node.mode & S_IFMT) === S_IFLNK) this.#reader.symlinkTarget(node);
   }
 
   #directory(dir: ParsedInode, parent: number): void {

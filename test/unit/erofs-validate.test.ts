@@ -8,7 +8,7 @@ import { ErofsReader, ImageError, type ParsedInode } from '../../src/erofs/reade
 import { validateImage, walkImage } from '../../src/erofs/validate.ts';
 import { writeImage } from '../../src/erofs/writer.ts';
 import { mutate, Random } from './erofs-mutate.ts';
-import { dir, file, sampleTree, xattr } from './erofs-trees.ts';
+import { dir, file, sampleTree, symlink, xattr } from './erofs-trees.ts';
 
 const IMAGE = writeImage(sampleTree(), { algorithm: 'sha256' }).image;
 const validate = (image: Buffer) => validateImage(image);
@@ -158,6 +158,18 @@ test('work stays proportional to the image: thousands of names of one inode with
   assert.is(walkImage(reader).inodes, 256 + 3);
   assert.is(reader.parsed, 256 + 3);
   assert.is(validateImage(image).inodes, 256 + 3);
+});
+
+test('a NUL byte in a symlink target (inline or in a block) is refused', () => {
+  for (const target of ['short-target-x', `${'t'.repeat(3000)}x`]) {
+    const { image } = writeImage(dir({ link: symlink(target) }), { algorithm: 'sha256' });
+    assert.is(validate(image).inodes, 256 + 2);
+    const at = image.indexOf(Buffer.from(target));
+    assert.ok(at > 0, 'the target is in the image');
+    const broken = Buffer.from(image);
+    broken[at + target.length - 1] = 0;
+    refused(broken, undefined, /NUL byte in symlink target/);
+  }
 });
 
 test('a shared xattr id outside the image is refused', () => {
