@@ -7,7 +7,7 @@ import { ftruncate, sendfileFully } from '../sys/io.ts';
 import { addSeals, F_SEAL_GROW, F_SEAL_SHRINK } from '../sys/memfd.ts';
 import type { MerkleOptions } from '../verity/merkle.ts';
 import type { HashPool } from '../verity/pool.ts';
-import { RangeHashing } from '../verity/ranges.ts';
+import { DEFAULT_RANGE_SIZE, RangeHashing } from '../verity/ranges.ts';
 
 export interface CopyIntoMemfdOptions {
   source: number;
@@ -38,14 +38,12 @@ export interface CopiedIntoMemfd {
   hashing: RangeHashing | undefined;
 }
 
-const COPY_RANGE_SIZE = 1 << 20;
-
 /** Returns once every byte is in the memfd; the workers may still be hashing. */
 export async function copyIntoMemfd(options: CopyIntoMemfdOptions): Promise<CopiedIntoMemfd> {
   const { source, size, memfd, path, merkle } = options;
   const hashing = merkle === undefined ? undefined
     : new RangeHashing({ merkle, fd: memfd, size, mapped: options.mapped, pool: options.pool, rangeSize: options.rangeSize });
-  const rangeSize = hashing?.rangeSize ?? options.rangeSize ?? COPY_RANGE_SIZE;
+  const rangeSize = hashing?.rangeSize ?? options.rangeSize ?? DEFAULT_RANGE_SIZE;
   let done = 0;
   try {
     while (done < size) {
