@@ -222,6 +222,20 @@ test('a range survives EINTR and short reads; a stopped job claims nothing more'
   assert.is(hashRanges(deps, stopped, new Uint8Array(BLOCK)), 0);
 });
 
+test('a mapped job on a thread that cannot map reads the published lengths with pread (same digests)', () => {
+  const data = random(3 * BLOCK + 100, 13);
+  const file = writeFile('mapped-fallback', data);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const job = { ...readJob(fd, data.length, 2 * BLOCK), mapping: { id: 1, size: data.length } };
+    new Int32Array(job.lengths).set([2 * BLOCK, BLOCK + 100]);
+    assert.is(hashRanges({ fs, crypto, hashDataBlocks }, job, new Uint8Array(2 * BLOCK)), 2);
+    assert.ok(Buffer.from(job.digests).equals(hashDataBlocks(crypto, job.hashing, data)));
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
 test('FsVerityHasher refuses misuse: digests off a block boundary, a second digest()', () => {
   const hasher = new FsVerityHasher({ algorithm: 'sha256' });
   hasher.update(Buffer.alloc(10));
