@@ -41,9 +41,9 @@ export interface CopiedIntoMemfd {
 /** Returns once every byte is in the memfd; the workers may still be hashing. */
 export async function copyIntoMemfd(options: CopyIntoMemfdOptions): Promise<CopiedIntoMemfd> {
   const { source, size, memfd, path, merkle } = options;
+  const rangeSize = options.rangeSize ?? DEFAULT_RANGE_SIZE;
   const hashing = merkle === undefined ? undefined
-    : new RangeHashing({ merkle, fd: memfd, size, mapped: options.mapped, pool: options.pool, rangeSize: options.rangeSize });
-  const rangeSize = hashing?.rangeSize ?? options.rangeSize ?? DEFAULT_RANGE_SIZE;
+    : new RangeHashing({ merkle, fd: memfd, size, mapped: options.mapped, pool: options.pool, rangeSize });
   let done = 0;
   try {
     while (done < size) {

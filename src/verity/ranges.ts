@@ -61,10 +61,6 @@ export class RangeHashing {
     this.#workers?.catch(() => undefined);
   }
 
-  get rangeSize(): number {
-    return this.#job.rangeSize;
-  }
-
   /** Mapped file: the next range holds `length` bytes now (less than rangeSize only for the last). */
   publish(length: number): void {
     if (this.#published >= this.#job.ranges) throw new Error('RangeHashing: every range is published already');

@@ -71,7 +71,7 @@ export function hashRanges(deps: RangeDeps, job: RangeJob, scratch: Uint8Array):
     if (Atomics.load(control, 2 /* STOP */) !== 0) return hashed;
     const offset = index * rangeSize;
     let bytes: Uint8Array;
-    if (job.mapping !== undefined && view !== undefined) {
+    if (view !== undefined) {
       bytes = view.subarray(offset, offset + lengths[index]!);
     } else {
       const want = job.mapping !== undefined ? lengths[index]! : Math.min(rangeSize, job.size - offset);
