@@ -11,7 +11,7 @@
 // `sealroot boot` always passes defaultBootSteps().
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Logger } from './cli/log.ts';
+import type { Logger } from './log.ts';
 import { parseBootConfig, type BootConfig } from './config/boot-config.ts';
 import { kargValue, parseCmdline, type Cmdline } from './config/cmdline.ts';
 import { configuredCapPcr, configuredTrustedDigest, type DigestContext } from './boot/digest-source.ts';

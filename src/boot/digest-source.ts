@@ -1,7 +1,7 @@
 // Where the trusted digest comes from. The TPM (authenticated, PCR-bound) unless the boot configuration
 // explicitly allows the unauthenticated `sealroot.digest=` karg (development only: whoever edits the bootloader
 // entry then chooses the root).
-import type { Logger } from '../cli/log.ts';
+import type { Logger } from '../log.ts';
 import type { BootConfig } from '../config/boot-config.ts';
 import { kargValue, type Cmdline } from '../config/cmdline.ts';
 import { StepError } from '../errors.ts';

@@ -3,7 +3,7 @@
 // emergency shell if the initramfs has one, else power off (PID 1 must never exit: the kernel would panic).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Logger } from '../cli/log.ts';
+import type { Logger } from '../log.ts';
 import { oneLine } from '../errors.ts';
 import { chdir, chroot } from '../sys/files.ts';
 import { mount, MS_MOVE } from '../sys/mountapi.ts';

@@ -2,7 +2,7 @@
 // must be there before anything reads /proc/cmdline or opens /dev/loop-control. dracut and systemd mount them
 // before us; then this does nothing.
 import * as fs from 'node:fs';
-import type { Logger } from '../cli/log.ts';
+import type { Logger } from '../log.ts';
 import { mount, MS_NODEV, MS_NOEXEC, MS_NOSUID } from '../sys/mountapi.ts';
 
 const KERNEL_FILESYSTEMS = [

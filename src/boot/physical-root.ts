@@ -2,7 +2,7 @@
 // PID 1 from a minimal initramfs it mounts it itself from the `root=` karg, read-only unless `rw` is given,
 // with `rootfstype=` (or ext4, xfs, btrfs in turn) and `rootflags=`, as the kernel would.
 import * as fs from 'node:fs';
-import type { Logger } from '../cli/log.ts';
+import type { Logger } from '../log.ts';
 import { kargPresent, kargValue, type Cmdline } from '../config/cmdline.ts';
 import { SysError } from '../errors.ts';
 import { mount, MS_RDONLY } from '../sys/mountapi.ts';

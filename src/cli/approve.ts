@@ -1,7 +1,7 @@
 // `sealroot approve`: the vendor's offline job: sign the read/write approvals for one boot chain's PCR values.
 import { addApprovals, approvalsPath } from '../tpm2/approvals.ts';
 import { Tpm } from '../tpm2/client.ts';
-import { tpmStep } from '../tpm2/cli-support.ts';
+import { tpmStep } from './tpm-options.ts';
 import { completePcrValues, withCapDefault, parseCapPcr, parsePcrValues } from '../tpm2/options.ts';
 import { parsePcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
 import { loadSigner } from '../tpm2/policy-key.ts';

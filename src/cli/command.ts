@@ -1,6 +1,6 @@
 // What a subcommand is, and the argument parsing every subcommand shares.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { Logger } from './log.ts';
+import type { Logger } from '../log.ts';
 
 export interface CommandContext {
   log: Logger;

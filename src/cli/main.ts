@@ -4,7 +4,7 @@ import { oneLine } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { UsageError, type Command, type CommandContext } from './command.ts';
 import { COMMANDS } from './commands.ts';
-import { createLogger, inInitramfs } from './log.ts';
+import { createLogger, inInitramfs } from '../log.ts';
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((command) => command.name.length));

@@ -1,7 +1,7 @@
 // `sealroot pcr read|extend`: PCR access for tests and debugging (values as tpm2_pcrread prints them).
 import { createHash, getHashes } from 'node:crypto';
 import { Tpm } from '../tpm2/client.ts';
-import { tpmStep } from '../tpm2/cli-support.ts';
+import { tpmStep } from './tpm-options.ts';
 import { BANKS, type BankName, PCR_COUNT } from '../tpm2/constants.ts';
 import { OptionError } from '../tpm2/options.ts';
 import { parsePcrSelection, selectionOrder } from '../tpm2/pcr-selection.ts';

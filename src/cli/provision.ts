@@ -1,7 +1,7 @@
 // `sealroot provision`: store a trusted digest in the TPM's NV index (and signed approvals in the state directory).
 import { approvalsPath, addApprovals, readApprovals } from '../tpm2/approvals.ts';
 import { Tpm } from '../tpm2/client.ts';
-import { COMMON_HELP, COMMON_OPTIONS, tpmStep } from '../tpm2/cli-support.ts';
+import { COMMON_HELP, COMMON_OPTIONS, tpmStep } from './tpm-options.ts';
 import { TPM_CC } from '../tpm2/constants.ts';
 import { completePcrValues, withCapDefault, OptionError, parseAuth, parseCapPcr, parseNvIndex, parsePcrValues } from '../tpm2/options.ts';
 import { parsePcrSelection, withPcr } from '../tpm2/pcr-selection.ts';

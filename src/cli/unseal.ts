@@ -1,5 +1,5 @@
 // `sealroot unseal`: print the authenticated trusted digest from the TPM (and cap the PCR with --cap).
-import { COMMON_HELP, COMMON_OPTIONS, tpmStep } from '../tpm2/cli-support.ts';
+import { COMMON_HELP, COMMON_OPTIONS, tpmStep } from './tpm-options.ts';
 import { parseCapPcr, parseNvIndex } from '../tpm2/options.ts';
 import { parsePcrSelection } from '../tpm2/pcr-selection.ts';
 import { DEFAULT_CAP_PCR } from '../tpm2/sealed-digest.ts';

@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
-import type { Logger } from '../cli/log.ts';
+import type { Logger } from '../log.ts';
 import { StepError, SysError } from '../errors.ts';
 import { AT_FDCWD, O_RDONLY, openAt } from '../sys/files.ts';
 import { closeFd, preadFully, readFully, writeFully } from '../sys/io.ts';

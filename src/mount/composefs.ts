@@ -8,7 +8,7 @@
 // the autoclear loop device goes away with the last reference.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Logger } from '../cli/log.ts';
+import type { Logger } from '../log.ts';
 import { SysError } from '../errors.ts';
 import { closeFd } from '../sys/io.ts';
 import { MNT_DETACH, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, moveMountTo, umount2 } from '../sys/mountapi.ts';

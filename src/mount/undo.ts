@@ -1,7 +1,7 @@
 // A stack of undo actions: each step that changes the system (a mount, a loop device, a directory) pushes the
 // action that reverses it; on failure everything is undone in reverse order, so nothing is left half-mounted.
 import { oneLine } from '../errors.ts';
-import type { Logger } from '../cli/log.ts';
+import type { Logger } from '../log.ts';
 
 export class UndoStack {
   readonly #actions: { label: string; run: () => void }[] = [];

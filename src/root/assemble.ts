@@ -4,7 +4,7 @@
 // Every change is recorded on the caller's UndoStack, so a failure leaves nothing mounted.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Logger } from '../cli/log.ts';
+import type { Logger } from '../log.ts';
 import { createDetachedMount } from '../mount/fs-context.ts';
 import { escapeOverlayPath, type FsParam, type VerityMode } from '../mount/overlay-options.ts';
 import type { UndoStack } from '../mount/undo.ts';

@@ -1,6 +1,6 @@
 // The boot sequence's view of the TPM: read the authenticated trusted digest, then cap the PCR so that nothing later
 // in this boot can read it again. See README.md beside this file for the design and the threat model.
-import type { Logger } from '../cli/log.ts';
+import type { Logger } from '../log.ts';
 import { StepError } from '../errors.ts';
 import type { Digest } from '../verity/digest.ts';
 import { StateError, readApprovals } from './approvals.ts';

@@ -3,7 +3,7 @@
 // (switch root, exec init) or, on failure, the real emergency path. Options come as JSON in SEALROOT_PID1_TEST.
 import { boot, defaultBootSteps, handOver } from '../../src/boot.ts';
 import { emergency } from '../../src/boot/handover.ts';
-import { createLogger } from '../../src/cli/log.ts';
+import { createLogger } from '../../src/log.ts';
 import { oneLine } from '../../src/errors.ts';
 import { mountComposefs } from '../../src/mount/composefs.ts';
 import { parseDigest } from '../../src/verity/digest.ts';

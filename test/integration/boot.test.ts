@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { boot, defaultBootSteps, type BootResult, type BootSteps } from '../../src/boot.ts';
 import type { CapEvent } from '../../src/tpm2/trusted-digest.ts';
-import { createLogger } from '../../src/cli/log.ts';
+import { createLogger } from '../../src/log.ts';
 import { StepError } from '../../src/errors.ts';
 import { mountComposefs } from '../../src/mount/composefs.ts';
 import { MNT_DETACH, umount2 } from '../../src/sys/mountapi.ts';

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createLogger } from '../../src/cli/log.ts';
+import { createLogger } from '../../src/log.ts';
 import { createDetachedMount } from '../../src/mount/fs-context.ts';
 import { mountComposefs, MountError } from '../../src/mount/composefs.ts';
 import { escapeOverlayPath, legacyOverlayParams } from '../../src/mount/overlay-options.ts';

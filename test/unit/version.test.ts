@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { kmsgRecord } from '../../src/cli/log.ts';
+import { kmsgRecord } from '../../src/log.ts';
 import { VERSION } from '../../src/version.ts';
 
 test('VERSION equals package.json version', () => {

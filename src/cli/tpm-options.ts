@@ -1,13 +1,13 @@
 // What the TPM subcommands share: option texts, defaults, and turning syntax errors into usage errors.
-import { UsageError } from '../cli/command.ts';
+import { UsageError } from './command.ts';
 import { StepError } from '../errors.ts';
 import { DigestSyntaxError } from '../verity/digest.ts';
-import { StateError } from './approvals.ts';
-import { OptionError } from './options.ts';
-import { PcrSelectionError } from './pcr-selection.ts';
-import { DEFAULT_POLICY_KEY } from './policy-key.ts';
-import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX } from './sealed-digest.ts';
-import { DEFAULT_TCTI, TctiSyntaxError } from './transport.ts';
+import { StateError } from '../tpm2/approvals.ts';
+import { OptionError } from '../tpm2/options.ts';
+import { PcrSelectionError } from '../tpm2/pcr-selection.ts';
+import { DEFAULT_POLICY_KEY } from '../tpm2/policy-key.ts';
+import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX } from '../tpm2/sealed-digest.ts';
+import { DEFAULT_TCTI, TctiSyntaxError } from '../tpm2/transport.ts';
 
 export const DEFAULT_STATE_DIR = '/var/lib/sealroot/tpm';
 
