@@ -67,7 +67,11 @@ export interface ImageCopy {
 
 export interface LoadImageOptions {
   path: string;
-  expected: Digest;
+  /**
+   * The trusted digest, or the trusted set (one algorithm; e.g. the TPM's set when the layout does not name the
+   * image's digest): the image must have one of them.
+   */
+  expected: Digest | readonly Digest[];
   /** Refuse images (the decompressed size for zstd) larger than this many bytes. Default DEFAULT_MAX_IMAGE_SIZE. */
   maxSize?: number;
   log?: Logger;
@@ -103,6 +107,14 @@ function fileKind(stat: fs.Stats): string {
   return 'not a regular file';
 }
 
+/** The candidates as a list: at least one, all of one algorithm (the hashing computes one). */
+function trustedDigests(expected: Digest | readonly Digest[]): readonly Digest[] {
+  const list: readonly Digest[] = Array.isArray(expected) ? expected : [expected as Digest];
+  if (list.length === 0) throw new StepError(STEP, 'no trusted digest to compare the image with');
+  if (list.some((digest) => digest.algorithm !== list[0]!.algorithm)) throw new StepError(STEP, 'the trusted digests mix hash algorithms');
+  return list;
+}
+
 /** Throws StepError('verify-image', ...) on any mismatch or refusal; never returns an unsealed or unverified fd. */
 export async function loadImage(options: LoadImageOptions): Promise<LoadedImage> {
   return (await copyImage(options)).verify();
@@ -124,7 +136,8 @@ function asLoadError(error: unknown, path: string): StepError {
 
 async function copy(options: LoadImageOptions): Promise<ImageCopy> {
   const started = performance.now();
-  const { path, expected, log } = options;
+  const { path, log } = options;
+  const trusted = trustedDigests(options.expected);
   const maxSize = options.maxSize ?? DEFAULT_MAX_IMAGE_SIZE;
   const refuse = (reason: string, cause?: unknown) => new StepError(STEP, reason, { path, cause });
 
@@ -149,7 +162,7 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
     const magic = Buffer.alloc(4);
     const compressed = path.endsWith('.zst') || (preadFully(source, magic, 0, path) === 4 && magic.equals(ZSTD_MAGIC));
     const measured = compressed ? undefined : (options.tuning?.measure ?? ((fd: number) => measureVerity(fd, path)))(source);
-    const choice = chooseMethod(measured, expected, compressed);
+    const choice = chooseMethod(measured, trusted, compressed);
     log?.notice(`${STEP}: ${path}: ${choice.method === 'kernel-fsverity' ? 'kernel fs-verity' : 'userspace fs-verity'} (${choice.reason})`);
 
     const memfd = memfdCreate('sealroot-image');
@@ -186,9 +199,12 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
             }
           }
           if (digestBytes === undefined) throw refuse('no digest was computed');
-          const digest: Digest = { algorithm: expected.algorithm, bytes: digestBytes };
-          if (!digestsEqual(digest, expected)) {
-            throw refuse(`digest mismatch: the image is ${formatDigest(digest)}, the trusted digest is ${formatDigest(expected)}`);
+          const digest: Digest = { algorithm: trusted[0]!.algorithm, bytes: digestBytes };
+          // Every candidate is compared (constant time each): the answer does not depend on where a match sits.
+          const matches = trusted.map((candidate) => digestsEqual(digest, candidate));
+          if (!matches.includes(true)) {
+            const wanted = trusted.length === 1 ? `the trusted digest is ${formatDigest(trusted[0]!)}` : `the trusted digests are ${trusted.map(formatDigest).join(', ')}`;
+            throw refuse(`digest mismatch: the image is ${formatDigest(digest)}, ${wanted}`);
           }
           const millis = performance.now() - started;
           log?.info(`${STEP}: ${path}: ${copiedSize} bytes, ${formatDigest(digest)} matches; memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms${shares}`);
@@ -248,7 +264,7 @@ async function copyPlain(
       memfd,
       mapped: bytes,
       path: options.path,
-      merkle: hash ? { algorithm: options.expected.algorithm, blockSize: DEFAULT_BLOCK_SIZE } : undefined,
+      merkle: hash ? { algorithm: trustedDigests(options.expected)[0]!.algorithm, blockSize: DEFAULT_BLOCK_SIZE } : undefined,
       pool: hash ? options.pool ?? ownPool : undefined,
       rangeSize: options.tuning?.chunkSize,
       onChunk: options.tuning?.onChunk,
@@ -282,7 +298,7 @@ async function copyPlain(
 async function copyDecompressed(
   source: number, size: number, memfd: number, options: LoadImageOptions, maxSize: number, refuse: Refuse,
 ): Promise<Copied> {
-  const hasher = new FsVerityHasher({ algorithm: options.expected.algorithm, blockSize: DEFAULT_BLOCK_SIZE });
+  const hasher = new FsVerityHasher({ algorithm: trustedDigests(options.expected)[0]!.algorithm, blockSize: DEFAULT_BLOCK_SIZE });
   let compressedBytes = 0;
   function* compressedChunks(): Generator<Buffer> {
     for (;;) {

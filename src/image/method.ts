@@ -19,15 +19,17 @@ function algorithmName(id: number): string {
   return entry === undefined ? `algorithm ${id}` : entry[0];
 }
 
-export function chooseMethod(measured: MeasuredVerity | undefined, expected: Digest, compressed: boolean): MethodChoice {
+/** `trusted`: the digests the image may have (one algorithm); the kernel path when the source's digest is one of them. */
+export function chooseMethod(measured: MeasuredVerity | undefined, trusted: readonly Digest[], compressed: boolean): MethodChoice {
+  const algorithm = trusted[0]!.algorithm;
   if (compressed) return { method: 'userspace', reason: 'the image is compressed: its digest is that of the decompressed bytes' };
   if (measured === undefined) return { method: 'userspace', reason: 'the source file has no fs-verity' };
-  if (measured.algorithm !== FS_VERITY_ALGORITHM_IDS[expected.algorithm]) {
-    return { method: 'userspace', reason: `the source's fs-verity uses ${algorithmName(measured.algorithm)}, not ${expected.algorithm}` };
+  if (measured.algorithm !== FS_VERITY_ALGORITHM_IDS[algorithm]) {
+    return { method: 'userspace', reason: `the source's fs-verity uses ${algorithmName(measured.algorithm)}, not ${algorithm}` };
   }
   const digest: Digest = { algorithm: algorithmName(measured.algorithm) as HashAlgorithm, bytes: measured.digest };
-  if (!digestsEqual(digest, expected)) {
-    return { method: 'userspace', reason: `the source's fs-verity digest is ${formatDigest(digest)}, not the expected one` };
+  if (!trusted.some((expected) => digestsEqual(digest, expected))) {
+    return { method: 'userspace', reason: `the source's fs-verity digest is ${formatDigest(digest)}, not a trusted one` };
   }
   return { method: 'kernel-fsverity', reason: 'the source\'s kernel fs-verity digest matches: the kernel verifies every block read' };
 }

@@ -9,30 +9,36 @@ import { chooseMethod } from '../../src/image/method.ts';
 import { parseDigest } from '../../src/verity/digest.ts';
 
 const EXPECTED = parseDigest(`sha256:${'ab'.repeat(32)}`);
+const TRUSTED = [EXPECTED];
 
 test('kernel fast path only when the source has fs-verity with the same algorithm and the very same digest', () => {
   const same = { algorithm: 1, digest: Buffer.from(EXPECTED.bytes) };
-  assert.is(chooseMethod(same, EXPECTED, false).method, 'kernel-fsverity');
-  assert.match(chooseMethod(same, EXPECTED, false).reason, /kernel verifies every block/);
+  assert.is(chooseMethod(same, TRUSTED, false).method, 'kernel-fsverity');
+  assert.match(chooseMethod(same, TRUSTED, false).reason, /kernel verifies every block/);
 
-  const none = chooseMethod(undefined, EXPECTED, false);
+  const none = chooseMethod(undefined, TRUSTED, false);
   assert.is(none.method, 'userspace');
   assert.match(none.reason, /no fs-verity/);
 
   const otherDigest = { algorithm: 1, digest: Buffer.from(EXPECTED.bytes).fill(0xcd, 31) };
-  assert.is(chooseMethod(otherDigest, EXPECTED, false).method, 'userspace');
-  assert.match(chooseMethod(otherDigest, EXPECTED, false).reason, /not the expected one/);
+  assert.is(chooseMethod(otherDigest, TRUSTED, false).method, 'userspace');
+  assert.match(chooseMethod(otherDigest, TRUSTED, false).reason, /not a trusted one/);
 
   // SHA-512 measured, SHA-256 trusted (even with bytes that would match the prefix): userspace decides.
   const sha512 = { algorithm: 2, digest: Buffer.concat([EXPECTED.bytes, EXPECTED.bytes]) };
-  assert.is(chooseMethod(sha512, EXPECTED, false).method, 'userspace');
-  assert.match(chooseMethod(sha512, EXPECTED, false).reason, /uses sha512, not sha256/);
+  assert.is(chooseMethod(sha512, TRUSTED, false).method, 'userspace');
+  assert.match(chooseMethod(sha512, TRUSTED, false).reason, /uses sha512, not sha256/);
 
   // A truncated measurement (digest_size shorter) never matches.
-  assert.is(chooseMethod({ algorithm: 1, digest: EXPECTED.bytes.subarray(0, 16) }, EXPECTED, false).method, 'userspace');
+  assert.is(chooseMethod({ algorithm: 1, digest: EXPECTED.bytes.subarray(0, 16) }, TRUSTED, false).method, 'userspace');
 
   // A compressed image is never taken on the kernel's word: its digest is that of the decompressed bytes.
-  assert.is(chooseMethod(same, EXPECTED, true).method, 'userspace');
+  assert.is(chooseMethod(same, TRUSTED, true).method, 'userspace');
+
+  // A trusted set: the kernel path when the source's digest is any member.
+  const other = parseDigest(`sha256:${'cd'.repeat(32)}`);
+  assert.is(chooseMethod(same, [other, EXPECTED], false).method, 'kernel-fsverity');
+  assert.is(chooseMethod(same, [other], false).method, 'userspace');
 });
 
 test('digest options: fsverity-utils syntax, repeated options and bad values are usage errors', () => {
