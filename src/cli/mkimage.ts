@@ -6,7 +6,7 @@ import { DumpSyntaxError, parseDump } from '../erofs/dumpfile.ts';
 import { TreeReader } from '../erofs/source.ts';
 import type { TreeNode } from '../erofs/tree.ts';
 import { TreeError, writeImage } from '../erofs/writer.ts';
-import { formatDigest, type HashAlgorithm } from '../verity/digest.ts';
+import type { HashAlgorithm } from '../verity/digest.ts';
 import { fsVerityDigest } from '../verity/merkle.ts';
 import type { Command } from './command.ts';
 import { parseCommandArgs, UsageError } from './command.ts';
@@ -67,7 +67,9 @@ trusted.overlay.redirect=/XX/<rest>) and, with --digest-store, copied to DIR/XX/
   --digest-store=DIR  the objects directory to fill
   --hash-alg ALG      fs-verity hash of the objects and of the image: sha256 (default, composefs/ostree)
                       or sha512 (bootc)
-  --print-digest      print the image's fs-verity digest (ALG:<hex>) on stdout
+  --print-digest      print the image's fs-verity digest on stdout as mkcomposefs does: the bare hex, one
+                      line (64 digits for sha256, 128 for sha512); sealroot's other commands print digests
+                      as ALG:<hex> and accept either form
   --print-digest-only print the digest and write no image (objects are still stored with --digest-store)
   --min-version N     lowest composefs format version (default 0)
   --max-version N     highest composefs format version (default 1; 1 is used when the tree has whiteouts)
@@ -76,7 +78,10 @@ trusted.overlay.redirect=/XX/<rest>) and, with --digest-store, copied to DIR/XX/
   --skip-xattrs       store no xattrs of the source
   --user-xattrs       store only the source's user.* xattrs
   --no-hardlinks      write every name of a hard-linked file as its own inode (nlink 1), as mkcomposefs
-                      1.0.8 does with a directory; by default hard links are kept (one inode, its nlink)
+                      1.0.8 does with a directory; by default hard links are kept (one inode, its nlink).
+                      For a directory SOURCE, the image is byte-identical to mkcomposefs' only with
+                      --no-hardlinks (without it, when the tree has hard links, it equals what
+                      mkcomposefs --from-file makes of sealroot inspect's dump of it)
   --from-file         SOURCE is a dump (the format sealroot inspect and composefs-info dump print; - for
                       stdin), not a directory; its digests and payloads are taken as they are
 
@@ -134,7 +139,8 @@ The image is written to a temporary file beside IMAGE and renamed into place.`,
       + `${stats.objectsWithoutVerity > 0 ? `, ${stats.objectsWithoutVerity} without fs-verity (not supported by the store's filesystem)` : ''}`
       + ` (${Math.round(performance.now() - started)} ms)`);
     if (values['print-digest'] || digestOnly) {
-      stdout(`${formatDigest({ algorithm: algorithm as HashAlgorithm, bytes: fsVerityDigest(written.image, { algorithm: algorithm as HashAlgorithm }) })}\n`);
+      // mkcomposefs prints the bare hex (and ostree/bootc build scripts parse that); the length names the algorithm.
+      stdout(`${fsVerityDigest(written.image, { algorithm: algorithm as HashAlgorithm }).toString('hex')}\n`);
     }
     return 0;
   },

@@ -43,15 +43,19 @@ for (const variant of [
     makeFixture(source, variant.options);
     const theirs = path.join(dir, 'theirs.cfs');
     const ours = path.join(dir, 'ours.cfs');
-    const theirDigest = runTool(tools.mkcomposefs, [...variant.args, '--print-digest', `--digest-store=${path.join(dir, 'objects-theirs')}`, source, theirs]).trim();
-    const ourDigest = sealroot('mkimage', ...variant.args, '--print-digest', `--digest-store=${path.join(dir, 'objects-ours')}`, source, ours).trim();
+    const theirDigest = runTool(tools.mkcomposefs, [...variant.args, '--print-digest', `--digest-store=${path.join(dir, 'objects-theirs')}`, source, theirs]);
+    const ourDigest = sealroot('mkimage', ...variant.args, '--print-digest', `--digest-store=${path.join(dir, 'objects-ours')}`, source, ours);
     const a = fs.readFileSync(theirs);
     const b = fs.readFileSync(ours);
     assert.is(b.length, a.length, 'image sizes differ');
     const firstDifference = a.findIndex((byte, i) => byte !== b[i]);
     assert.is(firstDifference, -1, `images differ first at byte ${firstDifference} (${tools.version})`);
-    assert.is(ourDigest, `sha256:${theirDigest}`);
-    assert.is(sealroot('mkimage', ...variant.args, '--print-digest-only', source).trim(), ourDigest, '--print-digest-only');
+    // --print-digest prints what mkcomposefs prints (the bare hex and a newline), byte for byte; so does -only.
+    assert.match(theirDigest, /^[0-9a-f]{64}\n$/);
+    assert.is(ourDigest, theirDigest);
+    assert.is(sealroot('mkimage', ...variant.args, '--print-digest-only', source), runTool(tools.mkcomposefs, [...variant.args, '--print-digest-only', source]), '--print-digest-only');
+    // sealroot's own digest commands keep the prefixed form, of the same digest.
+    assert.is(sealroot('digest', ours), `sha256:${theirDigest.trim()} ${ours}\n`);
     const objects = listFiles(path.join(dir, 'objects-theirs'));
     assert.ok(objects.length > 10, `only ${objects.length} objects`);
     assert.equal(listFiles(path.join(dir, 'objects-ours')), objects);
@@ -62,6 +66,17 @@ for (const variant of [
     assert.is(sealroot('inspect', ours), runTool(tools.composefsInfo, ['dump', theirs]));
   });
 }
+
+test('--hash-alg sha512 --print-digest prints the bare 128-digit hex that sealroot digest --hash-alg=sha512 prints with its prefix', () => {
+  const dir = fs.mkdtempSync(path.join(work, 'sha512-'));
+  const source = path.join(dir, 'tree');
+  makeFixture(source, { manyEntries: 20, depth: 2 });
+  const image = path.join(dir, 'image.cfs');
+  const printed = sealroot('mkimage', '--hash-alg', 'sha512', '--print-digest', source, image);
+  assert.match(printed, /^[0-9a-f]{128}\n$/);
+  assert.is(sealroot('digest', '--hash-alg=sha512', image), `sha512:${printed.trim()} ${image}\n`);
+  assert.is(sealroot('mkimage', '--hash-alg', 'sha512', '--print-digest-only', source), printed);
+});
 
 test('inspect lists what an independent walk of the source tree lists (sizes, modes, owners, times, digests, xattrs, hard links)', () => {
   const dir = fs.mkdtempSync(path.join(work, 'listing-'));
