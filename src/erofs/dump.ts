@@ -99,7 +99,8 @@ function line(path: Buffer, node: DumpNode, hardlinkTo: Buffer | undefined): str
 
 /** The dump of a whole image, after the strict walk has accepted it (throws ImageError otherwise). */
 export function dumpImage(reader: ErofsReader, out: (text: string) => void): void {
-  walkImage(reader);
+  // A digest-less image is shown as it is (its DIGEST column '-'): inspecting it is how one finds out.
+  walkImage(reader, { requireDigests: false });
   const first = new Map<number, { path: Buffer; node: DumpNode }>();
   const root = reader.inode(reader.rootNid);
   const rootNode = dumpNode(reader, root)!;

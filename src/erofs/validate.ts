@@ -2,8 +2,41 @@
 // through the strict reader, so any malformed structure, out-of-range offset or unknown feature is refused
 // with one error naming the offset.
 import { StepError } from '../errors.ts';
-import { fileTypeOfMode, S_IFDIR, S_IFLNK, S_IFMT, XATTR_INDEX_POSIX_ACL_ACCESS, XATTR_INDEX_POSIX_ACL_DEFAULT } from './format.ts';
+import {
+  fileTypeOfMode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, XATTR_INDEX_POSIX_ACL_ACCESS, XATTR_INDEX_POSIX_ACL_DEFAULT, XATTR_INDEX_TRUSTED,
+} from './format.ts';
 import { checkEntryType, type DirEntry, ErofsReader, ImageError, type ParsedInode, printable } from './reader.ts';
+
+export interface ValidateOptions {
+  /**
+   * Refuse a regular file redirected to an object without an fs-verity digest (default true). Only a mount with
+   * overlayfs verity=off (`sealroot mount --verity=off`) can read such a file; with verity=require every read of
+   * it fails with EIO ("metacopy file has no digest specified", fs/overlayfs/util.c ovl_validate_verity).
+   */
+  requireDigests?: boolean;
+}
+
+/**
+ * A composefs image whose external files carry no fs-verity digest: ostree writes one when the tree says
+ * `composefs.enabled = yes` and the objects had no fs-verity at deploy time. Refused before any mount, with the fix.
+ */
+export class DigestlessImageError extends Error {
+  readonly offset: number;
+  constructor(offset: number, file: string, nid: number) {
+    super(`${file} (inode ${nid}, offset ${offset}) is redirected to an object but the image records no fs-verity digest for it, `
+      + 'so overlayfs (verity=require) would fail every read of it with EIO: make the image with digests '
+      + '(ostree: `composefs.enabled = verity` in prepare-root.conf, or fs-verity enabled on the objects before deploying)');
+    this.name = 'DigestlessImageError';
+    this.offset = offset;
+  }
+}
+
+/** "overlay.metacopy", the suffix of trusted.overlay.metacopy under the trusted. prefix index. */
+const METACOPY_SUFFIX = Buffer.from('overlay.metacopy', 'latin1');
+/** struct ovl_metacopy (fs/overlayfs/overlayfs.h): version, len, flags, digest_algo, then the digest. */
+const METACOPY_HEADER = 4;
+/** fs-verity algorithm number -> digest length (include/uapi/linux/fsverity.h: 1 SHA-256, 2 SHA-512). */
+const VERITY_DIGEST_LENGTH: readonly number[] = [0, 32, 64];
 
 export interface ImageSummary {
   hasAcls: boolean;
@@ -103,8 +136,8 @@ export interface WalkResult {
  * `..` (its parent), be reached by exactly one name, and every entry's type must match its inode.
  * Throws ImageError.
  */
-export function walkImage(reader: ErofsReader): WalkResult {
-  const walk = new ImageWalk(reader);
+export function walkImage(reader: ErofsReader, options: ValidateOptions = {}): WalkResult {
+  const walk = new ImageWalk(reader, options.requireDigests ?? true);
   walk.run();
   return { reader, inodes: walk.inodes, hasAclXattrs: walk.hasAclXattrs };
 }
@@ -120,11 +153,13 @@ class ImageWalk {
   /** Directories still to read, and the nid of each one's parent. */
   readonly #queue: ParsedInode[] = [];
   readonly #parents: number[] = [];
+  readonly #requireDigests: boolean;
   inodes = 0;
   hasAclXattrs = false;
 
-  constructor(reader: ErofsReader) {
+  constructor(reader: ErofsReader, requireDigests: boolean) {
     this.#reader = reader;
+    this.#requireDigests = requireDigests;
     this.#types = new Uint8Array(Math.ceil(reader.info.size / 32));
     this.#claims = new Claims(reader.info.size);
   }
@@ -179,25 +214,53 @@ class ImageWalk {
     const target = this.#reader.inode(entry.nid);
     checkEntryType(entry, target, dir.offset);
     this.#checked(target);
+    if (target.xattrCount !== 0 && this.#requireDigests && (target.mode & S_IFMT) === S_IFREG) this.#metacopy(target, entry);
     if ((target.mode & S_IFMT) === S_IFDIR) {
       this.#queue.push(target);
       this.#parents.push(dir.nid);
     }
     return 0;
   }
+
+  /**
+   * A regular file with trusted.overlay.metacopy must carry a whole struct ovl_metacopy with a digest of the
+   * length its algorithm gives; the kernel reads an empty value (libcomposefs' and ostree's "no digest") or a
+   * 4-byte header as "no digest specified" and fails the read under verity=require, and anything else as EIO too.
+   */
+  #metacopy(node: ParsedInode, entry: DirEntry): void {
+    const xattrs = node.xattrs;
+    for (let i = 0; i < xattrs.length; i++) {
+      const xattr = xattrs[i]!;
+      if (xattr.index !== XATTR_INDEX_TRUSTED || xattr.nameLength !== METACOPY_SUFFIX.length) continue;
+      if (!this.#reader.bytes(xattr.nameStart, xattr.nameLength, 'xattr name').equals(METACOPY_SUFFIX)) continue;
+      const value = xattr.value;
+      const size = value.length;
+      if (size === 0 || (size === METACOPY_HEADER && value[0] === 0 && value[1] === size && value[3] === 0)) {
+        throw new DigestlessImageError(node.offset, printable(entry.name), node.nid);
+      }
+      const algorithm = size >= METACOPY_HEADER ? value[3]! : 0;
+      const digestLength = VERITY_DIGEST_LENGTH[algorithm] ?? -1;
+      if (size < METACOPY_HEADER || value[0] !== 0 || value[1] !== size || digestLength <= 0 || size !== METACOPY_HEADER + digestLength) {
+        throw new ImageError(xattr.valueStart, `inode ${node.nid}: trusted.overlay.metacopy of ${size} bytes is not a struct ovl_metacopy with a digest`);
+      }
+    }
+  }
 }
 
-/** Checks every structure of the whole image. Throws StepError('validate-image', '<what> at offset N'). */
-export function validateImage(image: Uint8Array): ImageSummary {
+/**
+ * Checks every structure of the whole image. Throws StepError('validate-image', '<what> at offset N'), or
+ * StepError('validate-image', <the file, and how to make the image with digests>) for a digest-less image.
+ */
+export function validateImage(image: Uint8Array, options: ValidateOptions = {}): ImageSummary {
   try {
     const reader = new ErofsReader(image);
-    const { inodes, hasAclXattrs } = walkImage(reader);
+    const { inodes, hasAclXattrs } = walkImage(reader, options);
     // The header flag is only a hint (composefs-rs never sets it): ACLs are there if any inode carries one,
     // and then the EROFS mount must not use noacl.
     const hasAcls = hasAclXattrs || (reader.info.headerFlags & 1) !== 0;
     return { hasAcls, isComposefs: reader.info.isComposefs, inodes, blockSize: 1 << reader.info.superblock.blockSizeBits };
   } catch (error) {
-    if (error instanceof ImageError) throw new StepError('validate-image', error.message);
+    if (error instanceof ImageError || error instanceof DigestlessImageError) throw new StepError('validate-image', error.message);
     throw error;
   }
 }
