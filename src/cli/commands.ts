@@ -9,6 +9,7 @@ import { loadCommand } from './load.ts';
 import { mkimageCommand } from './mkimage.ts';
 import { mountCommand } from './mount.ts';
 import { pcrCommand } from './pcr.ts';
+import { predictCommand } from './predict.ts';
 import { provisionCommand } from './provision.ts';
 import { selftestCommand } from './selftest.ts';
 import { unsealCommand } from './unseal.ts';
@@ -23,6 +24,7 @@ export const COMMANDS: readonly Command[] = [
   provisionCommand,
   unsealCommand,
   approveCommand,
+  predictCommand,
   pcrCommand,
   selftestCommand,
 ];
