@@ -15,15 +15,28 @@
 //   layout = "auto"                 # "auto" (from the kargs: ostree= or composefs=), "ostree", "composefs"
 //   sysroot = "/sysroot"            # where the physical root is (or gets) mounted
 //   max-image-size = 1073741824     # optional, bytes
+//   [memory]
+//   unswappable = "require"         # the image in memory that is never swapped (a hugetlb memfd): "require"
+//                                   # (default: fail the boot without it), "prefer" (fall back to a plain memfd
+//                                   # with a warning), "off" (a plain memfd: a writer of the swap device could
+//                                   # change the mounted image)
 import { parse, TomlError } from 'smol-toml';
 
 export type DigestSource = 'tpm' | 'cmdline';
 export type LayoutChoice = 'auto' | 'ostree' | 'composefs';
+export type Unswappable = 'require' | 'prefer' | 'off';
+/**
+ * "require": the threat model has the attacker writing the whole disk, and swap (a partition or a file) is on a
+ * disk; falling back to swappable memory would reopen that path silently wherever huge pages cannot be had.
+ * "prefer" is for kernels without hugetlbfs, and says so on every boot (src/image/memory.ts).
+ */
+export const DEFAULT_UNSWAPPABLE: Unswappable = 'require';
 
 export interface BootConfig {
   digest: { source: DigestSource };
   tpm: { tcti: string; pcrs: string; stateDir: string; policyKeyPath: string | undefined; capPcr: number | undefined };
   root: { layout: LayoutChoice; sysroot: string; maxImageSize: number | undefined };
+  memory: { unswappable: Unswappable };
 }
 
 export const DEFAULT_BOOT_CONFIG_PATH = '/etc/sealroot/boot.toml';
@@ -103,11 +116,12 @@ export function parseBootConfig(text: string): BootConfig {
     throw error;
   }
   for (const key of Object.keys(root)) {
-    if (!['digest', 'tpm', 'root'].includes(key)) throw new ConfigError(`unknown section or key '${key}' (known: [digest], [tpm], [root])`);
+    if (!['digest', 'tpm', 'root', 'memory'].includes(key)) throw new ConfigError(`unknown section or key '${key}' (known: [digest], [tpm], [root], [memory])`);
   }
   const digest = new Section(root, 'digest', ['source', 'allow-unauthenticated-cmdline']);
   const tpm = new Section(root, 'tpm', ['tcti', 'pcrs', 'state', 'policy-key', 'cap-pcr']);
   const rootSection = new Section(root, 'root', ['layout', 'sysroot', 'max-image-size']);
+  const memory = new Section(root, 'memory', ['unswappable']);
 
   const source = digest.oneOf('source', ['tpm', 'cmdline'] as const) ?? 'tpm';
   const allowCmdline = digest.boolean('allow-unauthenticated-cmdline') ?? false;
@@ -133,5 +147,6 @@ export function parseBootConfig(text: string): BootConfig {
       sysroot: rootSection.path('sysroot') ?? '/sysroot',
       maxImageSize: rootSection.integer('max-image-size', 4096, Number.MAX_SAFE_INTEGER),
     },
+    memory: { unswappable: memory.oneOf('unswappable', ['require', 'prefer', 'off'] as const) ?? DEFAULT_UNSWAPPABLE },
   };
 }

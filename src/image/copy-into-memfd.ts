@@ -15,7 +15,7 @@ export interface CopyIntoMemfdOptions {
   size: number;
   /** The memfd, sized and sealed by prepareMemfd. */
   memfd: number;
-  /** The memfd mapped (mapReadOnly), after prepareMemfd. */
+  /** The memfd mapped (mapReadOnly), after prepareMemfd: at least `size` bytes (a hugetlb memfd: whole pages). */
   mapped: Uint8Array;
   /** Names the source in errors. */
   path: string;
@@ -26,6 +26,12 @@ export interface CopyIntoMemfdOptions {
   rangeSize?: number;
   /** Called after each range is copied (tests change the source at a known point). */
   onChunk?: (done: number) => void;
+  /**
+   * Copies `length` bytes of the source at `offset` to the same offset of the memfd; returns the bytes copied
+   * (fewer at the source's end). Default: sendfile. A hugetlb memfd has no write(2): the caller preads into a
+   * shared mapping of it.
+   */
+  copyRange?: (offset: number, length: number) => number;
 }
 
 export interface CopiedIntoMemfd {
@@ -44,11 +50,12 @@ export async function copyIntoMemfd(options: CopyIntoMemfdOptions): Promise<Copi
   const rangeSize = options.rangeSize ?? DEFAULT_RANGE_SIZE;
   const hashing = merkle === undefined ? undefined
     : new RangeHashing({ merkle, fd: memfd, size, mapped: options.mapped, pool: options.pool, rangeSize });
+  const copyRange = options.copyRange ?? ((offset: number, length: number) => sendfileFully(memfd, source, offset, length, path));
   let done = 0;
   try {
     while (done < size) {
       const length = Math.min(rangeSize, size - done);
-      const copied = sendfileFully(memfd, source, done, length, path);
+      const copied = copyRange(done, length);
       done += copied;
       hashing?.publish(copied);
       options.onChunk?.(done);

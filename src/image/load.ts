@@ -23,7 +23,7 @@ import type { Logger } from '../log.ts';
 import { StepError, SysError } from '../errors.ts';
 import { AT_FDCWD, O_RDONLY, openAt } from '../sys/files.ts';
 import { closeFd, preadFully, readFully, writeFully } from '../sys/io.ts';
-import { mapReadOnly } from '../sys/mmap.ts';
+import { mapReadOnly, mapSharedWritable, preadToAddress, unmap } from '../sys/mmap.ts';
 import { addSeals, describeSeals, getSeals, IMAGE_SEALS, memfdCreate } from '../sys/memfd.ts';
 import { measureVerity, type MeasuredVerity } from '../sys/verity.ts';
 import { digestsEqual, formatDigest, type Digest } from '../verity/digest.ts';
@@ -31,6 +31,7 @@ import { DEFAULT_BLOCK_SIZE, FsVerityHasher } from '../verity/merkle.ts';
 import { ChunkError, HashPool, PARALLEL_THRESHOLD, defaultWorkerCount } from '../verity/pool.ts';
 import type { RangeHashing } from '../verity/ranges.ts';
 import { copyIntoMemfd, prepareMemfd } from './copy-into-memfd.ts';
+import { closeImageMemfd, createImageMemfd, memoryLeft, type ImageMemfd, type ImageMemoryOptions } from './memory.ts';
 import { chooseMethod } from './method.ts';
 
 export interface LoadedImage {
@@ -44,6 +45,8 @@ export interface LoadedImage {
   seals: number;
   method: 'userspace' | 'kernel-fsverity';
   compressed: boolean;
+  /** hugetlb: never swapped (./memory.ts); shmem: swappable once the system enables swap. */
+  backing: ImageMemfd['backing'];
   millis: number;
 }
 
@@ -56,6 +59,7 @@ export interface ImageCopy {
   seals: number;
   method: 'userspace' | 'kernel-fsverity';
   compressed: boolean;
+  backing: ImageMemfd['backing'];
   /**
    * Finishes the hashing (this thread takes the ranges the workers have not) and compares the digest with the
    * trusted one. On a refusal the memfd is closed and StepError('verify-image') thrown.
@@ -74,6 +78,13 @@ export interface LoadImageOptions {
   expected: Digest | readonly Digest[];
   /** Refuse images (the decompressed size for zstd) larger than this many bytes. Default DEFAULT_MAX_IMAGE_SIZE. */
   maxSize?: number;
+  /**
+   * The trusted image's size, when the trust record carries it: any other size (decompressed, for zstd) is
+   * refused, and the copy (the decompression) never goes beyond it.
+   */
+  expectedSize?: number;
+  /** Unswappable memory for the image and the memory bound (./memory.ts); unswappable defaults to "require". */
+  memory?: ImageMemoryOptions;
   log?: Logger;
   /** Hashing workers already started (e.g. while the TPM was busy); the caller closes them. Otherwise started here. */
   pool?: HashPool;
@@ -96,6 +107,8 @@ export { PARALLEL_THRESHOLD };
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const ZSTD_READ_SIZE = 1 << 20;
 const STEP = 'verify-image';
+/** Refusals before or during the copy for size and memory: the copy never starts, or stops at the bound. */
+const COPY_STEP = 'copy-image';
 
 function fileKind(stat: fs.Stats): string {
   if (stat.isDirectory()) return 'a directory';
@@ -158,31 +171,62 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
     const before = fs.fstatSync(source);
     if (!before.isFile()) throw refuse(`the image is ${fileKind(before)}, not a regular file`);
     const size = before.size;
-    if (size > maxSize) throw refuse(`the image is ${size} bytes, over the limit of ${maxSize}`);
+    const bound = (reason: string) => new StepError(COPY_STEP, reason, { path });
+    if (size > maxSize) throw bound(`the image is ${size} bytes, over the limit of ${maxSize}`);
     const magic = Buffer.alloc(4);
     const compressed = path.endsWith('.zst') || (preadFully(source, magic, 0, path) === 4 && magic.equals(ZSTD_MAGIC));
+    const { expectedSize } = options;
+    if (expectedSize !== undefined && !compressed && size !== expectedSize) {
+      throw bound(`the image is ${size} bytes, the trusted image is ${expectedSize}`);
+    }
     const measured = compressed ? undefined : (options.tuning?.measure ?? ((fd: number) => measureVerity(fd, path)))(source);
     const choice = chooseMethod(measured, trusted, compressed);
     log?.notice(`${STEP}: ${path}: ${choice.method === 'kernel-fsverity' ? 'kernel fs-verity' : 'userspace fs-verity'} (${choice.reason})`);
 
-    const memfd = memfdCreate('sealroot-image');
+    const memoryOptions: ImageMemoryOptions = { ...options.memory, log: options.memory?.log ?? log };
+    // zstd: the decompressed size is known only at the end; the stream goes to a plain memfd first, bounded.
+    let image: ImageMemfd | undefined = compressed ? undefined : createImageMemfd(size, path, memoryOptions);
+    let memfd = image?.fd ?? -1;
     let copied: Copied | undefined;
     const stopHashing = async (): Promise<void> => {
       await copied?.hashing?.abandon();
       await copied?.ownPool?.close();
     };
     try {
-      copied = compressed
-        ? await copyDecompressed(source, size, memfd, options, maxSize, refuse)
-        : await copyPlain(source, size, memfd, options, choice.method === 'userspace', refuse);
+      if (compressed) {
+        const staged = await stageDecompressed(source, size, options, maxSize, memoryOptions, refuse, bound);
+        try {
+          image = createImageMemfd(staged.size, path, memoryOptions, staged.memfd);
+        } catch (error) {
+          closeFd(staged.memfd);
+          throw error;
+        }
+        if (image.fd === staged.memfd) {
+          copied = staged;
+        } else {
+          // Hashed again from the memfd that stays: the digest is of the very bytes mounted.
+          try {
+            copied = await copyPlain(staged.memfd, staged.size, image, options, true, refuse);
+          } finally {
+            closeFd(staged.memfd);
+          }
+        }
+        memfd = image.fd;
+      } else {
+        copied = await copyPlain(source, size, image!, options, choice.method === 'userspace', refuse);
+      }
       const memfdSize = fs.fstatSync(memfd).size;
-      if (memfdSize !== copied.size) throw refuse(`the memfd holds ${memfdSize} bytes, ${copied.size} were copied`);
+      const capacity = image!.capacity(copied.size);
+      if (memfdSize !== capacity) throw refuse(`the memfd holds ${memfdSize} bytes, ${copied.size} were copied (${capacity} expected)`);
       addSeals(memfd, IMAGE_SEALS);
       const seals = getSeals(memfd);
       if ((seals & IMAGE_SEALS) !== IMAGE_SEALS) throw refuse(`the memfd's seals read back as ${describeSeals(seals)}`);
       const { size: copiedSize, hashing, ownPool } = copied;
-      const bytes = copied.bytes ?? mapReadOnly(memfd, copiedSize, MEMFD_LABEL);
+      const bytes = (copied.bytes ?? mapReadOnly(memfd, capacity, MEMFD_LABEL)).subarray(0, copiedSize);
       const method = choice.method;
+      const backing = image!.backing;
+      const imageMemfd = image!;
+      imageMemfd.releaseUnused();
 
       const verify = async (): Promise<LoadedImage> => {
         try {
@@ -207,11 +251,11 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
             throw refuse(`digest mismatch: the image is ${formatDigest(digest)}, ${wanted}`);
           }
           const millis = performance.now() - started;
-          log?.info(`${STEP}: ${path}: ${copiedSize} bytes, ${formatDigest(digest)} matches; memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms${shares}`);
-          return { fd: memfd, size: copiedSize, bytes, digest, seals, method, compressed, millis };
+          log?.info(`${STEP}: ${path}: ${copiedSize} bytes, ${formatDigest(digest)} matches; ${backing} memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms${shares}`);
+          return { fd: memfd, size: copiedSize, bytes, digest, seals, method, compressed, backing, millis };
         } catch (error) {
           await stopHashing();
-          closeFd(memfd);
+          closeImageMemfd(imageMemfd);
           throw asLoadError(error, path);
         } finally {
           await ownPool?.close();
@@ -219,12 +263,12 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
       };
       const abandon = async (): Promise<void> => {
         await stopHashing();
-        closeFd(memfd);
+        closeImageMemfd(imageMemfd);
       };
-      return { fd: memfd, size: copiedSize, bytes, seals, method, compressed, verify, abandon };
+      return { fd: memfd, size: copiedSize, bytes, seals, method, compressed, backing, verify, abandon };
     } catch (error) {
       await stopHashing();
-      closeFd(memfd);
+      if (image !== undefined) closeImageMemfd(image);
       throw error;
     }
   } finally {
@@ -249,20 +293,29 @@ interface Copied {
 }
 
 async function copyPlain(
-  source: number, size: number, memfd: number, options: LoadImageOptions, hash: boolean, refuse: Refuse,
+  source: number, size: number, image: ImageMemfd, options: LoadImageOptions, hash: boolean, refuse: Refuse,
 ): Promise<Copied> {
   const workers = options.tuning?.workers ?? (hash && size >= PARALLEL_THRESHOLD ? defaultWorkerCount() : 0);
   const ownPool = options.pool === undefined && hash && workers > 0 ? new HashPool(workers) : undefined;
+  const memfd = image.fd;
+  const capacity = image.capacity(size);
   let copied;
   let bytes: Uint8Array;
+  // hugetlbfs has no write(2) nor splice: the kernel copies into a shared mapping instead (pread), which must be
+  // gone before F_SEAL_WRITE (EBUSY otherwise). The read-only mapping below is read only behind the copy, where
+  // the pages exist (src/sys/mmap.ts).
+  let writable: number | undefined;
   try {
-    prepareMemfd(memfd, size, MEMFD_LABEL);
-    bytes = mapReadOnly(memfd, size, MEMFD_LABEL);
+    prepareMemfd(memfd, capacity, MEMFD_LABEL);
+    bytes = mapReadOnly(memfd, capacity, MEMFD_LABEL);
+    if (image.backing === 'hugetlb') writable = mapSharedWritable(memfd, capacity, MEMFD_LABEL);
+    const address = writable;
     copied = await copyIntoMemfd({
       source,
       size,
       memfd,
       mapped: bytes,
+      copyRange: address === undefined ? undefined : (offset, length) => preadToAddress(source, address + offset, length, offset, options.path),
       path: options.path,
       merkle: hash ? { algorithm: trustedDigests(options.expected)[0]!.algorithm, blockSize: DEFAULT_BLOCK_SIZE } : undefined,
       pool: hash ? options.pool ?? ownPool : undefined,
@@ -275,6 +328,8 @@ async function copyPlain(
     const code = error instanceof SysError || error instanceof ChunkError ? error.code : undefined;
     if (code === 'EIO' && !hash) throw refuse('the kernel refused a block of the image (fs-verity: EIO)', error);
     throw refuse('cannot copy the image', error);
+  } finally {
+    if (writable !== undefined) unmap(writable, capacity, MEMFD_LABEL);
   }
   const result: Copied = { size, bytes, hashing: copied.hashing, ownPool };
   try {
@@ -292,13 +347,20 @@ async function copyPlain(
 }
 
 /**
- * zstd: the decompressed bytes are written to the memfd and hashed; the trusted digest is that of the decompressed
- * image. Decompression runs on libuv's thread pool, overlapping with the hashing here.
+ * zstd: the decompressed bytes are written to a plain memfd and hashed; the trusted digest is that of the
+ * decompressed image. Decompression runs on libuv's thread pool, overlapping with the hashing here. The output is
+ * bounded before it is written: by maxSize, the trusted size when known, and the memory the machine has left.
+ * The caller keeps this memfd as the image's, or copies it into unswappable memory and closes it.
  */
-async function copyDecompressed(
-  source: number, size: number, memfd: number, options: LoadImageOptions, maxSize: number, refuse: Refuse,
-): Promise<Copied> {
+async function stageDecompressed(
+  source: number, size: number, options: LoadImageOptions, maxSize: number, memory: ImageMemoryOptions,
+  refuse: Refuse, bound: Refuse,
+): Promise<Copied & { memfd: number }> {
   const hasher = new FsVerityHasher({ algorithm: trustedDigests(options.expected)[0]!.algorithm, blockSize: DEFAULT_BLOCK_SIZE });
+  const left = memoryLeft(memory);
+  const limits: [number, string][] = [[maxSize, `over the limit of ${maxSize} bytes`], [left.bytes, `over the memory left for it (${left.where})`]];
+  if (options.expectedSize !== undefined) limits.push([options.expectedSize, `larger than the trusted image (${options.expectedSize} bytes)`]);
+  const [limit, over] = limits.reduce((a, b) => (b[0] < a[0] ? b : a));
   let compressedBytes = 0;
   function* compressedChunks(): Generator<Buffer> {
     for (;;) {
@@ -309,28 +371,37 @@ async function copyDecompressed(
       yield buffer.subarray(0, n);
     }
   }
+  const memfd = memfdCreate('sealroot-image');
   let overLimit = false;
   try {
-    await pipeline(compressedChunks, zlib.createZstdDecompress(), async (chunks: AsyncIterable<Buffer>) => {
-      for await (const chunk of chunks) {
-        if (hasher.size + chunk.length > maxSize) {
-          overLimit = true;
-          throw refuse(`the decompressed image is over the limit of ${maxSize} bytes`);
+    try {
+      await pipeline(compressedChunks, zlib.createZstdDecompress(), async (chunks: AsyncIterable<Buffer>) => {
+        for await (const chunk of chunks) {
+          if (hasher.size + chunk.length > limit) {
+            overLimit = true;
+            throw bound(`the decompressed image is ${over}`);
+          }
+          writeFully(memfd, chunk, MEMFD_LABEL);
+          hasher.update(chunk);
+          options.tuning?.onChunk?.(hasher.size);
         }
-        writeFully(memfd, chunk, 'memfd:sealroot-image');
-        hasher.update(chunk);
-        options.tuning?.onChunk?.(hasher.size);
-      }
-    });
+      });
+    } catch (error) {
+      if (overLimit || error instanceof StepError) throw error;
+      if (error instanceof SysError) throw refuse('cannot copy the image', error);
+      throw refuse('corrupt zstd stream', error);
+    }
+    const after = fs.fstatSync(source).size;
+    if (compressedBytes !== size || after !== size) {
+      throw refuse(`the compressed image changed size during the copy (${size} -> ${after} bytes, ${compressedBytes} read)`);
+    }
+    const decompressed = hasher.size;
+    if (options.expectedSize !== undefined && decompressed !== options.expectedSize) {
+      throw bound(`the decompressed image is ${decompressed} bytes, the trusted image is ${options.expectedSize}`);
+    }
+    return { size: decompressed, digest: hasher.digest(), memfd };
   } catch (error) {
-    if (overLimit || error instanceof StepError) throw error;
-    if (error instanceof SysError) throw refuse('cannot copy the image', error);
-    throw refuse('corrupt zstd stream', error);
+    closeFd(memfd);
+    throw error;
   }
-  const after = fs.fstatSync(source).size;
-  if (compressedBytes !== size || after !== size) {
-    throw refuse(`the compressed image changed size during the copy (${size} -> ${after} bytes, ${compressedBytes} read)`);
-  }
-  const decompressed = hasher.size;
-  return { size: decompressed, digest: hasher.digest() };
 }

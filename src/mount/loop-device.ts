@@ -2,7 +2,7 @@
 // LOOP_CONFIGURE on the device it names. Another process may take that device between the two calls; the
 // configure then fails with EBUSY and we ask for a free device again (util-linux losetup does the same).
 import { SysError } from '../errors.ts';
-import { AT_FDCWD, O_RDONLY, openAt } from '../sys/files.ts';
+import { AT_FDCWD, O_CLOEXEC, O_RDONLY, openAt } from '../sys/files.ts';
 import { closeFd } from '../sys/io.ts';
 import { LO_FLAGS_AUTOCLEAR, LO_FLAGS_READ_ONLY, loopConfigure, loopGetFree } from '../sys/loop.ts';
 
@@ -17,7 +17,31 @@ const ATTEMPTS = 16;
 /** Errors that mean "the device went to someone else or away": ask for another one. */
 const RACE_CODES = new Set(['EBUSY', 'ENXIO', 'ENOENT', 'ENODEV']);
 
+/**
+ * The loop device gets a read-only file of its own: LOOP_CONFIGURE refuses a file opened for writing whose
+ * filesystem has no write_iter (drivers/block/loop.c loop_check_backing_file: EINVAL on a hugetlb memfd, measured
+ * on 6.18), and a read-only device needs no write access anyway. Reopened through /proc/self/fd (same inode,
+ * same seals); without /proc, the fd itself.
+ */
+function readOnlyBacking(backingFd: number): { fd: number; owned: boolean } {
+  try {
+    return { fd: openAt(AT_FDCWD, `/proc/self/fd/${backingFd}`, O_RDONLY | O_CLOEXEC), owned: true };
+  } catch (error) {
+    if (error instanceof SysError && error.code === 'ENOENT') return { fd: backingFd, owned: false };
+    throw error;
+  }
+}
+
 export function attachReadOnlyLoop(backingFd: number, fileName: string, blockSize = 4096, devDir = '/dev'): LoopDevice {
+  const backing = readOnlyBacking(backingFd);
+  try {
+    return attach(backing.fd, fileName, blockSize, devDir);
+  } finally {
+    if (backing.owned) closeFd(backing.fd); // the loop device holds its own reference
+  }
+}
+
+function attach(backingFd: number, fileName: string, blockSize: number, devDir: string): LoopDevice {
   let lastRace: SysError | undefined;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const number = loopGetFree(`${devDir}/loop-control`);

@@ -3,6 +3,8 @@ import { syscall } from './native.ts';
 
 export const MFD_CLOEXEC = 0x1;
 export const MFD_ALLOW_SEALING = 0x2;
+/** Backed by hugetlbfs pages of the default huge page size: never swapped; sealing works since Linux 4.16. */
+export const MFD_HUGETLB = 0x4;
 
 const F_ADD_SEALS = 1033;
 const F_GET_SEALS = 1034;

@@ -142,7 +142,8 @@ export function workerMapping(deps: { os: { constants: { dlopen: { RTLD_NOW?: nu
       current = undefined;
       const PROT_READ = 1;
       const MAP_PRIVATE = 2;
-      const address = size === 0 ? 0 : shim.syscall(data.mmap, 0, size, PROT_READ, MAP_PRIVATE, job.fd, 0);
+      const MAP_NORESERVE = 0x4000; // a hugetlb memfd: no copy-on-write reservation (src/sys/mmap.ts)
+      const address = size === 0 ? 0 : shim.syscall(data.mmap, 0, size, PROT_READ, MAP_PRIVATE | MAP_NORESERVE, job.fd, 0);
       current = { id, view: size === 0 ? new Uint8Array(0) : new Uint8Array(shim.mapping(address, size)) };
     }
     return current.view;

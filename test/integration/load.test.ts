@@ -12,6 +12,7 @@ import { StepError, SysError } from '../../src/errors.ts';
 import { loadImage, type LoadImageOptions } from '../../src/image/load.ts';
 import { closeFd, writeFully } from '../../src/sys/io.ts';
 import { getSeals, IMAGE_SEALS } from '../../src/sys/memfd.ts';
+import { mapSharedWritable } from '../../src/sys/mmap.ts';
 import { parseDigest, type Digest } from '../../src/verity/digest.ts';
 import { HashPool } from '../../src/verity/pool.ts';
 import { requireTools } from '../helpers/tools.ts';
@@ -42,7 +43,7 @@ function openImageMemfds(): number {
   return count;
 }
 
-async function refused(options: LoadImageOptions, reason: RegExp): Promise<StepError> {
+async function refused(options: LoadImageOptions, reason: RegExp, step = 'verify-image'): Promise<StepError> {
   const before = openImageMemfds();
   try {
     const image = await loadImage(options);
@@ -50,7 +51,7 @@ async function refused(options: LoadImageOptions, reason: RegExp): Promise<StepE
   } catch (error) {
     assert.instance(error, StepError);
     const stepError = error as StepError;
-    assert.is(stepError.step, 'verify-image');
+    assert.is(stepError.step, step);
     assert.match(stepError.reason, reason);
     assert.is(openImageMemfds(), before, 'the refusal closed its memfd');
     assert.not.match(stepError.message, /\n/);
@@ -67,16 +68,25 @@ async function loadsAndSeals(options: LoadImageOptions, data: Uint8Array): Promi
     assert.is(image.seals & IMAGE_SEALS, IMAGE_SEALS);
     assert.is(getSeals(image.fd) & IMAGE_SEALS, IMAGE_SEALS, 'the seals read back from the fd itself');
     assert.is(image.method, 'userspace');
-    const copy = Buffer.alloc(data.length + 1);
-    assert.is(fs.readSync(image.fd, copy, 0, copy.length, 0), data.length);
+    // A hugetlb memfd is whole huge pages (2 MiB here): the image, then zeros.
+    const held = image.backing === 'hugetlb' ? Math.ceil(data.length / HUGE_PAGE) * HUGE_PAGE : data.length;
+    assert.is(fs.fstatSync(image.fd).size, held);
+    const copy = Buffer.alloc(held + 1);
+    assert.is(fs.readSync(image.fd, copy, 0, copy.length, 0), held);
     assert.ok(copy.subarray(0, data.length).equals(data), 'the memfd holds the image bytes');
-    assert.throws(() => writeFully(image.fd, Buffer.from('x')), (e: unknown) => e instanceof SysError && e.code === 'EPERM');
+    assert.ok(copy.subarray(data.length, held).every((byte) => byte === 0), 'zeros after the image');
+    assert.is(image.bytes.length, data.length);
+    // hugetlbfs has no write(2) at all (EINVAL); a writable shared mapping is what F_SEAL_WRITE refuses on both.
+    const writeError = image.backing === 'hugetlb' ? 'EINVAL' : 'EPERM';
+    assert.throws(() => writeFully(image.fd, Buffer.from('x')), (e: unknown) => e instanceof SysError && e.code === writeError);
+    assert.throws(() => mapSharedWritable(image.fd, held), (e: unknown) => e instanceof SysError && e.code === 'EPERM');
     assert.throws(() => fs.ftruncateSync(image.fd, 0), (e: unknown) => (e as { code?: string }).code === 'EPERM');
   } finally {
     closeFd(image.fd);
   }
 }
 
+const HUGE_PAGE = 2 << 20;
 const small = crypto.randomBytes(1 << 20);
 const smallPath = file('small.erofs', small);
 const smallDigest = fsverityDigest(smallPath);
@@ -162,7 +172,7 @@ test('kernel fs-verity path (measurement stubbed: no fs-verity on this host): co
 
 test('refuses an image larger than the limit before copying anything', async () => {
   let chunks = 0;
-  await refused({ path: smallPath, expected: smallDigest, maxSize: small.length - 1, tuning: { onChunk: () => (chunks += 1) } }, /over the limit of 1048575/);
+  await refused({ path: smallPath, expected: smallDigest, maxSize: small.length - 1, tuning: { onChunk: () => (chunks += 1) } }, /over the limit of 1048575/, 'copy-image');
   assert.is(chunks, 0);
   await loadsAndSeals({ path: smallPath, expected: smallDigest, maxSize: small.length }, small);
 });
@@ -234,10 +244,15 @@ test('zstd: refuses a corrupt stream, a truncated one, and a decompressed size o
   fs.writeFileSync(zeros, Buffer.alloc(8 << 20));
   execFileSync('zstd', ['-q', '-f', zeros, '-o', `${zeros}.zst`]);
   assert.ok(fs.statSync(`${zeros}.zst`).size < 1 << 20);
-  await refused({ path: `${zeros}.zst`, expected: fsverityDigest(zeros), maxSize: 1 << 20 }, /decompressed image is over the limit/);
+  await refused({ path: `${zeros}.zst`, expected: fsverityDigest(zeros), maxSize: 1 << 20 }, /decompressed image is over the limit/, 'copy-image');
   const zerosImage = await loadImage({ path: `${zeros}.zst`, expected: fsverityDigest(zeros), maxSize: 8 << 20 });
   closeFd(zerosImage.fd);
 });
 
-test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+// The loader grows the huge page pool as it needs (src/image/memory.ts): give the machine its pool back.
+const hugePagesBefore = fs.readFileSync('/proc/sys/vm/nr_hugepages', 'utf8');
+test.after(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.writeFileSync('/proc/sys/vm/nr_hugepages', hugePagesBefore);
+});
 test.run();

@@ -8,7 +8,16 @@ test('an empty file gives the defaults: TPM digest source', () => {
     digest: { source: 'tpm' },
     tpm: { tcti: 'device:/dev/tpmrm0', pcrs: 'sha256:7', stateDir: '/etc/sealroot/tpm', policyKeyPath: undefined, capPcr: undefined },
     root: { layout: 'auto', sysroot: '/sysroot', maxImageSize: undefined },
+    memory: { unswappable: 'require' },
   });
+});
+
+test('[memory] unswappable: require (default), prefer, off; anything else is refused', () => {
+  for (const choice of ['require', 'prefer', 'off'] as const) {
+    assert.is(parseBootConfig(`[memory]\nunswappable = "${choice}"\n`).memory.unswappable, choice);
+  }
+  assert.throws(() => parseBootConfig('[memory]\nunswappable = "yes"\n'), (e: unknown) => e instanceof ConfigError && /memory\.unswappable must be one of "require", "prefer", "off"/.test(e.message));
+  assert.throws(() => parseBootConfig('[memory]\nswap = "off"\n'), (e: unknown) => e instanceof ConfigError && /unknown key memory\.swap/.test(e.message));
 });
 
 test('every key is read', () => {

@@ -1,0 +1,168 @@
+// Where the verified image lives in memory, and whether the machine can hold it, decided before anything is copied.
+//
+// A plain memfd is shmem: once the running system enables swap, its pages can be written to the swap device and
+// read back later (mm/shmem.c shmem_writepage), and the loop device keeps the memfd for the whole uptime. The seals
+// stop writes through the file, not through swap: whoever writes the swap device could change the EROFS metadata,
+// including the per-file fs-verity digests overlayfs checks against. A hugetlb memfd (MFD_HUGETLB) is never
+// swapped: hugetlbfs pages are not on the LRU lists reclaim walks (mm/hugetlb.c), and they stay with the file,
+// not with a process, so they hold after sealroot exits (mlock(2) would not: it ends with the process).
+//
+// hugetlbfs has no write(2) or splice (EINVAL, measured on 6.18) and its size must be a multiple of the huge page
+// size (hugetlbfs_setattr): the image is copied through a shared mapping (pread into it) and the memfd is rounded
+// up to whole huge pages; the bytes past the image are zeros, sealed with the rest.
+//
+// Memory bound (issue 12): the copy needs its bytes in RAM. Refused before copying when the image would not fit
+// in what the kernel reports available (MemAvailable, and the memory cgroup's limit, which is what kills first),
+// minus a margin for the rest of the boot; for hugetlb, when the pool cannot be grown to hold it.
+import { DEFAULT_UNSWAPPABLE, type Unswappable } from '../config/boot-config.ts';
+import type { Logger } from '../log.ts';
+import { StepError } from '../errors.ts';
+import { closeFd } from '../sys/io.ts';
+import { MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_HUGETLB, memfdCreate } from '../sys/memfd.ts';
+import {
+  availableHugePages, cgroupHeadroom, growHugePagePool, readMeminfo, releaseHugePages, type MemInfo,
+} from '../sys/memory.ts';
+
+export const STEP = 'copy-image';
+
+export interface MemoryFigures {
+  meminfo: MemInfo;
+  /** The memory cgroup's headroom, undefined when unlimited. */
+  cgroup: number | undefined;
+}
+
+export interface ImageMemoryOptions {
+  unswappable?: Unswappable;
+  /** Bytes left free beyond the image (default: 64 MiB + MemTotal/32). */
+  margin?: number;
+  log?: Logger;
+  /** For tests: the figures as the kernel would report them, and the pool growth. */
+  figures?: () => MemoryFigures;
+  growPool?: (pages: number) => { added: number; available: number };
+  releasePool?: (pages: number) => void;
+}
+
+export interface ImageMemfd {
+  fd: number;
+  backing: 'hugetlb' | 'shmem';
+  /** Bytes the memfd is sized to: the image rounded up to whole pages of the backing. */
+  capacity(size: number): number;
+  /** Huge pages this loader added to the pool: give back those still free (after a refusal, or any unused). */
+  releaseUnused(): void;
+}
+
+export function defaultMargin(meminfo: MemInfo): number {
+  return 64 * 2 ** 20 + Math.floor(meminfo.memTotal / 32);
+}
+
+function readFigures(): MemoryFigures {
+  return { meminfo: readMeminfo(), cgroup: cgroupHeadroom() };
+}
+
+const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+export interface MemoryLeft {
+  /** Bytes the image may take: the smaller of MemAvailable and the cgroup's headroom, minus the margin. */
+  bytes: number;
+  /** The figures, for a refusal's line. */
+  where: string;
+  meminfo: MemInfo;
+}
+
+export function memoryLeft(options: ImageMemoryOptions = {}): MemoryLeft {
+  const { meminfo, cgroup } = (options.figures ?? readFigures)();
+  const margin = options.margin ?? defaultMargin(meminfo);
+  return {
+    bytes: Math.max(0, Math.min(meminfo.memAvailable, cgroup ?? Infinity) - margin),
+    where: `MemAvailable ${MiB(meminfo.memAvailable)}${cgroup === undefined ? '' : `, cgroup headroom ${MiB(cgroup)}`}, margin ${MiB(margin)}`,
+    meminfo,
+  };
+}
+
+/**
+ * Creates the image's memfd for an image of `size` bytes; `staged`: a plain memfd that holds the bytes already (a
+ * decompressed stream), returned as is when the image may or must stay in swappable memory. Throws StepError('copy-image') when the machine cannot
+ * hold it, or when unswappable memory is required and cannot be had.
+ */
+export function createImageMemfd(size: number, path: string, options: ImageMemoryOptions = {}, staged?: number): ImageMemfd {
+  const mode = options.unswappable ?? DEFAULT_UNSWAPPABLE;
+  const shmem = (fd: number): ImageMemfd => ({ fd, backing: 'shmem', capacity: (bytes) => bytes, releaseUnused: () => undefined });
+  // A zstd stream decompressed into a plain memfd already: swappable memory needs no second copy.
+  if (mode === 'off' && staged !== undefined) return shmem(staged);
+  const left = memoryLeft(options);
+  const { meminfo, where } = left;
+  const ramLeft = left.bytes;
+  const refuse = (reason: string) => new StepError(STEP, reason, { path });
+
+  let hugetlbFailure: string | undefined;
+  if (mode !== 'off') {
+    const page = meminfo.hugePageSize;
+    if (page === 0) {
+      hugetlbFailure = 'the kernel has no huge pages (no Hugepagesize in /proc/meminfo)';
+    } else {
+      const pages = Math.max(1, Math.ceil(size / page));
+      // The pool grows out of ordinary memory: the same bound applies to the pages it would add.
+      const missing = Math.max(0, pages - availableHugePages(meminfo));
+      if (missing * page > ramLeft) {
+        hugetlbFailure = `${pages} huge pages (${MiB(pages * page)}) for the image, `
+          + `${availableHugePages(meminfo)} free in the pool, and ${MiB(missing * page)} more do not fit (${where})`;
+      } else {
+        let added = 0;
+        try {
+          const grown = (options.growPool ?? growHugePagePool)(pages);
+          added = grown.added;
+          if (grown.available < pages) {
+            hugetlbFailure = `the huge page pool holds ${grown.available} free pages of the ${pages} needed (${MiB(pages * page)}): `
+              + 'the kernel could not allocate more (fragmented memory?); reserve them earlier, e.g. hugepages= on the kernel command line';
+          }
+        } catch (error) {
+          hugetlbFailure = `cannot grow the huge page pool: ${error instanceof Error ? error.message : String(error)}`;
+        }
+        const release = options.releasePool ?? releaseHugePages;
+        if (hugetlbFailure !== undefined) {
+          release(added);
+        } else {
+          let fd: number;
+          try {
+            fd = memfdCreate('sealroot-image', MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+          } catch (error) {
+            release(added);
+            fd = -1;
+            hugetlbFailure = `memfd_create(MFD_HUGETLB): ${error instanceof Error ? error.message : String(error)}`;
+          }
+          if (fd >= 0) {
+            let released = false;
+            return {
+              fd,
+              backing: 'hugetlb',
+              capacity: (bytes) => Math.max(1, Math.ceil(bytes / page)) * page,
+              releaseUnused: () => {
+                if (released || added === 0) return;
+                released = true;
+                // Only the pages this boot added and nobody holds: a file's pages are not freed by the kernel.
+                const free = availableHugePages((options.figures ?? readFigures)().meminfo);
+                release(Math.min(added, free));
+              },
+            };
+          }
+        }
+      }
+    }
+    if (mode === 'require') {
+      throw refuse(`memory.unswappable = "require": no unswappable memory for the image: ${hugetlbFailure}`);
+    }
+    options.log?.warn(`${STEP}: ${path}: WARNING: the image goes into swappable memory (memory.unswappable = "prefer"): `
+      + `${hugetlbFailure}; a writer of the swap device could change the mounted image`);
+  }
+  if (staged !== undefined) return shmem(staged);
+  if (size > ramLeft) {
+    throw refuse(`the image is ${size} bytes, more than the memory left for it: ${MiB(ramLeft)} (${where})`);
+  }
+  return shmem(memfdCreate('sealroot-image'));
+}
+
+/** Closes the memfd and gives back the huge pages it no longer holds. */
+export function closeImageMemfd(memfd: ImageMemfd): void {
+  closeFd(memfd.fd);
+  memfd.releaseUnused();
+}

@@ -1,0 +1,111 @@
+// The machine's memory figures, from the kernel's own files: /proc/meminfo (MemAvailable, the huge page pool),
+// the memory cgroup limits of this process (cgroup v2: memory.max - memory.current, on every ancestor), and the
+// default huge page pool's size (/proc/sys/vm/nr_hugepages; Documentation/admin-guide/mm/hugetlbpage.rst).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface MemInfo {
+  memTotal: number;
+  memAvailable: number;
+  /** Bytes of one default huge page (0: no hugetlb support). */
+  hugePageSize: number;
+  hugePagesTotal: number;
+  hugePagesFree: number;
+  /** Free pages promised to mappings already (a free page counted here is not available). */
+  hugePagesReserved: number;
+}
+
+/** Pure: the fields sealroot uses, in bytes (meminfo gives kB) or pages. */
+export function parseMeminfo(text: string): MemInfo {
+  const fields = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = /^([\w()]+):\s+(\d+)( kB)?$/.exec(line.trim());
+    if (match !== null) fields.set(match[1]!, Number(match[2]) * (match[3] === undefined ? 1 : 1024));
+  }
+  const need = (name: string): number => {
+    const value = fields.get(name);
+    if (value === undefined) throw new Error(`/proc/meminfo has no ${name}`);
+    return value;
+  };
+  return {
+    memTotal: need('MemTotal'),
+    memAvailable: need('MemAvailable'),
+    hugePageSize: fields.get('Hugepagesize') ?? 0,
+    hugePagesTotal: fields.get('HugePages_Total') ?? 0,
+    hugePagesFree: fields.get('HugePages_Free') ?? 0,
+    hugePagesReserved: fields.get('HugePages_Rsvd') ?? 0,
+  };
+}
+
+export function readMeminfo(file = '/proc/meminfo'): MemInfo {
+  return parseMeminfo(fs.readFileSync(file, 'utf8'));
+}
+
+/** Pure: the cgroup v2 path of this process from /proc/self/cgroup ("0::/a/b"); undefined for v1 only. */
+export function parseCgroupPath(text: string): string | undefined {
+  const line = text.split('\n').find((entry) => entry.startsWith('0::'));
+  return line === undefined ? undefined : line.slice(3);
+}
+
+/**
+ * The memory this process's cgroup (and each ancestor) lets it still charge: the smallest memory.max -
+ * memory.current on the way up; undefined when no limit applies (or cgroup v2 is not mounted). A shmem page
+ * is charged to the cgroup of the process that faults it in (Documentation/admin-guide/cgroup-v2.rst, "Memory
+ * Ownership"): over the limit, the cgroup's OOM killer picks a victim while MemAvailable still looks fine.
+ */
+export function cgroupHeadroom(cgroupRoot = '/sys/fs/cgroup', selfCgroup = '/proc/self/cgroup'): number | undefined {
+  let relative: string | undefined;
+  try {
+    relative = parseCgroupPath(fs.readFileSync(selfCgroup, 'utf8'));
+  } catch {
+    return undefined; // no /proc/self/cgroup: no cgroup limits apply to us
+  }
+  if (relative === undefined) return undefined;
+  let headroom: number | undefined;
+  for (let dir = relative; ; dir = path.posix.dirname(dir)) {
+    const read = (name: string): string | undefined => {
+      try {
+        return fs.readFileSync(path.join(cgroupRoot, dir, name), 'utf8').trim();
+      } catch {
+        return undefined; // the root cgroup has no memory.max; a controller not enabled has none either
+      }
+    };
+    const max = read('memory.max');
+    const current = read('memory.current');
+    if (max !== undefined && max !== 'max' && current !== undefined) {
+      const left = Math.max(0, Number(max) - Number(current));
+      headroom = headroom === undefined ? left : Math.min(headroom, left);
+    }
+    if (dir === '/' || dir === '.' || dir === '') break;
+  }
+  return headroom;
+}
+
+const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages';
+
+/** Free huge pages not yet promised to a mapping. */
+export function availableHugePages(info: MemInfo): number {
+  return Math.max(0, info.hugePagesFree - info.hugePagesReserved);
+}
+
+/**
+ * Grows the default huge page pool until `pages` are available (the kernel allocates what it can: on fragmented
+ * memory, fewer). Returns how many pages it added to the pool, for releaseHugePages(); `available` is what the
+ * pool then holds free and unreserved.
+ */
+export function growHugePagePool(pages: number, procFile = NR_HUGEPAGES, meminfo = '/proc/meminfo'): { added: number; available: number } {
+  const before = readMeminfo(meminfo);
+  const missing = pages - availableHugePages(before);
+  if (missing <= 0) return { added: 0, available: availableHugePages(before) };
+  const total = Number(fs.readFileSync(procFile, 'utf8').trim());
+  fs.writeFileSync(procFile, `${total + missing}\n`);
+  const after = Number(fs.readFileSync(procFile, 'utf8').trim());
+  return { added: Math.max(0, after - total), available: availableHugePages(readMeminfo(meminfo)) };
+}
+
+/** Shrinks the pool by `pages` added earlier: the kernel frees only pages no file holds (surplus stays in use). */
+export function releaseHugePages(pages: number, procFile = NR_HUGEPAGES): void {
+  if (pages <= 0) return;
+  const total = Number(fs.readFileSync(procFile, 'utf8').trim());
+  fs.writeFileSync(procFile, `${Math.max(0, total - pages)}\n`);
+}
