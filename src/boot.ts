@@ -166,7 +166,9 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     // The image into a sealed memfd; the hash workers are still at it while the EROFS is validated on this thread
     // (the sealed bytes cannot change), then this thread hashes what is left and the digest is compared. An image
     // that is not the trusted one is reported as such, even when it is malformed too.
-    const copy = await step('copy-image', () => steps.copyImage({ path: plan.image, expected: digest, maxSize: config.root.maxImageSize, log, pool }));
+    const copy = await step('copy-image', () => steps.copyImage({
+      path: plan.image, expected: digest, maxSize: config.root.maxImageSize, log, pool, memory: { unswappable: config.memory.unswappable },
+    }));
     const validation = await settle(() => step('validate-image', () => steps.validateImage(copy.bytes)));
     const image = await step('verify-image', () => copy.verify());
     // The workers are done: let them wind down while the image is mounted.
