@@ -185,7 +185,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
         const result = steps.mountComposefs({
           imageFd: image.fd, objectDirs: plan.objectDirs, target: staging, verity: 'require', hasAcls: summary.hasAcls, log,
           workDir: path.join(runDir, 'sealroot'),
-          upper: plan.rootTransient ? transientDirs(runDir, 'root', undo) : undefined,
+          upper: plan.rootTransient ? { ...transientDirs(runDir, 'root', undo), readonly: plan.rootTransientReadonly } : undefined,
         });
         undo.push(`unmount the composefs root (${staging})`, () => result.unmount());
         return result;

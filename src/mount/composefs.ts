@@ -32,7 +32,7 @@ export interface MountComposefsOptions {
    * A writable upper layer on the composefs overlay itself (ostree's root.transient; libcomposefs upperdir).
    * Not a second overlay stacked on top: overlayfs allows only two levels of stacking, and /etc may need one.
    */
-  upper?: { upperdir: string; workdir: string };
+  upper?: { upperdir: string; workdir: string; readonly?: boolean };
   /** `legacy` skips the `lowerdir+` attempt (tests of the fallback path; kernels known to lack it). Default auto. */
   overlayApi?: 'auto' | 'legacy';
   /** Where the EROFS layer is attached while the overlay is made (default /run/sealroot). */
@@ -129,7 +129,8 @@ export function mountComposefs(options: MountComposefsOptions): MountedComposefs
 
     const layers: ComposefsOverlay = { lower: lowerDir, data: options.objectDirs, verity: options.verity, upper: options.upper };
     // No nodev or nosuid: this is the root filesystem (device nodes and setuid binaries of the image must work).
-    const overlayAttributes = options.upper === undefined ? MOUNT_ATTR_RDONLY : 0;
+    // With an upper, read-only only when asked (ostree's root.transient-ro: LCFS_MOUNT_FLAGS_READONLY with an upperdir).
+    const overlayAttributes = options.upper === undefined || options.upper.readonly === true ? MOUNT_ATTR_RDONLY : 0;
     let overlayApi: MountedComposefs['overlayApi'] = 'lowerdir+';
     let overlayFd: number;
     try {
@@ -163,7 +164,7 @@ export function mountComposefs(options: MountComposefsOptions): MountedComposefs
     closeFd(loopFd);
     log?.info(`composefs mounted at ${target}: ${loop.path} (read-only, autoclear) -> erofs -> overlay via ${overlayApi}, `
       + `verity=${options.verity}, data layers ${options.objectDirs.join(', ')}`
-      + (options.upper === undefined ? '' : `, writable upper ${options.upper.upperdir}`));
+      + (options.upper === undefined ? '' : `, ${options.upper.readonly === true ? 'read-only mount of the' : 'writable'} upper ${options.upper.upperdir}`));
     return {
       target,
       loopDevice: loop.path,

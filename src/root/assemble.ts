@@ -10,10 +10,15 @@ import { escapeOverlayPath, type FsParam, type VerityMode } from '../mount/overl
 import type { UndoStack } from '../mount/undo.ts';
 import { closeFd } from '../sys/io.ts';
 import {
-  MNT_DETACH, MOUNT_ATTR_RDONLY, moveMountPath, moveMountTo, mountSetattrTree, openTreeClone, umount2,
+  MNT_DETACH, MOUNT_ATTR_RDONLY, mount, moveMountPath, moveMountTo, mountSetattrTree, openTreeClone, umount2,
 } from '../sys/mountapi.ts';
 import { encodeBootedMetadata, type BootedValue } from './ostree-booted.ts';
+import { writeOstreeRunState } from './ostree-run.ts';
 import type { RootPlan, SubdirPlan } from './plan.ts';
+
+/** Propagation types (include/uapi/linux/mount.h). */
+const MS_SLAVE = 0x80000;
+const MS_SHARED = 0x100000;
 
 export interface AssembleOptions {
   plan: RootPlan;
@@ -115,6 +120,12 @@ export function assembleRoot(options: AssembleOptions): void {
     }
     attach(fd, sysrootTarget, undo, 'the physical root');
     log?.info(`physical root ${plan.sysroot} bound at /sysroot (${plan.sysrootReadonly ? 'read-only' : 'writable'})`);
+    if (plan.layout === 'ostree' && plan.sysrootReadonly && plan.var.kind === 'bind') {
+      // ostree-prepare-root: with a read-only sysroot, the stateroot's var gets a writable bind onto itself, so
+      // /sysroot/ostree/deploy/<os>/var stays writable (and a var.mount made from it would be too).
+      const inSysroot = path.join(sysrootTarget, path.relative(plan.sysroot, plan.var.source));
+      bindWritable(plan.var.source, inSysroot, undo, 'the stateroot var in /sysroot');
+    }
   } else if (plan.sysrootBindRequired) {
     throw new Error(`the new root has no /sysroot directory to bind the physical root on`);
   } else {
@@ -126,10 +137,19 @@ export function assembleRoot(options: AssembleOptions): void {
   log?.info(`/etc: ${etc}; /var: ${var_}`);
 
   if (plan.writeOstreeBooted) {
+    if (plan.var.kind === 'bind') {
+      // As ostree-prepare-root's initramfs /var: slave then shared, so submounts of /var do not propagate into the
+      // stateroot's var (ostree issue 2086).
+      const target = path.join(staging, 'var');
+      mount(null, target, null, MS_SLAVE, null);
+      mount(null, target, null, MS_SHARED, null);
+    }
+    writeOstreeRunState({ runDir, physicalRoot: plan.sysroot, varMounted: plan.var.kind === 'bind', undo, log });
     const stat = fs.lstatSync(plan.deployment, { bigint: true });
     const entries: [string, BootedValue][] = [
       ['backing-root-device-inode', { type: '(tt)', value: [stat.dev, stat.ino] }],
       ['root.transient', { type: 'b', value: plan.rootTransient }],
+      ['root.transient-ro', { type: 'b', value: plan.rootTransientReadonly }],
       ['composefs', { type: 'b', value: true }],
       ['composefs.verity', { type: 'b', value: options.verity === 'require' }],
       ['sysroot-ro', { type: 'b', value: plan.sysrootReadonly }],

@@ -105,6 +105,7 @@ export function planComposefs(sysroot: string, cmdline: Cmdline, config: SetupRo
     namedDigest: digest,
     deployment: state,
     rootTransient: config.rootTransient,
+    rootTransientReadonly: false,
     etc: subdirPlan(config.etc, 'etc', sysroot, state),
     var: subdirPlan(config.var, 'var', sysroot, state),
     // composefs-setup-root leaves the clone writable; sealroot binds it read-only (like ostree's sysroot.readonly):

@@ -12,7 +12,10 @@ import { resolveUnder } from './resolve-under.ts';
 export const PREPARE_ROOT_CONF_PATHS = ['/usr/lib/ostree/prepare-root.conf', '/etc/ostree/prepare-root.conf'];
 
 export interface PrepareRootConfig {
+  /** root.transient or root.transient-ro: an upper layer on the /run tmpfs over the composefs root. */
   rootTransient: boolean;
+  /** root.transient-ro: that overlay is mounted read-only (privileged code may remount it writable). */
+  rootTransientReadonly: boolean;
   etcTransient: boolean;
   sysrootReadonly: boolean;
 }
@@ -31,9 +34,13 @@ export function interpretPrepareRootConf(file: KeyFile, cmdline: Cmdline): Prepa
     throw new LayoutError(`composefs is disabled (${karg === undefined ? `composefs.enabled=${enabled} in prepare-root.conf` : `ostree.prepare-root.composefs=${karg}`}): `
       + 'sealroot mounts only a verified composefs root');
   }
-  const rootTransient = keyFileBoolean(file, 'root', 'transient', false);
+  const transient = keyFileBoolean(file, 'root', 'transient', false);
+  // otcore_load_rootfs_config (ostree 2026): both set is an error; transient-ro implies transient.
+  const transientRo = keyFileBoolean(file, 'root', 'transient-ro', false);
+  if (transient && transientRo) throw new LayoutError('prepare-root.conf: cannot set both root.transient and root.transient-ro');
   return {
-    rootTransient,
+    rootTransient: transient || transientRo,
+    rootTransientReadonly: transientRo,
     etcTransient: keyFileBoolean(file, 'etc', 'transient', false),
     // composefs enabled makes sysroot.readonly default to true (ostree-prepare-root.c).
     sysrootReadonly: keyFileBoolean(file, 'sysroot', 'readonly', true),
@@ -82,6 +89,7 @@ export function planOstree(sysroot: string, cmdline: Cmdline, config: PrepareRoo
     namedDigest: undefined,
     deployment,
     rootTransient: config.rootTransient,
+    rootTransientReadonly: config.rootTransientReadonly,
     etc: config.etcTransient ? { kind: 'transient', lower: 'usr/etc' } : { kind: 'bind', source: inside(path.join(deploymentRel, 'etc')) },
     var: { kind: 'bind', source: stateVar },
     sysrootReadonly: config.sysrootReadonly,

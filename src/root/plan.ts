@@ -22,6 +22,8 @@ export interface RootPlan {
   /** ostree: the deployment directory; composefs: its state directory. */
   deployment: string;
   rootTransient: boolean;
+  /** ostree's root.transient-ro: the root overlay (with its transient upper) is mounted read-only. */
+  rootTransientReadonly: boolean;
   etc: SubdirPlan;
   var: SubdirPlan;
   /** Bind the physical root at <newroot>/sysroot read-only. */

@@ -10,18 +10,37 @@ import { KeyFileError, parseKeyFile } from '../../src/root/keyfile.ts';
 import { encodeBootedMetadata } from '../../src/root/ostree-booted.ts';
 import { chooseLayout } from '../../src/root/layout.ts';
 import { interpretPrepareRootConf } from '../../src/root/ostree.ts';
+import { devMajorMinor } from '../../src/root/ostree-run.ts';
 import { LayoutError } from '../../src/root/plan.ts';
 
 const none = parseCmdline('');
 
 test('prepare-root.conf: composefs enabled, defaults, and etc/root transient, sysroot.readonly', () => {
   const conf = (text: string) => interpretPrepareRootConf(parseKeyFile(text, 'prepare-root.conf'), none);
-  assert.equal(conf('[composefs]\nenabled = yes\n'), { rootTransient: false, etcTransient: false, sysrootReadonly: true });
+  assert.equal(conf('[composefs]\nenabled = yes\n'), { rootTransient: false, rootTransientReadonly: false, etcTransient: false, sysrootReadonly: true });
   for (const enabled of ['true', '1', 'maybe', 'verity', 'signed']) {
     assert.equal(conf(`[composefs]\nenabled = ${enabled}\n`).sysrootReadonly, true, enabled);
   }
   assert.equal(conf('# comment\n[composefs]\nenabled=yes\n[root]\ntransient = true\n[etc]\ntransient=true\n[sysroot]\nreadonly=false\n'),
-    { rootTransient: true, etcTransient: true, sysrootReadonly: false });
+    { rootTransient: true, rootTransientReadonly: false, etcTransient: true, sysrootReadonly: false });
+});
+
+test('prepare-root.conf: root.transient-ro (ostree 2026) is a transient root mounted read-only; both keys is an error, as in otcore', () => {
+  const conf = (text: string) => interpretPrepareRootConf(parseKeyFile(text, 'prepare-root.conf'), none);
+  assert.equal(conf('[composefs]\nenabled = verity\n[root]\ntransient-ro = true\n'),
+    { rootTransient: true, rootTransientReadonly: true, etcTransient: false, sysrootReadonly: true });
+  assert.equal(conf('[composefs]\nenabled = verity\n[root]\ntransient = true\ntransient-ro = false\n').rootTransientReadonly, false);
+  assert.throws(() => conf('[composefs]\nenabled = yes\n[root]\ntransient = true\ntransient-ro = true\n'),
+    (e: unknown) => e instanceof LayoutError && /cannot set both root\.transient and root\.transient-ro/.test(e.message));
+  assert.throws(() => conf('[composefs]\nenabled = yes\n[root]\ntransient-ro = maybe\n'),
+    (e: unknown) => e instanceof KeyFileError && /root\.transient-ro must be true or false/.test(e.message));
+});
+
+test('volatile-root: /dev/block/MAJ:MIN from a dev_t as glibc splits it (major 259 and minor 300 use the high bits)', () => {
+  assert.equal(devMajorMinor(0x801n), { major: 8, minor: 1 });
+  // makedev(259, 300) = (300 & 0xff) | ((259 & 0xfff) << 8) | ((300 & ~0xff) << 12)
+  assert.equal(devMajorMinor(0x2cn | (259n << 8n) | (0x100n << 12n)), { major: 259, minor: 300 });
+  assert.equal(devMajorMinor(0n), { major: 0, minor: 0 });
 });
 
 test('prepare-root.conf: composefs disabled (file default, file or karg) is refused, never obeyed', () => {
