@@ -33,7 +33,7 @@ export interface MemoryFigures {
 
 export interface ImageMemoryOptions {
   unswappable?: Unswappable;
-  /** Bytes left free beyond the image (default: 64 MiB + MemTotal/32). */
+  /** Bytes left free beyond the image (default: 64 MiB + 1/32 of the memory the image may use at most). */
   margin?: number;
   log?: Logger;
   /** For tests: the figures as the kernel would report them, and the pool growth. */
@@ -51,8 +51,9 @@ export interface ImageMemfd {
   releaseUnused(): void;
 }
 
-export function defaultMargin(meminfo: MemInfo): number {
-  return 64 * 2 ** 20 + Math.floor(meminfo.memTotal / 32);
+/** For the rest of the boot (Node, the hash workers, the mounts): 64 MiB and 1/32 of what could be used. */
+export function defaultMargin(meminfo: MemInfo, ceiling: number): number {
+  return 64 * 2 ** 20 + Math.floor(Math.min(meminfo.memTotal, ceiling) / 32);
 }
 
 function readFigures(): MemoryFigures {
@@ -71,9 +72,10 @@ export interface MemoryLeft {
 
 export function memoryLeft(options: ImageMemoryOptions = {}): MemoryLeft {
   const { meminfo, cgroup } = (options.figures ?? readFigures)();
-  const margin = options.margin ?? defaultMargin(meminfo);
+  const ceiling = Math.min(meminfo.memAvailable, cgroup ?? Infinity);
+  const margin = options.margin ?? defaultMargin(meminfo, ceiling);
   return {
-    bytes: Math.max(0, Math.min(meminfo.memAvailable, cgroup ?? Infinity) - margin),
+    bytes: Math.max(0, ceiling - margin),
     where: `MemAvailable ${MiB(meminfo.memAvailable)}${cgroup === undefined ? '' : `, cgroup headroom ${MiB(cgroup)}`}, margin ${MiB(margin)}`,
     meminfo,
   };

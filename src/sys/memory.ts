@@ -41,39 +41,46 @@ export function readMeminfo(file = '/proc/meminfo'): MemInfo {
   return parseMeminfo(fs.readFileSync(file, 'utf8'));
 }
 
-/** Pure: the cgroup v2 path of this process from /proc/self/cgroup ("0::/a/b"); undefined for v1 only. */
-export function parseCgroupPath(text: string): string | undefined {
-  const line = text.split('\n').find((entry) => entry.startsWith('0::'));
-  return line === undefined ? undefined : line.slice(3);
+/** Pure: where this process's memory cgroup is, from /proc/self/cgroup: the v1 memory hierarchy if mounted, else v2. */
+export function parseMemoryCgroup(text: string): { version: 1 | 2; path: string } | undefined {
+  const lines = text.split('\n');
+  const v1 = lines.find((line) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(line));
+  if (v1 !== undefined) return { version: 1, path: v1.slice(v1.indexOf(':', v1.indexOf(':') + 1) + 1) };
+  const v2 = lines.find((line) => line.startsWith('0::'));
+  return v2 === undefined ? undefined : { version: 2, path: v2.slice(3) };
 }
 
 /**
- * The memory this process's cgroup (and each ancestor) lets it still charge: the smallest memory.max -
- * memory.current on the way up; undefined when no limit applies (or cgroup v2 is not mounted). A shmem page
- * is charged to the cgroup of the process that faults it in (Documentation/admin-guide/cgroup-v2.rst, "Memory
- * Ownership"): over the limit, the cgroup's OOM killer picks a victim while MemAvailable still looks fine.
+ * The memory this process's cgroup (and each ancestor) lets it still charge: the smallest limit - usage on the
+ * way up (v2 memory.max - memory.current; v1 memory.limit_in_bytes - memory.usage_in_bytes); undefined when no
+ * limit applies. A shmem page is charged to the cgroup of the process that faults it in
+ * (Documentation/admin-guide/cgroup-v2.rst, "Memory Ownership"): over the limit, the cgroup's OOM killer picks a
+ * victim while MemAvailable still looks fine.
  */
 export function cgroupHeadroom(cgroupRoot = '/sys/fs/cgroup', selfCgroup = '/proc/self/cgroup'): number | undefined {
-  let relative: string | undefined;
+  let where: { version: 1 | 2; path: string } | undefined;
   try {
-    relative = parseCgroupPath(fs.readFileSync(selfCgroup, 'utf8'));
+    where = parseMemoryCgroup(fs.readFileSync(selfCgroup, 'utf8'));
   } catch {
     return undefined; // no /proc/self/cgroup: no cgroup limits apply to us
   }
-  if (relative === undefined) return undefined;
+  if (where === undefined) return undefined;
+  const base = where.version === 1 ? path.join(cgroupRoot, 'memory') : cgroupRoot;
+  const [limitFile, usageFile] = where.version === 1 ? ['memory.limit_in_bytes', 'memory.usage_in_bytes'] : ['memory.max', 'memory.current'];
   let headroom: number | undefined;
-  for (let dir = relative; ; dir = path.posix.dirname(dir)) {
+  for (let dir = where.path; ; dir = path.posix.dirname(dir)) {
     const read = (name: string): string | undefined => {
       try {
-        return fs.readFileSync(path.join(cgroupRoot, dir, name), 'utf8').trim();
+        return fs.readFileSync(path.join(base, dir, name), 'utf8').trim();
       } catch {
         return undefined; // the root cgroup has no memory.max; a controller not enabled has none either
       }
     };
-    const max = read('memory.max');
-    const current = read('memory.current');
-    if (max !== undefined && max !== 'max' && current !== undefined) {
-      const left = Math.max(0, Number(max) - Number(current));
+    const limit = read(limitFile);
+    const usage = read(usageFile);
+    // v1 writes "no limit" as a page-rounded LONG_MAX, v2 as "max".
+    if (limit !== undefined && limit !== 'max' && usage !== undefined && Number(limit) < 2 ** 62) {
+      const left = Math.max(0, Number(limit) - Number(usage));
       headroom = headroom === undefined ? left : Math.min(headroom, left);
     }
     if (dir === '/' || dir === '.' || dir === '') break;
