@@ -1,11 +1,12 @@
-// Where the trusted digest comes from. The TPM (authenticated, PCR-bound) unless the boot configuration
-// explicitly allows the unauthenticated `sealroot.digest=` karg (development only: whoever edits the bootloader
-// entry then chooses the root).
+// Where the trusted images come from. The TPM's trusted set (authenticated, PCR-bound) unless the boot
+// configuration explicitly allows the unauthenticated `sealroot.digest=` karg (development only: whoever edits the
+// bootloader entry then chooses the root).
 import type { Logger } from '../log.ts';
 import type { BootConfig } from '../config/boot-config.ts';
 import { kargValue, type Cmdline } from '../config/cmdline.ts';
 import { StepError } from '../errors.ts';
-import { capPcr, readTrustedDigest, type CapEvent } from '../tpm2/trusted-digest.ts';
+import { capPcr, readTrust, type CapEvent } from '../trust/boot-read.ts';
+import { members } from '../trust/record.ts';
 import { DigestSyntaxError, parseDigest, type Digest } from '../verity/digest.ts';
 
 export interface DigestContext {
@@ -14,14 +15,25 @@ export interface DigestContext {
   log: Logger;
 }
 
+/** An image the boot may mount: from the TPM's set (with the version and size the key holder signed), or the karg. */
+export interface TrustedCandidate {
+  digest: Digest;
+  /** The signed version; undefined for the development karg. */
+  version?: number;
+  /** The image's size as signed (the decompressed size of a zstd image). */
+  size?: number;
+}
+
 export const DIGEST_KARG = 'sealroot.digest';
 
-export async function configuredTrustedDigest({ config, cmdline, log }: DigestContext): Promise<Digest> {
+/** The trusted images, newest first. */
+export async function configuredTrustedImages({ config, cmdline, log }: DigestContext): Promise<TrustedCandidate[]> {
   if (config.digest.source === 'tpm') {
-    return readTrustedDigest({
+    const set = await readTrust({
       tcti: config.tpm.tcti, pcrs: config.tpm.pcrs, stateDir: config.tpm.stateDir, policyKeyPath: config.tpm.policyKeyPath,
       capPcr: config.tpm.capPcr, log,
     });
+    return members(set);
   }
   // parseBootConfig accepts source = "cmdline" only together with allow-unauthenticated-cmdline = true.
   const text = kargValue(cmdline, DIGEST_KARG);
@@ -35,7 +47,7 @@ export async function configuredTrustedDigest({ config, cmdline, log }: DigestCo
   }
   log.warn(`UNAUTHENTICATED trusted digest from the kernel command line (${DIGEST_KARG}=), as the configuration allows: `
     + 'anyone who can edit the boot entry chooses this root');
-  return digest;
+  return [{ digest }];
 }
 
 export async function configuredCapPcr({ config, log }: DigestContext, event: CapEvent): Promise<void> {

@@ -1,22 +1,24 @@
-// `sealroot approve`: the vendor's offline job: sign the read/write approvals for one boot chain's PCR values.
+// `sealroot approve`: the vendor's offline job: sign the read approval for one boot chain's PCR values.
 import { addApprovals, approvalsPath } from '../tpm2/approvals.ts';
 import { Tpm } from '../tpm2/client.ts';
 import { tpmStep } from './tpm-options.ts';
 import { completePcrValues, withCapDefault, parseCapPcr, parsePcrValues } from '../tpm2/options.ts';
 import { parsePcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
 import { loadSigner } from '../tpm2/policy-key.ts';
-import { DEFAULT_CAP_PCR, makeApprovals } from '../tpm2/sealed-digest.ts';
+import { DEFAULT_CAP_PCR, makeReadApproval } from '../tpm2/approved-policy.ts';
+import { TRUST_POLICY_REF } from '../trust/policies.ts';
 import type { Command } from './command.ts';
 import { parseCommandArgs, UsageError } from './command.ts';
 
 export const approveCommand: Command = {
   name: 'approve',
-  summary: 'sign PCR-policy approvals for a boot chain into a state directory (offline, private key)',
+  summary: 'sign the PCR-bound read approval for a boot chain into a state directory (offline, private key)',
   usage: `Usage: sealroot approve --signing-key PEM --pcrs sha256:<list> [--pcr-value N=<hex>]... --state DIR [--tpm TCTI] [--cap-pcr N]
 
-Signs, with the private policy key, two approvals for the PCR values a boot chain produces: reading the digest
-(PCRs as given, cap PCR before the cap, TPM2_NV_Read) and writing the next one (cap PCR after the cap,
-TPM2_NV_Write). They are added to DIR/approvals.json, which machines may read from untrusted storage. Values not
+Signs, with the private policy key, the approval for reading the trusted set in the PCR state a boot chain
+produces (PCRs as given, cap PCR before the cap, TPM2_NV_Read). It is added to DIR/approvals.json, which machines
+may read from untrusted storage. There are no write approvals: new images are trusted by signed updates (sealroot
+trust sign). Values not
 given with --pcr-value are read from the TPM named by --tpm (the cap PCR: zeros, its reset value); with every
 value given, no TPM is used.
 
@@ -41,7 +43,7 @@ value given, no TPM is used.
       const tpm = args.tpm === undefined ? undefined : await Tpm.open(args.tpm);
       try {
         const values = await completePcrValues(tpm, full, given);
-        const approvals = makeApprovals(signer, selection, capPcr, values);
+        const approvals = [makeReadApproval(signer, selection, capPcr, values, TRUST_POLICY_REF)];
         addApprovals(args.state!, approvals);
         for (const a of approvals) stdout(`${a.purpose} ${a.policy.toString('hex')} ${a.pcrs}\n`);
         stdout(`written to ${approvalsPath(args.state!)}\n`);

@@ -6,15 +6,17 @@ import { StateError } from '../tpm2/approvals.ts';
 import { OptionError } from '../tpm2/options.ts';
 import { PcrSelectionError } from '../tpm2/pcr-selection.ts';
 import { DEFAULT_POLICY_KEY } from '../tpm2/policy-key.ts';
-import { DEFAULT_CAP_PCR, DEFAULT_NV_INDEX } from '../tpm2/sealed-digest.ts';
+import { DEFAULT_CAP_PCR } from '../tpm2/approved-policy.ts';
+import { DEFAULT_TRUST_INDEX } from '../trust/policies.ts';
+import { UpdateFileError } from '../trust/update-file.ts';
 import { DEFAULT_TCTI, TctiSyntaxError } from '../tpm2/transport.ts';
 
 export const DEFAULT_STATE_DIR = '/var/lib/sealroot/tpm';
 
 export const COMMON_HELP = `  --tpm TCTI          device:/dev/tpmrm0 (default), device:/dev/tpm0, swtpm:host=H,port=P, mssim:host=H,port=P
-  --state DIR         the state directory with the signed approvals (default ${DEFAULT_STATE_DIR})
+  --state DIR         the state directory with the signed read approvals (default ${DEFAULT_STATE_DIR})
   --policy-key PEM    public half of the PCR-policy signing key (default ${DEFAULT_POLICY_KEY})
-  --nv-index HANDLE   the NV index holding the digest (default 0x${DEFAULT_NV_INDEX.toString(16).padStart(8, '0')})
+  --nv-index HANDLE   the NV index holding the trusted set (default 0x${DEFAULT_TRUST_INDEX.toString(16).padStart(8, '0')})
   --cap-pcr N         the PCR extended after the read (default ${DEFAULT_CAP_PCR}; 16 and 23 are refused: resettable)`;
 
 export const COMMON_OPTIONS = {
@@ -34,6 +36,7 @@ export async function tpmStep<T>(reason: string, body: () => Promise<T>): Promis
       throw new UsageError(error.message);
     }
     if (error instanceof StepError || error instanceof UsageError) throw error;
-    throw new StepError('tpm', reason, { cause: error, ...(error instanceof StateError ? { path: error.path } : {}) });
+    const path = error instanceof StateError || error instanceof UpdateFileError ? error.path : undefined;
+    throw new StepError('tpm', reason, { cause: error, ...(path === undefined ? {} : { path }) });
   }
 }

@@ -1,13 +1,16 @@
-// The state directory: signed approvals of PCR policies, one JSON file. Everything in it is public and
+// The state directory: signed read approvals of PCR policies, one JSON file. Everything in it is public and
 // attacker-writable; a record is worth nothing without a valid signature by K_pcr, which the TPM checks
 // (TPM2_VerifySignature). Losing the file is a denial of service, never a forgery.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readUntrustedText, UntrustedFileError } from '../sys/untrusted-file.ts';
 
 export const APPROVALS_FILE = 'approvals.json';
-const FORMAT = 'sealroot-tpm-approvals/1';
+// Format 2: read approvals only, for the trusted-set index (format 1 also held the single-digest design's PCR-bound
+// write approvals, which no longer exist).
+const FORMAT = 'sealroot-tpm-approvals/2';
 
-export type Purpose = 'read' | 'write';
+export type Purpose = 'read';
 
 export interface Approval {
   purpose: Purpose;
@@ -53,7 +56,7 @@ export function parseApprovals(text: string, file: string): Approval[] {
       return Buffer.from(value, 'hex');
     };
     if (typeof record !== 'object' || record === null) throw bad(`approval ${i} is not an object`);
-    if (record.purpose !== 'read' && record.purpose !== 'write') throw bad(`approval ${i}: bad purpose`);
+    if (record.purpose !== 'read') throw bad(`approval ${i}: bad purpose`);
     if (typeof record.pcrs !== 'string' || typeof record.values !== 'object' || record.values === null) throw bad(`approval ${i}: bad pcrs/values`);
     return {
       purpose: record.purpose,
@@ -75,17 +78,21 @@ export function serializeApprovals(approvals: Approval[]): string {
 /** Far more than any machine needs (a record is ~700 bytes); an attacker's huge file must not exhaust the initramfs. */
 export const MAX_APPROVALS_BYTES = 1 << 20;
 
+/**
+ * Reads and parses the approvals. The file is opened without following a symlink and without blocking, must be a
+ * regular file of at most MAX_APPROVALS_BYTES (checked on the fd), and is resolved inside the physical root when
+ * the state directory lies under it (src/sys/untrusted-file.ts): a FIFO, a device or a huge file is refused
+ * before it is read, never read to an end that does not come.
+ */
 export function readApprovals(stateDir: string): Approval[] {
   const file = approvalsPath(stateDir);
   let text: string;
   try {
-    const size = fs.statSync(file).size;
-    if (size > MAX_APPROVALS_BYTES) throw new StateError(file, `corrupted state file: ${size} bytes (at most ${MAX_APPROVALS_BYTES})`);
-    text = fs.readFileSync(file, 'utf8');
+    text = readUntrustedText(file, { maxBytes: MAX_APPROVALS_BYTES });
   } catch (error) {
-    if (error instanceof StateError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new StateError(file, code === 'ENOENT' ? 'no approvals: the state directory was not provisioned (sealroot provision/approve)' : `cannot read: ${code}`);
+    if (!(error instanceof UntrustedFileError)) throw error;
+    if (error.kind === 'missing') throw new StateError(file, 'no approvals: the state directory was not provisioned (sealroot provision/approve)');
+    throw new StateError(file, `unusable state file: ${error.reason}`);
   }
   return parseApprovals(text, file);
 }

@@ -149,6 +149,19 @@ export class Tpm {
     await this.execute(TPM_CC.PolicySigned, { handles: [key, session], parameters });
   }
 
+  /**
+   * TPM2_PolicyNV with the index as its own authorization (`authSession`: a policy session satisfying the index's
+   * authPolicy for TPM_CC_PolicyNV). Throws TpmError with RC.POLICY when the comparison does not hold.
+   */
+  async policyNv(nvIndex: number, session: number, authSession: number, operandB: Buffer, offset: number, operation: number): Promise<void> {
+    const parameters = new Writer().sized(operandB).u16(offset).u16(operation).finish();
+    await this.execute(TPM_CC.PolicyNV, { handles: [nvIndex, nvIndex, session], sessions: [policyAuth(authSession)], parameters });
+  }
+
+  async policyCpHash(session: number, cpHash: Buffer): Promise<void> {
+    await this.execute(TPM_CC.PolicyCpHash, { handles: [session], parameters: new Writer().sized(cpHash).finish() });
+  }
+
   async policyGetDigest(session: number): Promise<Buffer> {
     const { parameters } = await this.execute(TPM_CC.PolicyGetDigest, { handles: [session] });
     return parameters.sized();
@@ -193,12 +206,12 @@ export class Tpm {
     return parameters.sized();
   }
 
-  async nvWrite(index: number, data: Buffer, session: number): Promise<void> {
-    await this.execute(TPM_CC.NV_Write, { handles: [index, index], sessions: [policyAuth(session)], parameters: nvWriteParameters(data) });
+  async nvWrite(index: number, data: Buffer, session: number, offset = 0): Promise<void> {
+    await this.execute(TPM_CC.NV_Write, { handles: [index, index], sessions: [policyAuth(session)], parameters: nvWriteParameters(data, offset) });
   }
 }
 
-/** NV_Write's parameter area (data, offset 0): also what its cpHash covers. */
-export function nvWriteParameters(data: Buffer): Buffer {
-  return new Writer().sized(data).u16(0).finish();
+/** NV_Write's parameter area (data, offset): also what its cpHash covers. */
+export function nvWriteParameters(data: Buffer, offset = 0): Buffer {
+  return new Writer().sized(data).u16(offset).finish();
 }

@@ -10,6 +10,7 @@ export const TPM_CC = {
   NV_DefineSpace: 0x0000_012a,
   NV_Write: 0x0000_0137,
   Startup: 0x0000_0144,
+  PolicyNV: 0x0000_0149,
   NV_Read: 0x0000_014e,
   PolicySigned: 0x0000_0160,
   FlushContext: 0x0000_0165,
@@ -17,6 +18,7 @@ export const TPM_CC = {
   NV_ReadPublic: 0x0000_0169,
   PolicyAuthorize: 0x0000_016a,
   PolicyCommandCode: 0x0000_016c,
+  PolicyCpHash: 0x0000_016e,
   StartAuthSession: 0x0000_0176,
   VerifySignature: 0x0000_0177,
   GetCapability: 0x0000_017a,
@@ -25,6 +27,16 @@ export const TPM_CC = {
   PolicyPCR: 0x0000_017f,
   PCR_Extend: 0x0000_0182,
   PolicyGetDigest: 0x0000_0189,
+} as const;
+
+/** Part 2 §6.8 TPM_EO: how TPM2_PolicyNV compares the index's bytes (operand A) with operandB (big-endian). */
+export const TPM_EO = {
+  EQ: 0x0000,
+  NEQ: 0x0001,
+  UNSIGNED_GT: 0x0003,
+  UNSIGNED_LT: 0x0005,
+  UNSIGNED_GE: 0x0007,
+  UNSIGNED_LE: 0x0009,
 } as const;
 
 export const COMMAND_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(TPM_CC).map(([name, code]) => [code, `TPM2_${name}`]));

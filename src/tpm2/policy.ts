@@ -46,3 +46,14 @@ export function policySignedDigest(nonceTpm: Buffer, expiration: number, cpHash:
 export function commandParametersHash(code: number, names: Buffer[], parameters: Buffer): Buffer {
   return sha256(cc(code), ...names, parameters);
 }
+
+/** TPM2_PolicyNV: H(old || CC || H(operandB || offset || operation) || nvIndex Name) (Part 3 §23.9). */
+export function policyNv(old: Buffer, operandB: Buffer, offset: number, operation: number, nvIndexName: Buffer): Buffer {
+  const args = sha256(operandB, new Writer().u16(offset).u16(operation).finish());
+  return sha256(old, cc(TPM_CC.PolicyNV), args, nvIndexName);
+}
+
+/** TPM2_PolicyCpHash: H(old || CC || cpHashA) (Part 3 §23.13); the session then authorizes only that command. */
+export function policyCpHash(old: Buffer, cpHash: Buffer): Buffer {
+  return sha256(old, cc(TPM_CC.PolicyCpHash), cpHash);
+}

@@ -109,6 +109,8 @@ export const RC = {
   VALUE: 0x084,
   HANDLE: 0x08b,
   POLICY_FAIL: 0x09d,
+  /** TPM2_PolicyNV: the comparison did not hold (Part 2 §6.6.3 TPM_RC_POLICY). */
+  POLICY: 0x126,
   SIGNATURE: 0x09b,
   NV_DEFINED: 0x14c,
   NV_UNINITIALIZED: 0x14a,

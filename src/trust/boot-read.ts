@@ -1,22 +1,25 @@
-// The boot sequence's view of the TPM: read the authenticated trusted digest, then cap the PCR so that nothing later
-// in this boot can read it again. See README.md beside this file for the design and the threat model.
+// The boot sequence's view of the TPM: read the authenticated trusted set, then cap the PCR so that nothing later
+// in this boot can read it again. Design and threat model: src/tpm2/README.md.
 import type { Logger } from '../log.ts';
 import { StepError } from '../errors.ts';
-import type { Digest } from '../verity/digest.ts';
-import { StateError, readApprovals } from './approvals.ts';
-import { Tpm } from './client.ts';
-import { parsePcrSelection, withPcr } from './pcr-selection.ts';
-import { DEFAULT_POLICY_KEY, loadPolicyKey } from './policy-key.ts';
-import { BOOT_FAILED_EVENT, CAP_EVENT, DEFAULT_CAP_PCR, DEFAULT_NV_INDEX, extendCap, NoApprovalError, readSealedDigest } from './sealed-digest.ts';
+import { StateError, readApprovals } from '../tpm2/approvals.ts';
+import { BOOT_FAILED_EVENT, CAP_EVENT, DEFAULT_CAP_PCR, extendCap, NoApprovalError } from '../tpm2/approved-policy.ts';
+import { Tpm } from '../tpm2/client.ts';
+import { parsePcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
+import { DEFAULT_POLICY_KEY, loadPolicyKey } from '../tpm2/policy-key.ts';
+import { formatDigest } from '../verity/digest.ts';
+import { DEFAULT_TRUST_INDEX } from './policies.ts';
+import { members, type TrustedSet } from './record.ts';
+import { readTrustedSet } from './tpm-set.ts';
 
-export interface ReadTrustedDigestOptions {
+export interface ReadTrustOptions {
   /** tpm2-tools TCTI syntax: `device:/dev/tpmrm0` (default), `device:/dev/tpm0`, `swtpm:host=H,port=P`. */
   tcti: string;
   /** PCR selection in tpm2-tools syntax, e.g. `sha256:0,2,4,7,9` (the cap PCR is added to it). */
   pcrs: string;
-  /** Directory with the signed approvals (attacker-writable: only signatures live there). */
+  /** Directory with the signed read approvals (attacker-writable: only signatures live there). */
   stateDir: string;
-  /** PEM public key of the PCR-policy signing key (a trusted path in the initramfs); default /etc/sealroot/policy-key.pem. */
+  /** PEM public key of the policy key (a trusted path in the initramfs); default /etc/sealroot/policy-key.pem. */
   policyKeyPath?: string;
   /** Default 0x01000E01. */
   nvIndex?: number;
@@ -29,47 +32,50 @@ export interface CapPcrOptions {
   tcti: string;
   /** Default 15 (not resettable at locality 0; never 16 or 23, which are). */
   pcr?: number;
-  /**
-   * 'digest-read' (default): the cap after the read. 'boot-failed': extended on top of the cap when the boot fails,
-   * so that no approval, read or write, matches for the rest of this boot (see BOOT_FAILED_EVENT).
-   */
+  /** 'digest-read' (default): the cap after the read. 'boot-failed': extended on top of it when the boot fails. */
   event?: CapEvent;
   log?: Logger;
 }
 
 export type CapEvent = 'digest-read' | 'boot-failed';
 
-function tpmError(reason: string, error: unknown, path?: string): StepError {
+function tpmError(reason: string, error: unknown): StepError {
   if (error instanceof StepError) return error;
-  const where = path ?? (error instanceof StateError ? error.path : undefined);
-  return new StepError('tpm', reason, { cause: error, ...(where === undefined ? {} : { path: where }) });
+  const path = error instanceof StateError ? error.path : undefined;
+  return new StepError('tpm', reason, { cause: error, ...(path === undefined ? {} : { path }) });
 }
 
-/** Reads the trusted digest from the NV index after checking its name; throws StepError('tpm', ...). */
-export async function readTrustedDigest(options: ReadTrustedDigestOptions): Promise<Digest> {
-  const policyKeyPath = options.policyKeyPath ?? DEFAULT_POLICY_KEY;
+/** One line for the log: `versions 3 (sha256:…), 2 (sha256:…)`. */
+export function describeSet(set: TrustedSet): string {
+  const list = members(set);
+  if (list.length === 0) return 'no trusted image';
+  return `version${list.length === 1 ? '' : 's'} ${list.map((image) => `${image.version} (${formatDigest(image.digest)})`).join(', ')}`;
+}
+
+/** Reads the trusted set after checking the index's Name; throws StepError('tpm', ...). */
+export async function readTrust(options: ReadTrustOptions): Promise<TrustedSet> {
   let tpm: Tpm | undefined;
   try {
     const selection = parsePcrSelection(options.pcrs);
-    const policyKey = loadPolicyKey(policyKeyPath);
+    const policyKey = loadPolicyKey(options.policyKeyPath ?? DEFAULT_POLICY_KEY);
     tpm = await Tpm.open(options.tcti);
-    const bytes = await readSealedDigest(tpm, {
+    const set = await readTrustedSet(tpm, {
       selection, policyKey, approvals: readApprovals(options.stateDir),
-      nvIndex: options.nvIndex ?? DEFAULT_NV_INDEX, capPcr: options.capPcr ?? DEFAULT_CAP_PCR,
+      nvIndex: options.nvIndex ?? DEFAULT_TRUST_INDEX, capPcr: options.capPcr ?? DEFAULT_CAP_PCR,
     });
-    const digest: Digest = { algorithm: bytes.length === 64 ? 'sha512' : 'sha256', bytes };
-    options.log?.info(`tpm: read the trusted digest from ${tpm.description} (NV index name and PolicyAuthorize approval checked)`);
-    return digest;
+    if (members(set).length === 0) throw new StepError('tpm', 'the trusted set is empty');
+    options.log?.info(`tpm: read the trusted set from ${tpm.description} (NV index name and PolicyAuthorize approval checked): ${describeSet(set)}`);
+    return set;
   } catch (error) {
     if (error instanceof NoApprovalError && tpm !== undefined) await logPcrValues(tpm, options);
-    throw tpmError('cannot read the trusted digest', error);
+    throw tpmError('cannot read the trusted set', error);
   } finally {
     await tpm?.close();
   }
 }
 
 /** For the person debugging a changed boot chain: the values the approvals would have to be signed for. */
-async function logPcrValues(tpm: Tpm, options: ReadTrustedDigestOptions): Promise<void> {
+async function logPcrValues(tpm: Tpm, options: ReadTrustOptions): Promise<void> {
   try {
     const selection = withPcr(parsePcrSelection(options.pcrs), options.capPcr ?? DEFAULT_CAP_PCR);
     const values = await tpm.pcrRead(selection);
@@ -87,23 +93,23 @@ export async function capPcr(options: CapPcrOptions): Promise<void> {
   try {
     tpm = await Tpm.open(options.tcti);
     const banks = await extendCap(tpm, pcr, failed ? BOOT_FAILED_EVENT : CAP_EVENT);
-    options.log?.info(`tpm: ${failed ? 'boot failed: approvals voided in' : 'capped'} PCR ${pcr} (${banks.join(', ')})`);
+    options.log?.info(`tpm: ${failed ? 'boot failed: recorded in' : 'capped'} PCR ${pcr} (${banks.join(', ')})`);
   } catch (error) {
-    throw tpmError(`cannot ${failed ? 'void the approvals in' : 'cap'} PCR ${pcr}`, error);
+    throw tpmError(`cannot ${failed ? 'record the failed boot in' : 'cap'} PCR ${pcr}`, error);
   } finally {
     await tpm?.close();
   }
 }
 
 /**
- * readTrustedDigest, then capPcr on every exit path. When both fail, the read's error is thrown and the cap's is
- * logged; when only the cap fails, its error is thrown (a boot must not go on with the digest still readable).
+ * readTrust, then capPcr on every exit path. When both fail, the read's error is thrown and the cap's is
+ * logged; when only the cap fails, its error is thrown (a boot must not go on with the set still readable).
  */
-export async function readTrustedDigestAndCap(options: ReadTrustedDigestOptions): Promise<Digest> {
-  let digest: Digest | undefined;
+export async function readTrustAndCap(options: ReadTrustOptions): Promise<TrustedSet> {
+  let set: TrustedSet | undefined;
   let readError: unknown;
   try {
-    digest = await readTrustedDigest(options);
+    set = await readTrust(options);
   } catch (error) {
     readError = error;
   }
@@ -114,5 +120,5 @@ export async function readTrustedDigestAndCap(options: ReadTrustedDigestOptions)
     options.log?.error((capError as Error).message);
   }
   if (readError !== undefined) throw readError;
-  return digest!;
+  return set!;
 }

@@ -1,0 +1,128 @@
+// The TPM mechanics of policies approved (signed) offline by the policy key K_pcr: policy sessions, satisfying
+// PolicyAuthorize with a signed approval (VerifySignature -> ticket), PCR-bound read approvals, and the cap.
+// What the NV index holds and which policies are approved for it: src/trust/ (README.md beside this file).
+import { createHash, getHashes } from 'node:crypto';
+import { BANKS, type BankName, TPM_CC } from './constants.ts';
+import type { Approval } from './approvals.ts';
+import { pcrKey, type PcrValues, type Tpm } from './client.ts';
+import { type PcrSelection, formatPcrSelection, selectionOrder, withPcr } from './pcr-selection.ts';
+import { approvalDigest, policyCommandCode, policyPcr, ZERO_POLICY } from './policy.ts';
+import { type PolicyKey, type Signer, verifyRaw } from './policy-key.ts';
+import type { VerifiedTicket } from './structures.ts';
+
+export const DEFAULT_CAP_PCR = 15;
+/** The event extended into the cap PCR (its digest in each bank). */
+export const CAP_EVENT = Buffer.from('sealroot: trusted digest read, capped');
+/**
+ * Extended on top of the cap when a boot fails, so that the failure is recorded in the TPM (a quote or an event
+ * log shows it) and no approval made for a successful boot's PCR state matches for the rest of this boot.
+ */
+export const BOOT_FAILED_EVENT = Buffer.from('sealroot: boot failed, approvals void');
+
+export class PolicyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PolicyError';
+  }
+}
+
+/** No approval fits the TPM's current PCR values (the usual failure of a changed boot chain). */
+export class NoApprovalError extends PolicyError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NoApprovalError';
+  }
+}
+
+export function capEventDigest(bank: BankName, event: Buffer = CAP_EVENT): Buffer {
+  return createHash(BANKS[bank].node).update(event).digest();
+}
+
+/** The value of a PCR after one extend with the cap event: H(old || H(event)). */
+export function cappedValue(bank: BankName, before: Buffer): Buffer {
+  return createHash(BANKS[bank].node).update(before).update(capEventDigest(bank)).digest();
+}
+
+/** PolicyPCR(selection, values) then PolicyCommandCode(command), from a zero digest. */
+export function pcrCommandPolicy(selection: PcrSelection, values: PcrValues, command: number): Buffer {
+  const ordered = selectionOrder(selection).map(({ bank, pcr }) => {
+    const value = values.get(pcrKey(bank, pcr));
+    if (value === undefined) throw new PolicyError(`no value for PCR ${bank}:${pcr}`);
+    return value;
+  });
+  return policyCommandCode(policyPcr(ZERO_POLICY, selection, ordered), command);
+}
+
+/**
+ * The read approval for one boot chain: `values` are the PCRs (selection plus cap PCR) as the initramfs sees them
+ * before the cap; the policy is PolicyPCR(those values) + PolicyCommandCode(NV_Read), signed for `policyRef`.
+ */
+export function makeReadApproval(signer: Signer, selection: PcrSelection, capPcr: number, values: PcrValues, policyRef: Buffer): Approval {
+  const full = withPcr(selection, capPcr);
+  const policy = pcrCommandPolicy(full, values, TPM_CC.NV_Read);
+  const recorded: Record<string, string> = {};
+  for (const { bank, pcr } of selectionOrder(full)) {
+    const value = values.get(pcrKey(bank, pcr));
+    if (value === undefined) throw new PolicyError(`no value for PCR ${bank}:${pcr}`);
+    recorded[pcrKey(bank, pcr)] = value.toString('hex');
+  }
+  return { purpose: 'read', policy, signature: signer.signRaw(Buffer.concat([policy, policyRef])), pcrs: formatPcrSelection(full), values: recorded };
+}
+
+/** A ticket for `approved` from the TPM: LoadExternal(K_pcr) (its Name must be ours) -> VerifySignature. */
+export async function approvalTicket(tpm: Tpm, policyKey: PolicyKey, approved: Buffer, policyRef: Buffer, signature: Buffer): Promise<VerifiedTicket> {
+  const key = await tpm.loadExternal(policyKey.publicArea);
+  try {
+    if (!key.name.equals(policyKey.name)) throw new PolicyError(`the TPM computed the policy key's name as ${key.name.toString('hex')}, expected ${policyKey.name.toString('hex')}`);
+    return await tpm.verifySignature(key.handle, approvalDigest(approved, policyRef), policyKey.marshalSignature(signature));
+  } finally {
+    await tpm.flush(key.handle);
+  }
+}
+
+/** Authorizes `session` with the read approval for its current policy digest (VerifySignature -> ticket -> PolicyAuthorize). */
+export async function authorizeRead(tpm: Tpm, session: number, approvals: readonly Approval[], policyKey: PolicyKey, policyRef: Buffer): Promise<void> {
+  const current = await tpm.policyGetDigest(session);
+  const reads = approvals.filter((a) => a.purpose === 'read');
+  const candidates = reads.filter((a) => a.policy.equals(current));
+  if (candidates.length === 0) {
+    throw new NoApprovalError(`no read approval matches the current PCR values (policy ${current.toString('hex')}; ${reads.length} read approvals in the state directory)`);
+  }
+  const valid = candidates.find((a) => verifyRaw(policyKey, Buffer.concat([a.policy, policyRef]), a.signature));
+  if (valid === undefined) throw new PolicyError(`the read approval for policy ${current.toString('hex')} is not signed by the policy key`);
+  const ticket = await approvalTicket(tpm, policyKey, valid.policy, policyRef, valid.signature);
+  await tpm.policyAuthorize(session, valid.policy, policyRef, policyKey.name, ticket);
+}
+
+export async function withPolicySession<T>(tpm: Tpm, body: (session: { handle: number; nonceTpm: Buffer }) => Promise<T>): Promise<T> {
+  const session = await tpm.startPolicySession();
+  let failed = true;
+  try {
+    const result = await body(session);
+    failed = false;
+    return result;
+  } finally {
+    // A used policy session with continueSession stays loaded; flush it (an error here must not hide the first one).
+    await tpm.flush(session.handle).catch((error: unknown) => {
+      if (!failed) throw error;
+    });
+  }
+}
+
+/**
+ * Every bank of the selection must be allocated: a TPM accepts PolicyPCR over an unallocated bank and hashes no
+ * values for it, so the failure would otherwise only show as a policy that matches no approval.
+ */
+export async function checkBanks(tpm: Tpm, selection: PcrSelection): Promise<void> {
+  const allocated = (await tpm.pcrBanks()).map((entry) => entry.bank);
+  const missing = selection.filter((entry) => !allocated.includes(entry.bank)).map((entry) => entry.bank);
+  if (missing.length > 0) throw new PolicyError(`PCR bank ${missing.join(', ')} is not allocated on this TPM (allocated: ${allocated.join(', ')})`);
+}
+
+/** Extends `pcr` in every allocated bank sealroot knows with the cap event (or BOOT_FAILED_EVENT). */
+export async function extendCap(tpm: Tpm, pcr: number, event: Buffer = CAP_EVENT): Promise<BankName[]> {
+  const banks = (await tpm.pcrBanks()).map((entry) => entry.bank)
+    .filter((bank): bank is BankName => typeof bank === 'string' && getHashes().includes(BANKS[bank].node));
+  await tpm.pcrExtend(pcr, banks.map((bank) => ({ bank, digest: capEventDigest(bank, event) })));
+  return banks;
+}

@@ -1,0 +1,268 @@
+// The trusted set in the TPM: checking the index is ours (by Name), the PCR-bound read, the first install
+// (one-time PolicySigned with the private key at hand) and applying a signed update (no key). Policies: policies.ts.
+import type { Approval } from '../tpm2/approvals.ts';
+import { approvalTicket, authorizeRead, checkBanks, withPolicySession } from '../tpm2/approved-policy.ts';
+import { type Tpm } from '../tpm2/client.ts';
+import { TPM_CC, TPM_EO } from '../tpm2/constants.ts';
+import { type PcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
+import { policySigned, ZERO_POLICY } from '../tpm2/policy.ts';
+import type { PolicyKey, Signer } from '../tpm2/policy-key.ts';
+import { RC, TpmError } from '../tpm2/response-codes.ts';
+import type { VerifiedTicket } from '../tpm2/structures.ts';
+import { formatDigest, type HashAlgorithm } from '../verity/digest.ts';
+import { PROVISION_REF, TRUST_POLICY_REF, trustIndexName, trustIndexPublic, writeCpHash } from './policies.ts';
+import {
+  decodeRecord, emptySet, encodeRecord, encodeSlot, MAX_SLOTS, MIN_SLOTS, oldestSlot, recordSize, slotBytes, slotOffset, type TrustedImage,
+  type TrustedSet, versionBytes,
+} from './record.ts';
+import { checkUpdate, type TrustUpdate } from './update-file.ts';
+
+export class TrustError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrustError';
+  }
+}
+
+/** The TPM itself refused an update (TPM2_PolicyNV: no slot holds an older version): replay or rollback. */
+export class UpdateRefusedError extends TrustError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UpdateRefusedError';
+  }
+}
+
+export interface IndexOptions {
+  nvIndex: number;
+  policyKey: PolicyKey;
+}
+
+export type IndexState = { state: 'absent' } | { state: 'ours'; written: boolean; dataSize: number } | { state: 'foreign'; why: string };
+
+/** Every record size sealroot can define: the Name depends on the size only, not on how it splits into slots. */
+function possibleSizes(): number[] {
+  const sizes = new Set<number>();
+  for (const algorithm of ['sha256', 'sha512'] as const) {
+    for (let slots = MIN_SLOTS; slots <= MAX_SLOTS; slots++) sizes.add(recordSize(algorithm, slots));
+  }
+  return [...sizes];
+}
+
+/** Absent, ours (its Name is one sealroot computes for this policy key), or anything else: refused. */
+export async function inspectTrustIndex(tpm: Tpm, options: IndexOptions): Promise<IndexState> {
+  let found: Awaited<ReturnType<Tpm['nvReadPublic']>>;
+  try {
+    found = await tpm.nvReadPublic(options.nvIndex);
+  } catch (error) {
+    if (error instanceof TpmError && error.base === RC.HANDLE) return { state: 'absent' };
+    throw error;
+  }
+  for (const dataSize of possibleSizes()) {
+    for (const written of [true, false]) {
+      if (found.name.equals(trustIndexName(options.nvIndex, options.policyKey, dataSize, written))) return { state: 'ours', written, dataSize };
+    }
+  }
+  const pub = found.public;
+  return {
+    state: 'foreign',
+    why: `name ${found.name.toString('hex')} is not the name of sealroot's trusted-set index for this policy key `
+      + `(it has attributes 0x${pub.attributes.toString(16)}, authPolicy ${pub.authPolicy.toString('hex') || 'empty'}, size ${pub.dataSize})`,
+  };
+}
+
+const where = (nvIndex: number) => `NV index 0x${nvIndex.toString(16)}`;
+
+async function writtenIndex(tpm: Tpm, options: IndexOptions): Promise<number> {
+  const index = await inspectTrustIndex(tpm, options);
+  if (index.state === 'absent') throw new TrustError(`${where(options.nvIndex)} is not defined (not provisioned on this TPM: sealroot provision)`);
+  if (index.state === 'foreign') throw new TrustError(`${where(options.nvIndex)} is not trusted: ${index.why}`);
+  if (!index.written) throw new TrustError(`${where(options.nvIndex)} was defined but never written (an interrupted or attacker's definition: sealroot provision)`);
+  return index.dataSize;
+}
+
+export interface ReadOptions extends IndexOptions {
+  selection: PcrSelection;
+  capPcr: number;
+  approvals: readonly Approval[];
+}
+
+/** The authenticated read: Name check, PolicyPCR + PolicyCommandCode(NV_Read) + PolicyAuthorize, NV_Read, strict decode. */
+export async function readTrustedSet(tpm: Tpm, options: ReadOptions): Promise<TrustedSet> {
+  const dataSize = await writtenIndex(tpm, options);
+  await checkBanks(tpm, options.selection);
+  const bytes = await withPolicySession(tpm, async ({ handle }) => {
+    await tpm.policyPcr(handle, withPcr(options.selection, options.capPcr));
+    await tpm.policyCommandCode(handle, TPM_CC.NV_Read);
+    await authorizeRead(tpm, handle, options.approvals, options.policyKey, TRUST_POLICY_REF);
+    return tpm.nvRead(options.nvIndex, dataSize, handle);
+  });
+  if (bytes.length !== dataSize) throw new TrustError(`${where(options.nvIndex)}: NV_Read returned ${bytes.length} bytes, not ${dataSize}`);
+  try {
+    return decodeRecord(bytes);
+  } catch (error) {
+    // Only the key holder can have written these bytes: a malformed record is a bug or another format, never trusted.
+    throw new TrustError(`${where(options.nvIndex)}: ${(error as Error).message}`);
+  }
+}
+
+export interface ProvisionOptions extends IndexOptions {
+  signer: Signer;
+  slots: number;
+  ownerAuth?: Buffer;
+  log?: (message: string) => void;
+}
+
+/**
+ * First install: defines the index (owner auth) if absent and writes a set holding `image` alone, through a
+ * one-time PolicySigned over this session's nonce and this exact write (not replayable, not stored). An index that
+ * is already written, or not ours, is refused: updates go through signed update files.
+ */
+export async function provisionTrustedSet(tpm: Tpm, image: TrustedImage, options: ProvisionOptions): Promise<TrustedSet> {
+  const { signer, nvIndex } = options;
+  if (!signer.policyKey.name.equals(options.policyKey.name)) throw new TrustError('the signing key is not the private half of the policy key');
+  const algorithm: HashAlgorithm = image.digest.algorithm;
+  const dataSize = recordSize(algorithm, options.slots);
+  const index = await inspectTrustIndex(tpm, options);
+  if (index.state === 'foreign') throw new TrustError(`${where(nvIndex)} exists and is not sealroot's for this policy key (${index.why}); refusing to touch it`);
+  if (index.state === 'ours' && index.written) throw new TrustError(`${where(nvIndex)} is already provisioned: trust a new image with a signed update (sealroot trust sign / trust apply)`);
+  if (index.state === 'ours' && index.dataSize !== dataSize) throw new TrustError(`${where(nvIndex)} is defined for ${index.dataSize} bytes, not ${dataSize} (${options.slots} ${algorithm} slots)`);
+  if (index.state === 'absent') {
+    await tpm.nvDefineSpace(trustIndexPublic(nvIndex, options.policyKey, dataSize, false), options.ownerAuth ?? Buffer.alloc(0));
+    options.log?.(`defined ${where(nvIndex)} (${dataSize} bytes: ${options.slots} ${algorithm} slots; read and write only through policies the key approved)`);
+  }
+  const set = emptySet(algorithm, options.slots);
+  set.slots[0] = image;
+  const record = encodeRecord(set);
+  const name = trustIndexName(nvIndex, options.policyKey, dataSize, false);
+  await withPolicySession(tpm, async ({ handle, nonceTpm }) => {
+    const cpHash = writeCpHash(name, record, 0);
+    const key = await tpm.loadExternal(signer.policyKey.publicArea);
+    try {
+      // The signature's message: nonceTPM || expiration 0 || cpHashA || policyRef (Part 3 §23.3, policySignedDigest).
+      await tpm.policySigned(key.handle, handle, nonceTpm, cpHash, PROVISION_REF, signer.sign(Buffer.concat([nonceTpm, Buffer.alloc(4), cpHash, PROVISION_REF])));
+    } finally {
+      await tpm.flush(key.handle);
+    }
+    const approved = policySigned(ZERO_POLICY, signer.policyKey.name, PROVISION_REF);
+    const ticket = await approvalTicket(tpm, signer.policyKey, approved, TRUST_POLICY_REF, signer.signRaw(Buffer.concat([approved, TRUST_POLICY_REF])));
+    await tpm.policyAuthorize(handle, approved, TRUST_POLICY_REF, signer.policyKey.name, ticket);
+    await tpm.nvWrite(nvIndex, record, handle);
+  });
+  return set;
+}
+
+/** A session that satisfies the index's authPolicy for TPM2_PolicyNV (the compare approval), for one PolicyNV. */
+async function compareSession(tpm: Tpm, policyKey: PolicyKey, compare: { policy: Buffer; ticket: VerifiedTicket }): Promise<number> {
+  const { handle } = await tpm.startPolicySession();
+  try {
+    await tpm.policyCommandCode(handle, TPM_CC.PolicyNV);
+    await tpm.policyAuthorize(handle, compare.policy, TRUST_POLICY_REF, policyKey.name, compare.ticket);
+    return handle;
+  } catch (error) {
+    await flushAfterFailure(tpm, handle);
+    throw error;
+  }
+}
+
+/** Flushes a session after a failure: the first error is the one to report, a failing flush only adds to the log. */
+async function flushAfterFailure(tpm: Tpm, handle: number): Promise<void> {
+  try {
+    await tpm.flush(handle);
+  } catch (flushError) {
+    process.emitWarning(`cannot flush TPM session 0x${handle.toString(16)}: ${(flushError as Error).message}`);
+  }
+}
+
+/** One TPM2_PolicyNV on `session`: true when it holds, false when the TPM says the comparison does not. */
+async function policyNvHolds(
+  tpm: Tpm, nvIndex: number, session: number, policyKey: PolicyKey, compare: { policy: Buffer; ticket: VerifiedTicket },
+  operand: Buffer, offset: number, operation: number,
+): Promise<boolean> {
+  const auth = await compareSession(tpm, policyKey, compare);
+  try {
+    await tpm.policyNv(nvIndex, session, auth, operand, offset, operation);
+    return true;
+  } catch (error) {
+    if (error instanceof TpmError && error.base === RC.POLICY) return false;
+    throw error;
+  } finally {
+    await tpm.flush(auth);
+  }
+}
+
+export interface ApplyResult {
+  /** 'applied': written into `slot`, replacing `replaced` (0: an empty slot); 'present': already in the set. */
+  outcome: 'applied' | 'present';
+  slot: number;
+  replaced: number;
+}
+
+/**
+ * Applies a signed update without any key: the update's signatures are checked in software first, then the
+ * slots' versions are learnt from the TPM itself (TPM2_PolicyNV comparisons: the running system cannot read the
+ * set after the cap, and nothing on disk is trusted for it), the oldest slot is chosen, and the write is authorized
+ * by PolicyNV(slot version < N) + PolicyCpHash + PolicyAuthorize(the signed update policy). The TPM refuses it
+ * when no slot holds an older version (a replayed or older update): UpdateRefusedError.
+ */
+export async function applyTrustUpdate(tpm: Tpm, update: TrustUpdate, options: IndexOptions & { file?: string }): Promise<ApplyResult> {
+  const { nvIndex, policyKey } = options;
+  if (update.nvIndex !== nvIndex) throw new TrustError(`the update is for ${where(update.nvIndex)}, not ${where(nvIndex)}`);
+  const dataSize = await writtenIndex(tpm, options);
+  const algorithm = update.image.digest.algorithm;
+  const slots = (dataSize - 4) / slotBytes(algorithm);
+  if (!Number.isInteger(slots) || slots < MIN_SLOTS || slots > MAX_SLOTS || recordSize(algorithm, slots) !== dataSize) {
+    throw new TrustError(`${where(nvIndex)} (${dataSize} bytes) does not hold ${algorithm} digests`);
+  }
+  const writes = checkUpdate(update, policyKey, slots, options.file);
+  const compareTicket = await approvalTicket(tpm, policyKey, update.compare.policy, TRUST_POLICY_REF, update.compare.signature);
+  const compare = { policy: update.compare.policy, ticket: compareTicket };
+  const slotImage = encodeSlot(update.image);
+
+  return withPolicySession(tpm, async ({ handle: probe }) => {
+    const holds = (operand: Buffer, offset: number, operation: number) => policyNvHolds(tpm, nvIndex, probe, policyKey, compare, operand, offset, operation);
+    // Already there (same version, size and digest): nothing to write.
+    for (let slot = 0; slot < slots; slot++) {
+      if (await holds(slotImage, slotOffset(algorithm, slot), TPM_EO.EQ)) return { outcome: 'present' as const, slot, replaced: update.image.version };
+    }
+    // Each slot's version, as far as needed: only slots older than N can take the update; of those, the oldest.
+    const versions: number[] = [];
+    for (let slot = 0; slot < slots; slot++) {
+      const offset = slotOffset(algorithm, slot);
+      if (!(await holds(versionBytes(update.image.version), offset, TPM_EO.UNSIGNED_LT))) {
+        versions.push(Number.POSITIVE_INFINITY);
+        continue;
+      }
+      // Binary search of the slot's version v in [0, N): the smallest m with v < m is v + 1.
+      let low = 0;
+      let high = update.image.version - 1;
+      while (low < high) {
+        const middle = Math.floor((low + high) / 2);
+        if (await holds(versionBytes(middle + 1), offset, TPM_EO.UNSIGNED_LT)) high = middle;
+        else low = middle + 1;
+      }
+      versions.push(low);
+    }
+    if (versions.every((version) => version === Number.POSITIVE_INFINITY)) {
+      throw new UpdateRefusedError(`version ${update.image.version} (${formatDigest(update.image.digest)}) is not newer than any version in the trusted set: a replayed or older update`);
+    }
+    const slot = oldestSlot(versions);
+    const write = writes[slot]!;
+    const offset = slotOffset(algorithm, slot);
+    const ticket = await approvalTicket(tpm, policyKey, write.policy, TRUST_POLICY_REF, write.signature);
+    await withPolicySession(tpm, async ({ handle }) => {
+      const auth = await compareSession(tpm, policyKey, compare);
+      try {
+        await tpm.policyNv(nvIndex, handle, auth, versionBytes(update.image.version), offset, TPM_EO.UNSIGNED_LT);
+      } catch (error) {
+        if (error instanceof TpmError && error.base === RC.POLICY) throw new UpdateRefusedError(`slot ${slot} no longer holds a version older than ${update.image.version}`);
+        throw error;
+      } finally {
+        await tpm.flush(auth);
+      }
+      await tpm.policyCpHash(handle, writeCpHash(trustIndexName(nvIndex, policyKey, dataSize, true), slotImage, offset));
+      await tpm.policyAuthorize(handle, write.policy, TRUST_POLICY_REF, policyKey.name, ticket);
+      await tpm.nvWrite(nvIndex, slotImage, handle, offset);
+    });
+    return { outcome: 'applied' as const, slot, replaced: versions[slot]! };
+  });
+}
