@@ -70,6 +70,15 @@ export function openTreeClone(path: string, recursive: boolean): number {
   return syscall('open_tree', [AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0)], path);
 }
 
+/**
+ * A detached copy of the mount tree at the directory `fd` holds (open_tree(fd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE)):
+ * a bind of exactly what was resolved and checked, with no path walked again.
+ */
+export function openTreeCloneFd(fd: number, recursive: boolean, label: string): number {
+  const AT_RECURSIVE = 0x8000;
+  return syscall('open_tree', [fd, '', AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0)], label);
+}
+
 /** Sets and clears MOUNT_ATTR_* on the mount referred to by `mountFd` (struct mount_attr, 32 bytes). */
 export function mountSetattrFd(mountFd: number, set: number, clear: number, label: string): void {
   const attr = Buffer.alloc(32);
