@@ -23,7 +23,7 @@ try {
     configPath: options.config, cmdline: options.cmdline, initramfsRoot: options.initramfs, switchRoot: true, mountPhysicalRoot: true, log,
   }, {
     ...defaultBootSteps(),
-    trustedDigest: async () => parseDigest(options.digest),
+    trustedImages: async () => [{ digest: parseDigest(options.digest) }],
     capPcr: async () => undefined,
     mountComposefs: (mountOptions) => mountComposefs({ ...mountOptions, verity: 'off' }),
   });

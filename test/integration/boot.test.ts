@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { boot, defaultBootSteps, type BootResult, type BootSteps } from '../../src/boot.ts';
-import type { CapEvent } from '../../src/tpm2/trusted-digest.ts';
+import type { CapEvent } from '../../src/trust/boot-read.ts';
 import { createLogger } from '../../src/log.ts';
 import { StepError } from '../../src/errors.ts';
 import { mountComposefs } from '../../src/mount/composefs.ts';
@@ -100,7 +100,7 @@ function testSteps(trusted: Digest = digest): Run {
   const state: Run = { caps: [], steps: defaultBootSteps() };
   state.steps = {
     ...defaultBootSteps(),
-    trustedDigest: async () => trusted,
+    trustedImages: async () => [{ digest: trusted }],
     capPcr: async (_context, event) => {
       state.caps.push(event);
     },
@@ -410,7 +410,7 @@ test('failure after the composefs mount (state missing for a bind) unwinds every
 
 test('failure of the digest source: still capped, nothing mounted', async () => {
   const run = testSteps();
-  run.steps.trustedDigest = async () => {
+  run.steps.trustedImages = async () => {
     throw new StepError('tpm', 'no TPM');
   };
   await failsAt(ostreeScene('fail-tpm'), 'tpm', /no TPM/, run);
@@ -425,7 +425,7 @@ test('a failed PCR cap fails the boot; when the read and the cap both fail, the 
   await failsAt(ostreeScene('fail-cap'), 'tpm', /cap refused/, capFails);
   const lines: string[] = [];
   const both = testSteps();
-  both.steps.trustedDigest = async () => {
+  both.steps.trustedImages = async () => {
     throw new StepError('tpm', 'no TPM here');
   };
   both.steps.capPcr = async (_context, event) => {
