@@ -9,6 +9,7 @@ import { buildDisks, OSTREE_KARG, type Disks } from './lib/disk.ts';
 import { buildDracutInitramfs, dracutModulesKey } from './lib/dracut.ts';
 import { buildGuestInitramfs } from './lib/guest.ts';
 import { CACHE, fetchKernel, freshDir, pruneCache, requireHostTools, sealrootBinary, type Kernel } from './lib/paths.ts';
+import { runMeasuredScenario } from './lib/measured.ts';
 import { provisionTpms, stateDisk, type Provisioned } from './lib/provision.ts';
 import { judge, relevantLines, SCENARIOS, type Initramfs, type Scenario, type Verdict } from './lib/scenarios.ts';
 import { startGuestSwtpm } from './lib/swtpm.ts';
@@ -25,7 +26,8 @@ export interface Setup {
 
 const log = (line: string): void => void process.stderr.write(`run-tests: ${line}\n`);
 
-export async function setUp(needDracut: boolean, needShellFlow = needDracut): Promise<Setup> {
+/** standIn false: only measured scenarios (qemu/lib/measured.ts, their own TPM and initramfs) run; the stand-in TPMs are not provisioned. */
+export async function setUp(needDracut: boolean, needShellFlow = needDracut, standIn = true): Promise<Setup> {
   requireHostTools(HOST_TOOLS);
   log(`sealroot: ${sealrootBinary()}`);
   let started = performance.now();
@@ -37,6 +39,10 @@ export async function setUp(needDracut: boolean, needShellFlow = needDracut): Pr
   step(`kernel ${kernel.version}`);
   const disks = await buildDisks(kernel, log);
   step(`disks ready: trusted image ${disks.digest}`);
+  if (!standIn) {
+    const absent = new Proxy({}, { get: () => { throw new Error('the stand-in TPMs are not provisioned in a run of measured scenarios only'); } });
+    return { kernel, disks, provisioned: absent as Provisioned, initramfs: { busybox: '', dracut: '', 'dracut-shell': '' } };
+  }
   const provisioned = await provisionTpms(disks);
   step(`TPM provisioned; the attacker's provisioning from the rogue state: exit ${provisioned.attack.status} (${provisioned.attack.output.split('\n').at(-1)})`);
   const busybox = buildGuestInitramfs(kernel);
@@ -64,6 +70,7 @@ export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramf
 
 export async function runScenario(setup: Setup, scenario: Scenario, workDir: string, onLine?: (line: string) => void, through = scenario.initramfs): Promise<{ verdict: Verdict; result: BootResult; console: string }> {
   const dir = freshDir(path.join(workDir, through === scenario.initramfs ? scenario.name : `${scenario.name}.${through}`));
+  if (scenario.measured !== undefined) return runMeasuredScenario(setup.kernel, setup.disks, scenario, scenario.measured, dir, workDir);
   const drives = [{ file: setup.disks.files[scenario.disk], snapshot: true }];
   if (through !== 'busybox' && scenario.tpm === 'forged') {
     throw new Error('the dracut initramfs carries the trusted TPM state only: run forged-digest through busybox');
@@ -112,7 +119,7 @@ async function main(argv: string[]): Promise<number> {
   let setup: Setup;
   try {
     const through = selected.flatMap((scenario) => [scenario.initramfs, scenario.alsoThrough]);
-    setup = await setUp(through.includes('dracut'), through.includes('dracut-shell'));
+    setup = await setUp(through.includes('dracut'), through.includes('dracut-shell'), selected.some((scenario) => scenario.measured === undefined));
   } catch (error) {
     const message = (error as Error).message.split('\n')[0];
     for (const scenario of selected) process.stdout.write(`FAIL ${scenario.name}: setup: ${message}\n`);

@@ -57,10 +57,13 @@ export function testFiles(): Record<string, Buffer | string> {
 
 export const GUEST_MODULES = ['erofs', 'overlay', 'loop', 'virtio_blk'];
 
-/** The fast initramfs variant: busybox, sealroot and its libraries, the modules, qemu/guest/init. */
-export function buildGuestInitramfs(kernel: Kernel): string {
+/**
+ * The fast initramfs variant: busybox, sealroot and its libraries, the modules, qemu/guest/init. The measured-boot
+ * scenarios (measured.ts) give their own boot.toml (another PCR selection), name and extra files.
+ */
+export function buildGuestInitramfs(kernel: Kernel, variant: { name?: string; bootConfig?: string; files?: Record<string, string> } = {}): string {
   const files: Record<string, { content: string | Buffer; mode?: number }> = {
-    'etc/sealroot/boot.toml': { content: BOOT_CONFIG },
+    'etc/sealroot/boot.toml': { content: variant.bootConfig ?? BOOT_CONFIG },
     'etc/sealroot/policy-key.pem': { content: fs.readFileSync(path.join(ROOT, 'keys/test-policy-key.pub.pem')) },
     'etc/initrd-release': { content: 'NAME="sealroot test initramfs"\n' },
     'usr/lib/ostree/prepare-root.conf': { content: PREPARE_ROOT_CONF },
@@ -69,8 +72,9 @@ export function buildGuestInitramfs(kernel: Kernel): string {
   // boot-pid1 (test.handover=sealroot): what /init copies to /run for the check after sealroot's own switch-root.
   files['etc/sealroot-test/after-switch'] = { content: fs.readFileSync(path.join(ROOT, 'qemu/guest/after-switch'), 'utf8'), mode: 0o755 };
   files['etc/sealroot-test/libraries'] = { content: sharedLibraries(sealrootBinary()).map((library) => `${library}\n`).join('') };
+  for (const [name, content] of Object.entries(variant.files ?? {})) files[name] = { content };
   return buildInitramfs({
-    name: 'guest',
+    name: variant.name ?? 'guest',
     kernel,
     binaries: [{ source: sealrootBinary(), target: 'usr/bin/sealroot' }],
     modules: moduleLoadOrder(kernel, GUEST_MODULES),

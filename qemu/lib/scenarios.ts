@@ -16,7 +16,7 @@ export interface Scenario {
   /** Which provisioned TPM the guest gets, or none at all. */
   tpm: 'trusted' | 'forged' | 'none';
   /** The boot state the stand-in boot chain measures. */
-  pcr: 'trusted' | 'rogue' | 'none';
+  pcr: 'trusted' | 'rogue' | 'none' | 'measured';
   precap?: boolean;
   /** The layout karg: composefs=<trusted digest>, composefs=<attacker's digest>, or ostree=. */
   karg: 'composefs' | 'composefs-forged' | 'ostree';
@@ -31,6 +31,8 @@ export interface Scenario {
    * with --switch-root (it mounts root= and execs init=, here qemu/guest/after-switch, then the sample root's init).
    */
   handover?: 'busybox' | 'sealroot';
+  /** Booted by OVMF with real measurements (qemu/lib/measured.ts): which of its cases. */
+  measured?: 'boot' | 'initrd-changed' | 'cmdline-changed' | 'kernel-update';
   /** Boot a second time through this initramfs too; both boots must pass. */
   alsoThrough?: Initramfs;
   expect: Expectation;
@@ -54,6 +56,10 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'pcr-mismatch', what: 'a rogue boot chain (other PCR values)', disk: 'base', tpm: 'trusted', pcr: 'rogue', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
   { name: 'no-tpm', what: 'no TPM at all', disk: 'base', tpm: 'none', pcr: 'none', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
   { name: 'boot-pid1', what: 'sealroot exec\'d as PID 1 (busybox initramfs): mounts root=, verifies, switches root itself, frees the initramfs', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', handover: 'sealroot', imageVerity: 'userspace', expect: { kind: 'boot' } },
+  { name: 'measured-boot', what: 'OVMF + swtpm, real measurements (PCRs 0,2,7,9); approvals predicted on the host before the first boot', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'boot', expect: { kind: 'boot' } },
+  { name: 'measured-initrd-changed', what: 'OVMF: the initramfs differs by one byte from the approved one', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'initrd-changed', expect: { kind: 'stop', reason: /^sealroot: tpm: cannot read the trusted (digest|set): no read approval matches the current PCR values/ } },
+  { name: 'measured-cmdline-changed', what: 'OVMF: init=/bin/sh added to the approved command line', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'cmdline-changed', expect: { kind: 'stop', reason: /^sealroot: tpm: cannot read the trusted (digest|set): no read approval matches the current PCR values/ } },
+  { name: 'kernel-update', what: 'OVMF: the verified system predicts and signs approvals for a new initramfs; the reboot into it, without re-provisioning', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'kernel-update', expect: { kind: 'boot' } },
   { name: 'pcr-capped', what: 'the cap PCR already extended before sealroot runs (a replay later in the same boot)', disk: 'base', tpm: 'trusted', pcr: 'trusted', precap: true, karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
 ];
 
@@ -133,7 +139,7 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
 /** sealroot's own hand-over as PID 1 (src/boot/handover.ts): the initramfs freed, then init= exec'd. */
 const FREED = /^sealroot: freed the initramfs: ([1-9]\d*) entries removed$/;
 const EXEC_INIT = 'sealroot: switching root: exec /bin/sh';
-const SECOND_UNSEAL_REFUSED = /^sealroot: tpm: cannot read the trusted digest: no read approval matches the current PCR values/;
+const SECOND_UNSEAL_REFUSED = /^sealroot: tpm: cannot read the trusted (digest|set): no read approval matches the current PCR values/;
 
 /**
  * Pure: the proof that sealroot, exec'd as PID 1, switched root itself: the busybox /init exec'd it as PID 1 and

@@ -15,6 +15,16 @@ export interface BootOptions {
   memoryMiB?: number;
   /** Called for every console line as it arrives (for live output). */
   onLine?: (line: string) => void;
+  /**
+   * UEFI firmware (OVMF) instead of SeaBIOS: q35, the code read-only and a writable copy of the variables as pflash,
+   * the TPM as tpm-tis; the firmware and the kernel's EFI stub measure the boot into the TPM (shared/notes/qemu.md).
+   */
+  firmware?: { code: string; vars: string };
+}
+
+/** The command line QEMU passes: what the EFI stub measures, with OVMF's " initrd=initrd" after it. */
+export function kernelCommandLine(append: string): string {
+  return `console=ttyS0 panic=-1 oops=panic ${append}`;
 }
 
 export interface BootResult {
@@ -33,13 +43,17 @@ export function qemuArgs(options: BootOptions): string[] {
     '-cpu', 'qemu64,-cx16', '-smp', '1', '-m', String(options.memoryMiB ?? 1024),
     '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-nic', 'none', '-nodefaults',
     '-kernel', options.kernel.vmlinuz, '-initrd', options.initrd,
-    '-append', `console=ttyS0 panic=-1 oops=panic ${options.append}`,
+    '-append', kernelCommandLine(options.append),
   ];
+  if (options.firmware !== undefined) {
+    args.push('-machine', 'q35', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${options.firmware.code}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${options.firmware.vars}`);
+  }
   for (const drive of options.drives) {
     args.push('-drive', `file=${drive.file},format=raw,if=virtio,cache=unsafe${drive.snapshot === true ? ',snapshot=on' : ''}`);
   }
   if (options.tpmSocket !== undefined) {
-    args.push('-chardev', `socket,id=chrtpm,path=${options.tpmSocket}`, '-tpmdev', 'emulator,id=tpm0,chardev=chrtpm', '-device', 'tpm-crb,tpmdev=tpm0');
+    args.push('-chardev', `socket,id=chrtpm,path=${options.tpmSocket}`, '-tpmdev', 'emulator,id=tpm0,chardev=chrtpm', '-device', `${options.firmware === undefined ? 'tpm-crb' : 'tpm-tis'},tpmdev=tpm0`);
   }
   return args;
 }
