@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { figures } from './lib/figures.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const binary = path.join(root, 'dist/sealroot');
@@ -169,6 +170,12 @@ try {
   console.log(`ratio sealroot/reference: ${(agent / reference).toFixed(2)}x (sealroot also validates the EROFS, seals the memfd, `
     + 'sets up /etc, /var and the /sysroot bind; the reference spawns four processes)');
   console.log('not included: the TPM (unseal and cap), which this host does not have; see the QEMU breakdown');
+  const statistic = `median of ${RUNS}`;
+  figures.value('image size', size, { unit: 'bytes' });
+  figures.comparison('boot', agent, reference, 'cp + fsverity digest + mount erofs loop + mount overlay', { statistic });
+  figures.value('boot exec to mounted root', agent, { statistic, target: TARGET_MS });
+  for (const [name, values] of stepTimes) figures.value(`step ${name}`, median(values), { statistic });
+  for (const [name, values] of referenceSteps) figures.value(`reference ${name}`, median(values), { statistic });
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

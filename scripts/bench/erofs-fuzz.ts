@@ -15,6 +15,7 @@ import { validateImage } from '../../src/erofs/validate.ts';
 import { writeImage } from '../../src/erofs/writer.ts';
 import { dir, file, sampleTree, special, symlink, xattr } from '../../test/unit/erofs-trees.ts';
 import { mutate, Random } from '../../test/unit/erofs-mutate.ts';
+import { figures } from './lib/figures.ts';
 
 const CASES = Number(process.env.EROFS_FUZZ_CASES ?? 100_000);
 const SAMPLE = Number(process.env.EROFS_FUZZ_SAMPLE ?? 400);
@@ -93,6 +94,11 @@ for (let i = 0; i < CASES; i++) {
 const elapsed = (performance.now() - started) / 1000;
 console.log(`images: ${bases.map((b) => `${b.image.length} bytes (${b.targets.length} structures)`).join(', ')}; cases: ${CASES} (seed ${SEED}); ${counts.refused} refused, ${counts.accepted} accepted and read fully; no crash`);
 console.log(`sealroot reader: ${(CASES / elapsed).toFixed(0)} cases/s (${elapsed.toFixed(1)} s, slowest case ${slowest.toFixed(1)} ms)`);
+figures.value('cases', CASES, { unit: 'cases', note: `seed ${SEED}` });
+figures.value('refused', counts.refused, { unit: 'cases' });
+figures.value('accepted', counts.accepted, { unit: 'cases' });
+figures.value('reader throughput', CASES / elapsed, { unit: 'cases/s', better: 'higher' });
+figures.value('slowest case', slowest);
 
 // Reference: fsck.erofs on the sample, one process per image.
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-erofs-fuzz-'));
@@ -119,6 +125,11 @@ try {
   const fsckSeconds = (performance.now() - fsckStarted) / 1000 - ours / 1000;
   console.log(`fsck.erofs --extract on ${sample.length} sampled cases: ${(sample.length / fsckSeconds).toFixed(0)} cases/s; `
     + `sealroot on the same: ${(sample.length / (ours / 1000)).toFixed(0)} cases/s; ratio sealroot/fsck.erofs ${((sample.length / (ours / 1000)) / (sample.length / fsckSeconds)).toFixed(1)}x`);
+  figures.comparison('throughput on the sample', sample.length / (ours / 1000), sample.length / fsckSeconds, 'fsck.erofs --extract', { unit: 'cases/s', better: 'higher', note: `${sample.length} sampled cases` });
+  figures.value('verdicts both accept', agreement.both, { unit: 'cases' });
+  figures.value('verdicts both refuse', agreement.bothRefused, { unit: 'cases' });
+  figures.value('verdicts only sealroot refuses', agreement.weRefuseFsckAccepts, { unit: 'cases' });
+  figures.value('verdicts only fsck.erofs refuses', agreement.weAcceptFsckRefuses, { unit: 'cases' });
   console.log(`verdicts: both accept ${agreement.both}, both refuse ${agreement.bothRefused}, only sealroot refuses ${agreement.weRefuseFsckAccepts}, `
     + `only fsck.erofs refuses ${agreement.weAcceptFsckRefuses}${agreement.weAcceptFsckRefuses > 0 ? ' (copies in /tmp/sealroot-fuzz-disagreement-*.img)' : ''}`);
 
@@ -146,6 +157,8 @@ try {
       spawnSync('umount', [mnt]);
     });
     console.log(`kernel: ${mounted} accepted sample images mounted and walked, ${kernelErrors} with errors`);
+    figures.value('kernel mounted and walked', mounted, { unit: 'images' });
+    figures.value('kernel errors', kernelErrors, { unit: 'images', target: 0 });
   } else {
     console.log('kernel check skipped: not root');
   }

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { validateImage } from '../../src/erofs/validate.ts';
 import { composefsTools } from '../../test/integration/erofs-tools.ts';
+import { figures } from './lib/figures.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const source = process.env.EROFS_BENCH_SOURCE ?? '/usr';
@@ -33,15 +34,23 @@ try {
   const size = fs.statSync(ours).size;
   console.log(`tree: ${source}; image ${(size / 2 ** 20).toFixed(1)} MiB; sealroot: ${sealroot.length === 1 ? 'dist/sealroot' : 'node src/cli/main.ts'}`);
   console.log(`mkcomposefs (${tools.version}): ${a.seconds.toFixed(2)} s; sealroot mkimage: ${b.seconds.toFixed(2)} s; ratio sealroot/mkcomposefs ${(b.seconds / a.seconds).toFixed(2)}x`);
+  figures.fact('tree', source);
+  figures.value('image size', size, { unit: 'bytes' });
+  figures.comparison('mkimage', b.seconds, a.seconds, `mkcomposefs (${tools.version})`, { unit: 's', statistic: 'one run' });
   const dump = timed([...sealroot, 'inspect', ours]).stdout;
   const links = dump.split('\n').filter((line) => / @[0-7]+ /.test(line)).length;
   if (links === 0) {
-    console.log(`images identical: ${fs.readFileSync(ours).equals(fs.readFileSync(theirs))} (digests ${b.stdout.trim()} / ${a.stdout.trim()})`);
+    const identical = fs.readFileSync(ours).equals(fs.readFileSync(theirs));
+    console.log(`images identical: ${identical} (digests ${b.stdout.trim()} / ${a.stdout.trim()})`);
+    figures.fact('images identical', identical);
   } else {
     fs.writeFileSync(path.join(work, 'dump'), dump);
     const fromDump = path.join(work, 'from-dump.cfs');
     timed([...tools.mkcomposefs, '--from-file', path.join(work, 'dump'), fromDump]);
-    console.log(`${links} hard-link names (mkcomposefs of a directory drops hard links): ours equals mkcomposefs --from-file of our dump: ${fs.readFileSync(ours).equals(fs.readFileSync(fromDump))}`);
+    const identical = fs.readFileSync(ours).equals(fs.readFileSync(fromDump));
+    console.log(`${links} hard-link names (mkcomposefs of a directory drops hard links): ours equals mkcomposefs --from-file of our dump: ${identical}`);
+    figures.value('hard-link names', links, { unit: 'names' });
+    figures.fact('image equals mkcomposefs --from-file of our dump', identical);
   }
 
   // Checking: the strict reader over the whole image in memory (as the agent reads its sealed memfd), vs fsck.erofs.
@@ -49,6 +58,8 @@ try {
   const summary = validateImage(fs.readFileSync(ours));
   const validateSeconds = (performance.now() - started) / 1000;
   const fsck = timed(['fsck.erofs', ours]);
+  figures.value('inodes', summary.inodes, { unit: 'inodes' });
+  figures.comparison('validate', validateSeconds, fsck.seconds, 'fsck.erofs', { unit: 's', statistic: 'one run' });
   console.log(`validateImage: ${summary.inodes} inodes in ${validateSeconds.toFixed(2)} s; fsck.erofs: ${fsck.seconds.toFixed(2)} s; ratio ${(validateSeconds / fsck.seconds).toFixed(2)}x`);
 } finally {
   fs.rmSync(work, { recursive: true, force: true });

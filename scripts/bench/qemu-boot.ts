@@ -13,6 +13,7 @@ import { CACHE } from '../../qemu/lib/paths.ts';
 import { SCENARIOS } from '../../qemu/lib/scenarios.ts';
 import { formatMilestones, milestones, stamps, stepSeconds } from '../../qemu/lib/timeline.ts';
 import { boot } from '../../qemu/lib/vm.ts';
+import { figures } from './lib/figures.ts';
 
 const RUNS = Number(process.env.QEMU_BENCH_RUNS ?? 3);
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -66,7 +67,18 @@ console.log(`initramfs time (kernel runs /init -> root's init runs), median of $
 console.log(`  with sealroot: ${initramfsWith.toFixed(2)} s; reference without sealroot (plain ext4 root): ${initramfsWithout.toFixed(2)} s; ratio ${(initramfsWith / initramfsWithout).toFixed(2)}x`);
 console.log(`  sealroot (exec -> exit): ${sealrootWall.toFixed(2)} s = ${((100 * sealrootWall) / initramfsWith).toFixed(1)}% of the initramfs time (target <= 10%)`);
 console.log(`  of which sealroot's steps after main(): ${stepsTotal.toFixed(2)} s = ${((100 * stepsTotal) / initramfsWith).toFixed(1)}%; the rest is the process start (Node SEA under TCG)`);
+const statistic = `median of ${RUNS}`;
+figures.comparison('initramfs time', initramfsWith, initramfsWithout, 'same dracut initramfs without sealroot, plain ext4 root', { unit: 's', statistic });
+figures.value('sealroot exec to exit', sealrootWall, { unit: 's', statistic });
+figures.value('sealroot share of the initramfs time', (100 * sealrootWall) / initramfsWith, { unit: '%', target: 10 });
+figures.value("sealroot's steps after main()", stepsTotal, { unit: 's', note: 'the median boot' });
+figures.value("sealroot's steps share of the initramfs time", (100 * stepsTotal) / initramfsWith, { unit: '%' });
+for (const [name, ms] of steps) figures.value(`step ${name}`, ms, { note: 'the median boot' });
 const size = (file: string): number => fs.statSync(file).size;
 console.log('initramfs size (zstd -10):');
 console.log(`  dracut: with sealroot ${mib(size(setup.initramfs.dracut))}, without ${mib(size(without))} (+${mib(size(setup.initramfs.dracut) - size(without))})`);
+figures.value('dracut initramfs with sealroot', size(setup.initramfs.dracut), { unit: 'bytes' });
+figures.value('dracut initramfs without sealroot', size(without), { unit: 'bytes' });
+figures.value('busybox initramfs with sealroot', size(setup.initramfs.busybox), { unit: 'bytes' });
+figures.value('busybox initramfs alone', size(busyboxWithout), { unit: 'bytes' });
 console.log(`  hand-built busybox: with sealroot ${mib(size(setup.initramfs.busybox))}, busybox alone ${mib(size(busyboxWithout))}`);

@@ -12,6 +12,7 @@ import { closeFd, sendfileFully } from '../../src/sys/io.ts';
 import { memfdCreate } from '../../src/sys/memfd.ts';
 import { hashDataBlocks } from '../../src/verity/blocks.ts';
 import { blockHashing } from '../../src/verity/merkle.ts';
+import { figures } from './lib/figures.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const binary = path.join(root, 'dist/sealroot');
@@ -54,9 +55,13 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-function report(name: string, ours: Sample[], theirs: Sample[], target: number): void {
+function report(name: string, ours: Sample[], theirs: Sample[], target: number, key: string, referenceName: string): void {
   const [ow, tw] = [median(ours.map((s) => s.wall)), median(theirs.map((s) => s.wall))];
   const [oc, tc] = [median(ours.map((s) => s.cpu)), median(theirs.map((s) => s.cpu))];
+  const statistic = `median of ${ours.length}`;
+  figures.comparison(key, ow, tw, referenceName, { statistic, target });
+  figures.comparison(`${key} cpu`, oc, tc, referenceName, { statistic, note: "children's user+sys CPU time" });
+  figures.value(`${key} best ratio`, Math.min(...ours.map((s) => s.wall)) / Math.min(...theirs.map((s) => s.wall)), { unit: 'x', note: 'best run over best run' });
   console.log(`${name}: ${ow.toFixed(0)} ms (cpu ${oc.toFixed(0)} ms) vs reference ${tw.toFixed(0)} ms (cpu ${tc.toFixed(0)} ms): `
     + `ratio ${(ow / tw).toFixed(2)}x (target <= ${target}x), best ${(Math.min(...ours.map((s) => s.wall)) / Math.min(...theirs.map((s) => s.wall))).toFixed(2)}x`);
 }
@@ -114,15 +119,24 @@ try {
   const startup = median(Array.from({ length: 5 }, () => timed(binary, ['--version']).wall));
   console.log(`image: 256 MiB of random bytes in the page cache; ${os.availableParallelism()} CPUs; median of ${RUNS} runs; `
     + `load average ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (other work on the machine slows the parallel path most)`);
-  report('sealroot load  vs cp+fsverity digest', load, copyDigest, 0.5);
-  report('sealroot digest vs fsverity digest  ', digest, fsverity, 0.8);
+  report('sealroot load  vs cp+fsverity digest', load, copyDigest, 0.5, 'load', 'cp to /dev/shm + fsverity digest');
+  report('sealroot digest vs fsverity digest  ', digest, fsverity, 0.8, 'digest', 'fsverity digest');
+  figures.value('image size', SIZE, { unit: 'bytes' });
   const inProcess = median(load.map((sample) => Number(/^time: ([0-9.]+) ms$/m.exec(sample.stdout)?.[1] ?? NaN)));
   console.log(`sealroot load, in-process part (open to sealed memfd, as it reports): ${inProcess.toFixed(0)} ms median`);
+  figures.value('load in-process', inProcess, { statistic: `median of ${RUNS}`, note: 'open to sealed memfd, as sealroot load reports it' });
   const p = parts();
   const cores = os.availableParallelism();
   console.log(`parts, one thread, 256 MiB: read ${p.read!.toFixed(0)} ms, copy into a memfd (sendfile) ${p.copy!.toFixed(0)} ms, `
     + `SHA-256 per 4 KiB block (node:crypto) ${p.blocks!.toFixed(0)} ms (whole-buffer SHA-256: ${p.whole!.toFixed(0)} ms); `
     + `sealroot startup ${startup.toFixed(0)} ms`);
+  figures.value('part read', p.read!, { note: 'one thread, 256 MiB' });
+  figures.value('part copy into memfd', p.copy!, { note: 'sendfile, one thread, 256 MiB' });
+  figures.value('part sha256 per block', p.blocks!, { note: 'node:crypto, one thread, 256 MiB' });
+  figures.value('part sha256 whole buffer', p.whole!, { note: 'node:crypto, one thread, 256 MiB' });
+  figures.value('startup', startup, { statistic: 'median of 5', note: 'sealroot --version' });
+  figures.value('floor load', startup + (p.blocks! + p.copy!) / cores, { note: `startup + (hash + copy) / ${cores} cores` });
+  figures.value('floor digest', startup + (p.blocks! + p.read!) / cores, { note: `startup + (hash + read) / ${cores} cores` });
   console.log(`floor on ${cores} cores: load ~ startup + (hash + copy) / cores = ${(startup + (p.blocks! + p.copy!) / cores).toFixed(0)} ms; `
     + `digest ~ startup + (hash + read) / cores = ${(startup + (p.blocks! + p.read!) / cores).toFixed(0)} ms`);
 } finally {
