@@ -1,14 +1,14 @@
 // sealroot's entry point: finds the subcommand, runs it, turns any failure into one line and an exit code.
-import { emergency } from '../boot/handover.ts';
 import { oneLine } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { UsageError, type Command, type CommandContext } from './command.ts';
-import { COMMANDS } from './commands.ts';
+import { COMMANDS, type CommandEntry } from './commands.ts';
 import { createLogger, inInitramfs } from '../log.ts';
 
-function overview(): string {
-  const width = Math.max(...COMMANDS.map((command) => command.name.length));
-  const lines = COMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`);
+async function overview(): Promise<string> {
+  const commands = await Promise.all(COMMANDS.map((entry) => entry.load()));
+  const width = Math.max(...commands.map((command) => command.name.length));
+  const lines = commands.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`);
   return `sealroot ${VERSION}: mount a composefs root only when it is provably the image its owner trusted.
 
 Usage: sealroot COMMAND [OPTIONS] [ARGS]
@@ -22,8 +22,8 @@ Exit status: 0 on success, 1 on failure (one line on stderr, and in /dev/kmsg in
 `;
 }
 
-function find(name: string): Command | undefined {
-  return COMMANDS.find((command) => command.name === name);
+function find(name: string): CommandEntry | undefined {
+  return COMMANDS.find((entry) => entry.name === name);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -33,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h') {
-    context.stdout(overview());
+    context.stdout(await overview());
     return first === undefined ? 2 : 0;
   }
   if (first === '--version' || first === '-V') {
@@ -41,15 +41,16 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (first === 'help') {
-    const target = rest[0] === undefined ? undefined : find(rest[0]);
-    context.stdout(target === undefined ? overview() : `${target.usage}\n`);
+    const target = rest[0] === undefined ? undefined : await find(rest[0])?.load();
+    context.stdout(target === undefined ? await overview() : `${target.usage}\n`);
     return rest[0] === undefined || target !== undefined ? 0 : 2;
   }
-  const command = find(first);
-  if (command === undefined) {
+  const entry = find(first);
+  if (entry === undefined) {
     process.stderr.write(`sealroot: unknown command '${first}' (see sealroot --help)\n`);
     return 2;
   }
+  const command: Command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     context.stdout(`${command.usage}\n`);
     return 0;
@@ -78,7 +79,11 @@ function exitOrEmergency(code: number): void {
   }
   const log = createLogger({ kmsg: inInitramfs() });
   log.error(`sealroot as PID 1 ended with exit status ${code}`);
-  emergency(log);
+  // Loaded here, not at start: it pulls in the syscall layer, which --version and the other commands do not need
+  // at load time. In the executable the import is of bundled code (no file is read).
+  void import('../boot/handover.ts').then(({ emergency }) => emergency(log), (error: unknown) => {
+    process.stderr.write(`sealroot: cannot load the emergency path: ${oneLine(error)}\n`);
+  });
 }
 
 main(process.argv.slice(2)).then(exitOrEmergency, (error: unknown) => {
