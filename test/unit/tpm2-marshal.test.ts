@@ -3,14 +3,14 @@
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { TPM_CAP_PCRS, TPM_CC, TPM_RH_OWNER } from '../../src/tpm2/constants.ts';
+import { TPM_ALG, TPM_CAP_PCRS, TPM_CC, TPM_RH_OWNER } from '../../src/tpm2/constants.ts';
 import { buildCommand, parseResponse, passwordSession } from '../../src/tpm2/frame.ts';
 import { Reader, TpmFormatError, Writer } from '../../src/tpm2/marshal.ts';
 import { marshalPcrSelection, parsePcrSelection, unmarshalPcrSelection } from '../../src/tpm2/pcr-selection.ts';
-import { policyPcr, ZERO_POLICY } from '../../src/tpm2/policy.ts';
+import { policyAuthorize, policyPcr, ZERO_POLICY } from '../../src/tpm2/policy.ts';
 import { loadPolicyKey } from '../../src/tpm2/policy-key.ts';
 import { decodeRc, formatRc, TpmError } from '../../src/tpm2/response-codes.ts';
-import { expectedNvPublic } from '../../src/tpm2/sealed-digest.ts';
+import { trustIndexPublic } from '../../src/trust/policies.ts';
 import { marshalNvPublic, nvName, unmarshalNvPublic } from '../../src/tpm2/structures.ts';
 
 const hex = (text: string) => Buffer.from(text, 'hex');
@@ -78,11 +78,14 @@ test('NV_ReadPublic: the public area sealroot expects has exactly the name the T
   assert.is(pub.attributes, 0x20081008); // POLICYWRITE | WRITEALL | POLICYREAD | WRITTEN
   assert.equal(marshalNvPublic(pub), publicBytes);
   assert.is(nvName(pub).toString('hex'), tpmName.toString('hex'));
-  const expected = expectedNvPublic(0x01000e01, loadPolicyKey(TEST_KEY), 32, true);
+  // The capture is of the single-digest design's index (32 bytes, WRITEALL, policyRef sealroot/nv-digest/v1): the
+  // public area rebuilt from those facts has the TPM's name.
+  const key = loadPolicyKey(TEST_KEY);
+  const expected = { nvIndex: 0x01000e01, nameAlg: TPM_ALG.SHA256, attributes: 0x20081008, authPolicy: policyAuthorize(key.name, Buffer.from('sealroot/nv-digest/v1')), dataSize: 32 };
   assert.is(nvName(expected).toString('hex'), tpmName.toString('hex'));
-  // Unwritten, or 64 bytes, or another attribute: another name.
-  assert.is.not(nvName(expectedNvPublic(0x01000e01, loadPolicyKey(TEST_KEY), 32, false)).toString('hex'), tpmName.toString('hex'));
+  // Another attribute, or the trusted-set index of the same size: another name (no approval of one design counts for the other).
   assert.is.not(nvName({ ...expected, attributes: expected.attributes | 0x4 }).toString('hex'), tpmName.toString('hex'));
+  assert.is.not(nvName(trustIndexPublic(0x01000e01, key, 32, true)).toString('hex'), tpmName.toString('hex'));
 });
 
 test('LoadExternal of the PEM policy key equals tpm2_loadexternal\'s frame; the TPM named it as sealroot does', () => {

@@ -11,7 +11,8 @@ import { parseCapPcr, parseNvIndex, parsePcrValues } from '../../src/tpm2/option
 import { formatPcrSelection, marshalPcrSelection, parsePcrSelection, selectionOrder, withPcr } from '../../src/tpm2/pcr-selection.ts';
 import { approvalDigest, commandParametersHash, policyAuthorize, policyCommandCode, policyPcr, policySigned, policySignedDigest, ZERO_POLICY } from '../../src/tpm2/policy.ts';
 import { loadPolicyKey, loadSigner, policyKeyFromObject, signerFromObject, verifyRaw } from '../../src/tpm2/policy-key.ts';
-import { cappedValue, CAP_EVENT, makeApprovals, pcrCommandPolicy, POLICY_REF, policySignedDigestInput, PROVISION_REF } from '../../src/tpm2/sealed-digest.ts';
+import { cappedValue, CAP_EVENT, makeReadApproval, pcrCommandPolicy } from '../../src/tpm2/approved-policy.ts';
+import { PROVISION_REF, TRUST_POLICY_REF as POLICY_REF } from '../../src/trust/policies.ts';
 import { parseTcti } from '../../src/tpm2/transport.ts';
 
 const sha256 = (...parts: Buffer[]) => { const h = createHash('sha256'); for (const p of parts) h.update(p); return h.digest(); };
@@ -74,26 +75,27 @@ test('PolicySigned and cpHash for the one-time provisioning write (Part 3 §23.3
   const nonce = Buffer.alloc(16, 0x5a);
   const cpHash = commandParametersHash(TPM_CC.NV_Write, [Buffer.from('000b01', 'hex'), Buffer.from('000b02', 'hex')], Buffer.from('0001ff0000', 'hex'));
   assert.equal(cpHash, sha256(Buffer.from('00000137000b01000b020001ff0000', 'hex')));
-  assert.equal(sha256(policySignedDigestInput(nonce, cpHash)), policySignedDigest(nonce, 0, cpHash, PROVISION_REF));
   assert.equal(policySignedDigest(nonce, 0, cpHash, PROVISION_REF), sha256(nonce, Buffer.alloc(4), cpHash, PROVISION_REF));
   const name = Buffer.from('000b' + '11'.repeat(32), 'hex');
   assert.equal(policySigned(ZERO_POLICY, name, PROVISION_REF), sha256(sha256(ZERO_POLICY, Buffer.from('00000160', 'hex'), name), PROVISION_REF));
 });
 
-test('the cap: capped value is one extend with the cap event; approvals bind read to pre-cap, write to capped', () => {
+test('the cap: capped value is one extend with the cap event; the read approval binds NV_Read to the pre-cap values', () => {
   assert.equal(cappedValue('sha256', Buffer.alloc(32)), sha256(Buffer.alloc(32), sha256(CAP_EVENT)));
   const signer = loadSigner(KEY);
   const selection = parsePcrSelection('sha256:8');
   const values = new Map([['sha256:8', Buffer.alloc(32, 1)], ['sha256:15', Buffer.alloc(32)]]);
-  const [read, write] = makeApprovals(signer, selection, 15, values);
+  const read = makeReadApproval(signer, selection, 15, values, POLICY_REF);
   const full = withPcr(selection, 15);
-  assert.equal(read!.policy, pcrCommandPolicy(full, values, TPM_CC.NV_Read));
+  assert.is(read.purpose, 'read');
+  assert.equal(read.policy, pcrCommandPolicy(full, values, TPM_CC.NV_Read));
   const capped = new Map<string, Buffer>(values).set('sha256:15', cappedValue('sha256', Buffer.alloc(32)));
-  assert.equal(write!.policy, pcrCommandPolicy(full, capped, TPM_CC.NV_Write));
-  assert.ok(verifyRaw(signer.policyKey, Buffer.concat([read!.policy, POLICY_REF]), read!.signature));
-  assert.not.ok(verifyRaw(signer.policyKey, Buffer.concat([write!.policy, POLICY_REF]), read!.signature));
-  assert.equal(approvalDigest(read!.policy, POLICY_REF), sha256(read!.policy, POLICY_REF));
-  assert.throws(() => makeApprovals(signer, selection, 15, new Map([['sha256:8', Buffer.alloc(32)]])), /cap PCR sha256:15/);
+  assert.not.equal(makeReadApproval(signer, selection, 15, capped, POLICY_REF).policy, read.policy);
+  assert.ok(verifyRaw(signer.policyKey, Buffer.concat([read.policy, POLICY_REF]), read.signature));
+  // Signed for the trusted-set policyRef only: the same policy under the single-digest design's ref does not verify.
+  assert.not.ok(verifyRaw(signer.policyKey, Buffer.concat([read.policy, Buffer.from('sealroot/nv-digest/v1')]), read.signature));
+  assert.equal(approvalDigest(read.policy, POLICY_REF), sha256(read.policy, POLICY_REF));
+  assert.throws(() => makeReadApproval(signer, selection, 15, new Map([['sha256:8', Buffer.alloc(32)]]), POLICY_REF), /no value for PCR sha256:15/);
 });
 
 test('policy keys: RSA 2048-4096, ECDSA P-256/P-384; names as tpm2_loadexternal computes them', () => {
@@ -120,7 +122,8 @@ test('the approvals file: round trip, strict parsing, exact duplicates dropped, 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-approvals-'));
   try {
     const signer = loadSigner(KEY);
-    const approvals = makeApprovals(signer, parsePcrSelection('sha256:8'), 15, new Map([['sha256:8', Buffer.alloc(32)], ['sha256:15', Buffer.alloc(32)]]));
+    const values = new Map([['sha256:8', Buffer.alloc(32)], ['sha256:15', Buffer.alloc(32)]]);
+    const approvals = [makeReadApproval(signer, parsePcrSelection('sha256:8'), 15, values, POLICY_REF), makeReadApproval(signer, parsePcrSelection('sha256:8'), 15, new Map(values).set('sha256:8', Buffer.alloc(32, 1)), POLICY_REF)];
     const text = serializeApprovals(approvals);
     assert.equal(parseApprovals(text, 'f').map((a) => a.policy), approvals.map((a) => a.policy));
     addApprovals(dir, approvals);
@@ -129,16 +132,20 @@ test('the approvals file: round trip, strict parsing, exact duplicates dropped, 
     addApprovals(dir, [{ ...approvals[0]!, signature: Buffer.alloc(256, 7) }]);
     assert.is(readApprovals(dir).length, 3);
     assert.throws(() => parseApprovals('{', 'f'), /corrupted state file: not JSON/);
-    assert.throws(() => parseApprovals('{"format":"other","approvals":[]}', 'f'), /not a sealroot-tpm-approvals\/1 file/);
+    assert.throws(() => parseApprovals('{"format":"other","approvals":[]}', 'f'), /not a sealroot-tpm-approvals\/2 file/);
+    // The single-digest design's file (format 1, with PCR-bound write approvals) is not read at all.
+    assert.throws(() => parseApprovals(text.replace('sealroot-tpm-approvals/2', 'sealroot-tpm-approvals/1'), 'f'), /not a sealroot-tpm-approvals\/2 file/);
     const record = JSON.parse(text) as { approvals: Record<string, unknown>[] };
     record.approvals[0]!.purpose = 'delete';
+    assert.throws(() => parseApprovals(JSON.stringify(record), 'f'), /approval 0: bad purpose/);
+    record.approvals[0]!.purpose = 'write';
     assert.throws(() => parseApprovals(JSON.stringify(record), 'f'), /approval 0: bad purpose/);
     record.approvals[0]!.purpose = 'read';
     record.approvals[0]!.policy = 'ab';
     assert.throws(() => parseApprovals(JSON.stringify(record), 'f'), /approval 0: bad policy/);
     assert.throws(() => readApprovals(path.join(dir, 'none')), /no approvals: the state directory was not provisioned/);
     fs.writeFileSync(path.join(dir, 'approvals.json'), Buffer.alloc(MAX_APPROVALS_BYTES + 1, 0x20));
-    assert.throws(() => readApprovals(dir), /corrupted state file: 1048577 bytes/);
+    assert.throws(() => readApprovals(dir), /unusable state file: is 1048577 bytes, over the limit of 1048576/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
