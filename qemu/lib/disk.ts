@@ -27,6 +27,8 @@ export interface Disks {
   files: Record<DiskVariant, string>;
   /** Digest of the trusted image (sha256:<hex>). */
   digest: string;
+  /** Its size in bytes (signed with the digest into the TPM's trusted set). */
+  imageSize: number;
   /** Digest of the attacker's image on the `forged` disk. */
   forgedDigest: string;
   /** md5 of victim.bin, as the guest prints it when the read succeeds. */
@@ -223,7 +225,7 @@ export async function buildDisks(kernel: Kernel, log: (line: string) => void): P
   }
   for (const line of prepared) log(line.slice(3));
 
-  const final = { files: {} as Record<DiskVariant, string>, digest: trusted.digest, forgedDigest: forged.digest, victimMd5, plainRoot: path.join(dir, 'plain-root.img') };
+  const final = { files: {} as Record<DiskVariant, string>, digest: trusted.digest, imageSize: fs.statSync(trusted.image).size, forgedDigest: forged.digest, victimMd5, plainRoot: path.join(dir, 'plain-root.img') };
   fs.mkdirSync(dir, { recursive: true });
   run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-L', 'sample-root', '-E', 'root_owner=0:0', '-d', tree, final.plainRoot, '64M']);
   for (const variant of DISK_VARIANTS) {

@@ -45,8 +45,8 @@ function extend(tcti: string, state: 'trusted' | 'rogue'): void {
   execFileSync('tpm2_pcrextend', ['-T', tcti, ...pcrExtendArgs(state)], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-function provision(tcti: string, digest: string, stateDir: string, pcrValueArgs: string[], signingKey: boolean): { status: number | null; output: string } {
-  const result = spawnSync(sealrootBinary(), ['provision', '--tpm', tcti, '--digest', digest, '--pcrs', PCR_SELECTION, '--state', stateDir,
+function provision(tcti: string, digest: string, size: number, stateDir: string, pcrValueArgs: string[], signingKey: boolean): { status: number | null; output: string } {
+  const result = spawnSync(sealrootBinary(), ['provision', '--tpm', tcti, '--digest', digest, '--size', String(size), '--pcrs', PCR_SELECTION, '--state', stateDir,
     '--policy-key', POLICY_KEY_PUBLIC, ...(signingKey ? ['--signing-key', POLICY_KEY_PRIVATE] : []),
     ...pcrValueArgs.flatMap((value) => ['--pcr-value', value])], { encoding: 'utf8' });
   return { status: result.status, output: `${result.stdout ?? ''}${result.stderr ?? ''}`.trim() };
@@ -85,7 +85,7 @@ export async function provisionTpms(disks: Disks): Promise<Provisioned> {
   fs.mkdirSync(trusted.sealroot, { recursive: true });
   await withSwtpm(trusted.swtpm, (tcti) => {
     extend(tcti, 'trusted');
-    const result = provision(tcti, disks.digest, trusted.sealroot, [], true);
+    const result = provision(tcti, disks.digest, disks.imageSize, trusted.sealroot, [], true);
     if (result.status !== 0) throw new Error(`sealroot provision (trusted state) failed: ${result.output}`);
   });
 
@@ -96,7 +96,7 @@ export async function provisionTpms(disks: Disks): Promise<Provisioned> {
     extend(tcti, 'rogue');
     // The attacker knows the trusted PCR values (they are no secret) and predicts them for the next boot, but has
     // no private policy key. First sealroot's own provisioning, then the raw NV path.
-    const attempt = provision(tcti, disks.forgedDigest, forged.sealroot, pcrValues('trusted'), false);
+    const attempt = provision(tcti, disks.forgedDigest, disks.imageSize, forged.sealroot, pcrValues('trusted'), false);
     return { status: attempt.status, output: `sealroot provision: ${attempt.output.split('\n').at(-1)}; then ${rawNvAttack(tcti, disks.forgedDigest)}` };
   });
 
