@@ -176,7 +176,7 @@ test('ostree: the deployment image at /sysroot, /etc from the deployment, /var f
     const booted = readOstreeBooted(path.join(s.run, 'ostree-booted'));
     assert.equal(booted, {
       'backing-root-device-inode': [Number(deployStat.dev), Number(deployStat.ino)],
-      'root.transient': false, composefs: true, 'composefs.verity': false, 'sysroot-ro': true,
+      'root.transient': false, 'root.transient-ro': false, composefs: true, 'composefs.verity': false, 'sysroot-ro': true,
     });
     assert.equal(fs.readdirSync(path.join(s.run, 'sealroot')), [], 'staging and temporary mount points removed');
   } finally {
