@@ -1,4 +1,5 @@
-// A digest as sealroot prints and parses it everywhere: `sha256:<64 hex>` or `sha512:<128 hex>` (fsverity's notation).
+// A digest as sealroot prints and parses it: `sha256:<64 hex>` or `sha512:<128 hex>` (fsverity's notation); the bare
+// hex is accepted too, and is what `mkimage --print-digest` prints, as mkcomposefs does.
 import { timingSafeEqual } from 'node:crypto';
 
 export type HashAlgorithm = 'sha256' | 'sha512';
