@@ -52,6 +52,8 @@ interface Deployment {
   deployDir: string;
   image: string;
   digest: Digest;
+  /** The commit's ostree.composefs.digest.v0 (commit --generate-composefs-metadata), as hex. */
+  commitDigest: string;
   /** The commands that made it, as run (for the log). */
   commands: string[];
 }
@@ -78,7 +80,10 @@ function deploy(name: string, prepareRootConf: string): Deployment {
   ostree(commands, [repo, 'config', 'set', 'ex-integrity.composefs', 'true']);
   const tree = path.join(dir, 'tree');
   sampleTree(tree, prepareRootConf, '1');
-  ostree(commands, [repo, 'commit', `--branch=${STATEROOT}/base`, '--bootable', `--tree=dir=${tree}`, '--subject=parity']);
+  const commit = ostree(commands, [repo, 'commit', `--branch=${STATEROOT}/base`, '--bootable', '--generate-composefs-metadata', `--tree=dir=${tree}`, '--subject=parity']).trim();
+  // GVariant text of a bytestring: [byte 0xf5, 0xa2, ...]
+  const metadata = ostree(commands, [repo, 'show', '--print-metadata-key=ostree.composefs.digest.v0', commit]);
+  const commitDigest = [...metadata.matchAll(/0x([0-9a-f]{2})/g)].map((match) => match[1]).join('');
   ostree(commands, ['admin', 'deploy', `--sysroot=${sysroot}`, `--os=${STATEROOT}`, `${STATEROOT}/base`]);
   const entries = path.join(sysroot, 'boot/loader/entries');
   const entry = fs.readdirSync(entries).find((file) => file.endsWith('.conf'))!;
@@ -86,7 +91,7 @@ function deploy(name: string, prepareRootConf: string): Deployment {
   const target = /(?:^| )ostree=(\S+)/.exec(options)![1]!;
   const deployDir = fs.realpathSync(path.join(sysroot, target));
   const image = path.join(deployDir, '.ostree.cfs');
-  return { sysroot, options, deployDir, image, digest: parseDigest(fsverityDigest(image)), commands };
+  return { sysroot, options, deployDir, image, digest: parseDigest(fsverityDigest(image)), commitDigest, commands };
 }
 
 interface Outcome {
@@ -245,6 +250,8 @@ test(`the deployment was made by sid's ostree CLI (${sid.versions}) and boots by
   assert.match(parity.options, /^ostree=\/ostree\/boot\.[01]\/testos\/[0-9a-f]{64}\/0$/);
   assert.ok(fs.existsSync(parity.image), '.ostree.cfs written by admin deploy ([ex-integrity] composefs=true)');
   assert.match(parity.deployDir, /\/ostree\/deploy\/testos\/deploy\/[0-9a-f]{64}\.0$/);
+  // With composefs.enabled = verity the commit's ostree.composefs.digest.v0 is the deployed image's digest.
+  assert.is(parity.commitDigest, parity.digest.bytes.toString('hex'));
   // composefs.enabled = verity: ostree computes every object's digest even without fs-verity on the objects.
   const dump = check('node_modules/.bin/node', ['src/cli/main.ts', 'inspect', parity.image], { cwd: path.resolve(import.meta.dirname, '../..') });
   assert.match(dump, /^\/usr\/lib\/big\.bin 120000 100644 .* [0-9a-f]{64}( |$)/m);
@@ -307,6 +314,10 @@ test('a composefs.enabled = yes deployment with objects lacking fs-verity is dig
   const d = deploy('digestless', '[composefs]\nenabled = yes\n');
   const dump = check('node_modules/.bin/node', ['src/cli/main.ts', 'inspect', d.image], { cwd: path.resolve(import.meta.dirname, '../..') });
   assert.match(dump, /^\/usr\/lib\/big\.bin 120000 100644 \S+ \S+ \S+ \S+ \S+ \S+ - -( |$)/m, 'ostree wrote no digest');
+  // The commit's ostree.composefs.digest.v0 names another image than the one deploy wrote (README: trust the
+  // digest of the .ostree.cfs that boots).
+  assert.is(d.commitDigest.length, 64);
+  assert.is.not(d.commitDigest, d.digest.bytes.toString('hex'));
   try {
     await sealrootBoot(d, 'digestless', '[composefs]\nenabled = yes\n');
     assert.unreachable('the digest-less image was booted');
