@@ -235,16 +235,20 @@ export async function runMeasuredScenario(kernel: Kernel, disks: Disks, scenario
 
   const first = await once('console', initrd, append, drives, measured === 'kernel-update' ? { kind: 'boot' } : scenario.expect);
   if (measured !== 'kernel-update' || !first.verdict.pass) return first;
-  const approved = first.result.lines.find((line) => line.startsWith('@@ UPDATE '));
-  if (approved !== '@@ UPDATE approved') {
-    return { ...first, verdict: { pass: false, reason: `the running system did not approve the new initramfs: ${approved ?? 'no UPDATE line'}` } };
+  if (!first.result.lines.includes('@@ UPDATE approved')) {
+    const why = first.result.lines.filter((line) => line.startsWith('@@ UPDATE ')).at(-1);
+    return { ...first, verdict: { pass: false, reason: `the running system did not approve the new initramfs: ${why ?? 'no UPDATE line'}` } };
   }
   // The new initramfs with the plain command line, the same TPM (not re-provisioned) and the state the first boot
   // wrote its approvals into.
   const second = await once('console-after-update', setup.nextInitrd, measuredAppend(disks), [drives[0]!, drives[1]!], scenario.expect);
-  const predicted = first.result.lines.find((line) => line.startsWith('@@ UPDATE predicted'))?.slice(3);
-  return second.verdict.pass
-    ? { ...second, verdict: { pass: true, reason: `${predicted}; rebooted into the new initramfs: ${second.verdict.reason}` } }
-    : { ...second, verdict: { pass: false, reason: `after the update: ${second.verdict.reason}` } };
+  const predicted = first.result.lines.find((line) => line.startsWith('@@ UPDATE predicted'))?.slice(3) ?? '';
+  if (!second.verdict.pass) return { ...second, verdict: { pass: false, reason: `after the update: ${second.verdict.reason}` } };
+  // The second boot's PCR 9 (sealroot logs the PCRs when the second unseal is refused) is the one predicted.
+  const pcr9 = / 9=([0-9a-f]{64})/.exec(predicted)?.[1];
+  if (pcr9 === undefined || !second.result.lines.some((line) => line.includes(`sha256:9=${pcr9}`))) {
+    return { ...second, verdict: { pass: false, reason: `the rebooted system's PCR 9 is not the predicted ${pcr9 ?? '(none)'}` } };
+  }
+  return { ...second, verdict: { pass: true, reason: `${predicted}; rebooted into the new initramfs, PCR 9 as predicted: ${second.verdict.reason}` } };
 }
 
