@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import type { Logger } from './log.ts';
 import { parseBootConfig, type BootConfig } from './config/boot-config.ts';
 import { kargValue, parseCmdline, type Cmdline } from './config/cmdline.ts';
-import { configuredCapPcr, configuredTrustedDigest, type DigestContext } from './boot/digest-source.ts';
+import { configuredCapPcr, configuredTrustedImages, type DigestContext, type TrustedCandidate } from './boot/trust-source.ts';
 import { chooseInit, switchRoot } from './boot/handover.ts';
 import { mountKernelFilesystems } from './boot/kernel-fs.ts';
 import { isMountPoint } from './boot/mountinfo.ts';
@@ -26,15 +26,20 @@ import { mountComposefs, type MountComposefsOptions, type MountedComposefs } fro
 import { UndoStack } from './mount/undo.ts';
 import { assembleRoot, replaceSysroot, transientDirs } from './root/assemble.ts';
 import { planRoot } from './root/layout.ts';
+import { openImage, openObjectsDir, relabel, removeUpTo, type OpenedImage } from './root/confined-open.ts';
+import { checkProfile } from './root/profile.ts';
+import { ConfinedRoot, fdPath, UntrustedPathError } from './sys/confined-root.ts';
+import { readUntrustedText } from './sys/untrusted-file.ts';
 import type { RootPlan } from './root/plan.ts';
 import { closeFd } from './sys/io.ts';
 import { MNT_DETACH, mount, MS_PRIVATE, MS_REC, umount2 } from './sys/mountapi.ts';
 import { digestsEqual, formatDigest, type Digest } from './verity/digest.ts';
 import { defaultWorkerCount, HashPool } from './verity/pool.ts';
-import type { CapEvent } from './tpm2/trusted-digest.ts';
+import type { CapEvent } from './trust/boot-read.ts';
 
 export interface BootSteps {
-  trustedDigest(context: DigestContext): Promise<Digest>;
+  /** The trusted images (the TPM's set, newest first). */
+  trustedImages(context: DigestContext): Promise<readonly TrustedCandidate[]>;
   /** 'digest-read': the cap right after the read; 'boot-failed': on top of it when the boot fails. */
   capPcr(context: DigestContext, event: CapEvent): Promise<void>;
   copyImage(options: LoadImageOptions): Promise<ImageCopy>;
@@ -42,9 +47,9 @@ export interface BootSteps {
   mountComposefs(options: MountComposefsOptions): MountedComposefs;
 }
 
-/** The real steps: the digest from the TPM (or the karg, only if the configuration allows it). */
+/** The real steps: the trusted set from the TPM (or the karg, only if the configuration allows it). */
 export function defaultBootSteps(): BootSteps {
-  return { trustedDigest: configuredTrustedDigest, capPcr: configuredCapPcr, copyImage, validateImage, mountComposefs };
+  return { trustedImages: configuredTrustedImages, capPcr: configuredCapPcr, copyImage, validateImage, mountComposefs };
 }
 
 export interface BootOptions {
@@ -62,6 +67,8 @@ export interface BootOptions {
    * Default false: under dracut or systemd the sysroot is mounted before sealroot runs.
    */
   mountPhysicalRoot?: boolean;
+  /** Aborted by the CLI on SIGTERM, SIGINT or SIGHUP: the boot stops through its failure path (undo, cap). */
+  signal?: AbortSignal;
   /** Make / recursively private first, as ostree-prepare-root does (shared mounts cannot be moved). Default true. */
   makeRootPrivate?: boolean;
   log: Logger;
@@ -71,6 +78,8 @@ export interface BootResult {
   sysroot: string;
   plan: RootPlan;
   digest: Digest;
+  /** The trusted version the image was signed as (undefined for the development karg). */
+  version: number | undefined;
   loopDevice: string;
   overlayApi: MountedComposefs['overlayApi'];
   init: string | undefined;
@@ -78,6 +87,54 @@ export interface BootResult {
   /** Wall time of each step, in order. */
   timings: { step: string; ms: number }[];
 }
+
+/**
+ * The images this boot may mount: the one composefs= names, which must be in the set, or (ostree) every member.
+ */
+function chooseCandidates(trusted: readonly TrustedCandidate[], named: Digest | undefined): TrustedCandidate[] {
+  if (trusted.length === 0) throw new StepError('trusted-image', 'the trusted set is empty');
+  if (named === undefined) return [...trusted];
+  const member = trusted.find((candidate) => digestsEqual(candidate.digest, named));
+  if (member === undefined) {
+    const set = trusted.map((candidate) => `${candidate.version === undefined ? '' : `version ${candidate.version} `}${formatDigest(candidate.digest)}`).join(', ');
+    throw new StepError('trusted-image', `composefs= names ${formatDigest(named)}, which is not in the trusted set (${set}): an image that was never trusted, or one retired by a newer update`);
+  }
+  return [member];
+}
+
+/** The copy's bound: the configured maximum, and the largest signed size when every candidate has one. */
+function largestAllowed(candidates: readonly TrustedCandidate[], configured: number | undefined): number | undefined {
+  const sizes = candidates.map((candidate) => candidate.size);
+  if (sizes.some((size) => size === undefined)) return configured;
+  const largest = Math.max(...(sizes as number[]));
+  return configured === undefined ? largest : Math.min(largest, configured);
+}
+
+/**
+ * Runs `run`; when `signal` aborts first (SIGTERM, SIGINT, SIGHUP: src/cli/boot.ts), rejects at once with
+ * StepError(step, 'interrupted by SIG...') so that the failure path (undo, cap, boot-failed) runs. Work already in
+ * flight (a TPM command, the hashing) is abandoned, not awaited; a synchronous step always runs to its end first.
+ */
+function untilAborted<T>(name: string, signal: AbortSignal | undefined, run: () => T | Promise<T>): Promise<T> {
+  const interrupted = () => new StepError(name, `interrupted by ${String(signal?.reason)}`);
+  if (signal?.aborted === true) return Promise.reject(interrupted());
+  const work = (async () => run())();
+  if (signal === undefined) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(interrupted());
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then((value) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(value);
+    }, (error: unknown) => {
+      signal.removeEventListener('abort', onAbort);
+      reject(error);
+    });
+  });
+}
+
+/** The boot configuration: a trusted file of the initramfs, still read bounded and only if it is a regular file. */
+export const MAX_BOOT_CONFIG_BYTES = 256 * 1024;
 
 /** Runs `run` to the end; value() then returns its result or throws its error. */
 async function settle<T>(run: () => Promise<T>): Promise<{ value: () => T }> {
@@ -96,6 +153,7 @@ async function settle<T>(run: () => Promise<T>): Promise<{ value: () => T }> {
 /** Turns anything a step throws into StepError(step, ...): one line naming the step and the reason. */
 function asStepError(step: string, error: unknown): StepError {
   if (error instanceof StepError) return error;
+  if (error instanceof UntrustedPathError) return new StepError(step, error.reason, { path: error.path, cause: error.cause });
   if (error instanceof SysError) return new StepError(step, 'system call failed', { path: error.path, cause: error });
   return new StepError(step, oneLine(error));
 }
@@ -106,12 +164,12 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   // performance.now() counts from the process's time origin: what Node and module loading took before this.
   const timings: BootResult['timings'] = [{ step: 'process-start', ms: performance.now() }];
   const undo = new UndoStack();
-  const step = async <T>(name: string, run: () => T | Promise<T>): Promise<T> => {
+  const step = async <T>(name: string, run: () => T | Promise<T>, interruptible = true): Promise<T> => {
     const started = performance.now();
     try {
-      return await run();
+      return await (interruptible ? untilAborted(name, options.signal, run) : run());
     } catch (error) {
-      throw asStepError(name, error);
+      throw relabel(asStepError(name, error), fdLabels);
     } finally {
       timings.push({ step: name, ms: performance.now() - started });
     }
@@ -122,17 +180,26 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   let poolClosed: Promise<void> | undefined;
   let capped = false;
   // Without a readable configuration (or command line), still cap with the defaults: fail closed.
-  const capContext = (): DigestContext => digestContext ?? { config: parseBootConfig(''), cmdline: parseCmdline(''), log };
+  // The configuration as soon as it is read: an early failure caps the configured PCR through the configured TCTI.
+  let configRead: BootConfig | undefined;
+  let physical: ConfinedRoot | undefined;
+  let openedImage: OpenedImage | undefined;
+  /** /proc/self/fd/N handed to the loader and overlayfs -> the path on the disk, for the one line. */
+  const fdLabels = new Map<string, string>();
+  const objectFds: number[] = [];
+  const capContext = (): DigestContext => digestContext ?? { config: configRead ?? parseBootConfig(''), cmdline: parseCmdline(''), log };
   const cap = async (): Promise<void> => {
     if (capped) return;
     capped = true;
     // Without a readable configuration (or command line), still cap with the defaults: fail closed.
-    await step('cap-pcr', () => steps.capPcr(capContext(), 'digest-read'));
+    // Not interruptible: a signal must never skip the cap.
+    await step('cap-pcr', () => steps.capPcr(capContext(), 'digest-read'), false);
   };
 
   try {
     // First the configuration (a file in the initramfs), the kernel filesystems and the command line.
-    const config: BootConfig = await step('config', () => parseBootConfig(fs.readFileSync(options.configPath, 'utf8')));
+    const config: BootConfig = await step('config', () => parseBootConfig(readUntrustedText(options.configPath, { maxBytes: MAX_BOOT_CONFIG_BYTES, under: null, followLast: true })));
+    configRead = config;
     await step('kernel-filesystems', () => mountKernelFilesystems(log));
     const cmdline: Cmdline = await step('cmdline', () => parseCmdline(options.cmdline ?? fs.readFileSync('/proc/cmdline', 'utf8')));
     const context: DigestContext = { config, cmdline, log };
@@ -147,30 +214,44 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       return mounted || isMountPoint(sysroot);
     });
 
-    const plan = await step('locate-root', () => planRoot(config.root.layout, sysroot, cmdline, options.initramfsRoot));
+    // From here every path taken from the disk is resolved inside the physical root (openat2 RESOLVE_IN_ROOT).
+    const confined = await step('locate-root', () => ConfinedRoot.open(sysroot));
+    physical = confined;
+    const plan = await step('locate-root', () => planRoot(config.root.layout, confined, cmdline, options.initramfsRoot));
+    await step('locate-root', () => checkProfile(config.root.profile, plan));
     log.info(`layout ${plan.layout}: image ${plan.image}, objects ${plan.objectDirs.join(', ')}`);
 
     // Hashing a large image runs on worker threads: start them now, so they are ready when the TPM has answered.
-    const imageSize = fs.statSync(plan.image, { throwIfNoEntry: false })?.size ?? 0;
+    // The image, opened confined (O_PATH) and checked on the fd; the loader reopens exactly this file through
+    // /proc/self/fd. A failure to open it is reported by the copy step, after the TPM read and the cap.
+    const imageFile = openImage(confined, plan.image);
+    openedImage = imageFile;
+    if (imageFile.fdPath !== undefined) fdLabels.set(imageFile.fdPath, plan.image);
+    const imageSize = imageFile.size;
     // (On one CPU there is no second core to overlap with: the loader hashes inline.)
     pool = imageSize >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0 ? new HashPool() : undefined;
 
     // The trusted digest, then the PCR cap at once. A failed read is capped too (in the catch below, which reports
     // the read's failure, not the cap's); a failed cap after a good read fails the boot.
-    const digest = await step('trusted-digest', () => steps.trustedDigest(context));
+    const trusted = await step('trusted-digest', () => steps.trustedImages(context));
     await cap();
-    if (plan.namedDigest !== undefined && !digestsEqual(plan.namedDigest, digest)) {
-      throw new StepError('locate-root', `composefs= names ${formatDigest(plan.namedDigest)} but the trusted digest is ${formatDigest(digest)}`);
-    }
+    // composefs= names the image: it must be a member of the set. ostree names a deployment: its image may be any
+    // member, and the digest computed over the sealed copy decides which.
+    const candidates = await step('trusted-image', () => chooseCandidates(trusted, plan.namedDigest));
+    const maxSize = largestAllowed(candidates, config.root.maxImageSize);
 
     // The image into a sealed memfd; the hash workers are still at it while the EROFS is validated on this thread
     // (the sealed bytes cannot change), then this thread hashes what is left and the digest is compared. An image
     // that is not the trusted one is reported as such, even when it is malformed too.
     const copy = await step('copy-image', () => steps.copyImage({
-      path: plan.image, expected: digest, maxSize: config.root.maxImageSize, log, pool, memory: { unswappable: config.memory.unswappable },
+      path: imageFile.path(), expected: candidates.map((candidate) => candidate.digest), maxSize, log, pool, memory: { unswappable: config.memory.unswappable },
+      // One trusted image with its signed size: nothing else is copied (several: maxSize is the largest of them).
+      expectedSize: candidates.length === 1 ? candidates[0]!.size : undefined,
     }));
     const validation = await settle(() => step('validate-image', () => steps.validateImage(copy.bytes)));
     const image = await step('verify-image', () => copy.verify());
+    const digest = image.digest;
+    const version = candidates.find((candidate) => digestsEqual(candidate.digest, digest))?.version;
     // The workers are done: let them wind down while the image is mounted.
     poolClosed = pool?.close();
     pool = undefined;
@@ -180,10 +261,16 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       const summary = validation.value();
 
       mounted = await step('mount-composefs', () => {
-        fs.mkdirSync(staging, { recursive: true, mode: 0o755 });
-        undo.push(`remove ${staging}`, () => fs.rmdirSync(staging));
+        // Every directory made here goes on failure, RUN/sealroot too (rmdir: only when empty, never what is mounted).
+        const made = fs.mkdirSync(staging, { recursive: true, mode: 0o755 });
+        undo.push(`remove ${made ?? staging}`, () => removeUpTo(staging, made ?? staging));
+        for (const dir of plan.objectDirs) {
+          const fd = openObjectsDir(confined, dir);
+          objectFds.push(fd);
+          fdLabels.set(fdPath(fd), dir);
+        }
         const result = steps.mountComposefs({
-          imageFd: image.fd, objectDirs: plan.objectDirs, target: staging, verity: 'require', hasAcls: summary.hasAcls, log,
+          imageFd: image.fd, objectDirs: objectFds.map(fdPath), target: staging, verity: 'require', hasAcls: summary.hasAcls, log,
           workDir: path.join(runDir, 'sealroot'),
           upper: plan.rootTransient ? { ...transientDirs(runDir, 'root', undo), readonly: plan.rootTransientReadonly } : undefined,
         });
@@ -203,13 +290,19 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     });
 
     await step('stop-hash-workers', () => poolClosed);
+    for (const fd of objectFds.splice(0)) closeFd(fd);
+    imageFile.close();
+    confined.close();
     undo.commit();
-    log.notice(`root ready at ${sysroot}: ${plan.layout} image ${formatDigest(digest)} verified, `
+    log.notice(`root ready at ${sysroot}: ${plan.layout} image ${formatDigest(digest)}${version === undefined ? '' : ` (trusted version ${version})`} verified, `
       + `composefs via ${mounted.loopDevice} (${mounted.overlayApi}, verity=${mounted.verity})`);
     return {
-      sysroot, plan, digest, loopDevice: mounted.loopDevice, overlayApi: mounted.overlayApi, init, initArgs: cmdline.initArgs, timings,
+      sysroot, plan, digest, version, loopDevice: mounted.loopDevice, overlayApi: mounted.overlayApi, init, initArgs: cmdline.initArgs, timings,
     };
   } catch (error) {
+    for (const fd of objectFds.splice(0)) closeFd(fd);
+    openedImage?.close();
+    physical?.close();
     try {
       await (poolClosed ?? pool?.close());
     } catch (poolError) {
@@ -224,6 +317,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     // After the cap, the PCRs of a trusted boot match the *write* approvals: whatever runs after this failure (an
     // emergency shell) must not be able to provision a digest. One more, distinct extend voids every approval.
     try {
+      // Not through step(): a signal that interrupted the boot must not skip this either.
       await steps.capPcr(capContext(), 'boot-failed');
     } catch (voidError) {
       log.error(`also: ${oneLine(voidError)}`);

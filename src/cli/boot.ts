@@ -1,5 +1,6 @@
 // `sealroot boot`: the boot sequence (src/boot.ts) as the initramfs runs it.
 import { boot, defaultBootSteps, handOver } from '../boot.ts';
+import { trapStopSignals } from '../boot/stop-signals.ts';
 import { emergency } from '../boot/handover.ts';
 import { DEFAULT_BOOT_CONFIG_PATH } from '../config/boot-config.ts';
 import { oneLine } from '../errors.ts';
@@ -16,7 +17,8 @@ the physical root from root=, rootfstype=, rootflags=, ro/rw if nothing is mount
 and caps the PCR, copies the image into a sealed memfd and checks its fs-verity digest, validates the EROFS,
 mounts the composefs overlay with verity=require, prepares /etc, /var and /sysroot, and puts the new root at the
 sysroot. Exit 0: dracut or systemd switch root. Any failure: one line naming the step (console and kmsg),
-nothing left mounted, exit 1; as PID 1, an emergency shell if there is one, else power off.
+nothing left mounted, exit 1; as PID 1, an emergency shell if there is one, else power off. SIGTERM, SIGINT or
+SIGHUP during the boot: the same failure path (undo, PCR cap, boot-failed event), then exit 128+signal.
 
   --config PATH    the boot configuration (TOML; default ${DEFAULT_BOOT_CONFIG_PATH})
   --switch-root    only as PID 1, and required there: make the new root / and exec init= (default /sbin/init)
@@ -41,10 +43,19 @@ configuration sets digest.source = "cmdline" and digest.allow-unauthenticated-cm
       log.error(`boot: ${oneLine(error)}`);
       return emergency(log);
     }
+    // SIGTERM (systemd's start timeout), SIGINT, SIGHUP: the boot stops through its failure path, then one line
+    // naming the signal and exit 128+signal.
+    const stop = trapStopSignals();
     let result;
     try {
-      result = await boot({ configPath: values.config, cmdline: values.cmdline, switchRoot: values['switch-root'], mountPhysicalRoot: pid1, log }, defaultBootSteps());
+      result = await boot({ configPath: values.config, cmdline: values.cmdline, switchRoot: values['switch-root'], mountPhysicalRoot: pid1, log, signal: stop.signal }, defaultBootSteps());
     } catch (error) {
+      const signal = stop.received();
+      if (signal !== undefined && !pid1) {
+        const line = oneLine(error);
+        log.error(line.includes(signal) ? line : `${line} (${signal} received)`);
+        return stop.exitCode();
+      }
       if (!pid1) throw error;
       log.error(oneLine(error));
       return emergency(log);

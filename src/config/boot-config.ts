@@ -15,6 +15,7 @@
 //   layout = "auto"                 # "auto" (from the kargs: ostree= or composefs=), "ostree", "composefs"
 //   sysroot = "/sysroot"            # where the physical root is (or gets) mounted
 //   max-image-size = 1073741824     # optional, bytes
+//   profile = "default"             # "sealed": refuse any persistent /etc or /var from the disk (README: threat model)
 //   [memory]
 //   unswappable = "require"         # the image in memory that is never swapped (a hugetlb memfd): "require"
 //                                   # (default: fail the boot without it), "prefer" (fall back to a plain memfd
@@ -24,6 +25,12 @@ import { parse, TomlError } from 'smol-toml';
 
 export type DigestSource = 'tpm' | 'cmdline';
 export type LayoutChoice = 'auto' | 'ostree' | 'composefs';
+/**
+ * "default": /etc and /var as the layout's configuration says (ostree, composefs-rs: persistent, from the disk).
+ * "sealed": only the image's /etc or a transient one, and a transient (or the image's) /var; a layout that would
+ * mount a persistent, unverified /etc or /var from the attacker-writable disk is refused.
+ */
+export type RootProfile = 'default' | 'sealed';
 export type Unswappable = 'require' | 'prefer' | 'off';
 /**
  * "require": the threat model has the attacker writing the whole disk, and swap (a partition or a file) is on a
@@ -35,7 +42,7 @@ export const DEFAULT_UNSWAPPABLE: Unswappable = 'require';
 export interface BootConfig {
   digest: { source: DigestSource };
   tpm: { tcti: string; pcrs: string; stateDir: string; policyKeyPath: string | undefined; capPcr: number | undefined };
-  root: { layout: LayoutChoice; sysroot: string; maxImageSize: number | undefined };
+  root: { layout: LayoutChoice; sysroot: string; maxImageSize: number | undefined; profile: RootProfile };
   memory: { unswappable: Unswappable };
 }
 
@@ -120,7 +127,7 @@ export function parseBootConfig(text: string): BootConfig {
   }
   const digest = new Section(root, 'digest', ['source', 'allow-unauthenticated-cmdline']);
   const tpm = new Section(root, 'tpm', ['tcti', 'pcrs', 'state', 'policy-key', 'cap-pcr']);
-  const rootSection = new Section(root, 'root', ['layout', 'sysroot', 'max-image-size']);
+  const rootSection = new Section(root, 'root', ['layout', 'sysroot', 'max-image-size', 'profile']);
   const memory = new Section(root, 'memory', ['unswappable']);
 
   const source = digest.oneOf('source', ['tpm', 'cmdline'] as const) ?? 'tpm';
@@ -146,6 +153,7 @@ export function parseBootConfig(text: string): BootConfig {
       layout: rootSection.oneOf('layout', ['auto', 'ostree', 'composefs'] as const) ?? 'auto',
       sysroot: rootSection.path('sysroot') ?? '/sysroot',
       maxImageSize: rootSection.integer('max-image-size', 4096, Number.MAX_SAFE_INTEGER),
+      profile: rootSection.oneOf('profile', ['default', 'sealed'] as const) ?? 'default',
     },
     memory: { unswappable: memory.oneOf('unswappable', ['require', 'prefer', 'off'] as const) ?? DEFAULT_UNSWAPPABLE },
   };

@@ -4,14 +4,18 @@
 // Every change is recorded on the caller's UndoStack, so a failure leaves nothing mounted.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { oneLine, SysError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { createDetachedMount } from '../mount/fs-context.ts';
 import { escapeOverlayPath, type FsParam, type VerityMode } from '../mount/overlay-options.ts';
 import type { UndoStack } from '../mount/undo.ts';
 import { closeFd } from '../sys/io.ts';
 import {
-  MNT_DETACH, MOUNT_ATTR_RDONLY, mount, moveMountPath, moveMountTo, mountSetattrTree, openTreeClone, umount2,
+  MNT_DETACH, MOUNT_ATTR_RDONLY, mount, moveMountPath, moveMountTo, mountSetattrTree, openTreeClone, openTreeCloneFd, umount2,
 } from '../sys/mountapi.ts';
+import { ConfinedRoot, fdPath, UntrustedPathError } from '../sys/confined-root.ts';
+import { mkdirAt, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../sys/files.ts';
+import { openAt2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV } from '../sys/openat2.ts';
 import { encodeBootedMetadata, type BootedValue } from './ostree-booted.ts';
 import { writeOstreeRunState } from './ostree-run.ts';
 import type { RootPlan, SubdirPlan } from './plan.ts';
@@ -61,9 +65,30 @@ function writableOverlay(lower: string, upper: string, work: string, target: str
   attach(createDetachedMount('overlay', params, 0), target, undo, `${source} overlay`);
 }
 
+/**
+ * An O_PATH fd of the directory `source` on the physical root, resolved inside it (RESOLVE_IN_ROOT; a mount point
+ * inside it may be crossed: a separate /var partition). The caller mounts from the fd, so the path is never walked
+ * again after this check.
+ */
+function openSourceDir(source: string, what: string): number {
+  const root = ConfinedRoot.containing(source);
+  if (root === undefined) throw new Error(`${what}: ${source} is not under the physical root`);
+  try {
+    return root.openPath(source, { directory: true, crossMounts: true });
+  } catch (error) {
+    if (error instanceof UntrustedPathError) throw new Error(`${what}: ${error.path} ${error.reason}`);
+    throw error;
+  }
+}
+
 function bindWritable(source: string, target: string, undo: UndoStack, what: string): void {
-  if (!fs.statSync(source, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${what}: ${source} is not a directory`);
-  const fd = openTreeClone(source, false);
+  const sourceFd = openSourceDir(source, what);
+  let fd: number;
+  try {
+    fd = openTreeCloneFd(sourceFd, false, source);
+  } finally {
+    closeFd(sourceFd);
+  }
   try {
     // Like ostree's MS_REMOUNT of the bind without MS_RDONLY: writable even when the sysroot bind is not.
     mountSetattrTree(fd, 0, MOUNT_ATTR_RDONLY, false, source);
@@ -72,6 +97,22 @@ function bindWritable(source: string, target: string, undo: UndoStack, what: str
     throw error;
   }
   attach(fd, target, undo, what);
+}
+
+/** The directory `name` right beneath `dirFd` (made 0700 if missing), as an O_PATH fd; a symlink there is refused. */
+function subdirBeneath(dirFd: number, name: string, shown: string): number {
+  const resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  try {
+    mkdirAt(dirFd, name, 0o700);
+  } catch (error) {
+    if (!(error instanceof SysError && error.code === 'EEXIST')) throw new Error(`${shown}: cannot create: ${oneLine(error)}`);
+  }
+  try {
+    return openAt2(dirFd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, resolve);
+  } catch (error) {
+    if (error instanceof SysError) throw new Error(`${shown}: ${error.code === 'ENOTDIR' || error.code === 'ELOOP' ? 'is not a directory (a symlink or a file is refused)' : `cannot open (${error.code})`}`);
+    throw error;
+  }
 }
 
 function provideSubdir(name: 'etc' | 'var', plan: SubdirPlan, options: AssembleOptions): string {
@@ -85,10 +126,16 @@ function provideSubdir(name: 'etc' | 'var', plan: SubdirPlan, options: AssembleO
       return `bind ${plan.source}`;
     case 'overlay': {
       const upper = path.join(plan.state, 'upper');
-      const work = path.join(plan.state, 'work');
-      if (!fs.statSync(plan.state, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`/${name}: state ${plan.state} is not a directory`);
-      for (const dir of [upper, work]) if (!fs.existsSync(dir)) fs.mkdirSync(dir, { mode: 0o700 });
-      writableOverlay(target, upper, work, target, 'overlay', undo);
+      const stateFd = openSourceDir(plan.state, `/${name} state`);
+      const fds: number[] = [];
+      try {
+        // upper and work are opened beneath the state fd (no symlink, no mount crossed) and given to overlayfs as
+        // /proc/self/fd/N: the kernel takes exactly those directories.
+        for (const dir of ['upper', 'work']) fds.push(subdirBeneath(stateFd, dir, path.join(plan.state, dir)));
+        writableOverlay(target, fdPath(fds[0]!), fdPath(fds[1]!), target, 'overlay', undo);
+      } finally {
+        for (const fd of [...fds, stateFd]) closeFd(fd);
+      }
       return `overlay, upper ${upper}`;
     }
     case 'transient': {
@@ -145,7 +192,13 @@ export function assembleRoot(options: AssembleOptions): void {
       mount(null, target, null, MS_SHARED, null);
     }
     writeOstreeRunState({ runDir, physicalRoot: plan.sysroot, varMounted: plan.var.kind === 'bind', undo, log });
-    const stat = fs.lstatSync(plan.deployment, { bigint: true });
+    const deploymentFd = openSourceDir(plan.deployment, 'the deployment');
+    let stat: fs.BigIntStats;
+    try {
+      stat = fs.fstatSync(deploymentFd, { bigint: true });
+    } finally {
+      closeFd(deploymentFd);
+    }
     const entries: [string, BootedValue][] = [
       ['backing-root-device-inode', { type: '(tt)', value: [stat.dev, stat.ino] }],
       ['root.transient', { type: 'b', value: plan.rootTransient }],

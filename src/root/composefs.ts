@@ -1,15 +1,18 @@
 // The composefs-rs layout (crates/composefs-setup-root): `composefs=<hex>` (64 hex: SHA-256, 128: SHA-512) names
 // the image composefs/images/<hex>; objects in composefs/objects; per-deployment state in state/deploy/<hex>/;
 // /usr/lib/composefs/setup-root-conf.toml chooses how /etc and /var are provided.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { kargValue, type Cmdline } from '../config/cmdline.ts';
 import { parseDigest, type Digest } from '../verity/digest.ts';
 import { LayoutError, type RootPlan, type SubdirPlan } from './plan.ts';
-import { resolveUnder } from './resolve-under.ts';
+import { UntrustedPathError, type ConfinedRoot } from '../sys/confined-root.ts';
+import { closeFd } from '../sys/io.ts';
+import { readUntrustedTextIfExists } from '../sys/untrusted-file.ts';
 
 export const SETUP_ROOT_CONF_PATH = '/usr/lib/composefs/setup-root-conf.toml';
+/** The file is a few hundred bytes; anything past this is refused. */
+export const MAX_SETUP_ROOT_CONF_BYTES = 64 * 1024;
 
 export type SubdirMode = 'none' | 'bind' | 'overlay' | 'transient';
 
@@ -60,12 +63,8 @@ export function parseSetupRootConf(text: string): SetupRootConfig {
 /** Reads the config from the initramfs; a missing file means the defaults (as composefs-setup-root). */
 export function loadSetupRootConf(initramfsRoot = '/'): SetupRootConfig {
   const file = path.join(initramfsRoot, SETUP_ROOT_CONF_PATH);
-  try {
-    return parseSetupRootConf(fs.readFileSync(file, 'utf8'));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return parseSetupRootConf('');
-    throw error;
-  }
+  // A trusted file of the initramfs, still read bounded and only if it is a regular file.
+  return parseSetupRootConf(readUntrustedTextIfExists(file, { maxBytes: MAX_SETUP_ROOT_CONF_BYTES, under: null, followLast: true }) ?? '');
 }
 
 /** Pure: the digest the `composefs=` karg names. A leading `?` (fs-verity optional) is refused. */
@@ -81,8 +80,9 @@ export function composefsKargDigest(cmdline: Cmdline): { hex: string; digest: Di
   return { hex: value, digest: parseDigest(value) };
 }
 
-function subdirPlan(mode: SubdirMode, name: 'etc' | 'var', sysroot: string, state: string): SubdirPlan {
-  const source = () => resolveUnder(sysroot, path.join(path.relative(sysroot, state), name), { allowMissing: true });
+function subdirPlan(mode: SubdirMode, name: 'etc' | 'var', physical: ConfinedRoot, state: string): SubdirPlan {
+  // A /var (or /etc) mounted inside the physical root from another filesystem is allowed: crossMounts.
+  const source = () => physical.canonical(path.join(physical.relative(state), name), { crossMounts: true });
   switch (mode) {
     case 'none': return { kind: 'none' };
     case 'bind': return { kind: 'bind', source: source() };
@@ -91,12 +91,29 @@ function subdirPlan(mode: SubdirMode, name: 'etc' | 'var', sysroot: string, stat
   }
 }
 
-export function planComposefs(sysroot: string, cmdline: Cmdline, config: SetupRootConfig): RootPlan {
+/**
+ * Plans the composefs-rs root. The state directory, the image, the objects and the etc/var sources come from the
+ * disk and are resolved inside the physical root (openat2 RESOLVE_IN_ROOT): a symlink cannot lead out of it.
+ */
+export function planComposefs(physical: ConfinedRoot, cmdline: Cmdline, config: SetupRootConfig): RootPlan {
+  const sysroot = physical.path;
   const { hex, digest } = composefsKargDigest(cmdline);
-  const inside = (rel: string) => resolveUnder(sysroot, rel, { allowMissing: true });
-  const state = inside(path.join('state/deploy', hex));
+  const inside = (rel: string) => physical.canonical(rel);
   // composefs-setup-root opens the state directory whatever the modes are.
-  if (!fs.existsSync(state) || !fs.statSync(state).isDirectory()) throw new LayoutError(`no deployment state directory ${state}`);
+  const stateRel = path.join('state/deploy', hex);
+  let stateFd: number;
+  try {
+    stateFd = physical.openPath(stateRel, { directory: true });
+  } catch (error) {
+    if (error instanceof UntrustedPathError) throw new LayoutError(`no deployment state directory ${error.path}: ${error.reason}`);
+    throw error;
+  }
+  let state: string;
+  try {
+    state = physical.whereIs(stateFd, physical.display(stateRel));
+  } finally {
+    closeFd(stateFd);
+  }
   return {
     layout: 'composefs',
     sysroot,
@@ -106,8 +123,8 @@ export function planComposefs(sysroot: string, cmdline: Cmdline, config: SetupRo
     deployment: state,
     rootTransient: config.rootTransient,
     rootTransientReadonly: false,
-    etc: subdirPlan(config.etc, 'etc', sysroot, state),
-    var: subdirPlan(config.var, 'var', sysroot, state),
+    etc: subdirPlan(config.etc, 'etc', physical, state),
+    var: subdirPlan(config.var, 'var', physical, state),
     // composefs-setup-root leaves the clone writable; sealroot binds it read-only (like ostree's sysroot.readonly):
     // the booted system changes /etc and /var, and writes the physical root only through a deliberate remount.
     sysrootReadonly: true,

@@ -4,6 +4,7 @@ import type { LayoutChoice } from '../config/boot-config.ts';
 import { loadSetupRootConf, planComposefs } from './composefs.ts';
 import { interpretPrepareRootConf, loadPrepareRootConf, planOstree } from './ostree.ts';
 import { LayoutError, type RootPlan } from './plan.ts';
+import type { ConfinedRoot } from '../sys/confined-root.ts';
 
 export function chooseLayout(choice: LayoutChoice, cmdline: Cmdline): 'ostree' | 'composefs' {
   if (choice !== 'auto') return choice;
@@ -15,9 +16,12 @@ export function chooseLayout(choice: LayoutChoice, cmdline: Cmdline): 'ostree' |
   throw new LayoutError('neither ostree= nor composefs= is on the kernel command line');
 }
 
-/** Plans the root; `initramfsRoot` is where prepare-root.conf / setup-root-conf.toml are looked up (default /). */
-export function planRoot(choice: LayoutChoice, sysroot: string, cmdline: Cmdline, initramfsRoot = '/'): RootPlan {
+/**
+ * Plans the root; `initramfsRoot` is where prepare-root.conf / setup-root-conf.toml are looked up (default /).
+ * Every path taken from the disk is resolved inside `physical` (the physical root, opened confined).
+ */
+export function planRoot(choice: LayoutChoice, physical: ConfinedRoot, cmdline: Cmdline, initramfsRoot = '/'): RootPlan {
   const layout = chooseLayout(choice, cmdline);
-  if (layout === 'ostree') return planOstree(sysroot, cmdline, interpretPrepareRootConf(loadPrepareRootConf(initramfsRoot), cmdline));
-  return planComposefs(sysroot, cmdline, loadSetupRootConf(initramfsRoot));
+  if (layout === 'ostree') return planOstree(physical, cmdline, interpretPrepareRootConf(loadPrepareRootConf(initramfsRoot), cmdline));
+  return planComposefs(physical, cmdline, loadSetupRootConf(initramfsRoot));
 }

@@ -6,10 +6,14 @@ import * as path from 'node:path';
 import { kargValue, type Cmdline } from '../config/cmdline.ts';
 import { keyFileBoolean, keyFileValue, parseKeyFile, parseTristate, type KeyFile } from './keyfile.ts';
 import { LayoutError, type RootPlan } from './plan.ts';
-import { resolveUnder } from './resolve-under.ts';
+import { UntrustedPathError, type ConfinedOpenOptions, type ConfinedRoot } from '../sys/confined-root.ts';
+import { closeFd } from '../sys/io.ts';
+import { readUntrustedTextIfExists } from '../sys/untrusted-file.ts';
 
 /** Searched in this order; a later file overrides earlier keys (otcore_load_config). */
 export const PREPARE_ROOT_CONF_PATHS = ['/usr/lib/ostree/prepare-root.conf', '/etc/ostree/prepare-root.conf'];
+/** prepare-root.conf and setup-root-conf.toml are a few hundred bytes; anything past this is refused. */
+export const MAX_LAYOUT_CONF_BYTES = 64 * 1024;
 
 export interface PrepareRootConfig {
   /** root.transient or root.transient-ro: an upper layer on the /run tmpfs over the composefs root. */
@@ -52,35 +56,54 @@ export function loadPrepareRootConf(initramfsRoot = '/'): KeyFile {
   const file: KeyFile = new Map();
   for (const conf of PREPARE_ROOT_CONF_PATHS) {
     const full = path.join(initramfsRoot, conf);
-    let text: string;
-    try {
-      text = fs.readFileSync(full, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw error;
-    }
-    parseKeyFile(text, full, file);
+    // A trusted file of the initramfs, still read bounded and only if it is a regular file.
+    const text = readUntrustedTextIfExists(full, { maxBytes: MAX_LAYOUT_CONF_BYTES, under: null, followLast: true });
+    if (text !== undefined) parseKeyFile(text, full, file);
   }
   return file;
 }
 
-export function planOstree(sysroot: string, cmdline: Cmdline, config: PrepareRootConfig): RootPlan {
+/**
+ * Plans the ostree root. Every path comes from the disk (the ostree= symlink chain, the deployment, its etc, the
+ * stateroot's var, the repo's objects) and is resolved inside the physical root (openat2 RESOLVE_IN_ROOT): a link
+ * that climbs out or points at an absolute path stays inside, as under ostree's sysroot fd.
+ */
+export function planOstree(physical: ConfinedRoot, cmdline: Cmdline, config: PrepareRootConfig): RootPlan {
+  const sysroot = physical.path;
   const target = kargValue(cmdline, 'ostree');
   if (target === undefined || target === '') throw new LayoutError('no ostree= karg');
-  const link = path.join(sysroot, target);
-  let stat: fs.Stats;
+  const link = physical.display(physical.relative(target.replace(/^\/+/, '') || '.'));
+  const refused = (error: unknown): never => {
+    if (error instanceof UntrustedPathError) throw new LayoutError(`ostree=${target}: ${error.path} ${error.reason}`);
+    throw error;
+  };
+  let linkFd: number;
   try {
-    stat = fs.lstatSync(link);
-  } catch {
-    throw new LayoutError(`ostree=${target}: ${link} does not exist`);
+    linkFd = physical.openPath(link, { followLast: false });
+  } catch (error) {
+    return refused(error);
   }
-  if (!stat.isSymbolicLink()) throw new LayoutError(`ostree=${target}: ${link} is not a symbolic link`);
-  const deployment = resolveUnder(sysroot, target);
-  if (!fs.statSync(deployment).isDirectory()) throw new LayoutError(`ostree=${target} resolves to ${deployment}, not a directory`);
-  const inside = (rel: string) => resolveUnder(sysroot, rel, { allowMissing: true });
-  const deploymentRel = path.relative(sysroot, deployment);
-  // deploy/<stateroot>/deploy/<checksum>.<serial> -> deploy/<stateroot>/var
-  const stateVar = inside(path.join(deploymentRel, '../../var'));
+  try {
+    if (!fs.fstatSync(linkFd).isSymbolicLink()) throw new LayoutError(`ostree=${target}: ${link} is not a symbolic link`);
+  } finally {
+    closeFd(linkFd);
+  }
+  let deploymentFd: number;
+  try {
+    deploymentFd = physical.openPath(link, { directory: true });
+  } catch (error) {
+    return refused(error);
+  }
+  let deployment: string;
+  try {
+    deployment = physical.whereIs(deploymentFd, link);
+  } finally {
+    closeFd(deploymentFd);
+  }
+  const inside = (rel: string, options: ConfinedOpenOptions = {}) => physical.canonical(rel, options);
+  const deploymentRel = physical.relative(deployment);
+  // deploy/<stateroot>/deploy/<checksum>.<serial> -> deploy/<stateroot>/var (a separate /var mount may be there).
+  const stateVar = inside(path.join(deploymentRel, '../../var'), { crossMounts: true });
   return {
     layout: 'ostree',
     sysroot,
@@ -90,7 +113,7 @@ export function planOstree(sysroot: string, cmdline: Cmdline, config: PrepareRoo
     deployment,
     rootTransient: config.rootTransient,
     rootTransientReadonly: config.rootTransientReadonly,
-    etc: config.etcTransient ? { kind: 'transient', lower: 'usr/etc' } : { kind: 'bind', source: inside(path.join(deploymentRel, 'etc')) },
+    etc: config.etcTransient ? { kind: 'transient', lower: 'usr/etc' } : { kind: 'bind', source: inside(path.join(deploymentRel, 'etc'), { crossMounts: true }) },
     var: { kind: 'bind', source: stateVar },
     sysrootReadonly: config.sysrootReadonly,
     sysrootBindRequired: true,
