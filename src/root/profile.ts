@@ -18,8 +18,8 @@ function persistent(plan: SubdirPlan): string | undefined {
 }
 
 const HOW: Record<RootPlan['layout'], Record<'etc' | 'var', string>> = {
-  ostree: { etc: '[etc] transient = true in prepare-root.conf', var: 'ostree has no transient /var: the sealed profile cannot boot an ostree /var' },
-  composefs: { etc: '[etc] mount = "transient" or "none" in setup-root-conf.toml', var: '[var] mount = "transient" or "none" in setup-root-conf.toml' },
+  ostree: { etc: 'use [etc] transient = true in prepare-root.conf', var: 'ostree has no transient /var, so the sealed profile cannot boot an ostree deployment' },
+  composefs: { etc: 'use [etc] mount = "transient" or "none" in setup-root-conf.toml', var: 'use [var] mount = "transient" or "none" in setup-root-conf.toml' },
 };
 
 /** Throws LayoutError when `profile` is "sealed" and /etc or /var would come persistent from the disk. */
@@ -28,8 +28,8 @@ export function checkProfile(profile: RootProfile, plan: RootPlan): void {
   for (const name of ['etc', 'var'] as const) {
     const what = persistent(plan[name]);
     if (what !== undefined) {
-      throw new LayoutError(`the sealed profile (root.profile = "sealed") refuses a persistent, unverified /${name} from the disk `
-        + `(${plan.layout} plans ${what}); use ${HOW[plan.layout][name]}`);
+      throw new LayoutError(`the sealed profile (root.profile = "sealed") refuses a persistent, unverified /${name} `
+        + `(${plan.layout} plans ${what} on the disk): ${HOW[plan.layout][name]}`);
     }
   }
 }

@@ -147,10 +147,10 @@ function expectedFailedPcr(): string {
   return value.toString('hex');
 }
 
-async function capPcrValue(): Promise<string> {
+async function capPcrValue(pcr = CAP): Promise<string> {
   const client = await Tpm.open(tpm.tcti);
   try {
-    const values = await client.pcrRead(parsePcrSelection(`sha256:${CAP}`));
+    const values = await client.pcrRead(parsePcrSelection(`sha256:${pcr}`));
     return [...values.values()][0]!.toString('hex');
   } finally {
     await client.close();
@@ -344,6 +344,21 @@ hostile('root.profile = "sealed" refuses a persistent /etc or /var from the disk
   fs.writeFileSync(ok.config, fs.readFileSync(ok.config, 'utf8').replace(/tcti = "[^"]*"/, `tcti = "${tpm.tcti}"`));
   const outcome = bootIn(ok);
   assert.is(outcome.status, 0, outcome.stdout + outcome.stderr);
+});
+
+// --- the configuration first (issue 12 point 5) ---
+hostile('an early failure (the physical root missing, before the TPM read) caps the configured PCR 14, not the default 15', async () => {
+  const s = scene('composefs');
+  fs.writeFileSync(s.config, fs.readFileSync(s.config, 'utf8').replace(`cap-pcr = ${CAP}`, 'cap-pcr = 14'));
+  fs.rmSync(s.sysroot, { recursive: true });
+  await tpm.restart();
+  fs.writeFileSync(s.config, fs.readFileSync(s.config, 'utf8').replace(/tcti = "[^"]*"/, `tcti = "${tpm.tcti}"`));
+  const outcome = bootIn(s);
+  assert.is(outcome.status, 1, outcome.stdout + outcome.stderr);
+  assert.match(outcome.line ?? '', /^physical-root: .*ENOENT.*sysroot/, outcome.stdout + outcome.stderr);
+  assert.is(await capPcrValue(14), expectedFailedPcr(), 'PCR 14 (configured) in the failed state');
+  assert.is(await capPcrValue(15), '0'.repeat(64), 'PCR 15 (the default) untouched');
+  assert.not.ok(fs.existsSync(path.join(s.run, 'sealroot')));
 });
 
 // --- killed during the boot ---

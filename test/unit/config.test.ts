@@ -7,7 +7,7 @@ test('an empty file gives the defaults: TPM digest source', () => {
   assert.equal(config, {
     digest: { source: 'tpm' },
     tpm: { tcti: 'device:/dev/tpmrm0', pcrs: 'sha256:7', stateDir: '/etc/sealroot/tpm', policyKeyPath: undefined, capPcr: undefined },
-    root: { layout: 'auto', sysroot: '/sysroot', maxImageSize: undefined },
+    root: { layout: 'auto', sysroot: '/sysroot', maxImageSize: undefined, profile: 'default', image: undefined },
     memory: { unswappable: 'require' },
   });
 });
@@ -34,9 +34,19 @@ cap-pcr = 15
 layout = "ostree"
 sysroot = "/mnt/root"
 max-image-size = 67108864
+profile = "sealed"
+image = "/usr/lib/sealroot/root.cfs"
 `);
   assert.equal(config.tpm, { tcti: 'swtpm:host=127.0.0.1,port=2321', pcrs: 'sha256:7,9', stateDir: '/etc/sealroot/state', policyKeyPath: '/etc/sealroot/key.pem', capPcr: 15 });
-  assert.equal(config.root, { layout: 'ostree', sysroot: '/mnt/root', maxImageSize: 67108864 });
+  assert.equal(config.root, { layout: 'ostree', sysroot: '/mnt/root', maxImageSize: 67108864, profile: 'sealed', image: '/usr/lib/sealroot/root.cfs' });
+  assert.throws(() => parseBootConfig('[root]\nimage = "root.cfs"\n'), (e: unknown) => e instanceof ConfigError && /root\.image must be an absolute path/.test(e.message));
+});
+
+test('[root] profile: "default" or "sealed"; anything else is refused', () => {
+  assert.is(parseBootConfig('[root]\nprofile = "default"\n').root.profile, 'default');
+  assert.is(parseBootConfig('[root]\nprofile = "sealed"\n').root.profile, 'sealed');
+  assert.throws(() => parseBootConfig('[root]\nprofile = "strict"\n'), (e: unknown) => e instanceof ConfigError && /root\.profile must be one of "default", "sealed", not "strict"/.test(e.message));
+  assert.throws(() => parseBootConfig('[root]\nprofile = true\n'), (e: unknown) => e instanceof ConfigError && /root\.profile must be a non-empty string/.test(e.message));
 });
 
 test('the cmdline digest source needs the explicit allow key', () => {
