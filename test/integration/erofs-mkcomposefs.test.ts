@@ -76,6 +76,8 @@ test('--hash-alg sha512 --print-digest prints the bare 128-digit hex that sealro
   assert.match(printed, /^[0-9a-f]{128}\n$/);
   assert.is(sealroot('digest', '--hash-alg=sha512', image), `sha512:${printed.trim()} ${image}\n`);
   assert.is(sealroot('mkimage', '--hash-alg', 'sha512', '--print-digest-only', source), printed);
+  // What mkimage prints is taken as it is by the commands that take a digest (the length names the algorithm).
+  assert.match(sealroot('load', `--expect=${printed.trim()}`, image), new RegExp(`^sha512:${printed.trim()} `));
 });
 
 test('inspect lists what an independent walk of the source tree lists (sizes, modes, owners, times, digests, xattrs, hard links)', () => {
