@@ -3,15 +3,18 @@
 // Exit status 1 when anything failed, including the setup (a missing tool or kernel fails every scenario loudly).
 // Usage: qemu/run-tests [--jobs N] [SCENARIO...]   (QEMU_TEST_JOBS=N: parallel boots, default 2)
 // Consoles are kept in .cache/qemu/runs/<run>/<scenario>/console.log (runs/latest: the newest run).
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildDisks, OSTREE_KARG, type Disks } from './lib/disk.ts';
 import { buildDracutInitramfs, dracutModulesKey } from './lib/dracut.ts';
-import { buildGuestInitramfs } from './lib/guest.ts';
+import { BOOT_CONFIG, buildGuestInitramfs } from './lib/guest.ts';
 import { CACHE, fetchKernel, freshDir, pruneCache, requireHostTools, sealrootBinary, type Kernel } from './lib/paths.ts';
 import { runMeasuredScenario } from './lib/measured.ts';
+import { ostreeDisks, runOstreeScenario } from './lib/ostree.ts';
 import { provisionTpms, stateDisk, type Provisioned } from './lib/provision.ts';
-import { judge, relevantLines, SCENARIOS, type Initramfs, type Scenario, type Verdict } from './lib/scenarios.ts';
+import { EMBEDDED_IMAGE, judge, relevantLines, SCENARIOS, type Initramfs, type Scenario, type Unswappable, type Verdict } from './lib/scenarios.ts';
+import { runLifecycleScenario } from './lib/lifecycle-run.ts';
 import { startGuestSwtpm } from './lib/swtpm.ts';
 import { boot, QEMU, type BootResult } from './lib/vm.ts';
 
@@ -58,19 +61,47 @@ export async function setUp(needDracut: boolean, needShellFlow = needDracut, sta
   return { kernel, disks, provisioned, initramfs };
 }
 
-export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramfs): string {
+/**
+ * boot-embedded's initramfs: the busybox one with the trusted image inside and root.image naming it. The image is
+ * taken from the base disk (debugfs: the host need not mount it).
+ */
+function embeddedInitramfs(setup: Setup): string {
+  const hex = setup.disks.digest.slice('sha256:'.length);
+  const image = path.join(CACHE, 'initramfs', `root-image-${hex}.cfs`);
+  if (!fs.existsSync(image)) {
+    fs.mkdirSync(path.dirname(image), { recursive: true });
+    execFileSync('debugfs', ['-R', `dump /composefs/images/${hex} ${image}.tmp`, setup.disks.files.base], { stdio: 'ignore' });
+    fs.renameSync(`${image}.tmp`, image);
+  }
+  return buildGuestInitramfs(setup.kernel, {
+    name: 'embedded-guest',
+    bootConfig: `${BOOT_CONFIG}[root]\nimage = "${EMBEDDED_IMAGE}"\n`,
+    files: { [EMBEDDED_IMAGE.slice(1)]: fs.readFileSync(image) },
+  });
+}
+
+export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramfs, unswappable: Unswappable = 'default'): string {
   const karg = scenario.karg === 'ostree' ? OSTREE_KARG
     : `composefs=${(scenario.karg === 'composefs-forged' ? disks.forgedDigest : disks.digest).slice('sha256:'.length)}`;
   const test = `test.scenario=${scenario.name} test.pcr=${scenario.pcr} test.precap=${scenario.precap === true ? 1 : 0}`;
   const dracut = initramfs !== 'busybox' ? ' root=/dev/vda rootfstype=ext4 rw rd.shell=0 rd.emergency=poweroff systemd.show_status=0' : '';
   // sealroot as PID 1 mounts root= itself; init= and its argument (after --, for init) run the check after its switch.
   const pid1 = scenario.handover === 'sealroot' ? ' test.handover=sealroot root=/dev/vda rootfstype=ext4 rw init=/bin/sh -- /run/sealroot-test/after-switch' : '';
-  return `loglevel=5 ${karg} ${test}${dracut}${pid1}`;
+  const memory = `${scenario.swap === undefined ? '' : ` test.swap=${scenario.swap}`}${unswappable === 'default' ? '' : ` test.unswappable=${unswappable}`}`;
+  return `loglevel=5 ${karg} ${test}${dracut}${pid1}${memory}`;
 }
 
-export async function runScenario(setup: Setup, scenario: Scenario, workDir: string, onLine?: (line: string) => void, through = scenario.initramfs): Promise<{ verdict: Verdict; result: BootResult; console: string }> {
-  const dir = freshDir(path.join(workDir, through === scenario.initramfs ? scenario.name : `${scenario.name}.${through}`));
+export async function runScenario(setup: Setup, scenario: Scenario, workDir: string, onLine?: (line: string) => void, through = scenario.initramfs, unswappable: Unswappable = 'default'): Promise<{ verdict: Verdict; result: BootResult; console: string }> {
+  const name = `${scenario.name}${through === scenario.initramfs ? '' : `.${through}`}${unswappable === 'default' ? '' : `.unswappable-${unswappable}`}`;
+  const dir = freshDir(path.join(workDir, name));
+  if (scenario.lifecycle !== undefined) {
+    return runLifecycleScenario({ kernel: setup.kernel, disks: setup.disks, trusted: setup.provisioned.trusted, busybox: setup.initramfs.busybox }, scenario, dir);
+  }
   if (scenario.measured !== undefined) return runMeasuredScenario(setup.kernel, setup.disks, scenario, scenario.measured, dir, workDir);
+  if (scenario.ostree !== undefined) {
+    const ostree = await ostreeDisks(setup.kernel, log);
+    return runOstreeScenario({ kernel: setup.kernel, busybox: setup.initramfs.busybox, ostree, victimMd5: setup.disks.victimMd5 }, scenario, dir, log);
+  }
   const drives = [{ file: setup.disks.files[scenario.disk], snapshot: true }];
   if (through !== 'busybox' && scenario.tpm === 'forged') {
     throw new Error('the dracut initramfs carries the trusted TPM state only: run forged-digest through busybox');
@@ -84,19 +115,28 @@ export async function runScenario(setup: Setup, scenario: Scenario, workDir: str
   } else if (through === 'busybox') {
     drives.push({ file: stateDisk(setup.provisioned.trusted.sealroot, path.join(dir, 'state.img')), snapshot: false });
   }
+  if (scenario.swap !== undefined) {
+    // The swap device, last of the disks (sparse: only what the guest swaps takes space).
+    const swap = path.join(dir, 'swap.img');
+    fs.closeSync(fs.openSync(swap, 'w'));
+    fs.truncateSync(swap, 1024 * 2 ** 20);
+    drives.push({ file: swap, snapshot: false });
+  }
   try {
     const result = await boot({
       kernel: setup.kernel,
-      initrd: setup.initramfs[through],
+      initrd: scenario.embeddedImage === true ? embeddedInitramfs(setup) : setup.initramfs[through],
       drives,
-      append: kernelArgs(scenario, setup.disks, through),
+      append: kernelArgs(scenario, setup.disks, through, unswappable),
+      // Less RAM: the pressure (writing more than the RAM) takes time under TCG.
+      memoryMiB: scenario.swap === undefined ? undefined : 512,
       tpmSocket: swtpm?.socket,
       timeoutSeconds: through === 'busybox' ? 120 : 180,
       onLine,
     });
     const console = path.join(dir, 'console.log');
     fs.writeFileSync(console, result.console);
-    return { verdict: judge(scenario, result.lines, result.timedOut, setup.disks.victimMd5), result, console };
+    return { verdict: judge(scenario, result.lines, result.timedOut, setup.disks.victimMd5, unswappable), result, console };
   } finally {
     await swtpm?.stop();
   }
@@ -141,9 +181,11 @@ async function main(argv: string[]): Promise<number> {
     for (let scenario = queue.shift(); scenario !== undefined; scenario = queue.shift()) {
       let line = '';
       try {
-        for (const through of [scenario.initramfs, ...(scenario.alsoThrough === undefined ? [] : [scenario.alsoThrough])]) {
-          const { verdict, result, console } = await runScenario(setup, scenario, workDir, undefined, through);
-          const detail = `${scenario.what} [${through}, ${(result.millis / 1000).toFixed(1)} s]`;
+        const passes = [scenario.initramfs, ...(scenario.alsoThrough === undefined ? [] : [scenario.alsoThrough])]
+          .flatMap((through) => (scenario.unswappable ?? ['default' as const]).map((unswappable) => ({ through, unswappable })));
+        for (const { through, unswappable } of passes) {
+          const { verdict, result, console } = await runScenario(setup, scenario, workDir, undefined, through, unswappable);
+          const detail = `${scenario.what} [${through}${unswappable === 'default' ? '' : `, memory.unswappable=${unswappable}`}, ${(result.millis / 1000).toFixed(1)} s]`;
           if (!verdict.pass) {
             line = `FAIL ${scenario.name}: ${verdict.reason}\n    ${detail}; console ${console}:\n${relevantLines(result.lines).map((l) => `    | ${l}\n`).join('')}`;
             break;

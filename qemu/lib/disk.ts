@@ -8,6 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { type LifecycleImage, type LifecycleInputs, layoutLifecycle, prepareLifecycle } from './lifecycle.ts';
+import { PCR_SELECTION, pcrValues } from './guest.ts';
 import { BUSYBOX, buildInitramfs, moduleLoadOrder } from './initramfs.ts';
 import { CACHE, freshDir, pruneCache, ROOT, sealrootBinary, type Kernel } from './paths.ts';
 import { boot } from './vm.ts';
@@ -18,10 +20,15 @@ export const OSTREE_COMMIT = 'c0ffee00000000000000000000000000000000000000000000
 export const OSTREE_BOOTCSUM = 'b00700000000000000000000000000000000000000000000000000000000000b';
 export const OSTREE_KARG = `ostree=/ostree/boot.1/${OSTREE_STATEROOT}/${OSTREE_BOOTCSUM}/0`;
 const VICTIM = 'usr/share/sealroot-test/victim.bin';
+/**
+ * The signed read approvals on the physical root (issue 14: not in the initramfs, whose PCR 9 measurement they
+ * would change): for the stand-in boot chain's trusted PCR values; the dracut flows' boot.toml names this place.
+ */
+export const PHYSICAL_STATE_DIR = 'sealroot/tpm';
 const PREPARE_LIST = '.sealroot-test-prepare';
 
-export type DiskVariant = 'base' | 'compressed' | 'tampered-image' | 'truncated-image' | 'tampered-object' | 'object-without-verity' | 'missing-object' | 'forged';
-export const DISK_VARIANTS: readonly DiskVariant[] = ['base', 'compressed', 'tampered-image', 'truncated-image', 'tampered-object', 'object-without-verity', 'missing-object', 'forged'];
+export type DiskVariant = 'base' | 'compressed' | 'tampered-image' | 'truncated-image' | 'tampered-object' | 'object-without-verity' | 'missing-object' | 'forged' | 'lifecycle';
+export const DISK_VARIANTS: readonly DiskVariant[] = ['base', 'compressed', 'tampered-image', 'truncated-image', 'tampered-object', 'object-without-verity', 'missing-object', 'forged', 'lifecycle'];
 
 export interface Disks {
   files: Record<DiskVariant, string>;
@@ -31,6 +38,8 @@ export interface Disks {
   imageSize: number;
   /** Digest of the attacker's image on the `forged` disk. */
   forgedDigest: string;
+  /** The `lifecycle` disk's images (issue 11): A (the trusted image), B, C and the attacker's. */
+  lifecycleDigests: Record<LifecycleImage, string>;
   /** md5 of victim.bin, as the guest prints it when the read succeeds. */
   victimMd5: string;
   /** The sample root as a plain ext4 root (no composefs, no sealroot): the reference boot of the benchmark. */
@@ -48,7 +57,7 @@ export function fsverityDigest(file: string): string {
 }
 
 /** The sample root: busybox, a /sbin/init that prints the checks, a file to compare, a victim object. */
-function writeSampleTree(dir: string, hello: string): void {
+export function writeSampleTree(dir: string, hello: string): void {
   freshDir(dir);
   for (const sub of ['bin', 'sbin', 'etc', 'proc', 'sys', 'dev', 'run', 'tmp', 'var', 'sysroot', 'usr/share/sealroot-test']) {
     fs.mkdirSync(path.join(dir, sub), { recursive: true });
@@ -70,7 +79,7 @@ function writeSampleTree(dir: string, hello: string): void {
 }
 
 /** `sealroot mkimage --digest-store=OBJECTS SOURCE IMAGE`; the digest it prints must equal fsverity's. */
-function mkimage(source: string, image: string, objects: string): string {
+export function mkimage(source: string, image: string, objects: string): string {
   fs.mkdirSync(objects, { recursive: true });
   const out = run(sealrootBinary(), ['mkimage', `--digest-store=${objects}`, '--print-digest', source, image]);
   const reference = fsverityDigest(image);
@@ -89,7 +98,7 @@ function objectPath(objects: string, file: string): string {
 function fingerprint(): string {
   const hash = createHash('sha256');
   hash.update(path.basename(sealrootBinary()));
-  for (const file of [BUSYBOX, path.join(ROOT, 'qemu/guest/root-init'), path.join(ROOT, 'qemu/guest/prepare-init'), import.meta.filename]) {
+  for (const file of [BUSYBOX, path.join(ROOT, 'qemu/guest/root-init'), path.join(ROOT, 'qemu/guest/prepare-init'), path.join(import.meta.dirname, 'lifecycle.ts'), import.meta.filename]) {
     const stat = fs.statSync(file);
     hash.update(`${file}:${stat.size}:${stat.mtimeMs}`);
   }
@@ -97,7 +106,7 @@ function fingerprint(): string {
 }
 
 /** Builds the source tree of one disk: both layouts for the trusted image, plus the variant's change. */
-function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string; digest: string; objects: string; tree: string }, forged: { image: string; digest: string; objects: string }): string[] {
+function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string; digest: string; objects: string; tree: string }, forged: { image: string; digest: string; objects: string }, lifecycle: LifecycleInputs): string[] {
   freshDir(dir);
   // The physical root's own skeleton (as `ostree admin init-fs` makes it); dracut's shell flow refuses a root
   // without proc, sys and dev ("no proper rootfs layout").
@@ -120,6 +129,8 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
   const bootLink = path.join(dir, 'ostree/boot.1', OSTREE_STATEROOT, OSTREE_BOOTCSUM, '0');
   fs.mkdirSync(path.dirname(bootLink), { recursive: true });
   fs.symlinkSync(`../../../deploy/${OSTREE_STATEROOT}/deploy/${OSTREE_COMMIT}.0`, bootLink);
+  run(sealrootBinary(), ['approve', '--signing-key', path.join(ROOT, 'keys/test-policy-key.pem'), '--pcrs', PCR_SELECTION,
+    ...pcrValues('trusted').flatMap((value) => ['--pcr-value', value]), '--state', path.join(dir, PHYSICAL_STATE_DIR)]);
 
   const victimObject = path.relative(trusted.objects, objectPath(trusted.objects, path.join(trusted.tree, VICTIM)));
   const victimObjects = ['composefs/objects', 'ostree/repo/objects'].map((store) => path.join(store, victimObject));
@@ -158,6 +169,9 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
       break;
     case 'missing-object':
       for (const object of victimObjects) fs.rmSync(path.join(dir, object));
+      break;
+    case 'lifecycle':
+      layoutLifecycle(dir, lifecycle);
       break;
     case 'forged': {
       // The attacker's image and objects, for the digest it provisions from a rogue boot.
@@ -201,12 +215,13 @@ export async function buildDisks(kernel: Kernel, log: (line: string) => void): P
   writeSampleTree(evilTree, 'hello from the ATTACKER');
   const forged = { objects: path.join(work, 'evil-objects'), image: path.join(work, 'forged.cfs'), digest: '' };
   forged.digest = mkimage(evilTree, forged.image, forged.objects);
+  const lifecycle = prepareLifecycle(work, trusted, forged, mkimage, path.join(ROOT, 'keys/test-policy-key.pem'));
   const victimMd5 = createHash('md5').update(fs.readFileSync(path.join(tree, VICTIM))).digest('hex');
 
   const files = {} as Record<DiskVariant, string>;
   for (const variant of DISK_VARIANTS) {
     const source = path.join(work, `src-${variant}`);
-    layoutDisk(source, variant, trusted, forged);
+    layoutDisk(source, variant, trusted, forged, lifecycle);
     const image = path.join(work, `${variant}.img`);
     run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-O', 'verity', '-L', 'sealroot-test', '-E', 'root_owner=0:0', '-d', source, image, '64M']);
     files[variant] = image;
@@ -225,7 +240,8 @@ export async function buildDisks(kernel: Kernel, log: (line: string) => void): P
   }
   for (const line of prepared) log(line.slice(3));
 
-  const final = { files: {} as Record<DiskVariant, string>, digest: trusted.digest, imageSize: fs.statSync(trusted.image).size, forgedDigest: forged.digest, victimMd5, plainRoot: path.join(dir, 'plain-root.img') };
+  const final = { files: {} as Record<DiskVariant, string>, digest: trusted.digest, imageSize: fs.statSync(trusted.image).size, forgedDigest: forged.digest,
+    lifecycleDigests: Object.fromEntries(Object.entries(lifecycle.images).map(([name, files]) => [name, files.digest])) as Record<LifecycleImage, string>, victimMd5, plainRoot: path.join(dir, 'plain-root.img') };
   fs.mkdirSync(dir, { recursive: true });
   run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-L', 'sample-root', '-E', 'root_owner=0:0', '-d', tree, final.plainRoot, '64M']);
   for (const variant of DISK_VARIANTS) {

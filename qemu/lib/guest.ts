@@ -61,7 +61,7 @@ export const GUEST_MODULES = ['erofs', 'overlay', 'loop', 'virtio_blk'];
  * The fast initramfs variant: busybox, sealroot and its libraries, the modules, qemu/guest/init. The measured-boot
  * scenarios (measured.ts) give their own boot.toml (another PCR selection), name and extra files.
  */
-export function buildGuestInitramfs(kernel: Kernel, variant: { name?: string; bootConfig?: string; files?: Record<string, string> } = {}): string {
+export function buildGuestInitramfs(kernel: Kernel, variant: { name?: string; bootConfig?: string; files?: Record<string, string | Buffer> } = {}): string {
   const files: Record<string, { content: string | Buffer; mode?: number }> = {
     'etc/sealroot/boot.toml': { content: variant.bootConfig ?? BOOT_CONFIG },
     'etc/sealroot/policy-key.pem': { content: fs.readFileSync(path.join(ROOT, 'keys/test-policy-key.pub.pem')) },
@@ -71,6 +71,9 @@ export function buildGuestInitramfs(kernel: Kernel, variant: { name?: string; bo
   for (const [name, content] of Object.entries(testFiles())) files[`etc/sealroot-test/${name}`] = { content };
   // boot-pid1 (test.handover=sealroot): what /init copies to /run for the check after sealroot's own switch-root.
   files['etc/sealroot-test/after-switch'] = { content: fs.readFileSync(path.join(ROOT, 'qemu/guest/after-switch'), 'utf8'), mode: 0o755 };
+  // swap-pressure, swap-tamper (test.swap=...): what /init runs in the new root before its /sbin/init.
+  files['etc/sealroot-test/swap-test'] = { content: fs.readFileSync(path.join(ROOT, 'qemu/guest/swap-test'), 'utf8'), mode: 0o755 };
+  files['etc/sealroot-test/trust-action'] = { content: fs.readFileSync(path.join(ROOT, 'qemu/guest/trust-action'), 'utf8'), mode: 0o755 };
   files['etc/sealroot-test/libraries'] = { content: sharedLibraries(sealrootBinary()).map((library) => `${library}\n`).join('') };
   for (const [name, content] of Object.entries(variant.files ?? {})) files[name] = { content };
   return buildInitramfs({

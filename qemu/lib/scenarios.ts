@@ -1,5 +1,7 @@
 // The boot scenarios (names as in issue 7) and how each one is judged from the guest's console.
 import type { DiskVariant } from './disk.ts';
+import type { OstreeCase } from './ostree.ts';
+import type { LifecycleBoot } from './lifecycle.ts';
 
 export type Expectation =
   /** Boots into the verified root; every check the root's init prints holds. */
@@ -35,6 +37,19 @@ export interface Scenario {
   measured?: 'boot' | 'initrd-changed' | 'cmdline-changed' | 'kernel-update';
   /** Boot a second time through this initramfs too; both boots must pass. */
   alsoThrough?: Initramfs;
+  /** Issue 13: a disk deployed by the real ostree CLI (./ostree.ts); every BLS entry of it is booted with its options. */
+  ostree?: OstreeCase;
+  /** Issue 11: the boots of one machine, in order, on one TPM state (./lifecycle.ts); replaces the single boot. */
+  lifecycle?: readonly LifecycleBoot[];
+  /**
+   * Issue 17: after switch-root the booted system enables swap on an extra disk and comes under memory pressure
+   * (qemu/guest/swap-test); `tamper` then writes the image's bytes on the swap device, as the disk's attacker would.
+   */
+  swap?: 'pressure' | 'tamper';
+  /** Boot once with each [memory] unswappable value ('default': the configuration does not set it). */
+  unswappable?: readonly Unswappable[];
+  /** Issue 17: the image is a file of the initramfs (root.image = EMBEDDED_IMAGE); the disk's own is not used. */
+  embeddedImage?: true;
   expect: Expectation;
 }
 
@@ -43,9 +58,19 @@ export type Initramfs = 'busybox' | 'dracut' | 'dracut-shell';
 
 export type ImageVerity = 'kernel' | 'userspace';
 
+export type Unswappable = 'default' | 'off';
+
+/** Where boot-embedded's initramfs carries the trusted image (boot.toml root.image). */
+export const EMBEDDED_IMAGE = '/usr/lib/sealroot-test/root.cfs';
+
+/** The lifecycle scenarios' common fields: busybox initramfs, the lifecycle disk, the trusted TPM state. */
+const LIFECYCLE = { disk: 'lifecycle', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'boot' } } as const;
+
 export const SCENARIOS: readonly Scenario[] = [
   { name: 'boot-ok', what: 'composefs-rs layout through dracut (sealroot.service, then the shell-flow pre-pivot hook): verified root, file reads, PCR capped', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', alsoThrough: 'dracut-shell', imageVerity: 'userspace', expect: { kind: 'boot' } },
-  { name: 'boot-ostree', what: 'ostree deployment (.ostree.cfs, repo objects)', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'ostree', initramfs: 'busybox', imageVerity: 'kernel', expect: { kind: 'boot' } },
+  { name: 'boot-ostree', what: 'a deployment made by the ostree CLI (sid\'s ostree: init-fs, os-init, commit --bootable, admin deploy with composefs.enabled = verity), booted with its BLS options', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'ostree', initramfs: 'busybox', imageVerity: 'kernel', ostree: 'deploy', expect: { kind: 'boot' } },
+  { name: 'ostree-rollback', what: 'two deployments from ostree admin deploy, both digests in the trusted set (provision, then a signed trust update): each BLS entry boots its own deployment, verified', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'ostree', initramfs: 'busybox', imageVerity: 'kernel', ostree: 'rollback', expect: { kind: 'boot' } },
+  { name: 'ostree-digestless', what: 'a composefs.enabled = yes deployment whose objects had no fs-verity: the image has no digests; refused before mount, never root ready', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'ostree', initramfs: 'busybox', ostree: 'digestless', expect: { kind: 'stop', reason: /^sealroot: validate-image: .*no fs-verity digest .*composefs\.enabled = verity.*fs-verity enabled on the objects before deploying/ } },
   { name: 'boot-compressed', what: 'zstd-compressed image, digest of the decompressed bytes', disk: 'compressed', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'boot' } },
   { name: 'tampered-image', what: 'one bit flipped in the image; dracut initramfs: sealroot.service fails, OnFailure=emergency.target', disk: 'tampered-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', expect: { kind: 'stop', reason: /^sealroot: verify-image: / } },
   { name: 'truncated-image', what: 'image cut to half its size', disk: 'truncated-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: (verify-image|validate-image): / } },
@@ -60,6 +85,36 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'measured-initrd-changed', what: 'OVMF: the initramfs differs by one byte from the approved one', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'initrd-changed', expect: { kind: 'stop', reason: /^sealroot: tpm: cannot read the trusted (digest|set): no read approval matches the current PCR values/ } },
   { name: 'measured-cmdline-changed', what: 'OVMF: init=/bin/sh added to the approved command line', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'cmdline-changed', expect: { kind: 'stop', reason: /^sealroot: tpm: cannot read the trusted (digest|set): no read approval matches the current PCR values/ } },
   { name: 'kernel-update', what: 'OVMF: the verified system predicts and signs approvals for a new initramfs; the reboot into it, without re-provisioning', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'kernel-update', expect: { kind: 'boot' } },
+  { name: 'boot-embedded', what: 'the image is a file of the initramfs (root.image), objects and state on the disk, whose own image is tampered: verified root from the initramfs\'s image, which is then removed', disk: 'tampered-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', embeddedImage: true, imageVerity: 'userspace', expect: { kind: 'boot' } },
+  { name: 'swap-pressure', what: 'swap enabled after switch-root, then memory pressure: the image stays in huge pages (HugePages_* before and after), none of its bytes on the swap device, the root reads right', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', swap: 'pressure', expect: { kind: 'boot' } },
+  { name: 'swap-tamper', what: 'the attacker changes a name of the image on the swap device: shows up with memory.unswappable = "off"; the same steps change nothing with the default', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', swap: 'tamper', unswappable: ['off', 'default'], expect: { kind: 'boot' } },
+  { name: 'upgrade', what: 'boot A (version 1); the running system syncs its boot entries (trust sync: B\'s signed update applied); reboot: B verified as version 2', ...LIFECYCLE, lifecycle: [
+    { image: 'A', pcr: 'trusted', action: 'sync', expect: { kind: 'boot', version: 1 }, lines: [/^@@ SYNC .*sealroot-B\.conf: applied: version 2 .* into slot 1, replacing an empty slot$/, /^@@ SYNC .*sealroot-A\.conf: present: version 1 /, /^@@ ACTION sync done$/] },
+    { image: 'B', pcr: 'trusted', expect: { kind: 'boot', version: 2 } },
+  ] },
+  { name: 'rollback', what: 'after the upgrade to B, the previous entry A still boots, verified as version 1', ...LIFECYCLE, lifecycle: [
+    { image: 'A', pcr: 'trusted', action: 'apply:B', expect: { kind: 'boot', version: 1 }, lines: [/^@@ APPLY B exit 0$/] },
+    { image: 'B', pcr: 'trusted', expect: { kind: 'boot', version: 2 } },
+    { image: 'A', pcr: 'trusted', expect: { kind: 'boot', version: 1 } },
+  ] },
+  { name: 'retire', what: 'after a third version C, A is refused with a clear line; B and C boot', ...LIFECYCLE, lifecycle: [
+    { image: 'A', pcr: 'trusted', action: 'apply:B', expect: { kind: 'boot', version: 1 }, lines: [/^@@ APPLY B exit 0$/] },
+    { image: 'B', pcr: 'trusted', action: 'apply:C', expect: { kind: 'boot', version: 2 }, lines: [/^@@ APPLY C .*version 3 .* applied into slot 0, replacing version 1$/] },
+    { image: 'A', pcr: 'trusted', expect: { kind: 'stop', reason: /^sealroot: trusted-image: composefs= names sha256:[0-9a-f]{64}, which is not in the trusted set \(version 3 sha256:[0-9a-f]{64}, version 2 sha256:[0-9a-f]{64}\)/ } },
+    { image: 'C', pcr: 'trusted', expect: { kind: 'boot', version: 3 } },
+  ] },
+  { name: 'replay-refused', what: 'old update files applied from a rogue boot and from the running system change nothing; the next boots see the signed set', ...LIFECYCLE, lifecycle: [
+    { image: 'A', pcr: 'trusted', action: 'apply:B,C', expect: { kind: 'boot', version: 1 }, lines: [/^@@ APPLY B exit 0$/, /^@@ APPLY C exit 0$/] },
+    { image: 'A', pcr: 'rogue', action: 'apply:A,B', actionAlways: true, expect: { kind: 'stop', reason: /^sealroot: tpm: cannot read the trusted set: no read approval matches/ }, lines: [/^@@ APPLY A .*version 1 .* is not newer than any version in the trusted set: a replayed or older update/, /^@@ APPLY A exit 1$/, /^@@ APPLY B .*already trusted/] },
+    { image: 'C', pcr: 'trusted', action: 'apply:A', expect: { kind: 'boot', version: 3 }, lines: [/^@@ APPLY A .*not newer than any version in the trusted set/, /^@@ APPLY A exit 1$/] },
+    { image: 'A', pcr: 'trusted', expect: { kind: 'stop', reason: /^sealroot: trusted-image: composefs= names .* which is not in the trusted set/ } },
+    { image: 'B', pcr: 'trusted', expect: { kind: 'boot', version: 2 } },
+  ] },
+  { name: 'killed-boot-no-write', what: 'a trusted boot SIGKILLed right after the cap; its root shell tries every key-less write; the next boot still reads the set the key holder signed', ...LIFECYCLE, lifecycle: [
+    { image: 'A', pcr: 'trusted', kill: true, action: 'attack', actionAlways: true, expect: { kind: 'any' }, lines: [/^@@ KILLED (after-cap|completed-first)$/, /^@@ ATTACK provision-no-key exit 2$/, /^@@ ATTACK provision-own-key exit 1$/, /^@@ ATTACK apply-own-key exit 1$/, /^@@ ATTACK apply-forged: .*not signed by the policy key/, /^@@ ATTACK apply-forged exit 1$/, /^@@ ATTACK replay-old: .*already trusted/, /^@@ ACTION attack done$/] },
+    { image: 'forged', pcr: 'trusted', expect: { kind: 'stop', reason: /^sealroot: trusted-image: composefs= names .* which is not in the trusted set \(version 1 sha256:[0-9a-f]{64}\)/ } },
+    { image: 'A', pcr: 'trusted', expect: { kind: 'boot', version: 1 } },
+  ] },
   { name: 'pcr-capped', what: 'the cap PCR already extended before sealroot runs (a replay later in the same boot)', disk: 'base', tpm: 'trusted', pcr: 'trusted', precap: true, karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
 ];
 
@@ -74,12 +129,13 @@ const VERIFY_METHOD = /^sealroot: verify-image: [^:]+: (kernel|userspace) fs-ver
 const has = (lines: readonly string[], exact: string): boolean => lines.includes(exact);
 
 /** Pure: judges one boot from its console lines. */
-export function judge(scenario: Scenario, lines: readonly string[], timedOut: boolean, victimMd5: string): Verdict {
+export function judge(scenario: Scenario, lines: readonly string[], timedOut: boolean, victimMd5: string, unswappable: Unswappable = 'default'): Verdict {
   const fail = (reason: string): Verdict => ({ pass: false, reason });
   if (timedOut) return fail('timed out (no decision from the guest)');
   const panic = lines.find((line) => /Kernel panic|Oops:|BUG:|general protection fault/.test(line));
   if (panic !== undefined) return fail(`guest kernel: ${panic.trim()}`);
   if (!has(lines, '@@ END')) return fail('the guest never printed its end line');
+  if (scenario.swap !== undefined) return judgeSwap(scenario.swap, lines, victimMd5, unswappable);
   const switched = lines.some((line) => line.startsWith('@@ T root-init '));
   const sealrootLines = sealrootMessages(lines);
   if (scenario.expect.kind === 'stop') {
@@ -114,6 +170,15 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
   for (const check of ['root-overlay-verity', 'hello']) {
     if (!has(lines, `@@ CHECK ${check} ok`)) return fail(lines.find((line) => line.startsWith(`@@ CHECK ${check}`)) ?? `no ${check} check`);
   }
+  let embedded = '';
+  if (scenario.embeddedImage === true) {
+    const located = sealrootLines.find((line) => line.startsWith(`sealroot: locate-root: the image is the initramfs's ${EMBEDDED_IMAGE} (root.image)`));
+    if (located === undefined) return fail(`sealroot did not take the initramfs's image: ${sealrootLines.find((line) => line.includes('locate-root')) ?? 'no locate-root line'}`);
+    const loop = lines.find((line) => line.startsWith('@@ LOOP '));
+    if (loop === undefined || !loop.includes('/memfd:sealroot-image')) return fail(`the loop device is not backed by the sealed memfd: ${loop ?? 'no LOOP line'}`);
+    if (!has(lines, '@@ EMBEDDED image removed from the initramfs')) return fail('the initramfs\'s image was not removed before switch-root');
+    embedded = `; ${located.slice('sealroot: '.length)}; ${loop.slice(3)}; the initramfs's image removed before switch-root`;
+  }
   let method = '';
   if (scenario.imageVerity !== undefined) {
     const logged = sealrootLines.find((line) => VERIFY_METHOD.test(line));
@@ -125,7 +190,7 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
   const victim = lines.find((line) => line.startsWith('@@ VICTIM '));
   if (scenario.expect.kind === 'boot') {
     if (victim !== `@@ VICTIM read ok ${victimMd5}`) return fail(`victim.bin: ${victim ?? 'no line'} (expected md5 ${victimMd5})`);
-    return { pass: true, reason: `verified root mounted, checks passed${method}${handedOver}` };
+    return { pass: true, reason: `verified root mounted, checks passed${method}${handedOver}${embedded}` };
   }
   const { error, kernelMessage } = scenario.expect;
   if (victim === undefined || !victim.startsWith('@@ VICTIM read failed: ') || !error.test(victim)) {
@@ -134,6 +199,63 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
   const message = lines.find((line) => kernelMessage.test(line));
   if (message === undefined) return fail(`no kernel message matching ${kernelMessage}`);
   return { pass: true, reason: `${victim.slice(3)}; ${message.replace(/^\[[\s\d.]+\]\s*/, '')}` };
+}
+
+/** Pure: the kernel's figures of one `@@ SWAP <when> Name: value ...` line (kB or pages). */
+export function swapFigures(lines: readonly string[], when: string): Record<string, number> | undefined {
+  const line = lines.find((entry) => entry.startsWith(`@@ SWAP ${when} `));
+  if (line === undefined) return undefined;
+  const figures: Record<string, number> = {};
+  for (const match of line.matchAll(/(\w+): (\d+)/g)) figures[match[1]!] = Number(match[2]);
+  return figures;
+}
+
+/**
+ * Pure: swap-pressure and swap-tamper (qemu/guest/swap-test). The pressure must have reached the swap device; the
+ * image's pages are where the configuration says: in huge pages (HugePages_Total - HugePages_Free, the same before
+ * and after) and not on the swap device, or (unswappable = "off", tamper) on the swap device, where the attacker's
+ * change shows up in the mounted root.
+ */
+function judgeSwap(mode: 'pressure' | 'tamper', lines: readonly string[], victimMd5: string, unswappable: Unswappable): Verdict {
+  const fail = (reason: string): Verdict => ({ pass: false, reason });
+  if (!has(lines, '@@ SEALROOT-EXIT 0')) return fail(`sealroot boot failed: ${sealrootMessages(lines).at(-1) ?? 'no exit line'}`);
+  if (!lines.some((line) => line.startsWith('@@ T root-init '))) return fail('the root\'s init never ran');
+  const before = swapFigures(lines, 'before');
+  const after = swapFigures(lines, 'after');
+  if (before === undefined || after === undefined) return fail(`no kernel figures from swap-test: ${lines.find((line) => line.startsWith('@@ SWAP')) ?? 'no SWAP line'}`);
+  const swapped = after.SwapTotal! - after.SwapFree!;
+  if (!(after.SwapTotal! > 0 && swapped > 0)) return fail(`the pressure never reached the swap device (SwapTotal ${after.SwapTotal} kB, SwapFree ${after.SwapFree} kB)`);
+  const hugeBefore = before.HugePages_Total! - before.HugePages_Free!;
+  const hugeAfter = after.HugePages_Total! - after.HugePages_Free!;
+  const inSwap = lines.find((line) => line.startsWith('@@ SWAP image-in-swap '));
+  const figures = `huge pages in use ${hugeBefore} -> ${hugeAfter}, swap used ${Math.round(swapped / 1024)} MiB; ${inSwap?.slice(3) ?? 'no image-in-swap line'}`;
+  const listing = (when: string) => lines.find((line) => line.startsWith(`@@ SWAP listing-${when} `))?.slice(`@@ SWAP listing-${when} `.length).trim().split(/\s+/);
+  if (unswappable === 'off') {
+    if (mode !== 'tamper') return fail('unswappable = "off" is only booted to show the attack (swap-tamper)');
+    if (!lines.includes('@@ MEMORY unswappable=off')) return fail('the boot did not run with memory.unswappable = "off"');
+    if (hugeBefore !== 0) return fail(`the image is in huge pages although unswappable = "off": ${figures}`);
+    if (inSwap === undefined || !inSwap.startsWith('@@ SWAP image-in-swap yes')) return fail(`the image's pages never reached the swap device: ${figures}`);
+    const after = listing('after');
+    if (after === undefined || !after.includes('HACKD.txt') || after.includes('hello.txt')) {
+      return fail(`the change written on the swap device did not show up in the root: ${lines.find((line) => line.startsWith('@@ SWAP listing-after')) ?? 'no listing'}; ${figures}`);
+    }
+    return { pass: true, reason: `attack shown: the name changed on the swap device appears in the verified root (ls: ${after.join(' ')}); ${figures}` };
+  }
+  if (hugeBefore <= 0 || hugeAfter !== hugeBefore) return fail(`the image's huge pages did not stay: ${figures}`);
+  if (inSwap === undefined || !inSwap.startsWith('@@ SWAP image-in-swap no')) return fail(`the image's bytes are on the swap device: ${figures}`);
+  if (mode === 'tamper') {
+    const before = listing('before');
+    const after = listing('after');
+    if (before === undefined || after === undefined || before.join(' ') !== after.join(' ') || !after.includes('hello.txt')) {
+      return fail(`the listing changed: ${before?.join(' ')} -> ${after?.join(' ')}`);
+    }
+  }
+  for (const check of ['root-overlay-verity', 'hello']) {
+    if (!has(lines, `@@ CHECK ${check} ok`)) return fail(lines.find((line) => line.startsWith(`@@ CHECK ${check}`)) ?? `no ${check} check`);
+  }
+  const victim = lines.find((line) => line.startsWith('@@ VICTIM '));
+  if (victim !== `@@ VICTIM read ok ${victimMd5}`) return fail(`victim.bin: ${victim ?? 'no line'} (expected md5 ${victimMd5})`);
+  return { pass: true, reason: `image resident in huge pages through the pressure, the root reads right; ${figures}` };
 }
 
 /** sealroot's own hand-over as PID 1 (src/boot/handover.ts): the initramfs freed, then init= exec'd. */

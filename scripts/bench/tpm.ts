@@ -8,10 +8,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { TPM_CC } from '../../src/tpm2/constants.ts';
 import { parsePcrSelection, withPcr } from '../../src/tpm2/pcr-selection.ts';
-import { pcrCommandPolicy, POLICY_REF } from '../../src/tpm2/sealed-digest.ts';
+import { pcrCommandPolicy } from '../../src/tpm2/approved-policy.ts';
+import { TRUST_POLICY_REF as POLICY_REF } from '../../src/trust/policies.ts';
 import { Tpm } from '../../src/tpm2/client.ts';
-import { capPcr, readTrustedDigest } from '../../src/tpm2/trusted-digest.ts';
+import { capPcr, readTrust } from '../../src/trust/boot-read.ts';
 import { startSwtpm } from '../../test/helpers/swtpm.ts';
+import { figures } from './lib/figures.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const KEY = path.join(ROOT, 'keys/test-policy-key.pem');
@@ -39,9 +41,9 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-bench-tpm-'));
 try {
   const state = path.join(dir, 'state');
   execFileSync(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'provision', '--tpm', tpm.tcti, '--signing-key', KEY,
-    '--digest', `sha256:${'ab'.repeat(32)}`, '--pcrs', PCRS, '--state', state], { stdio: 'ignore' });
+    '--digest', `sha256:${'ab'.repeat(32)}`, '--size', '4096', '--pcrs', PCRS, '--state', state], { stdio: 'ignore' });
 
-  const ours = await time(() => readTrustedDigest({ tcti: tpm.tcti, pcrs: PCRS, stateDir: state, policyKeyPath: PUB }));
+  const ours = await time(() => readTrust({ tcti: tpm.tcti, pcrs: PCRS, stateDir: state, policyKeyPath: PUB }));
 
   const client = await Tpm.open(tpm.tcti);
   const selection = withPcr(parsePcrSelection(PCRS), 15);
@@ -62,13 +64,15 @@ try {
     tools('tpm2_policypcr', '-S', file('session.ctx'), '-l', 'sha256:0,2,4,7,15');
     tools('tpm2_policycommandcode', '-S', file('session.ctx'), 'TPM2_CC_NV_Read');
     tools('tpm2_policyauthorize', '-S', file('session.ctx'), '-i', file('approved.policy'), '-q', file('ref.bin'), '-n', file('key.name'), '-t', file('ticket'));
-    tools('tpm2_nvread', '0x01000e01', '-C', '0x01000e01', '-s', '32', '-P', `session:${file('session.ctx')}`, '-o', file('digest.bin'));
+    tools('tpm2_nvread', '0x01000e01', '-C', '0x01000e01', '-s', '100', '-P', `session:${file('session.ctx')}`, '-o', file('digest.bin'));
     tools('tpm2_flushcontext', file('session.ctx'));
   });
+  figures.comparison('authenticated read in-process', ours, reference, 'tpm2-tools, 10 processes', { statistic: `median of ${ROUNDS}` });
   console.log(`authenticated read (median of ${ROUNDS}): sealroot in-process ${ours.toFixed(1)} ms, tpm2-tools (10 processes) ${reference.toFixed(1)} ms, ratio sealroot/tpm2-tools ${(ours / reference).toFixed(3)}x`);
   const binary = path.join(ROOT, 'dist/sealroot');
   if (fs.existsSync(binary)) {
     const cli = await time(() => execFileSync(binary, ['unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--state', state, '--policy-key', PUB], { stdio: 'ignore' }));
+    figures.comparison('authenticated read, dist/sealroot unseal', cli, reference, 'tpm2-tools, 10 processes', { statistic: `median of ${ROUNDS}` });
     console.log(`authenticated read as one process (median of ${ROUNDS}): dist/sealroot unseal ${cli.toFixed(1)} ms, tpm2-tools ${reference.toFixed(1)} ms, ratio sealroot/tpm2-tools ${(cli / reference).toFixed(2)}x`);
   } else {
     console.log('dist/sealroot unseal: not measured (npm run build first)');
@@ -76,6 +80,7 @@ try {
 
   const cap = await time(() => capPcr({ tcti: tpm.tcti, pcr: 14 }));
   const extend = await time(() => tools('tpm2_pcrextend', `14:sha1=${'11'.repeat(20)},sha256=${'11'.repeat(32)},sha384=${'11'.repeat(48)},sha512=${'11'.repeat(64)}`));
+  figures.comparison('PCR cap, 4 banks', cap, extend, 'tpm2_pcrextend', { statistic: `median of ${ROUNDS}` });
   console.log(`PCR cap, 4 banks (median of ${ROUNDS}): sealroot ${cap.toFixed(1)} ms, tpm2_pcrextend ${extend.toFixed(1)} ms, ratio sealroot/tpm2-tools ${(cap / extend).toFixed(2)}x`);
 } finally {
   await tpm.stop();
