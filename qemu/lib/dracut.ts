@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BOOT_CONFIG, GUEST_MODULES, PREPARE_ROOT_CONF, testFiles } from './guest.ts';
+import { PHYSICAL_STATE_DIR } from './disk.ts';
+import { BOOT_CONFIG, GUEST_MODULES, GUEST_STATE_DIR, PREPARE_ROOT_CONF, testFiles } from './guest.ts';
 import { CACHE, ROOT, sealrootBinary, type Kernel } from './paths.ts';
 
 export const DRACUT_BASE = '/usr/lib/dracut';
@@ -35,7 +36,7 @@ function dracutBase(work: string): string {
 
 export interface DracutOptions {
   kernel: Kernel;
-  /** The provisioned sealroot state directory installed as /etc/sealroot/tpm. */
+  /** A sealroot state directory put beside boot.toml, which the module must leave out (the state is on the disk). */
   stateDir?: string;
   out: string;
   /** Without sealroot (for the size comparison): the same image minus both sealroot modules. */
@@ -52,7 +53,10 @@ export function buildDracutInitramfs(options: DracutOptions): { path: string; mi
   const base = dracutBase(work);
   const confdir = path.join(work, 'etc-sealroot');
   fs.mkdirSync(confdir, { recursive: true });
-  fs.writeFileSync(path.join(confdir, 'boot.toml'), BOOT_CONFIG);
+  // The approvals are read from the physical root (qemu/lib/disk.ts), not from the initramfs.
+  const bootConfig = BOOT_CONFIG.replace(`state = "${GUEST_STATE_DIR}"`, `state = "/sysroot/${PHYSICAL_STATE_DIR}"`);
+  if (bootConfig === BOOT_CONFIG) throw new Error('dracut: boot.toml names no state directory to move');
+  fs.writeFileSync(path.join(confdir, 'boot.toml'), bootConfig);
   // The TEST policy key's public half (keys/README.md): what a vendor's initramfs would carry.
   fs.copyFileSync(path.join(ROOT, 'keys/test-policy-key.pub.pem'), path.join(confdir, 'policy-key.pem'));
   if (options.stateDir !== undefined) fs.cpSync(options.stateDir, path.join(confdir, 'tpm'), { recursive: true });

@@ -44,7 +44,10 @@ case $1 in
     ;;
   check)
     . /etc/sealroot-test/unseal.sh
-    if second_unseal; then say "CHECK second-unseal SUCCEEDED"; else say "CHECK second-unseal refused"; fi
+    # The approvals are on the physical root (boot.toml's [tpm] state), which sealroot bound at /sysroot/sysroot.
+    tpm_state=/sysroot/sysroot/sealroot/tpm
+    if [ ! -e "$tpm_state/approvals.json" ]; then say "CHECK second-unseal not run: no $tpm_state/approvals.json"
+    elif second_unseal; then say "CHECK second-unseal SUCCEEDED"; else say "CHECK second-unseal refused"; fi
     stamp switch-root
     ;;
 esac
