@@ -18,7 +18,7 @@ import { IMAGE_HELP, imageSizeOption } from './trust-options.ts';
 
 const USAGE = `Usage: sealroot trust sign --signing-key PEM --digest D (--image FILE | --size BYTES) --version N --out FILE [OPTIONS]
        sealroot trust apply [--tpm T] [--policy-key PEM] [--nv-index H] FILE...
-       sealroot trust sync [--sysroot DIR] [--tpm T] [--policy-key PEM] [--nv-index H]
+       sealroot trust sync [--sysroot DIR] [--boot DIR] [--tpm T] [--policy-key PEM] [--nv-index H]
 
 The TPM holds a trusted SET of images (sealroot provision defines it): each image with the version the key holder
 signed it for. Every change is a signed update that the TPM itself enforces: it writes one exact slot with one exact
@@ -40,11 +40,12 @@ apply    (anyone; no key) applies update files: checks their signatures against 
          versions from the TPM (TPM2_PolicyNV comparisons) and writes the oldest slot. Refused with one line when the
          TPM refuses (a replayed or older update) or the file is not the key holder's.
 sync     (the running system, e.g. after ostree finalizes a staged deployment, and once per boot) reads the boot
-         entries (SYSROOT/boot/loader/entries/*.conf: ostree= or composefs=), validates each entry's image strictly,
+         entries (BOOT/loader/entries/*.conf: ostree= or composefs=), validates each entry's image strictly,
          checks its digest and size against the update beside it (<image>.trust: <deployment>/.ostree.cfs.trust,
          composefs/images/<hex>.trust) and applies what the TPM does not hold yet, oldest version first. One line per
          entry; exit 1 when an entry's image is missing, malformed or unsigned, or its update was refused.
   --sysroot DIR       the physical root (default /)
+  --boot DIR          where the boot entries are (default SYSROOT/boot; /boot when it is its own partition)
 
   --tpm TCTI          device:/dev/tpmrm0 (default), swtpm:host=H,port=P, ...
   --policy-key PEM    public half of the policy key (default ${DEFAULT_POLICY_KEY})`;
@@ -105,14 +106,14 @@ async function apply(argv: string[], { stdout }: CommandContext): Promise<number
 
 async function sync(argv: string[], { stdout, log }: CommandContext): Promise<number> {
   const { values: args } = parseCommandArgs(argv, {
-    sysroot: { type: 'string', default: '/' }, tpm: { type: 'string', default: DEFAULT_TCTI }, 'policy-key': { type: 'string' },
+    sysroot: { type: 'string', default: '/' }, boot: { type: 'string' }, tpm: { type: 'string', default: DEFAULT_TCTI }, 'policy-key': { type: 'string' },
     'nv-index': { type: 'string' },
   }, false);
   return tpmStep('cannot sync the trusted set', async () => {
     const policyKey = loadPolicyKey(args['policy-key'] ?? DEFAULT_POLICY_KEY);
     const tpm = await Tpm.open(args.tpm);
     try {
-      const reports = await syncTrust({ sysroot: args.sysroot, tpm, nvIndex: nvIndexOption(args['nv-index']), policyKey, log });
+      const reports = await syncTrust({ sysroot: args.sysroot, ...(args.boot === undefined ? {} : { boot: args.boot }), tpm, nvIndex: nvIndexOption(args['nv-index']), policyKey, log });
       for (const report of reports) stdout(`${report.entry}: ${report.outcome}: ${report.detail}\n`);
       if (reports.length === 0) stdout('no boot entries\n');
       return reports.every((report) => report.outcome === 'applied' || report.outcome === 'present') ? 0 : 1;

@@ -43,6 +43,8 @@ export function bootEntryOptions(text: string): string {
 
 export interface SyncOptions {
   sysroot: string;
+  /** Where the boot entries' /boot is: a separate partition is mounted at /boot, not under the sysroot. Default SYSROOT/boot. */
+  boot?: string;
   tpm: Tpm;
   nvIndex: number;
   policyKey: PolicyKey;
@@ -58,13 +60,15 @@ interface Candidate {
 export async function syncTrust(options: SyncOptions): Promise<EntryReport[]> {
   const { log } = options;
   const root = ConfinedRoot.open(options.sysroot);
+  const bootDir = options.boot ?? path.join(options.sysroot, 'boot');
+  const boot = options.boot === undefined ? root : ConfinedRoot.open(options.boot);
   const reports: EntryReport[] = [];
   const candidates: Candidate[] = [];
   try {
-    const entriesDir = path.join(options.sysroot, ENTRIES_DIR);
+    const entriesDir = path.join(bootDir, ENTRIES_DIR.slice('boot/'.length));
     let names: string[];
     try {
-      names = fs.readdirSync(root.canonical(entriesDir)).filter((name) => name.endsWith('.conf')).sort();
+      names = fs.readdirSync(boot.canonical(entriesDir)).filter((name) => name.endsWith('.conf')).sort();
     } catch (error) {
       throw new Error(`cannot list the boot entries in ${entriesDir}: ${(error as Error).message}`, { cause: error });
     }
@@ -76,7 +80,7 @@ export async function syncTrust(options: SyncOptions): Promise<EntryReport[]> {
       };
       let image: string;
       try {
-        const kargs = bootEntryOptions(readUntrustedText(entry, { maxBytes: MAX_ENTRY_BYTES, under: root }));
+        const kargs = bootEntryOptions(readUntrustedText(entry, { maxBytes: MAX_ENTRY_BYTES, under: boot }));
         image = planRoot('auto', root, parseCmdline(kargs)).image;
       } catch (error) {
         report('missing', `no image for this entry: ${(error as Error).message}`);
@@ -101,6 +105,7 @@ export async function syncTrust(options: SyncOptions): Promise<EntryReport[]> {
       candidates.push({ entry, update, file });
     }
   } finally {
+    if (boot !== root) boot.close();
     root.close();
   }
   // Oldest first: the newest versions are the ones left in the set.
