@@ -8,6 +8,7 @@ import { PcrSelectionError } from '../tpm2/pcr-selection.ts';
 import { DEFAULT_POLICY_KEY } from '../tpm2/policy-key.ts';
 import { DEFAULT_CAP_PCR } from '../tpm2/approved-policy.ts';
 import { DEFAULT_TRUST_INDEX } from '../trust/policies.ts';
+import { TrustError } from '../trust/tpm-set.ts';
 import { UpdateFileError } from '../trust/update-file.ts';
 import { DEFAULT_TCTI, TctiSyntaxError } from '../tpm2/transport.ts';
 
@@ -36,7 +37,7 @@ export async function tpmStep<T>(reason: string, body: () => Promise<T>): Promis
       throw new UsageError(error.message);
     }
     if (error instanceof StepError || error instanceof UsageError) throw error;
-    const path = error instanceof StateError || error instanceof UpdateFileError ? error.path : undefined;
+    const path = error instanceof StateError || error instanceof UpdateFileError || error instanceof TrustError ? error.path : undefined;
     throw new StepError('tpm', reason, { cause: error, ...(path === undefined ? {} : { path }) });
   }
 }

@@ -18,19 +18,29 @@ import {
 import { checkUpdate, type TrustUpdate } from './update-file.ts';
 
 export class TrustError extends Error {
-  constructor(message: string) {
+  /** The update file concerned, when there is one (the CLI's line names it: `trust apply` takes several). */
+  readonly path: string | undefined;
+
+  constructor(message: string, path?: string) {
     super(message);
     this.name = 'TrustError';
+    this.path = path;
   }
 }
 
 /** The TPM itself refused an update (TPM2_PolicyNV: no slot holds an older version): replay or rollback. */
 export class UpdateRefusedError extends TrustError {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, path?: string) {
+    super(message, path);
     this.name = 'UpdateRefusedError';
   }
 }
+
+/**
+ * TPM2_PolicyNV's operandB is a TPM2B_OPERAND, i.e. a TPM2B_DIGEST: at most the TPM's largest digest (Part 2
+ * §10.4.3; swtpm with SHA-512 takes 64 bytes, a SHA-256-only TPM 32). A slot (48 or 80 bytes) is compared in pieces.
+ */
+const MAX_OPERAND_BYTES = 32;
 
 export interface IndexOptions {
   nvIndex: number;
@@ -206,12 +216,12 @@ export interface ApplyResult {
  */
 export async function applyTrustUpdate(tpm: Tpm, update: TrustUpdate, options: IndexOptions & { file?: string }): Promise<ApplyResult> {
   const { nvIndex, policyKey } = options;
-  if (update.nvIndex !== nvIndex) throw new TrustError(`the update is for ${where(update.nvIndex)}, not ${where(nvIndex)}`);
+  if (update.nvIndex !== nvIndex) throw new TrustError(`the update is for ${where(update.nvIndex)}, not ${where(nvIndex)}`, options.file);
   const dataSize = await writtenIndex(tpm, options);
   const algorithm = update.image.digest.algorithm;
   const slots = (dataSize - 4) / slotBytes(algorithm);
   if (!Number.isInteger(slots) || slots < MIN_SLOTS || slots > MAX_SLOTS || recordSize(algorithm, slots) !== dataSize) {
-    throw new TrustError(`${where(nvIndex)} (${dataSize} bytes) does not hold ${algorithm} digests`);
+    throw new TrustError(`${where(nvIndex)} (${dataSize} bytes) does not hold ${algorithm} digests`, options.file);
   }
   const writes = checkUpdate(update, policyKey, slots, options.file);
   const compareTicket = await approvalTicket(tpm, policyKey, update.compare.policy, TRUST_POLICY_REF, update.compare.signature);
@@ -220,9 +230,15 @@ export async function applyTrustUpdate(tpm: Tpm, update: TrustUpdate, options: I
 
   return withPolicySession(tpm, async ({ handle: probe }) => {
     const holds = (operand: Buffer, offset: number, operation: number) => policyNvHolds(tpm, nvIndex, probe, policyKey, compare, operand, offset, operation);
+    const equal = async (offset: number) => {
+      for (let at = 0; at < slotImage.length; at += MAX_OPERAND_BYTES) {
+        if (!(await holds(slotImage.subarray(at, at + MAX_OPERAND_BYTES), offset + at, TPM_EO.EQ))) return false;
+      }
+      return true;
+    };
     // Already there (same version, size and digest): nothing to write.
     for (let slot = 0; slot < slots; slot++) {
-      if (await holds(slotImage, slotOffset(algorithm, slot), TPM_EO.EQ)) return { outcome: 'present' as const, slot, replaced: update.image.version };
+      if (await equal(slotOffset(algorithm, slot))) return { outcome: 'present' as const, slot, replaced: update.image.version };
     }
     // Each slot's version, as far as needed: only slots older than N can take the update; of those, the oldest.
     const versions: number[] = [];
@@ -243,7 +259,7 @@ export async function applyTrustUpdate(tpm: Tpm, update: TrustUpdate, options: I
       versions.push(low);
     }
     if (versions.every((version) => version === Number.POSITIVE_INFINITY)) {
-      throw new UpdateRefusedError(`version ${update.image.version} (${formatDigest(update.image.digest)}) is not newer than any version in the trusted set: a replayed or older update`);
+      throw new UpdateRefusedError(`version ${update.image.version} (${formatDigest(update.image.digest)}) is not newer than any version in the trusted set: a replayed or older update`, options.file);
     }
     const slot = oldestSlot(versions);
     const write = writes[slot]!;
@@ -254,7 +270,7 @@ export async function applyTrustUpdate(tpm: Tpm, update: TrustUpdate, options: I
       try {
         await tpm.policyNv(nvIndex, handle, auth, versionBytes(update.image.version), offset, TPM_EO.UNSIGNED_LT);
       } catch (error) {
-        if (error instanceof TpmError && error.base === RC.POLICY) throw new UpdateRefusedError(`slot ${slot} no longer holds a version older than ${update.image.version}`);
+        if (error instanceof TpmError && error.base === RC.POLICY) throw new UpdateRefusedError(`slot ${slot} no longer holds a version older than ${update.image.version}`, options.file);
         throw error;
       } finally {
         await tpm.flush(auth);
