@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { boot, defaultBootSteps, type BootResult, type BootSteps } from '../../src/boot.ts';
 import type { CapEvent } from '../../src/trust/boot-read.ts';
+import type { TrustedCandidate } from '../../src/boot/trust-source.ts';
 import { createLogger } from '../../src/log.ts';
 import { StepError } from '../../src/errors.ts';
 import { mountComposefs } from '../../src/mount/composefs.ts';
@@ -96,11 +97,11 @@ interface Run {
 }
 
 /** The real steps except: the digest from the test (counting PCR caps) and verity=off (no fs-verity on the host). */
-function testSteps(trusted: Digest = digest): Run {
+function testSteps(trusted: Digest | TrustedCandidate[] = digest): Run {
   const state: Run = { caps: [], steps: defaultBootSteps() };
   state.steps = {
     ...defaultBootSteps(),
-    trustedImages: async () => [{ digest: trusted }],
+    trustedImages: async () => (Array.isArray(trusted) ? trusted : [{ digest: trusted }]),
     capPcr: async (_context, event) => {
       state.caps.push(event);
     },
@@ -357,11 +358,33 @@ test('failure: an image that matches the trusted digest but is not valid EROFS i
   await failsAt(s, 'validate-image', /magic|superblock/i, testSteps(parseDigest(fsverityDigest(image))));
 });
 
-test('failure: composefs= names another digest than the trusted one', async () => {
+test('failure: composefs= names a digest that is not in the trusted set', async () => {
   const other = '2'.repeat(64);
   const s = composefsScene('fail-named-digest', undefined, other);
   fs.mkdirSync(path.join(s.sysroot, 'state/deploy', other), { recursive: true });
-  await failsAt(s, 'locate-root', new RegExp(`composefs= names sha256:${other} but the trusted digest is sha256:${hex}`));
+  const set = testSteps([{ digest, version: 3, size: 4096 }, { digest: parseDigest('5'.repeat(64)), version: 2, size: 4096 }]);
+  await failsAt(s, 'trusted-image', new RegExp(`composefs= names sha256:${other}, which is not in the trusted set \\(version 3 sha256:${hex}, version 2 sha256:5{64}\\)`), set);
+  assert.equal(set.caps, ['digest-read', 'boot-failed']);
+});
+
+test('a trusted set: ostree boots the member its image matches and logs the version; the copy is bounded by the signed sizes', async () => {
+  const size = fs.statSync(fixture.image).size;
+  const members = [{ digest: parseDigest('6'.repeat(64)), version: 7, size }, { digest, version: 6, size }];
+  const lines: string[] = [];
+  const s = ostreeScene('ostree-set');
+  const result = await boot({
+    configPath: s.config, cmdline: s.cmdline, runDir: s.run, initramfsRoot: s.initramfs, makeRootPrivate: false,
+    log: { ...log, notice: (line: string) => lines.push(line) },
+  }, testSteps(members).steps);
+  try {
+    assert.is(result.version, 6);
+    assert.ok(lines.some((line) => line.includes(`(trusted version 6) verified`)), lines.join('\n'));
+  } finally {
+    unmountAll(s);
+  }
+  // Every member signed smaller than the image: refused before the copy, with the bound named.
+  const small = members.map((member) => ({ ...member, size: 4096 }));
+  await failsAt(ostreeScene('ostree-set-small'), 'copy-image', /4096/, testSteps(small));
 });
 
 test('failure: missing objects directory', async () => {
