@@ -81,6 +81,25 @@ function embeddedInitramfs(setup: Setup): string {
 }
 
 export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramfs, unswappable: Unswappable = 'default'): string {
+/**
+ * The swap disk, last of the disks: 1 GiB (sparse), one MBR partition (type 0x82) from 1 MiB. The guest swaps on the
+ * partition and the attacker of swap-tamper writes the whole disk: the kernel refuses writes to the active swap
+ * device itself (ETXTBSY, measured on 6.12), not to the disk under it.
+ */
+function swapDisk(file: string): string {
+  const size = 1024 * 2 ** 20;
+  const start = 2048;
+  const mbr = Buffer.alloc(512);
+  const entry = 446;
+  mbr.set([0x00, 0xfe, 0xff, 0xff, 0x82, 0xfe, 0xff, 0xff], entry);
+  mbr.writeUInt32LE(start, entry + 8);
+  mbr.writeUInt32LE(size / 512 - start, entry + 12);
+  mbr.writeUInt16LE(0xaa55, 510);
+  fs.writeFileSync(file, mbr);
+  fs.truncateSync(file, size);
+  return file;
+}
+
   const karg = scenario.karg === 'ostree' ? OSTREE_KARG
     : `composefs=${(scenario.karg === 'composefs-forged' ? disks.forgedDigest : disks.digest).slice('sha256:'.length)}`;
   const test = `test.scenario=${scenario.name} test.pcr=${scenario.pcr} test.precap=${scenario.precap === true ? 1 : 0}`;
@@ -115,13 +134,7 @@ export async function runScenario(setup: Setup, scenario: Scenario, workDir: str
   } else if (through === 'busybox') {
     drives.push({ file: stateDisk(setup.provisioned.trusted.sealroot, path.join(dir, 'state.img')), snapshot: false });
   }
-  if (scenario.swap !== undefined) {
-    // The swap device, last of the disks (sparse: only what the guest swaps takes space).
-    const swap = path.join(dir, 'swap.img');
-    fs.closeSync(fs.openSync(swap, 'w'));
-    fs.truncateSync(swap, 1024 * 2 ** 20);
-    drives.push({ file: swap, snapshot: false });
-  }
+  if (scenario.swap !== undefined) drives.push({ file: swapDisk(path.join(dir, 'swap.img')), snapshot: false });
   try {
     const result = await boot({
       kernel: setup.kernel,
