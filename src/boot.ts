@@ -27,6 +27,7 @@ import { UndoStack } from './mount/undo.ts';
 import { assembleRoot, replaceSysroot, transientDirs } from './root/assemble.ts';
 import { planRoot } from './root/layout.ts';
 import { openImage, openObjectsDir, relabel, removeUpTo, type OpenedImage } from './root/confined-open.ts';
+import { embeddedImagePath, openEmbeddedImage } from './root/embedded-image.ts';
 import { checkProfile } from './root/profile.ts';
 import { ConfinedRoot, fdPath, UntrustedPathError } from './sys/confined-root.ts';
 import { readUntrustedText } from './sys/untrusted-file.ts';
@@ -224,9 +225,13 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     // Hashing a large image runs on worker threads: start them now, so they are ready when the TPM has answered.
     // The image, opened confined (O_PATH) and checked on the fd; the loader reopens exactly this file through
     // /proc/self/fd. A failure to open it is reported by the copy step, after the TPM read and the cap.
-    const imageFile = openImage(confined, plan.image);
+    // root.image: the image is a file of the initramfs instead (the objects and state stay on the physical root).
+    const embedded = config.root.image === undefined ? undefined
+      : await step('locate-root', () => embeddedImagePath(config.root.image!, options.initramfsRoot ?? '/', sysroot));
+    if (embedded !== undefined) log.notice(`locate-root: the image is the initramfs's ${embedded} (root.image), not ${plan.image}`);
+    const imageFile = embedded === undefined ? openImage(confined, plan.image) : openEmbeddedImage(embedded);
     openedImage = imageFile;
-    if (imageFile.fdPath !== undefined) fdLabels.set(imageFile.fdPath, plan.image);
+    if (imageFile.fdPath !== undefined) fdLabels.set(imageFile.fdPath, embedded ?? plan.image);
     const imageSize = imageFile.size;
     // (On one CPU there is no second core to overlap with: the loader hashes inline.)
     pool = imageSize >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0 ? new HashPool() : undefined;
