@@ -34,6 +34,15 @@ export function readEventLogFile(file: string): Buffer {
   return Buffer.concat(chunks);
 }
 
+/** Far above any kernel image (the 6.12 cloud kernel: 11 MiB); it is read whole for its Authenticode hash. */
+export const MAX_KERNEL_BYTES = 256 << 20;
+
+export function readKernel(file: string): Buffer {
+  const chunks: Buffer[] = [];
+  readChunks(file, (chunk) => chunks.push(Buffer.from(chunk)), MAX_KERNEL_BYTES);
+  return Buffer.concat(chunks);
+}
+
 /** The file's digest in each bank, as HashLogExtendEvent computes it over the loaded bytes. */
 export function fileDigests(file: string, banks: readonly BankName[]): Map<BankName, Buffer> {
   const hashes = new Map<BankName, Hash>(banks.map((bank) => [bank, createHash(BANKS[bank].node)]));

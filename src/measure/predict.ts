@@ -6,9 +6,9 @@
 import { pcrKey, type PcrValues } from '../tpm2/client.ts';
 import type { PcrSelection } from '../tpm2/pcr-selection.ts';
 import type { BankName } from '../tpm2/constants.ts';
-import type { EventLog } from './event-log.ts';
+import { EV_EFI_BOOT_SERVICES_APPLICATION, type EventLog } from './event-log.ts';
 import { checkStubOnly, EFI_STUB_PCR, predictPcr9, type StubInputs } from './efi-stub.ts';
-import { checkReplay, MeasureError, replayPcr } from './replay.ts';
+import { checkReplay, extend, extendedEvents, MeasureError, replayPcr, resetValue } from './replay.ts';
 
 /** The PCR of the boot application's Authenticode hash (PC Client PFP: EV_EFI_BOOT_SERVICES_APPLICATION). */
 export const KERNEL_IMAGE_PCR = 4;
@@ -21,7 +21,14 @@ export interface PredictInput {
   selection: PcrSelection;
   /** The TPM's current values of the log's PCRs (at least of every PCR carried over, and of PCR 9). */
   current: PcrValues;
-  next: StubInputs;
+  next: StubInputs & {
+    /**
+     * The next kernel image's Authenticode digest per bank (authenticode.ts), for PCR 4: it replaces the last boot
+     * application this boot's firmware measured (the kernel, loaded last: after the shell, shim or boot loader).
+     * Only for a kernel the firmware loads from disk: under QEMU -kernel OVMF measures a patched image.
+     */
+    kernel?: Map<BankName, Buffer>;
+  };
   /**
    * PCRs the caller states are measured the same in the next boot although an update can change them: PCR 4 when
    * the kernel image stays the same (under QEMU -kernel, its initramfs size too: QEMU patches the setup header).
@@ -53,6 +60,13 @@ export function predictPcrs(input: PredictInput): PredictedPcr[] {
         result.push({ bank, pcr, value: predictPcr9(bank, input.next), source: 'EFI stub: load options and initrd of the next boot' });
         continue;
       }
+      if (pcr === KERNEL_IMAGE_PCR && input.next.kernel !== undefined) {
+        checkReplay(input.log, bank, [pcr], current);
+        const digest = input.next.kernel.get(bank);
+        if (digest === undefined) throw new MeasureError(`no ${bank} Authenticode digest of the kernel`);
+        result.push({ bank, pcr, value: predictPcr4(input.log, bank, digest), source: 'current event log with the next kernel image\'s Authenticode hash as its last boot application' });
+        continue;
+      }
       if (pcr === KERNEL_IMAGE_PCR && !(input.unchanged ?? []).includes(pcr)) {
         throw new MeasureError(`PCR ${pcr} holds the kernel image's Authenticode hash as the firmware loaded it, which this update may change: `
           + `leave PCR ${pcr} out of the selection, or state that the kernel image is unchanged (under QEMU -kernel, with the same initramfs size too)`);
@@ -62,6 +76,16 @@ export function predictPcrs(input: PredictInput): PredictedPcr[] {
     }
   }
   return result;
+}
+
+/** PCR 4 of this boot's log with its last EV_EFI_BOOT_SERVICES_APPLICATION (the kernel) measured as `kernel`. */
+export function predictPcr4(log: EventLog, bank: BankName, kernel: Buffer): Buffer {
+  const events = extendedEvents(log, KERNEL_IMAGE_PCR);
+  const last = events.findLastIndex((event) => event.type === EV_EFI_BOOT_SERVICES_APPLICATION);
+  if (last < 0) throw new MeasureError(`PCR ${KERNEL_IMAGE_PCR} holds no EV_EFI_BOOT_SERVICES_APPLICATION event: cannot tell which measurement is the kernel`);
+  let value = resetValue(bank, KERNEL_IMAGE_PCR);
+  events.forEach((event, i) => { value = extend(bank, value, i === last ? kernel : event.digests.get(bank)!); });
+  return value;
 }
 
 /** `N=<hex>` for the sha256 bank (the default of --pcr-value), `BANK:N=<hex>` for another. */

@@ -8,8 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EV_EFI_BOOT_SERVICES_APPLICATION, EventLogError, parseEventLog } from '../../src/measure/event-log.ts';
 import { checkStubOnly, INITRD_EVENT_TAG_ID, LOAD_OPTIONS_EVENT_TAG_ID, loadOptionsBytes, OVMF_QEMU_INITRD_SUFFIX, predictPcr9, taggedEventData } from '../../src/measure/efi-stub.ts';
-import { fileDigests, readEventLogFile } from '../../src/measure/files.ts';
-import { formatPcrValue, predictPcrs } from '../../src/measure/predict.ts';
+import { authenticodeDigest, authenticodeRanges } from '../../src/measure/authenticode.ts';
+import { fileDigests, readEventLogFile, readKernel } from '../../src/measure/files.ts';
+import { formatPcrValue, predictPcr4, predictPcrs } from '../../src/measure/predict.ts';
 import { checkReplay, replayPcr } from '../../src/measure/replay.ts';
 import { pcrKey, type PcrValues } from '../../src/tpm2/client.ts';
 import type { BankName } from '../../src/tpm2/constants.ts';
@@ -142,6 +143,102 @@ test('files: the event log read to EOF (securityfs reports size 0), file digests
   } finally {
     fs.rmSync(dir, { recursive: true });
   }
+});
+
+
+// A second real boot: no -kernel; OVMF's EFI shell loaded the same kernel from a FAT disk (unpatched) with
+// initrd= on its command line (test/fixtures/measure/ovmf-6.12-esp).
+const ESP = path.resolve(import.meta.dirname, '../fixtures/measure/ovmf-6.12-esp');
+const ESP_LOG = fs.readFileSync(path.join(ESP, 'binary_bios_measurements'));
+const ESP_BOOT = JSON.parse(fs.readFileSync(path.join(ESP, 'boot.json'), 'utf8')) as {
+  procCmdline: string; kernel: { version: string; sha256: string; authenticodeSha256: string }; pcrs: Record<string, string>;
+};
+const espCurrent: PcrValues = new Map(Object.entries(ESP_BOOT.pcrs).map(([key, hex]) => [key, Buffer.from(hex, 'hex')]));
+
+test('ESP boot: the log replays to the TPM; the shell\'s load options (UTF-16LE + NUL) alone are in PCR 9', () => {
+  const log = parseEventLog(ESP_LOG);
+  checkReplay(log, 'sha256', [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], (pcr) => espCurrent.get(`sha256:${pcr}`));
+  const { loadOptions, initrd: initrdEvent } = checkStubOnly(log);
+  assert.is(initrdEvent, undefined, 'an initrd loaded through initrd= is not measured by the stub');
+  assert.equal(loadOptions!.digests.get('sha256'), sha256(loadOptionsBytes(ESP_BOOT.procCmdline)));
+  assert.is(predictPcr9('sha256', { loadOptions: loadOptionsBytes(ESP_BOOT.procCmdline), initrd: undefined }).toString('hex'), ESP_BOOT.pcrs['sha256:9']);
+});
+
+test('ESP boot: PCR 4 predicted from the kernel\'s Authenticode hash equals the TPM\'s; another kernel gives another', () => {
+  const log = parseEventLog(ESP_LOG);
+  const apps = log.events.filter((event) => event.pcr === 4 && event.type === EV_EFI_BOOT_SERVICES_APPLICATION);
+  assert.is(apps.length, 2, 'the shell (from the firmware volume), then the kernel');
+  assert.is(apps.at(-1)!.digests.get('sha256')!.toString('hex'), ESP_BOOT.kernel.authenticodeSha256);
+  const kernel = Buffer.from(ESP_BOOT.kernel.authenticodeSha256, 'hex');
+  assert.is(predictPcr4(log, 'sha256', kernel).toString('hex'), ESP_BOOT.pcrs['sha256:4']);
+  assert.is.not(predictPcr4(log, 'sha256', sha256(Buffer.from('another kernel'))).toString('hex'), ESP_BOOT.pcrs['sha256:4']);
+  const next = { loadOptions: loadOptionsBytes(ESP_BOOT.procCmdline), initrd: undefined, kernel: new Map<BankName, Buffer>([['sha256', kernel]]) };
+  const predicted = predictPcrs({ log, selection: parsePcrSelection('sha256:0,2,4,7,9'), current: espCurrent, next });
+  assert.equal(predicted.map(formatPcrValue), [0, 2, 4, 7, 9].map((pcr) => `${pcr}=${ESP_BOOT.pcrs[`sha256:${pcr}`]}`));
+  // The -kernel boot's log has a kernel measured after QEMU patched it: the file's hash would not predict it.
+  assert.throws(() => predictPcr4(parseEventLog(LOG.subarray(0, 32 + 45)), 'sha256', kernel), /no EV_EFI_BOOT_SERVICES_APPLICATION/);
+});
+
+test('Authenticode: the real 6.12 kernel file hashes to what OVMF measured (when the QEMU tier\'s kernel is cached)', () => {
+  const file = path.resolve(import.meta.dirname, `../../.cache/qemu/kernel/${ESP_BOOT.kernel.version}/vmlinuz`);
+  if (!fs.existsSync(file)) {
+    console.log(`  (skipped: ${file} not fetched; qemu/fetch-kernel)`);
+    return;
+  }
+  const image = readKernel(file);
+  assert.is(sha256(image).toString('hex'), ESP_BOOT.kernel.sha256, 'the cached kernel is the one the fixture booted');
+  assert.is(authenticodeDigest(image, 'sha256').toString('hex'), ESP_BOOT.kernel.authenticodeSha256);
+  assert.is.not(sha256(image).toString('hex'), ESP_BOOT.kernel.authenticodeSha256, 'not the plain file hash');
+});
+
+/** A minimal PE32+ image: headers (0x200), two sections, 16 bytes of data after them, a certificate table. */
+function syntheticPe(): Buffer {
+  const image = Buffer.alloc(0x200 + 0x100 + 0x80 + 16 + 24);
+  image.write('MZ', 0, 'latin1');
+  image.writeUInt32LE(0x80, 0x3c);
+  image.writeUInt32LE(0x4550, 0x80);
+  const coff = 0x84;
+  image.writeUInt16LE(2, coff + 2); // sections
+  image.writeUInt16LE(240, coff + 16); // SizeOfOptionalHeader (PE32+, 16 directories)
+  const optional = coff + 20;
+  image.writeUInt16LE(0x20b, optional);
+  image.writeUInt32LE(0x200, optional + 60); // SizeOfHeaders
+  image.writeUInt32LE(0xdeadbeef, optional + 64); // CheckSum
+  image.writeUInt32LE(16, optional + 108);
+  const certEntry = optional + 112 + 8 * 4;
+  image.writeUInt32LE(0x200 + 0x100 + 0x80 + 16, certEntry);
+  image.writeUInt32LE(24, certEntry + 4);
+  const sections = optional + 240;
+  // Listed in reverse file order: the hash takes them in file order.
+  image.write('.data', sections, 'latin1');
+  image.writeUInt32LE(0x80, sections + 16);
+  image.writeUInt32LE(0x300, sections + 20);
+  image.write('.text', sections + 40, 'latin1');
+  image.writeUInt32LE(0x100, sections + 40 + 16);
+  image.writeUInt32LE(0x200, sections + 40 + 20);
+  for (let i = 0x200; i < image.length; i++) image[i] = i & 0xff;
+  return image;
+}
+
+test('Authenticode: which bytes are hashed, and hostile images', () => {
+  const image = syntheticPe();
+  const optional = 0x84 + 20;
+  const certEntry = optional + 112 + 32;
+  assert.equal(authenticodeRanges(image), [[0, optional + 64], [optional + 68, certEntry], [certEntry + 8, 0x200], [0x200, 0x300], [0x300, 0x380], [0x380, 0x390]]);
+  const digest = authenticodeDigest(image, 'sha256');
+  const changed = (offset: number) => { const copy = Buffer.from(image); copy[offset] ^= 0xff; return authenticodeDigest(copy, 'sha256'); };
+  assert.equal(changed(optional + 64), digest, 'CheckSum is not hashed');
+  assert.equal(changed(certEntry + 2), digest, 'the Certificate Table entry is not hashed');
+  assert.equal(changed(image.length - 1), digest, 'the certificate table is not hashed');
+  assert.not.equal(changed(0x250), digest, 'section data is');
+  assert.not.equal(changed(0x385), digest, 'data after the sections is');
+  assert.not.equal(changed(0x40), digest, 'the headers are');
+  assert.throws(() => authenticodeDigest(image.subarray(0, 0x350), 'sha256'), /section 0 runs past the end/);
+  assert.throws(() => authenticodeDigest(Buffer.from('MZ'), 'sha256'), /e_lfanew at 60 is beyond/);
+  assert.throws(() => authenticodeDigest(Buffer.alloc(64), 'sha256'), /no MZ header/);
+  const huge = Buffer.from(image);
+  huge.writeUInt32LE(0xffffffff, optional + 60);
+  assert.throws(() => authenticodeDigest(huge, 'sha256'), /SizeOfHeaders/);
 });
 
 test.run();
