@@ -7,9 +7,13 @@
 //            (per boot chain; the cap makes it unusable for the rest of the boot)
 //   compare  PolicyCommandCode(PolicyNV): lets anyone compare the index's bytes with a value (TPM2_PolicyNV). The
 //            set is public (image digests are computable from the disk); what matters is who can write.
-//   update   PolicyNV(slot s version < N) ; PolicyCpHash(NV_Write(this index, slot s bytes of (N, size, D), offset))
+//   update   PolicyNV(header = format, algorithm, K) ; PolicyNV(slot s version < N) ;
+//            PolicyCpHash(NV_Write(this index, slot s bytes of (N, size, D), offset))
 //            one exact write of one exact slot, on any machine whose index has this Name (one file serves a fleet,
 //            no nonce), and only while the slot holds an older version: the TPM refuses a replayed or older update.
+//            The header comparison binds the write to the record's layout: the Name depends on the size alone, and
+//            sizes collide (3 SHA-512 slots and 5 SHA-256 slots are both 244 bytes), and a later record format must
+//            not take writes signed for this one.
 //
 // There is no PCR-bound write approval: no software on the machine, whatever its PCRs, can write a value the key
 // holder did not sign (issue 11). The first write (sealroot provision) is a one-time PolicySigned over the TPM's
@@ -20,7 +24,7 @@ import { commandParametersHash, policyAuthorize, policyCommandCode, policyCpHash
 import type { PolicyKey } from '../tpm2/policy-key.ts';
 import { type NvPublic, nvName } from '../tpm2/structures.ts';
 import type { HashAlgorithm } from '../verity/digest.ts';
-import { encodeSlot, recordSize, slotOffset, type TrustedImage, versionBytes } from './record.ts';
+import { encodeHeader, encodeSlot, recordSize, slotOffset, type TrustedImage, versionBytes } from './record.ts';
 
 export const DEFAULT_TRUST_INDEX = 0x01000e01;
 /**
@@ -72,6 +76,7 @@ export interface UpdateTarget {
 export function updatePolicy(policyKey: PolicyKey, target: UpdateTarget, image: TrustedImage): Buffer {
   const name = trustIndexName(target.nvIndex, policyKey, recordSize(target.algorithm, target.slots), true);
   const offset = slotOffset(target.algorithm, target.slot);
-  const newer = policyNv(ZERO_POLICY, versionBytes(image.version), offset, TPM_EO.UNSIGNED_LT, name);
+  const layout = policyNv(ZERO_POLICY, encodeHeader(target.algorithm, target.slots), 0, TPM_EO.EQ, name);
+  const newer = policyNv(layout, versionBytes(image.version), offset, TPM_EO.UNSIGNED_LT, name);
   return policyCpHash(newer, writeCpHash(name, encodeSlot(image), offset));
 }

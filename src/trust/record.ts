@@ -84,9 +84,13 @@ export function encodeSlot(image: TrustedImage): Buffer {
   return Buffer.concat([versionBytes(image.version), size, image.digest.bytes]);
 }
 
+/** The 4 header bytes: every update's policy requires them (PolicyNV EQ), so an update fits one format and layout. */
+export function encodeHeader(algorithm: HashAlgorithm, slots: number): Buffer {
+  return Buffer.from([RECORD_FORMAT, ALGORITHM_IDS[algorithm], checkSlotCount(slots), 0]);
+}
+
 export function encodeRecord(set: TrustedSet): Buffer {
-  checkSlotCount(set.slots.length);
-  const header = Buffer.from([RECORD_FORMAT, ALGORITHM_IDS[set.algorithm], set.slots.length, 0]);
+  const header = encodeHeader(set.algorithm, set.slots.length);
   const slots = set.slots.map((image) => {
     if (image === undefined) return Buffer.alloc(slotBytes(set.algorithm));
     if (image.digest.algorithm !== set.algorithm) throw new TrustRecordError(`a ${image.digest.algorithm} digest in a ${set.algorithm} set`);

@@ -12,10 +12,10 @@ import type { VerifiedTicket } from '../tpm2/structures.ts';
 import { formatDigest, type HashAlgorithm } from '../verity/digest.ts';
 import { PROVISION_REF, TRUST_POLICY_REF, trustIndexName, trustIndexPublic, writeCpHash } from './policies.ts';
 import {
-  decodeRecord, emptySet, encodeRecord, encodeSlot, MAX_SLOTS, MIN_SLOTS, oldestSlot, recordSize, slotBytes, slotOffset, type TrustedImage,
-  type TrustedSet, versionBytes,
+  decodeRecord, emptySet, encodeHeader, encodeRecord, encodeSlot, MAX_SLOTS, MIN_SLOTS, oldestSlot, recordSize, slotBytes, slotOffset, type TrustedImage,
+  RECORD_FORMAT, type TrustedSet, versionBytes,
 } from './record.ts';
-import { checkUpdate, type TrustUpdate } from './update-file.ts';
+import { checkSigner, checkUpdate, type TrustUpdate } from './update-file.ts';
 
 export class TrustError extends Error {
   /** The update file concerned, when there is one (the CLI's line names it: `trust apply` takes several). */
@@ -223,7 +223,7 @@ export async function applyTrustUpdate(tpm: Tpm, update: TrustUpdate, options: I
   if (!Number.isInteger(slots) || slots < MIN_SLOTS || slots > MAX_SLOTS || recordSize(algorithm, slots) !== dataSize) {
     throw new TrustError(`${where(nvIndex)} (${dataSize} bytes) does not hold ${algorithm} digests`, options.file);
   }
-  const writes = checkUpdate(update, policyKey, slots, options.file);
+  checkSigner(update, policyKey, options.file);
   const compareTicket = await approvalTicket(tpm, policyKey, update.compare.policy, TRUST_POLICY_REF, update.compare.signature);
   const compare = { policy: update.compare.policy, ticket: compareTicket };
   const slotImage = encodeSlot(update.image);
@@ -236,6 +236,11 @@ export async function applyTrustUpdate(tpm: Tpm, update: TrustUpdate, options: I
       }
       return true;
     };
+    // The record's layout (format, algorithm, slot count): the size alone does not tell it, and the signed write requires it.
+    if (!(await holds(encodeHeader(algorithm, slots), 0, TPM_EO.EQ))) {
+      throw new TrustError(`${where(nvIndex)} (${dataSize} bytes) does not hold a format ${RECORD_FORMAT} set of ${slots} ${algorithm} slots`, options.file);
+    }
+    const writes = checkUpdate(update, policyKey, slots, options.file);
     // Already there (same version, size and digest): nothing to write.
     for (let slot = 0; slot < slots; slot++) {
       if (await equal(slotOffset(algorithm, slot))) return { outcome: 'present' as const, slot, replaced: update.image.version };
@@ -266,6 +271,12 @@ export async function applyTrustUpdate(tpm: Tpm, update: TrustUpdate, options: I
     const offset = slotOffset(algorithm, slot);
     const ticket = await approvalTicket(tpm, policyKey, write.policy, TRUST_POLICY_REF, write.signature);
     await withPolicySession(tpm, async ({ handle }) => {
+      const layoutAuth = await compareSession(tpm, policyKey, compare);
+      try {
+        await tpm.policyNv(nvIndex, handle, layoutAuth, encodeHeader(algorithm, slots), 0, TPM_EO.EQ);
+      } finally {
+        await tpm.flush(layoutAuth);
+      }
       const auth = await compareSession(tpm, policyKey, compare);
       try {
         await tpm.policyNv(nvIndex, handle, auth, versionBytes(update.image.version), offset, TPM_EO.UNSIGNED_LT);

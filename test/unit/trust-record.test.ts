@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  checkSlotCount, checkVersion, decodeRecord, emptySet, encodeRecord, encodeSlot, MAX_SLOTS, MAX_VERSION, members, oldestSlot, recordSize,
+  checkSlotCount, checkVersion, decodeRecord, emptySet, encodeHeader, encodeRecord, encodeSlot, MAX_SLOTS, MAX_VERSION, members, oldestSlot, recordSize,
   slotOffset, type TrustedImage, type TrustedSet, versionBytes,
 } from '../../src/trust/record.ts';
 
@@ -26,6 +26,9 @@ test('layout: header, then big-endian (version, size, digest) slots; sizes for b
   assert.is(bytes.subarray(52).toString('hex'), '00'.repeat(48), 'an empty slot is all zeros');
   assert.is(encodeSlot(set.slots[0]!).toString('hex'), bytes.subarray(4, 52).toString('hex'));
   assert.is(versionBytes(258).toString('hex'), '0000000000000102');
+  assert.is(encodeHeader('sha256', 2).toString('hex'), '01010200');
+  assert.is(encodeHeader('sha512', 6).toString('hex'), '01020600');
+  assert.throws(() => encodeHeader('sha256', 7), /2 to 6 slots/);
   assert.is(encodeRecord({ algorithm: 'sha512', slots: [undefined, undefined, image(3, 0x5a, 'sha512')] }).subarray(0, 4).toString('hex'), '01020300');
 });
 

@@ -39,12 +39,14 @@ test('the index: policy read/write only, no WRITEALL, no owner/auth access; its 
   assert.is(names.size, 5);
 });
 
-test('policies recomputed from the formulas: compare = PolicyCommandCode(PolicyNV); update = PolicyNV(LT) + PolicyCpHash(NV_Write)', () => {
+test('policies recomputed from the formulas: compare = PolicyCommandCode(PolicyNV); update = PolicyNV(header EQ) + PolicyNV(version LT) + PolicyCpHash(NV_Write)', () => {
   assert.equal(comparePolicy(), sha256(Buffer.alloc(32), hex('0000016c'), hex('00000149')));
   const name = trustIndexName(INDEX, SIGNER.policyKey, 4 + 3 * 48, true);
   const slotBytes = Buffer.concat([hex('0000000000000003'), hex('0000000000012345'), Buffer.alloc(32, 0xd3)]);
-  // PolicyNV: H(old || 0x149 || H(operandB || offset u16 (slot 2 at 4 + 2 * 48 = 0x64) || operation u16) || index Name); UNSIGNED_LT = 5.
-  const nv = sha256(Buffer.alloc(32), hex('00000149'), sha256(hex('0000000000000003'), hex('0064'), hex('0005')), name);
+  // PolicyNV: H(old || 0x149 || H(operandB || offset u16 || operation u16) || index Name); slot 2 is at 4 + 2 * 48 = 0x64.
+  // First the header (format 1, sha256 = 1, 3 slots) at offset 0, EQ = 0; then the slot's version, UNSIGNED_LT = 5.
+  const layout = sha256(Buffer.alloc(32), hex('00000149'), sha256(hex('01010300'), hex('0000'), hex('0000')), name);
+  const nv = sha256(layout, hex('00000149'), sha256(hex('0000000000000003'), hex('0064'), hex('0005')), name);
   // cpHash(NV_Write) = H(0x137 || authHandle Name || index Name || TPM2B data || offset u16).
   const cpHash = sha256(hex('00000137'), name, name, hex('0030'), slotBytes, hex('0064'));
   const expected = sha256(nv, hex('0000016e'), cpHash);
