@@ -55,8 +55,17 @@ export function predictPcrs(input: PredictInput): PredictedPcr[] {
       if (pcr === EFI_STUB_PCR) {
         // The current log's PCR 9 must be the stub's events only and replay to the TPM's value: then the same
         // firmware measures nothing else there, and the next value is the stub's events for the new files.
-        checkStubOnly(input.log);
+        const stub = checkStubOnly(input.log);
         checkReplay(input.log, bank, [pcr], current);
+        // The stub measures an initrd only when it got it through LINUX_EFI_INITRD_MEDIA (a LoadFile2 from the
+        // loader), never one loaded by the legacy initrd= option: then PCR 9 does not cover the initramfs at all.
+        if (input.next.initrd !== undefined && stub.initrd === undefined) {
+          throw new MeasureError(`this boot's initramfs was not measured into PCR ${pcr} (loaded through initrd=, not LINUX_EFI_INITRD_MEDIA): `
+            + `PCR ${pcr} would not cover the next one either; boot it with a loader that provides the initrd by LoadFile2 (OVMF's QEMU loader, systemd-boot, GRUB 2.12)`);
+        }
+        if (input.next.initrd === undefined && stub.initrd !== undefined) {
+          throw new MeasureError(`this boot's EFI stub measured an initramfs into PCR ${pcr}: give the next one (--initrd)`);
+        }
         result.push({ bank, pcr, value: predictPcr9(bank, input.next), source: 'EFI stub: load options and initrd of the next boot' });
         continue;
       }

@@ -162,6 +162,10 @@ test('ESP boot: the log replays to the TPM; the shell\'s load options (UTF-16LE 
   assert.is(initrdEvent, undefined, 'an initrd loaded through initrd= is not measured by the stub');
   assert.equal(loadOptions!.digests.get('sha256'), sha256(loadOptionsBytes(ESP_BOOT.procCmdline)));
   assert.is(predictPcr9('sha256', { loadOptions: loadOptionsBytes(ESP_BOOT.procCmdline), initrd: undefined }).toString('hex'), ESP_BOOT.pcrs['sha256:9']);
+  // predict refuses to pretend that PCR 9 covers an initramfs this kind of boot does not measure, and the reverse.
+  const withInitrd = { loadOptions: loadOptionsBytes(ESP_BOOT.procCmdline), initrd };
+  assert.throws(() => predictPcrs({ log, selection: parsePcrSelection('sha256:9'), current: espCurrent, next: withInitrd }), /initramfs was not measured into PCR 9 \(loaded through initrd=/);
+  assert.throws(() => predictPcrs({ log: parseEventLog(LOG), selection: parsePcrSelection('sha256:9'), current, next: { loadOptions: loadOptionsBytes(BOOT.procCmdline), initrd: undefined } }), /give the next one \(--initrd\)/);
 });
 
 test('ESP boot: PCR 4 predicted from the kernel\'s Authenticode hash equals the TPM\'s; another kernel gives another', () => {
