@@ -101,13 +101,18 @@ export function availableHugePages(info: MemInfo): number {
  * pool then holds free and unreserved.
  */
 export function growHugePagePool(pages: number, procFile = NR_HUGEPAGES, meminfo = '/proc/meminfo'): { added: number; available: number } {
-  const before = readMeminfo(meminfo);
-  const missing = pages - availableHugePages(before);
-  if (missing <= 0) return { added: 0, available: availableHugePages(before) };
-  const total = Number(fs.readFileSync(procFile, 'utf8').trim());
-  fs.writeFileSync(procFile, `${total + missing}\n`);
-  const after = Number(fs.readFileSync(procFile, 'utf8').trim());
-  return { added: Math.max(0, after - total), available: availableHugePages(readMeminfo(meminfo)) };
+  let added = 0;
+  let available = availableHugePages(readMeminfo(meminfo));
+  // A few rounds: another process may take or shrink the pool between the write and the read-back.
+  for (let round = 0; round < 3 && available < pages; round++) {
+    const total = Number(fs.readFileSync(procFile, 'utf8').trim());
+    fs.writeFileSync(procFile, `${total + pages - available}\n`);
+    const after = Number(fs.readFileSync(procFile, 'utf8').trim());
+    added += Math.max(0, after - total);
+    available = availableHugePages(readMeminfo(meminfo));
+    if (after <= total) break; // the kernel could not allocate any more
+  }
+  return { added, available };
 }
 
 /** Shrinks the pool by `pages` added earlier: the kernel frees only pages no file holds (surplus stays in use). */

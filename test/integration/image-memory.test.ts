@@ -21,7 +21,6 @@ import { requireRoot, requireTools, ROOT } from '../helpers/tools.ts';
 requireRoot();
 requireTools('fsverity', 'mkfs.erofs', 'zstd', 'mount', 'umount');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-memory-'));
-const hugePagesBefore = fs.readFileSync('/proc/sys/vm/nr_hugepages', 'utf8');
 const HUGE_PAGE = readMeminfo().hugePageSize;
 
 function digestOf(file: string): Digest {
@@ -72,17 +71,18 @@ const imageSize = fs.statSync(imagePath).size;
 const imageDigest = digestOf(imagePath);
 
 test('hugetlb (the default "require"): the sealed image is in huge pages the kernel counts, and a loop device + EROFS read it', async () => {
-  fs.writeFileSync('/proc/sys/vm/nr_hugepages', '0\n');
   const pages = Math.ceil(imageSize / HUGE_PAGE);
+  const before = readMeminfo();
   const image = await loadImage({ path: imagePath, expected: imageDigest });
   const mnt = path.join(dir, 'mnt');
   fs.mkdirSync(mnt, { recursive: true });
   try {
     assert.is(image.backing, 'hugetlb');
     const held = readMeminfo();
-    // The pool was grown from 0 for this image: exactly its pages, all in use by the memfd.
-    assert.is(held.hugePagesTotal, pages, 'the pool grew by the image\'s pages');
-    assert.is(held.hugePagesTotal - held.hugePagesFree, pages, 'the memfd holds them');
+    // The pool holds the image's pages (grown if it had too few free), all in use by the memfd. (Other loaders may
+    // run on this machine at the same time: the figures are compared with at least, not exactly.)
+    assert.ok(held.hugePagesTotal >= pages, 'the pool holds the image\'s pages');
+    assert.ok((held.hugePagesTotal - held.hugePagesFree) - (before.hugePagesTotal - before.hugePagesFree) >= pages, 'the memfd holds them');
     const loop = attachReadOnlyLoop(image.fd, 'sealroot-test-hugetlb');
     try {
       execFileSync('mount', ['-t', 'erofs', '-o', 'ro', loop.path, mnt]);
@@ -123,14 +123,15 @@ test('"require" refuses when the pool cannot hold the image, "prefer" falls back
 test('the copy is bounded before it starts: by the memory left, and by the trusted size (plain and zstd)', async () => {
   const tight = () => {
     const meminfo = readMeminfo();
-    return { meminfo: { ...meminfo, memAvailable: 64 << 20 }, cgroup: undefined };
+    // 64 MiB available and no free huge page: whatever this machine's pool holds now.
+    return { meminfo: { ...meminfo, memAvailable: 64 << 20, hugePagesFree: 0, hugePagesReserved: 0 }, cgroup: undefined };
   };
   let copied = 0;
   const tuning = { onChunk: () => (copied += 1) };
   await refusedAt({ path: imagePath, expected: imageDigest, tuning, memory: { unswappable: 'off', figures: tight, margin: 63 << 20 } }, 'copy-image',
     /^the image is \d+ bytes, more than the memory left for it: 1\.0 MiB \(MemAvailable 64\.0 MiB, margin 63\.0 MiB\)$/);
   await refusedAt({ path: imagePath, expected: imageDigest, tuning, memory: { figures: tight, margin: 63 << 20 } }, 'copy-image',
-    /^memory\.unswappable = "require": no unswappable memory for the image: 2 huge pages \(4\.0 MiB\) for the image, \d+ free in the pool, and [\d.]+ MiB more do not fit/);
+    /^memory\.unswappable = "require": no unswappable memory for the image: 2 huge pages \(4\.0 MiB\) for the image, 0 free in the pool, and 4\.0 MiB more do not fit/);
   assert.is(copied, 0, 'nothing was copied');
 
   await refusedAt({ path: imagePath, expected: imageDigest, expectedSize: imageSize - 4096 }, 'copy-image', new RegExp(`^the image is ${imageSize} bytes, the trusted image is ${imageSize - 4096}$`));
@@ -209,8 +210,7 @@ test('a huge sparse image in a 256 MiB memory cgroup is refused with one line, n
   assert.is(unbounded.oomKills, 1);
 });
 
-test.after(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.writeFileSync('/proc/sys/vm/nr_hugepages', hugePagesBefore);
-});
+// The huge page pool is left as grown: shrinking it back here could take pages another loader on this machine has
+// just added for itself (the kernel keeps only pages in use or reserved).
+test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 test.run();
