@@ -387,6 +387,46 @@ test('a trusted set: ostree boots the member its image matches and logs the vers
   await failsAt(ostreeScene('ostree-set-small'), 'copy-image', /4096/, testSteps(small));
 });
 
+test('root.image: the image is a file of the initramfs, objects and state on the physical root; nothing holds it after the boot', async () => {
+  const embedded = '/usr/lib/sealroot/root.cfs';
+  const s = composefsScene('embedded-image');
+  fs.appendFileSync(s.config, `image = "${embedded}"\n`);
+  // The physical root's own image is gone: only the initramfs's can be booted.
+  fs.rmSync(path.join(s.sysroot, 'composefs/images', hex));
+  writeTree(s.initramfs, { [embedded.slice(1)]: fs.readFileSync(fixture.image) });
+  const lines: string[] = [];
+  const result = await boot({
+    configPath: s.config, cmdline: s.cmdline, runDir: s.run, initramfsRoot: s.initramfs, makeRootPrivate: false,
+    log: { ...log, notice: (line: string) => lines.push(line) },
+  }, testSteps().steps);
+  try {
+    assert.equal(result.digest, digest);
+    assert.ok(lines.includes(`locate-root: the image is the initramfs's ${path.join(s.initramfs, embedded)} (root.image), not ${path.join(s.sysroot, 'composefs/images', hex)}`), lines.join('\n'));
+    assert.equal(listUnder(s.sysroot, 'usr/lib'), listUnder(fixture.source, 'usr/lib'));
+    const holders = fs.readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`) === path.join(s.initramfs, embedded);
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(holders, [], 'no fd of this process holds the initramfs\'s image');
+  } finally {
+    unmountAll(s);
+  }
+  // Trust as usual: the initramfs's image must be the trusted one.
+  const wrong = composefsScene('embedded-image-wrong');
+  fs.appendFileSync(wrong.config, `image = "${embedded}"\n`);
+  const bytes = fs.readFileSync(fixture.image);
+  bytes[bytes.length - 100] ^= 0x01;
+  writeTree(wrong.initramfs, { [embedded.slice(1)]: bytes });
+  await failsAt(wrong, 'verify-image', /digest mismatch/);
+  // A path that leads onto the physical root is not an image of the initramfs.
+  const escape = composefsScene('embedded-image-escape');
+  fs.appendFileSync(escape.config, `image = "/../sysroot/composefs/images/${hex}"\n`);
+  await failsAt(escape, 'locate-root', /root\.image names \/\.\.\/sysroot\/composefs\/images\/[0-9a-f]+, on the physical root .*: it must be a file of the initramfs/);
+});
+
 test('failure: missing objects directory', async () => {
   const s = ostreeScene('fail-no-objects');
   fs.rmSync(path.join(s.sysroot, 'ostree/repo/objects'), { recursive: true });
