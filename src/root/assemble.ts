@@ -11,10 +11,10 @@ import { escapeOverlayPath, type FsParam, type VerityMode } from '../mount/overl
 import type { UndoStack } from '../mount/undo.ts';
 import { closeFd } from '../sys/io.ts';
 import {
-  MNT_DETACH, MOUNT_ATTR_RDONLY, mount, moveMountPath, moveMountTo, mountSetattrTree, openTreeClone, openTreeCloneFd, umount2,
+  MNT_DETACH, MOUNT_ATTR_RDONLY, mount, moveMountPath, moveMountTo, moveMountToFd, mountSetattrTree, openTreeClone, openTreeCloneFd, umount2,
 } from '../sys/mountapi.ts';
 import { ConfinedRoot, fdPath, UntrustedPathError } from '../sys/confined-root.ts';
-import { mkdirAt, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../sys/files.ts';
+import { AT_FDCWD, mkdirAt, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../sys/files.ts';
 import { openAt2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV } from '../sys/openat2.ts';
 import { encodeBootedMetadata, type BootedValue } from './ostree-booted.ts';
 import { writeOstreeRunState } from './ostree-run.ts';
@@ -99,6 +99,44 @@ function bindWritable(source: string, target: string, undo: UndoStack, what: str
   attach(fd, target, undo, what);
 }
 
+/**
+ * The writable clone of the stateroot's var (`source`, on the physical root) moved onto the same directory inside
+ * the physical root's bind at `sysrootTarget`. The mount point is opened beneath that bind without following any
+ * symlink (the disk is attacker-written): the clone lands on exactly that directory.
+ */
+function bindStaterootVar(source: string, physicalRoot: string, sysrootTarget: string, undo: UndoStack): void {
+  const what = 'the stateroot var in /sysroot';
+  const shown = path.join(sysrootTarget, path.relative(physicalRoot, source));
+  const baseFd = openAt2(AT_FDCWD, sysrootTarget, O_PATH | O_DIRECTORY, 0);
+  let targetFd: number;
+  try {
+    targetFd = openAt2(baseFd, path.relative(physicalRoot, source), O_PATH | O_DIRECTORY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+  } catch (error) {
+    if (error instanceof SysError) throw new Error(`${what}: ${shown}: ${error.code === 'ENOTDIR' || error.code === 'ELOOP' ? 'is not a directory (a symlink or a file is refused)' : `cannot open (${error.code})`}`);
+    throw error;
+  } finally {
+    closeFd(baseFd);
+  }
+  try {
+    const sourceFd = openSourceDir(source, what);
+    let fd: number;
+    try {
+      fd = openTreeCloneFd(sourceFd, false, source);
+    } finally {
+      closeFd(sourceFd);
+    }
+    try {
+      mountSetattrTree(fd, 0, MOUNT_ATTR_RDONLY, false, source);
+      moveMountToFd(fd, targetFd, shown);
+    } finally {
+      closeFd(fd);
+    }
+  } finally {
+    closeFd(targetFd);
+  }
+  undo.push(`unmount ${what} (${shown})`, () => umount2(shown, MNT_DETACH));
+}
+
 /** The directory `name` right beneath `dirFd` (made 0700 if missing), as an O_PATH fd; a symlink there is refused. */
 function subdirBeneath(dirFd: number, name: string, shown: string): number {
   const resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
@@ -170,8 +208,7 @@ export function assembleRoot(options: AssembleOptions): void {
     if (plan.layout === 'ostree' && plan.sysrootReadonly && plan.var.kind === 'bind') {
       // ostree-prepare-root: with a read-only sysroot, the stateroot's var gets a writable bind onto itself, so
       // /sysroot/ostree/deploy/<os>/var stays writable (and a var.mount made from it would be too).
-      const inSysroot = path.join(sysrootTarget, path.relative(plan.sysroot, plan.var.source));
-      bindWritable(plan.var.source, inSysroot, undo, 'the stateroot var in /sysroot');
+      bindStaterootVar(plan.var.source, plan.sysroot, sysrootTarget, undo);
     }
   } else if (plan.sysrootBindRequired) {
     throw new Error(`the new root has no /sysroot directory to bind the physical root on`);

@@ -18,6 +18,7 @@ export const MOUNT_ATTR_NODEV = 0x4;
 export const MOUNT_ATTR_NOEXEC = 0x8;
 
 export const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+export const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
 
 export const OPEN_TREE_CLONE = 0x1;
 export const OPEN_TREE_CLOEXEC = 0o2000000;
@@ -62,6 +63,11 @@ export function fsmount(fsFd: number, attributes: number, label: string): number
 /** Attaches a detached mount (fd) at `target`. */
 export function moveMountTo(mountFd: number, target: string): void {
   syscall('move_mount', [mountFd, '', AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH], target);
+}
+
+/** move_mount(2) onto the directory `targetFd` holds (an O_PATH fd): no path is walked at the target. */
+export function moveMountToFd(mountFd: number, targetFd: number, label: string): void {
+  syscall('move_mount', [mountFd, '', targetFd, '', MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH], label);
 }
 
 /** A detached copy of the mount at `path` (OPEN_TREE_CLONE), optionally recursive. */
