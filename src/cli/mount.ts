@@ -22,7 +22,8 @@ overlay at MOUNTPOINT (metacopy=on, redirect_dir=on, each objects DIR a data-onl
   --digest D         the image's expected fs-verity digest (sha256:<hex> or sha512:<hex>); without it the
                      image is NOT checked, and a warning says so
   --verity=MODE      require (default): every object must carry the fs-verity digest the image records, or
-                     reading it fails with EIO. off: NO object is checked; only for hosts without fs-verity
+                     reading it fails with EIO; an image that records no digest for a file is refused before
+                     mounting. off: NO object is checked; only for hosts without fs-verity
                      (never accepted by sealroot boot)
 
 Unmount with umount MOUNTPOINT; the loop device goes away with the mount.`,
