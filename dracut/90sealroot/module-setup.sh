@@ -69,7 +69,7 @@ install() {
         # The policy key boot.toml names (default /etc/sealroot/policy-key.pem), taken from $confdir when it lies
         # under /etc/sealroot.
         local key
-        key=$(sed -n 's/^[[:space:]]*policy-key[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' "$confdir/boot.toml" | head -n 1)
+        key=$(sed -n "s/^[[:space:]]*policy-key[[:space:]]*=[[:space:]]*[\"']\([^\"']*\)[\"'].*/\1/p" "$confdir/boot.toml" | head -n 1)
         key=${key:-/etc/sealroot/policy-key.pem}
         local source=$key
         [[ $key == /etc/sealroot/* ]] && source=$confdir/${key#/etc/sealroot/}
