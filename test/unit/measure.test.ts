@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EV_EFI_BOOT_SERVICES_APPLICATION, EventLogError, parseEventLog } from '../../src/measure/event-log.ts';
+import { EV_EFI_BOOT_SERVICES_APPLICATION, EV_NO_ACTION, EventLogError, parseEventLog } from '../../src/measure/event-log.ts';
 import { checkStubOnly, INITRD_EVENT_TAG_ID, LOAD_OPTIONS_EVENT_TAG_ID, loadOptionsBytes, OVMF_QEMU_INITRD_SUFFIX, predictPcr9, taggedEventData } from '../../src/measure/efi-stub.ts';
 import { authenticodeDigest, authenticodeRanges } from '../../src/measure/authenticode.ts';
 import { fileDigests, readEventLogFile, readKernel } from '../../src/measure/files.ts';
@@ -243,6 +243,49 @@ test('Authenticode: which bytes are hashed, and hostile images', () => {
   const huge = Buffer.from(image);
   huge.writeUInt32LE(0xffffffff, optional + 60);
   assert.throws(() => authenticodeDigest(huge, 'sha256'), /SizeOfHeaders/);
+});
+
+/** A crypto-agile log from scratch: the Spec ID header (sha256 only), then the given TCG_PCR_EVENT2 records. */
+function syntheticLog(records: { pcr: number; type: number; digest: Buffer; data: Buffer }[]): Buffer {
+  const spec = Buffer.alloc(16 + 4 + 4 + 4 + 4 + 1);
+  spec.write('Spec ID Event03\0', 0, 'latin1');
+  spec.writeUInt8(2, 21); // specVersionMajor
+  spec.writeUInt8(2, 23); // uintnSize
+  spec.writeUInt32LE(1, 24);
+  spec.writeUInt16LE(0x0b, 28);
+  spec.writeUInt16LE(32, 30);
+  const header = Buffer.alloc(32);
+  header.writeUInt32LE(EV_NO_ACTION, 4);
+  header.writeUInt32LE(spec.length, 28);
+  const parts: Buffer[] = [header, spec];
+  for (const record of records) {
+    const head = Buffer.alloc(14);
+    head.writeUInt32LE(record.pcr, 0);
+    head.writeUInt32LE(record.type, 4);
+    head.writeUInt32LE(1, 8);
+    head.writeUInt16LE(0x0b, 12);
+    const size = Buffer.alloc(4);
+    size.writeUInt32LE(record.data.length, 0);
+    parts.push(head, record.digest, size, record.data);
+  }
+  return Buffer.concat(parts);
+}
+
+test('replay: an H-CRTM StartupLocality event starts PCR 0 at the locality; EV_NO_ACTION records are not extended', () => {
+  const measured = sha256(Buffer.from('firmware'));
+  const locality = Buffer.concat([Buffer.from('StartupLocality\0', 'latin1'), Buffer.from([3])]);
+  const log = parseEventLog(syntheticLog([
+    { pcr: 0, type: EV_NO_ACTION, digest: Buffer.alloc(32), data: locality },
+    { pcr: 0, type: 0x8, digest: measured, data: Buffer.alloc(0) },
+    { pcr: 7, type: EV_NO_ACTION, digest: sha256(Buffer.from('not extended')), data: Buffer.from('x') },
+  ]));
+  assert.equal(log.banks, ['sha256']);
+  assert.is(log.startupLocality, 3);
+  const start = Buffer.alloc(32);
+  start[31] = 3;
+  assert.equal(replayPcr(log, 'sha256', 0), sha256(Buffer.concat([start, measured])));
+  assert.equal(replayPcr(log, 'sha256', 7), Buffer.alloc(32));
+  assert.throws(() => replayPcr(log, 'sha1', 0), /no sha1 digests/);
 });
 
 test.run();
