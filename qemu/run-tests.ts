@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { editedDisk } from './lib/disk-edit.ts';
 import { buildDisks, OSTREE_KARG, type Disks } from './lib/disk.ts';
 import { buildDracutInitramfs, dracutModulesKey } from './lib/dracut.ts';
 import { BOOT_CONFIG, buildGuestInitramfs } from './lib/guest.ts';
@@ -80,7 +81,6 @@ function embeddedInitramfs(setup: Setup): string {
   });
 }
 
-export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramfs, unswappable: Unswappable = 'default'): string {
 /**
  * The swap disk, last of the disks: 1 GiB (sparse), one MBR partition (type 0x82) from 1 MiB. The guest swaps on the
  * partition and the attacker of swap-tamper writes the whole disk: the kernel refuses writes to the active swap
@@ -100,10 +100,13 @@ function swapDisk(file: string): string {
   return file;
 }
 
+export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramfs, unswappable: Unswappable = 'default'): string {
   const karg = scenario.karg === 'ostree' ? OSTREE_KARG
     : `composefs=${(scenario.karg === 'composefs-forged' ? disks.forgedDigest : disks.digest).slice('sha256:'.length)}`;
   const test = `test.scenario=${scenario.name} test.pcr=${scenario.pcr} test.precap=${scenario.precap === true ? 1 : 0}`;
-  const dracut = initramfs !== 'busybox' ? ' root=/dev/vda rootfstype=ext4 rw rd.shell=0 rd.emergency=poweroff systemd.show_status=0' : '';
+  // dracutDefaults: dracut's own defaults (rd.shell=1): a failure path that ended in the emergency shell would show.
+  const emergency = scenario.dracutDefaults === true ? '' : ' rd.shell=0 rd.emergency=poweroff';
+  const dracut = initramfs !== 'busybox' ? ` root=/dev/vda rootfstype=ext4 rw${emergency} systemd.show_status=0` : '';
   // sealroot as PID 1 mounts root= itself; init= and its argument (after --, for init) run the check after its switch.
   const pid1 = scenario.handover === 'sealroot' ? ' test.handover=sealroot root=/dev/vda rootfstype=ext4 rw init=/bin/sh -- /run/sealroot-test/after-switch' : '';
   const memory = `${scenario.swap === undefined ? '' : ` test.swap=${scenario.swap}`}${unswappable === 'default' ? '' : ` test.unswappable=${unswappable}`}`;
@@ -121,7 +124,8 @@ export async function runScenario(setup: Setup, scenario: Scenario, workDir: str
     const ostree = await ostreeDisks(setup.kernel, log);
     return runOstreeScenario({ kernel: setup.kernel, busybox: setup.initramfs.busybox, ostree, victimMd5: setup.disks.victimMd5 }, scenario, dir, log);
   }
-  const drives = [{ file: setup.disks.files[scenario.disk], snapshot: true }];
+  const disk = scenario.diskEdit === undefined ? setup.disks.files[scenario.disk] : editedDisk(setup.disks.files[scenario.disk], scenario.diskEdit, dir);
+  const drives = [{ file: disk, snapshot: true }];
   if (through !== 'busybox' && scenario.tpm === 'forged') {
     throw new Error('the dracut initramfs carries the trusted TPM state only: run forged-digest through busybox');
   }
@@ -149,7 +153,8 @@ export async function runScenario(setup: Setup, scenario: Scenario, workDir: str
     });
     const console = path.join(dir, 'console.log');
     fs.writeFileSync(console, result.console);
-    return { verdict: judge(scenario, result.lines, result.timedOut, setup.disks.victimMd5, unswappable), result, console };
+    // Judged as booted: through the alsoThrough initramfs, that one's expectations (the shell flow's power-off).
+    return { verdict: judge(through === scenario.initramfs ? scenario : { ...scenario, initramfs: through }, result.lines, result.timedOut, setup.disks.victimMd5, unswappable), result, console };
   } finally {
     await swtpm?.stop();
   }

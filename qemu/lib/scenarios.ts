@@ -1,5 +1,6 @@
 // The boot scenarios (names as in issue 7) and how each one is judged from the guest's console.
 import type { DiskVariant } from './disk.ts';
+import type { DiskEdit } from './disk-edit.ts';
 import type { OstreeCase } from './ostree.ts';
 import type { LifecycleBoot } from './lifecycle.ts';
 
@@ -50,6 +51,12 @@ export interface Scenario {
   unswappable?: readonly Unswappable[];
   /** Issue 17: the image is a file of the initramfs (root.image = EMBEDDED_IMAGE); the disk's own is not used. */
   embeddedImage?: true;
+  /** Issue 12: the disk made hostile for this scenario only (qemu/lib/disk-edit.ts). */
+  diskEdit?: DiskEdit;
+  /** dracut runs keep dracut's defaults (no rd.shell=0 rd.emergency=poweroff): an emergency shell would show. */
+  dracutDefaults?: true;
+  /** A stop must come this soon after sealroot started (to the power-off): well within the unit's TimeoutStartSec. */
+  stopWithinSeconds?: number;
   expect: Expectation;
 }
 
@@ -72,7 +79,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'ostree-rollback', what: 'two deployments from ostree admin deploy, both digests in the trusted set (provision, then a signed trust update): each BLS entry boots its own deployment, verified', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'ostree', initramfs: 'busybox', imageVerity: 'kernel', ostree: 'rollback', expect: { kind: 'boot' } },
   { name: 'ostree-digestless', what: 'a composefs.enabled = yes deployment whose objects had no fs-verity: the image has no digests; refused before mount, never root ready', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'ostree', initramfs: 'busybox', ostree: 'digestless', expect: { kind: 'stop', reason: /^sealroot: validate-image: .*no fs-verity digest .*composefs\.enabled = verity.*fs-verity enabled on the objects before deploying/ } },
   { name: 'boot-compressed', what: 'zstd-compressed image, digest of the decompressed bytes', disk: 'compressed', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'boot' } },
-  { name: 'tampered-image', what: 'one bit flipped in the image; dracut initramfs: sealroot.service fails, OnFailure=emergency.target', disk: 'tampered-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', expect: { kind: 'stop', reason: /^sealroot: verify-image: / } },
+  { name: 'tampered-image', what: 'one bit flipped in the image; dracut initramfs: sealroot.service fails, FailureAction=poweroff-force (no emergency shell)', disk: 'tampered-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', expect: { kind: 'stop', reason: /^sealroot: verify-image: / } },
   { name: 'truncated-image', what: 'image cut to half its size', disk: 'truncated-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: (verify-image|validate-image): / } },
   { name: 'tampered-object', what: 'an object changed (fs-verity enabled on the new content)', disk: 'tampered-object', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'eio', error: /Input\/output error/, kernelMessage: /overlayfs: lower file '[0-9a-f]+' has the wrong fs-verity digest/ } },
   { name: 'object-without-verity', what: 'an object without fs-verity', disk: 'object-without-verity', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', expect: { kind: 'eio', error: /Input\/output error/, kernelMessage: /overlayfs: lower file '[0-9a-f]+' has no fs-verity digest/ } },
@@ -85,6 +92,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'measured-initrd-changed', what: 'OVMF: the initramfs differs by one byte from the approved one', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'initrd-changed', expect: { kind: 'stop', reason: /^sealroot: tpm: cannot read the trusted (digest|set): no read approval matches the current PCR values/ } },
   { name: 'measured-cmdline-changed', what: 'OVMF: init=/bin/sh added to the approved command line', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'cmdline-changed', expect: { kind: 'stop', reason: /^sealroot: tpm: cannot read the trusted (digest|set): no read approval matches the current PCR values/ } },
   { name: 'kernel-update', what: 'OVMF: the verified system predicts and signs approvals for a new initramfs; the reboot into it, without re-provisioning', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'kernel-update', expect: { kind: 'boot' } },
+  { name: 'hostile-state', what: 'approvals.json on the physical root is a FIFO; dracut with its default rd.shell: sealroot.service stops with one line well within TimeoutStartSec and powers off (no shell); then the shell flow\'s hook the same', disk: 'base', diskEdit: 'approvals-fifo', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', alsoThrough: 'dracut-shell', dracutDefaults: true, stopWithinSeconds: 30, expect: { kind: 'stop', reason: /^sealroot: tpm: .*unusable state file: is a FIFO, not a regular file/ } },
   { name: 'boot-embedded', what: 'the image is a file of the initramfs (root.image), objects and state on the disk, whose own image is tampered: verified root from the initramfs\'s image, which is then removed', disk: 'tampered-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', embeddedImage: true, imageVerity: 'userspace', expect: { kind: 'boot' } },
   { name: 'swap-pressure', what: 'swap enabled after switch-root, then memory pressure: the image stays in huge pages (HugePages_* before and after), none of its bytes on the swap device, the root reads right', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', swap: 'pressure', expect: { kind: 'boot' } },
   { name: 'swap-tamper', what: 'the attacker changes a name of the image on the swap device: shows up with memory.unswappable = "off"; the same steps change nothing with the default', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', swap: 'tamper', unswappable: ['off', 'default'], expect: { kind: 'boot' } },
@@ -134,19 +142,39 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
   if (timedOut) return fail('timed out (no decision from the guest)');
   const panic = lines.find((line) => /Kernel panic|Oops:|BUG:|general protection fault/.test(line));
   if (panic !== undefined) return fail(`guest kernel: ${panic.trim()}`);
-  if (!has(lines, '@@ END')) return fail('the guest never printed its end line');
+  const powerDown = lines.find((line) => /reboot: Power down|sysrq: Power Off/.test(line));
+  // The shell flow's failure path powers off from sealroot's own hook: no harness hook runs after it to print END.
+  const shellFlowStop = scenario.initramfs === 'dracut-shell' && scenario.expect.kind === 'stop' && powerDown !== undefined;
+  if (!has(lines, '@@ END') && !shellFlowStop) return fail('the guest never printed its end line');
   if (scenario.swap !== undefined) return judgeSwap(scenario.swap, lines, victimMd5, unswappable);
   const switched = lines.some((line) => line.startsWith('@@ T root-init '));
   const sealrootLines = sealrootMessages(lines);
+  if (scenario.initramfs === 'dracut' && scenario.tpm !== 'none' && lines.some((line) => line.startsWith('@@ T sealroot-start '))) {
+    // Issue 16: sealroot.service waited for the TPM (dracut/90sealroot/module-setup.sh).
+    const unit = lines.find((line) => line.startsWith('@@ TPM-UNIT '));
+    if (unit === undefined || !/^@@ TPM-UNIT (tpm2\.target|dev-tpm\S*\.device) active$/.test(unit)) return fail(`sealroot.service was not ordered after an active TPM unit: ${unit ?? 'no TPM-UNIT line'}`);
+  }
   if (scenario.expect.kind === 'stop') {
     if (switched) return fail('the boot reached the root\'s init: it should have stopped before switch-root');
     const status = lines.find((line) => line.startsWith('@@ SEALROOT-EXIT '));
-    if (status === undefined) return fail(`sealroot did not run to an exit: ${lines.find((line) => line.startsWith('@@ STOPPED')) ?? 'no STOPPED line'}`);
+    // (The shell flow has no ExecStopPost to print the status: its hook powers off.)
+    if (status === undefined && scenario.initramfs !== 'dracut-shell') return fail(`sealroot did not run to an exit: ${lines.find((line) => line.startsWith('@@ STOPPED')) ?? 'no STOPPED line'}`);
     if (status === '@@ SEALROOT-EXIT 0') return fail('sealroot boot exited 0');
     const reason = scenario.expect.reason;
-    // Under systemd the failed unit must lead to the emergency target (dracut-emergency, rd.emergency=poweroff).
-    if (scenario.initramfs !== 'busybox' && !lines.some((line) => line.includes('Boot has failed'))) {
-      return fail('sealroot.service failed but dracut\'s emergency service never ran');
+    // Under dracut a failed sealroot powers the machine off and no emergency shell starts on the way
+    // (dracut/90sealroot: FailureAction=poweroff-force; the shell flow's hook: sysrq power-off, never `die`).
+    if (scenario.initramfs !== 'busybox') {
+      const shell = lines.find((line) => /Entering emergency mode|Boot has failed|emergency shell|rdsosreport|Give root password/i.test(line));
+      if (shell !== undefined) return fail(`an emergency shell path started after the failure: ${shell.trim()}`);
+      if (powerDown === undefined) return fail('the guest did not power off after sealroot failed');
+    }
+    if (scenario.stopWithinSeconds !== undefined) {
+      const started = lines.find((line) => line.startsWith('@@ T sealroot-start '));
+      const stoppedAt = Number(/^\[\s*(\d+\.\d+)\]/.exec(powerDown ?? '')?.[1]);
+      const startedAt = Number(started?.split(' ')[3]);
+      if (!(stoppedAt - startedAt <= scenario.stopWithinSeconds)) {
+        return fail(`the stop took ${(stoppedAt - startedAt).toFixed(1)} s from sealroot's start to the power-off (limit ${scenario.stopWithinSeconds} s): ${started ?? 'no start stamp'}, ${powerDown ?? 'no power-off'}`);
+      }
     }
     // sealroot's failure is its last message (main() prints it as it exits); an earlier info line of the same
     // step (e.g. "tpm: capped PCR 15") proves nothing.

@@ -37,7 +37,7 @@ test('predictPcr: extend from zero, in order', () => {
 const KERNEL_VERITY = "sealroot: verify-image: /sysroot/ostree/deploy/sample/deploy/c0.0/.ostree.cfs: kernel fs-verity (the source's kernel fs-verity digest matches: the kernel verifies every block read)";
 const USERSPACE_VERITY = 'sealroot: verify-image: /sysroot/composefs/images/ed8c: userspace fs-verity (the source file has no fs-verity)';
 const BOOTED = [
-  '@@ T init 7.5', '@@ T sealroot-start 8.0', KERNEL_VERITY, 'sealroot: step times (ms): process-start 1000, trusted-digest 500, cap-pcr 50, verify-image 200, validate-image 100, mount-composefs 100, prepare-root 50',
+  '@@ T init 7.5', '@@ T sealroot-start 8.0', '@@ TPM-UNIT dev-tpmrm0.device active', KERNEL_VERITY, 'sealroot: step times (ms): process-start 1000, trusted-digest 500, cap-pcr 50, verify-image 200, validate-image 100, mount-composefs 100, prepare-root 50',
   '@@ T sealroot-end 10.5', '@@ SEALROOT-EXIT 0', '@@ CHECK second-unseal refused', '@@ T switch-root 10.6', '@@ T root-init 11.0',
   '@@ CHECK root-overlay-verity ok', '@@ CHECK hello ok', `@@ VICTIM read ok ${MD5}`, '@@ PCR15 C34A6722D68D', '@@ END',
 ];
@@ -68,7 +68,7 @@ test('judge: a boot must log the image verification path its scenario expects', 
   assert.not.ok(judge(scenario('boot-ostree'), BOOTED.map((line) => (line === KERNEL_VERITY ? lookalike : line)), false, MD5).pass);
 });
 
-const STOPPED = ['@@ T sealroot-start 8.0', 'sealroot: tpm: capped PCR 15 (sha256)',
+const STOPPED = ['@@ T sealroot-start 8.0', '@@ TPM-UNIT dev-tpmrm0.device active', 'sealroot: tpm: capped PCR 15 (sha256)',
   '[   9.1] sealroot[224]: sealroot: verify-image: digest mismatch: the image is sha256:aa, the trusted digest is sha256:bb',
   '@@ SEALROOT-EXIT 1', '@@ STOPPED sealroot boot exited 1', '@@ END'];
 
@@ -80,9 +80,28 @@ test('judge: a refused boot passes only with sealroot\'s reason and no switch-ro
   assert.not.ok(judge(scenario('truncated-image'), [...STOPPED, '@@ T root-init 12.0'], false, MD5).pass, 'reached the root');
   assert.not.ok(judge(scenario('truncated-image'), STOPPED, true, MD5).pass, 'timed out');
   assert.not.ok(judge(scenario('truncated-image'), STOPPED.map((l) => (l === '@@ SEALROOT-EXIT 1' ? '@@ SEALROOT-EXIT 0' : l)), false, MD5).pass);
-  // Through dracut, the emergency service must have run too.
-  assert.not.ok(judge(scenario('tampered-image'), STOPPED, false, MD5).pass);
-  assert.ok(judge(scenario('tampered-image'), [...STOPPED, 'Warning: Boot has failed. To debug this issue add "rd.shell rd.debug"'], false, MD5).pass);
+  // Through dracut, the machine must power off, with no emergency shell on the way (dracut/90sealroot).
+  const POWER_DOWN = '[   10.5] reboot: Power down';
+  assert.not.ok(judge(scenario('tampered-image'), STOPPED, false, MD5).pass, 'no power-off');
+  assert.ok(judge(scenario('tampered-image'), [...STOPPED, POWER_DOWN], false, MD5).pass);
+  assert.not.ok(judge(scenario('tampered-image'), [...STOPPED, 'Warning: Boot has failed. To debug this issue add "rd.shell rd.debug"', POWER_DOWN], false, MD5).pass, 'the emergency path ran');
+  assert.not.ok(judge(scenario('tampered-image'), [...STOPPED, 'Entering emergency mode. Exit the shell to continue.', POWER_DOWN], false, MD5).pass, 'a shell');
+});
+
+test('judge: hostile-state stops with the FIFO refusal, well within the unit timeout, in both dracut flows', () => {
+  const FIFO = '[   9.1] sealroot[224]: sealroot: tpm: cannot read the trusted set (/sysroot/sealroot/tpm/approvals.json): unusable state file: is a FIFO, not a regular file';
+  const lines = ['@@ T sealroot-start 8.0', '@@ TPM-UNIT tpm2.target active', FIFO, '@@ SEALROOT-EXIT 1', '@@ END', '[   10.5] reboot: Power down'];
+  const hostile = scenario('hostile-state');
+  assert.ok(judge(hostile, lines, false, MD5).pass, judge(hostile, lines, false, MD5).reason);
+  assert.match(judge(hostile, lines.map((l) => l.replace('10.5', '60.0')), false, MD5).reason, /the stop took 52\.0 s .*limit 30 s/);
+  assert.not.ok(judge(hostile, lines.filter((l) => !l.includes('Power down')), false, MD5).pass, 'no power-off');
+  // Issue 16: under systemd, sealroot.service must have been ordered after an active TPM unit.
+  assert.match(judge(hostile, lines.map((l) => (l.startsWith('@@ TPM-UNIT') ? '@@ TPM-UNIT none ' : l)), false, MD5).reason, /not ordered after an active TPM unit/);
+  assert.not.ok(judge(hostile, lines.map((l) => (l.startsWith('@@ TPM-UNIT') ? '@@ TPM-UNIT dev-tpmrm0.device activating' : l)), false, MD5).pass);
+  // The shell flow: no ExecStopPost status and no END line, the hook's power-off ends the console.
+  const shellFlow = { ...hostile, initramfs: 'dracut-shell' as const };
+  assert.ok(judge(shellFlow, ['@@ T sealroot-start 8.0', FIFO.replace('sealroot[224]: ', ''), '[   9.3] sysrq: Power Off', '[   9.4] reboot: Power down'], false, MD5).pass);
+  assert.not.ok(judge(shellFlow, ['@@ T sealroot-start 8.0', FIFO, 'dracut: FATAL: sealroot failed', 'Entering emergency mode. Exit the shell to continue.', '[   9.4] reboot: Power down'], false, MD5).pass);
 });
 
 test('judge: object cases need the read error and the kernel\'s reason', () => {

@@ -12,6 +12,12 @@ kernel_runs_init() {
 case $1 in
   stamp)
     stamp "$2"
+    # Issue 16: under systemd, sealroot.service is ordered after the TPM (tpm2.target or the device unit) and the
+    # TPM is up when it starts.
+    if [ "$2" = sealroot-start ] && [ -d /run/systemd/system ]; then
+      after=$(systemctl show -p After --value sealroot.service | tr ' ' '\n' | grep -E '^(tpm2\.target|dev-tpm.*\.device)$' | grep -m 1 .)
+      say "TPM-UNIT ${after:-none} $(systemctl show -p ActiveState --value "${after:-none}" 2>/dev/null)"
+    fi
     ;;
   succeeded)
     # ExecStartPost of sealroot.service: runs only when sealroot exited 0.
@@ -23,7 +29,7 @@ case $1 in
     if [ "$SERVICE_RESULT" != success ]; then
       stamp sealroot-end
       say "SEALROOT-EXIT ${EXIT_STATUS:-unknown}"
-      say "STOPPED sealroot.service: $SERVICE_RESULT (OnFailure=emergency.target follows)"
+      say "STOPPED sealroot.service: $SERVICE_RESULT (its FailureAction=poweroff-force follows)"
       say "END"
     fi
     ;;
