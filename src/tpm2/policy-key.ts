@@ -3,6 +3,7 @@
 // (NIST P-256/P-384), always over SHA-256 digests.
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import * as fs from 'node:fs';
+import { readUntrustedText, UntrustedFileError } from '../sys/untrusted-file.ts';
 import { ECC_CURVES, TPM_ALG, TPMA_OBJECT } from './constants.ts';
 import { marshalEccPublic, marshalEcdsaSignature, marshalRsaPublic, marshalRsassaSignature, nameOf } from './structures.ts';
 
@@ -57,8 +58,10 @@ export function policyKeyFromObject(key: KeyObject): PolicyKey {
 export function loadPolicyKey(path: string): PolicyKey {
   let pem: string;
   try {
-    pem = fs.readFileSync(path, 'utf8');
+    // A trusted file of the initramfs, still read bounded and only if it is a regular file (a PEM key is < 4 KiB).
+    pem = readUntrustedText(path, { maxBytes: 64 * 1024, under: null, followLast: true });
   } catch (error) {
+    if (error instanceof UntrustedFileError) throw new PolicyKeyError(`cannot read the policy key ${path}: ${error.code ?? error.reason}`);
     throw new PolicyKeyError(`cannot read the policy key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   try {
