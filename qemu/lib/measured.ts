@@ -88,12 +88,13 @@ async function firmwareReference(kernel: Kernel): Promise<FirmwareReference> {
   const dir = path.join(CACHE, 'measured', `firmware-${key}`);
   const file = path.join(dir, 'reference.json');
   if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as FirmwareReference;
-  freshDir(dir);
+  // Built aside and renamed into place: another run in the same tree may be probing too.
+  const work = freshDir(`${dir}.work-${process.pid}`);
   const initrd = buildInitramfs({ name: 'firmware-probe', kernel, binaries: [], modules: [], files: {}, init: PROBE_INIT });
-  const swtpm = await startGuestSwtpm(path.join(dir, 'swtpm'));
+  const swtpm = await startGuestSwtpm(path.join(work, 'swtpm'));
   let result: BootResult;
   try {
-    result = await boot({ kernel, initrd, drives: [], append: 'loglevel=4', tpmSocket: swtpm.socket, timeoutSeconds: 120, firmware: firmwareVars(dir) });
+    result = await boot({ kernel, initrd, drives: [], append: 'loglevel=4', tpmSocket: swtpm.socket, timeoutSeconds: 120, firmware: firmwareVars(work) });
   } finally {
     await swtpm.stop();
   }
@@ -105,12 +106,19 @@ async function firmwareReference(kernel: Kernel): Promise<FirmwareReference> {
     const logLine = /@@ LOG ([A-Za-z0-9+/=]+)/.exec(line);
     if (logLine !== null) logBytes = Buffer.from(logLine[1]!, 'base64');
   }
-  if (logBytes === undefined || Object.keys(pcrs).length !== 10) throw new Error(`the firmware probe boot gave no event log or PCRs (console in ${dir})`);
-  fs.writeFileSync(path.join(dir, 'console.log'), result.console);
-  const logFile = path.join(dir, 'binary_bios_measurements');
-  fs.writeFileSync(logFile, logBytes);
-  const reference = { log: logFile, pcrs };
-  fs.writeFileSync(file, JSON.stringify(reference, null, 2));
+  fs.writeFileSync(path.join(work, 'console.log'), result.console);
+  if (logBytes === undefined || Object.keys(pcrs).length !== 10) throw new Error(`the firmware probe boot gave no event log or PCRs (console in ${work})`);
+  fs.writeFileSync(path.join(work, 'binary_bios_measurements'), logBytes);
+  const reference = { log: path.join(dir, 'binary_bios_measurements'), pcrs };
+  fs.writeFileSync(path.join(work, 'reference.json'), JSON.stringify(reference, null, 2));
+  fs.rmSync(path.join(work, 'swtpm'), { recursive: true, force: true });
+  try {
+    fs.renameSync(work, dir);
+  } catch (error) {
+    // Another run got there first: its reference is as good.
+    if (!fs.existsSync(file)) throw error;
+    fs.rmSync(work, { recursive: true, force: true });
+  }
   return reference;
 }
 
