@@ -6,10 +6,14 @@
 // update is not already there. Everything read here is on the disk: confined to the sysroot, bounded, typed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseCmdline } from '../config/cmdline.ts';
+import { type Cmdline, parseCmdline } from '../config/cmdline.ts';
 import type { Logger } from '../log.ts';
-import { planRoot } from '../root/layout.ts';
+import { planComposefs } from '../root/composefs.ts';
+import { chooseLayout } from '../root/layout.ts';
+import { planOstree } from '../root/ostree.ts';
 import { ConfinedRoot } from '../sys/confined-root.ts';
+import { O_PATH } from '../sys/files.ts';
+import { closeFd } from '../sys/io.ts';
 import { readUntrustedText } from '../sys/untrusted-file.ts';
 import type { Tpm } from '../tpm2/client.ts';
 import type { PolicyKey } from '../tpm2/policy-key.ts';
@@ -39,6 +43,24 @@ export function bootEntryOptions(text: string): string {
     .map((line) => /^\s*options\s+(.*)$/.exec(line)?.[1]?.trim())
     .filter((value): value is string => value !== undefined && value.length > 0)
     .join(' ');
+}
+
+/**
+ * The image an entry names, by its layout's paths alone. How the boot assembles the root (prepare-root.conf,
+ * setup-root-conf.toml of the initramfs) does not change which image an entry names, and the running system's copy
+ * of those files says nothing of another sysroot's deployments (--sysroot): neutral settings, nothing read.
+ */
+function entryImage(root: ConfinedRoot, cmdline: Cmdline): string {
+  if (chooseLayout('auto', cmdline) === 'ostree') {
+    return planOstree(root, cmdline, { rootTransient: false, rootTransientReadonly: false, etcTransient: false, sysrootReadonly: true }).image;
+  }
+  return planComposefs(root, cmdline, { rootTransient: false, etc: 'none', var: 'none' }).image;
+}
+
+/** The error's message, with the path first unless it already names it. */
+function named(file: string, error: unknown): string {
+  const message = (error as Error).message;
+  return message.includes(file) ? message : `${file}: ${message}`;
 }
 
 export interface SyncOptions {
@@ -81,9 +103,16 @@ export async function syncTrust(options: SyncOptions): Promise<EntryReport[]> {
       let image: string;
       try {
         const kargs = bootEntryOptions(readUntrustedText(entry, { maxBytes: MAX_ENTRY_BYTES, under: boot }));
-        image = planRoot('auto', root, parseCmdline(kargs)).image;
+        image = entryImage(root, parseCmdline(kargs));
       } catch (error) {
         report('missing', `no image for this entry: ${(error as Error).message}`);
+        continue;
+      }
+      // A removed deployment's image is missing, whatever lies beside it.
+      try {
+        closeFd(root.open(image, O_PATH, { followLast: false }));
+      } catch (error) {
+        report('missing', named(image, error));
         continue;
       }
       const file = `${image}${UPDATE_SUFFIX}`;
@@ -92,14 +121,14 @@ export async function syncTrust(options: SyncOptions): Promise<EntryReport[]> {
         update = parseUpdate(readUntrustedText(file, { maxBytes: MAX_UPDATE_BYTES, under: root }), file);
         checkSigner(update, options.policyKey, file);
       } catch (error) {
-        report('unsigned', `${file}: ${(error as Error).message}`);
+        report('unsigned', named(file, error));
         continue;
       }
       try {
         const facts = await examineImage(image, update.image.digest);
         if (facts.size !== update.image.size) throw new Error(`the image has ${facts.size} bytes, the update signs ${update.image.size}`);
       } catch (error) {
-        report('malformed', `${image}: ${(error as Error).message}`, update.image.version);
+        report('malformed', named(image, error), update.image.version);
         continue;
       }
       candidates.push({ entry, update, file });
