@@ -11,7 +11,8 @@ export const DEFAULT_EVENT_LOG = '/sys/kernel/security/tpm0/binary_bios_measurem
 const CHUNK = 1 << 20;
 
 function readChunks(file: string, each: (chunk: Buffer) => void, limit = Number.MAX_SAFE_INTEGER): number {
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused on the fd below.
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   try {
     if (!fs.fstatSync(fd).isFile()) throw new MeasureError(`${file}: not a regular file`);
     const buffer = Buffer.alloc(CHUNK);

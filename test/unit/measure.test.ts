@@ -1,5 +1,6 @@
 // The event-log parser, its replay and the EFI stub's PCR 9 against a real boot: an OVMF + swtpm guest of the 6.12
 // kernel (test/fixtures/measure/ovmf-6.12: its binary_bios_measurements and the PCR values its TPM reported).
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -140,6 +141,9 @@ test('files: the event log read to EOF (securityfs reports size 0), file digests
     assert.equal(digests.get('sha1'), createHash('sha1').update(LOG).digest());
     fs.symlinkSync('log', path.join(dir, 'link'));
     assert.throws(() => readEventLogFile(path.join(dir, 'link')), /ELOOP/);
+    execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+    assert.throws(() => fileDigests(path.join(dir, 'fifo'), ['sha256']), /fifo: not a regular file/);
+    assert.throws(() => readEventLogFile(path.join(dir, 'fifo')), /not a regular file/);
   } finally {
     fs.rmSync(dir, { recursive: true });
   }
