@@ -26,7 +26,7 @@ import { mountComposefs, type MountComposefsOptions, type MountedComposefs } fro
 import { UndoStack } from './mount/undo.ts';
 import { assembleRoot, replaceSysroot, transientDirs } from './root/assemble.ts';
 import { planRoot } from './root/layout.ts';
-import { openImage, openObjectsDir, relabel, removeUpTo, type OpenedImage } from './root/confined-open.ts';
+import { openImage, openObjectsDir, relabel, removeUpTo, withPathLabels, type OpenedImage } from './root/confined-open.ts';
 import { embeddedImagePath, openEmbeddedImage } from './root/embedded-image.ts';
 import { checkProfile } from './root/profile.ts';
 import { ConfinedRoot, fdPath, UntrustedPathError } from './sys/confined-root.ts';
@@ -160,7 +160,9 @@ function asStepError(step: string, error: unknown): StepError {
 }
 
 export async function boot(options: BootOptions, steps: BootSteps = defaultBootSteps()): Promise<BootResult> {
-  const { log } = options;
+  /** /proc/self/fd/N handed to the loader and overlayfs -> the path on the disk, for the one line and the log. */
+  const fdLabels = new Map<string, string>();
+  const log = withPathLabels(options.log, fdLabels);
   const runDir = options.runDir ?? '/run';
   // performance.now() counts from the process's time origin: what Node and module loading took before this.
   const timings: BootResult['timings'] = [{ step: 'process-start', ms: performance.now() }];
@@ -185,8 +187,6 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   let configRead: BootConfig | undefined;
   let physical: ConfinedRoot | undefined;
   let openedImage: OpenedImage | undefined;
-  /** /proc/self/fd/N handed to the loader and overlayfs -> the path on the disk, for the one line. */
-  const fdLabels = new Map<string, string>();
   const objectFds: number[] = [];
   const capContext = (): DigestContext => digestContext ?? { config: configRead ?? parseBootConfig(''), cmdline: parseCmdline(''), log };
   const cap = async (): Promise<void> => {

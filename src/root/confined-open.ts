@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { StepError } from '../errors.ts';
 import { fdPath, fileKind, UntrustedPathError, type ConfinedRoot } from '../sys/confined-root.ts';
 import { closeFd } from '../sys/io.ts';
+import type { Logger } from '../log.ts';
 
 export interface OpenedImage {
   /** Its size by fstat (0 when it could not be opened: the copy step reports why). */
@@ -64,6 +65,17 @@ export function relabel(error: StepError, labels: ReadonlyMap<string, string>): 
   if (label === undefined) return error;
   const relabelled = new StepError(error.step, error.reason, { path: label, ...(error.cause === undefined ? {} : { cause: error.cause }) });
   return relabelled;
+}
+
+/** A logger that names the disk's paths where a message says /proc/self/fd/N (the loader and the mount log those). */
+export function withPathLabels(log: Logger, labels: ReadonlyMap<string, string>): Logger {
+  const label = (message: string) => (labels.size === 0 ? message : message.replace(/\/proc\/self\/fd\/\d+/g, (fd) => labels.get(fd) ?? fd));
+  return {
+    info: (message) => log.info(label(message)),
+    notice: (message) => log.notice(label(message)),
+    warn: (message) => log.warn(label(message)),
+    error: (message) => log.error(label(message)),
+  };
 }
 
 /** Removes `dir` and its parents up to `top` (inclusive), each only when empty (rmdir: never a mount's contents). */
