@@ -1,0 +1,71 @@
+// Pure parts of issue 17's memory work: the kernel's figures as sealroot reads them, and the QEMU judge of the swap
+// scenarios (a boot whose image went to swap must not pass as resident, and the attack must really show).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { availableHugePages, parseMeminfo, parseMemoryCgroup } from '../../src/sys/memory.ts';
+import { judge, SCENARIOS, swapFigures } from '../../qemu/lib/scenarios.ts';
+
+const MEMINFO = `MemTotal:        1000000 kB
+MemFree:          500000 kB
+MemAvailable:     700000 kB
+Shmem:              1234 kB
+HugePages_Total:       8
+HugePages_Free:        5
+HugePages_Rsvd:        2
+HugePages_Surp:        0
+Hugepagesize:       2048 kB
+`;
+
+test('meminfo: bytes for kB fields, pages for the pool; free pages promised to a mapping are not available', () => {
+  const info = parseMeminfo(MEMINFO);
+  assert.equal(info, {
+    memTotal: 1_024_000_000, memAvailable: 716_800_000, hugePageSize: 2 << 20, hugePagesTotal: 8, hugePagesFree: 5, hugePagesReserved: 2,
+  });
+  assert.is(availableHugePages(info), 3);
+  assert.is(parseMeminfo('MemTotal: 1 kB\nMemAvailable: 1 kB\n').hugePageSize, 0, 'no hugetlb: no page size');
+  assert.throws(() => parseMeminfo('MemTotal: 1 kB\n'), /no MemAvailable/);
+});
+
+test('memory cgroup: the v1 memory hierarchy when mounted, else v2', () => {
+  assert.equal(parseMemoryCgroup('9:name=systemd:/\n4:memory:/process_api/abc\n0::/\n'), { version: 1, path: '/process_api/abc' });
+  assert.equal(parseMemoryCgroup('5:cpuacct,memory:/x\n'), { version: 1, path: '/x' });
+  assert.equal(parseMemoryCgroup('0::/system.slice/sealroot.service\n'), { version: 2, path: '/system.slice/sealroot.service' });
+  assert.is(parseMemoryCgroup('1:cpu:/\n'), undefined);
+});
+
+const scenario = (name: string) => SCENARIOS.find((entry) => entry.name === name)!;
+const MD5 = 'cf4dacb6a28ad70e0d3ecd56b746e687';
+const common = ['@@ SEALROOT-EXIT 0', '@@ T root-init 30.1', '@@ CHECK root-overlay-verity ok', `@@ VICTIM read ok ${MD5}`, '@@ END'];
+const figures = (when: string, huge: [number, number], swapFree: number) =>
+  `@@ SWAP ${when} MemTotal: 475940 SwapTotal: 1048572 SwapFree: ${swapFree} Shmem: 52 HugePages_Total: ${huge[0]} HugePages_Free: ${huge[1]} `;
+
+test('swap judge: resident in huge pages passes; pages gone, image found in swap or no pressure fails', () => {
+  const good = [figures('before', [1, 0], 1048572), figures('after', [1, 0], 754504), '@@ SWAP image-in-swap no (scanned 357 MiB)', '@@ CHECK hello ok', ...common];
+  assert.equal(swapFigures(good, 'after')!.HugePages_Total, 1);
+  const pass = judge(scenario('swap-pressure'), good, false, MD5);
+  assert.ok(pass.pass, pass.reason);
+  assert.match(pass.reason, /huge pages in use 1 -> 1, swap used 287 MiB/);
+  const inSwap = good.map((line) => line.replace('image-in-swap no (scanned 357 MiB)', 'image-in-swap yes at 4934'));
+  assert.not.ok(judge(scenario('swap-pressure'), inSwap, false, MD5).pass);
+  const freed = good.map((line) => line.replace(figures('after', [1, 0], 754504), figures('after', [1, 1], 754504)));
+  assert.not.ok(judge(scenario('swap-pressure'), freed, false, MD5).pass);
+  const noPressure = good.map((line) => line.replace('SwapFree: 754504', 'SwapFree: 1048572'));
+  assert.match(judge(scenario('swap-pressure'), noPressure, false, MD5).reason, /never reached the swap device/);
+});
+
+test('swap-tamper judge: with unswappable = "off" the changed name must show; with the default the listing must not change', () => {
+  const off = ['@@ MEMORY unswappable=off', '@@ SWAP listing-before hello.txt victim.bin ', figures('before', [0, 0], 1048572), figures('after', [0, 0], 754504),
+    '@@ SWAP image-in-swap yes at 42099', '@@ SWAP listing-after HACKD.txt victim.bin ', '@@ CHECK hello FAILED: cat: can\'t open', ...common];
+  const shown = judge(scenario('swap-tamper'), off, false, MD5, 'off');
+  assert.ok(shown.pass, shown.reason);
+  assert.match(shown.reason, /attack shown: .*HACKD\.txt victim\.bin/);
+  const unchanged = off.map((line) => line.replace('listing-after HACKD.txt', 'listing-after hello.txt'));
+  assert.match(judge(scenario('swap-tamper'), unchanged, false, MD5, 'off').reason, /did not show up/);
+  const defaults = ['@@ SWAP listing-before hello.txt victim.bin ', figures('before', [1, 0], 1048572), figures('after', [1, 0], 754504),
+    '@@ SWAP image-in-swap no (scanned 357 MiB)', '@@ SWAP listing-after hello.txt victim.bin ', '@@ CHECK hello ok', ...common];
+  assert.ok(judge(scenario('swap-tamper'), defaults, false, MD5).pass);
+  const changed = defaults.map((line) => line.replace('listing-after hello.txt', 'listing-after HACKD.txt'));
+  assert.not.ok(judge(scenario('swap-tamper'), changed, false, MD5).pass);
+});
+
+test.run();
