@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { editedDisk } from './lib/disk-edit.ts';
-import { buildDisks, OSTREE_KARG, type Disks } from './lib/disk.ts';
+import { buildDisks, type Disks } from './lib/disk.ts';
 import { buildDracutInitramfs, dracutModulesKey } from './lib/dracut.ts';
 import { BOOT_CONFIG, buildGuestInitramfs } from './lib/guest.ts';
 import { CACHE, fetchKernel, freshDir, pruneCache, requireHostTools, sealrootBinary, type Kernel } from './lib/paths.ts';
@@ -101,7 +101,8 @@ function swapDisk(file: string): string {
 }
 
 export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramfs, unswappable: Unswappable = 'default'): string {
-  const karg = scenario.karg === 'ostree' ? OSTREE_KARG
+  // The ostree scenarios boot with their BLS entries' options (qemu/lib/ostree.ts), not with these.
+  const karg = scenario.karg === 'ostree' ? 'ostree=(from the BLS entry)'
     : `composefs=${(scenario.karg === 'composefs-forged' ? disks.forgedDigest : disks.digest).slice('sha256:'.length)}`;
   const test = `test.scenario=${scenario.name} test.pcr=${scenario.pcr} test.precap=${scenario.precap === true ? 1 : 0}`;
   // dracutDefaults: dracut's own defaults (rd.shell=1): a failure path that ended in the emergency shell would show.

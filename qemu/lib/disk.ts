@@ -1,9 +1,9 @@
-// The guest's disks: a sample root tree made into composefs images by `sealroot mkimage`, laid out both as a
-// composefs-rs root (composefs/images, composefs/objects) and as an ostree deployment (.ostree.cfs, repo objects),
-// on ext4 with the verity feature (`mkfs.ext4 -O verity -d`, no host mount needed). The host kernel has no
-// fs-verity, so one "prepare" boot enables fs-verity on the objects of every disk variant at once, and on the
-// deployment's .ostree.cfs as ostree does (so an ostree boot takes the loader's kernel fs-verity path, while the
-// composefs-rs images stay without it and take the userspace one).
+// The guest's disks: a sample root tree made into composefs images by `sealroot mkimage`, laid out as a
+// composefs-rs root (composefs/images, composefs/objects) on ext4 with the verity feature (`mkfs.ext4 -O verity -d`,
+// no host mount needed). The host kernel has no fs-verity, so one "prepare" boot enables fs-verity on the objects of
+// every disk variant at once (the images stay without it and take the loader's userspace path). The ostree
+// scenarios boot deployments made by the ostree CLI on disks of their own (./ostree.ts), whose .ostree.cfs carries
+// fs-verity as ostree gives it (the loader's kernel fs-verity path).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -15,10 +15,6 @@ import { CACHE, freshDir, pruneCache, ROOT, sealrootBinary, type Kernel } from '
 import { boot } from './vm.ts';
 
 export const HELLO = 'hello from the trusted image';
-export const OSTREE_STATEROOT = 'sample';
-export const OSTREE_COMMIT = 'c0ffee0000000000000000000000000000000000000000000000000000000000';
-export const OSTREE_BOOTCSUM = 'b00700000000000000000000000000000000000000000000000000000000000b';
-export const OSTREE_KARG = `ostree=/ostree/boot.1/${OSTREE_STATEROOT}/${OSTREE_BOOTCSUM}/0`;
 const VICTIM = 'usr/share/sealroot-test/victim.bin';
 /**
  * The signed read approvals on the physical root (issue 14: not in the initramfs, whose PCR 9 measurement they
@@ -105,7 +101,7 @@ function fingerprint(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-/** Builds the source tree of one disk: both layouts for the trusted image, plus the variant's change. */
+/** Builds the source tree of one disk: the composefs-rs layout of the trusted image, plus the variant's change. */
 function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string; digest: string; objects: string; tree: string }, forged: { image: string; digest: string; objects: string }, lifecycle: LifecycleInputs): string[] {
   freshDir(dir);
   // The physical root's own skeleton (as `ostree admin init-fs` makes it); dracut's shell flow refuses a root
@@ -118,22 +114,11 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
   fs.copyFileSync(trusted.image, path.join(images, hex));
   // composefs-rs deployment state (/etc as an overlay, /var bound: setup-root-conf defaults).
   for (const sub of ['etc', 'var']) fs.mkdirSync(path.join(dir, 'state/deploy', hex, sub), { recursive: true });
-  // ostree: the deployment holds .ostree.cfs and its /etc; objects live in the repo; ostree= points at a
-  // boot-version symlink resolved under /sysroot.
-  const deployment = path.join(dir, 'ostree/deploy', OSTREE_STATEROOT, 'deploy', `${OSTREE_COMMIT}.0`);
-  fs.mkdirSync(deployment, { recursive: true });
-  fs.copyFileSync(trusted.image, path.join(deployment, '.ostree.cfs'));
-  fs.cpSync(path.join(trusted.tree, 'etc'), path.join(deployment, 'etc'), { recursive: true });
-  fs.mkdirSync(path.join(dir, 'ostree/deploy', OSTREE_STATEROOT, 'var'), { recursive: true });
-  fs.cpSync(trusted.objects, path.join(dir, 'ostree/repo/objects'), { recursive: true });
-  const bootLink = path.join(dir, 'ostree/boot.1', OSTREE_STATEROOT, OSTREE_BOOTCSUM, '0');
-  fs.mkdirSync(path.dirname(bootLink), { recursive: true });
-  fs.symlinkSync(`../../../deploy/${OSTREE_STATEROOT}/deploy/${OSTREE_COMMIT}.0`, bootLink);
   run(sealrootBinary(), ['approve', '--signing-key', path.join(ROOT, 'keys/test-policy-key.pem'), '--pcrs', PCR_SELECTION,
     ...pcrValues('trusted').flatMap((value) => ['--pcr-value', value]), '--state', path.join(dir, PHYSICAL_STATE_DIR)]);
 
   const victimObject = path.relative(trusted.objects, objectPath(trusted.objects, path.join(trusted.tree, VICTIM)));
-  const victimObjects = ['composefs/objects', 'ostree/repo/objects'].map((store) => path.join(store, victimObject));
+  const victimObjects = [path.join('composefs/objects', victimObject)];
   const noVerity: string[] = [];
   const flip = (file: string, offset: number): void => {
     const fd = fs.openSync(file, 'r+');
@@ -154,7 +139,6 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
     case 'tampered-image':
       // One bit flipped in the middle of the image: the digest check must refuse it before the kernel parses it.
       flip(path.join(images, hex), Math.floor(fs.statSync(path.join(images, hex)).size / 2));
-      flip(path.join(deployment, '.ostree.cfs'), Math.floor(fs.statSync(path.join(deployment, '.ostree.cfs')).size / 2));
       break;
     case 'truncated-image':
       fs.truncateSync(path.join(images, hex), Math.floor(fs.statSync(path.join(images, hex)).size / 2));
@@ -181,8 +165,7 @@ function layoutDisk(dir: string, variant: DiskVariant, trusted: { image: string;
       break;
     }
   }
-  const ostreeImage = path.relative(dir, path.join(deployment, '.ostree.cfs'));
-  fs.writeFileSync(path.join(dir, PREPARE_LIST), ['composefs/objects', 'ostree/repo/objects', ostreeImage, ...noVerity.map((object) => `!${object}`)].join('\n') + '\n');
+  fs.writeFileSync(path.join(dir, PREPARE_LIST), ['composefs/objects', ...noVerity.map((object) => `!${object}`)].join('\n') + '\n');
   return noVerity;
 }
 
