@@ -19,22 +19,31 @@ export function parseSize(text: string): number {
 export const loadCommand: Command = {
   name: 'load',
   summary: 'copy an image into a sealed memfd, checking its fs-verity digest',
-  usage: `Usage: sealroot load --expect=sha256:HEX [--max-size=SIZE] IMAGE
+  usage: `Usage: sealroot load --expect=sha256:HEX [--max-size=SIZE] [--unswappable=require|prefer|off] IMAGE
 
 Copies IMAGE (an EROFS/composefs image, or a zstd-compressed one: name ending in .zst or zstd magic) into a memfd
 while computing its fs-verity digest (SHA-256 or SHA-512 as --expect says, block size 4096, no salt; for zstd,
 the digest of the decompressed bytes), seals the memfd (F_SEAL_SHRINK|GROW|WRITE|SEAL), reads the seals back and
 compares the digest in constant time. If IMAGE already has kernel fs-verity with that very digest, the copy skips
 userspace hashing (the kernel verifies each block read); the log says which path ran.
+The memfd is a hugetlb one (never swapped; the huge page pool is grown as needed, which takes root) as in the boot
+with [memory] unswappable = "require" (the default); "prefer" falls back to a plain memfd with a warning, "off"
+takes a plain memfd.
 Refuses: a digest mismatch, a file that is not regular, larger than SIZE (default 2G; K, M, G suffixes), or that
-changes size during the copy, a corrupt zstd stream.
-Prints the digest, the seals, the method and the time taken.
+changes size during the copy, a corrupt zstd stream, an image (or decompressed stream) larger than the memory left
+(MemAvailable and the memory cgroup's headroom, minus a margin), no huge pages with "require".
+Prints the digest, the seals, the method, the memory and the time taken.
 Exit status: 0 when the digest matches; 1 otherwise (one line on stderr); 2 on a usage error.`,
   async run(argv, { stdout, log }) {
     const { values, positionals } = parseCommandArgs(argv, {
       expect: { type: 'string' },
       'max-size': { type: 'string' },
+      unswappable: { type: 'string' },
     });
+    const unswappable = values.unswappable ?? 'require';
+    if (unswappable !== 'require' && unswappable !== 'prefer' && unswappable !== 'off') {
+      throw new UsageError(`--unswappable must be require, prefer or off, not '${unswappable}'`);
+    }
     if (values.expect === undefined) throw new UsageError('--expect is required');
     if (positionals.length !== 1) throw new UsageError('exactly one IMAGE is required');
     let expected: Digest;
@@ -45,12 +54,13 @@ Exit status: 0 when the digest matches; 1 otherwise (one line on stderr); 2 on a
       throw error;
     }
     const maxSize = values['max-size'] === undefined ? undefined : parseSize(values['max-size']);
-    const image = await loadImage({ path: positionals[0]!, expected, maxSize, log });
+    const image = await loadImage({ path: positionals[0]!, expected, maxSize, log, memory: { unswappable } });
     closeFd(image.fd);
     stdout(`${formatDigest(image.digest)} ${positionals[0]}
 size: ${image.size} bytes${image.compressed ? ' (decompressed)' : ''}
 method: ${image.method}
 seals: ${describeSeals(image.seals)}
+memory: ${image.backing === 'hugetlb' ? 'hugetlb (never swapped)' : 'shmem (swappable)'}
 time: ${image.millis.toFixed(1)} ms
 `);
     return 0;

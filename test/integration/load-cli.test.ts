@@ -67,8 +67,11 @@ test('load: exit 0 with digest, seals, method and time; plain and zstd', () => {
   const expected = check('fsverity', ['digest', paths.large]).split(' ')[0]!;
   const plain = run(SEALROOT_BIN, ['load', `--expect=${expected}`, paths.large], { env });
   assert.is(plain.status, 0, plain.stderr);
-  assert.match(plain.stdout, new RegExp(`^${expected} ${paths.large}\nsize: ${files.large.length} bytes\nmethod: userspace\nseals: SEAL\\|SHRINK\\|GROW\\|WRITE\ntime: [0-9.]+ ms\n$`));
+  assert.match(plain.stdout, new RegExp(`^${expected} ${paths.large}\nsize: ${files.large.length} bytes\nmethod: userspace\nseals: SEAL\\|SHRINK\\|GROW\\|WRITE\nmemory: hugetlb \\(never swapped\\)\ntime: [0-9.]+ ms\n$`));
   assert.match(plain.stderr, /userspace fs-verity \(the source file has no fs-verity\)/);
+  const swappable = run(SEALROOT_BIN, ['load', `--expect=${expected}`, '--unswappable=off', paths.large], { env });
+  assert.is(swappable.status, 0, swappable.stderr);
+  assert.match(swappable.stdout, /\nmemory: shmem \(swappable\)\n/);
   check('zstd', ['-q', '-f', paths.odd, '-o', `${paths.odd}.zst`]);
   const oddDigest = check('fsverity', ['digest', '--hash-alg=sha512', paths.odd]).split(' ')[0]!;
   const zst = run(SEALROOT_BIN, ['load', '--expect', oddDigest, '--max-size', '1M', `${paths.odd}.zst`], { env });
@@ -85,7 +88,7 @@ test('load: one line and exit 1 on a refusal, exit 2 on a usage error', () => {
   const tooBig = run(SEALROOT_BIN, ['load', `--expect=${expected}`, '--max-size=1M', paths.large], { env });
   assert.is(tooBig.status, 1);
   assert.match(tooBig.stderr, /over the limit of 1048576/);
-  for (const args of [['load', paths.odd], ['load', '--expect=sha256:00', paths.odd], ['load', `--expect=${expected}`], ['load', `--expect=${expected}`, '--max-size=lots', paths.odd]]) {
+  for (const args of [['load', paths.odd], ['load', '--expect=sha256:00', paths.odd], ['load', `--expect=${expected}`], ['load', `--expect=${expected}`, '--max-size=lots', paths.odd], ['load', `--expect=${expected}`, '--unswappable=no', paths.odd]]) {
     assert.is(run(SEALROOT_BIN, args, { env }).status, 2, args.join(' '));
   }
 });
