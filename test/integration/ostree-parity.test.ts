@@ -16,6 +16,7 @@ import { boot, defaultBootSteps, type BootSteps } from '../../src/boot.ts';
 import { StepError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { mountComposefs } from '../../src/mount/composefs.ts';
+import { volatileRootTarget } from '../../src/root/ostree-run.ts';
 import { MNT_DETACH, umount2 } from '../../src/sys/mountapi.ts';
 import { parseDigest, type Digest } from '../../src/verity/digest.ts';
 import { fsverityDigest, privateScratch, writeTree } from '../helpers/composefs-fixture.ts';
@@ -327,6 +328,30 @@ test('a composefs.enabled = yes deployment with objects lacking fs-verity is dig
     assert.match((error as StepError).message, /no fs-verity digest .*composefs\.enabled = verity.*fs-verity enabled on the objects before deploying/);
   }
   assert.not.ok(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(path.join(work, 'digestless-sealroot')), 'nothing stays mounted');
+});
+
+test('volatile-root: /dev/gpt-auto-root when it is a block device (as ostree), else the physical root\'s device, none for major 0', () => {
+  const dev = path.join(work, 'fake-dev');
+  fs.mkdirSync(dev);
+  const own = fs.statSync(parity.sysroot, { bigint: true }).dev;
+  const expectedOwn = `/dev/block/${Number((own >> 8n) & 0xfffn)}:${Number((own & 0xffn) | ((own >> 12n) & ~0xffn))}`;
+  assert.is(volatileRootTarget(parity.sysroot, dev), expectedOwn);
+  assert.match(expectedOwn, /^\/dev\/block\/7:\d+$/, 'a loop device');
+  // Not a block device: ignored, as ostree's S_ISBLK check does.
+  fs.writeFileSync(path.join(dev, 'gpt-auto-root'), '');
+  assert.is(volatileRootTarget(parity.sysroot, dev), expectedOwn);
+  fs.rmSync(path.join(dev, 'gpt-auto-root'));
+  check('mknod', [path.join(dev, 'gpt-auto-root'), 'b', '259', '300']);
+  assert.is(volatileRootTarget(parity.sysroot, dev), '/dev/block/259:300');
+  // A file system without a block device (tmpfs: major 0): no link, where ostree would ask btrfs.
+  const tmpfs = path.join(work, 'fake-tmpfs');
+  fs.mkdirSync(tmpfs);
+  check('mount', ['-t', 'tmpfs', 'tmpfs', tmpfs]);
+  try {
+    assert.is(volatileRootTarget(tmpfs, path.join(work, 'no-dev')), undefined);
+  } finally {
+    check('umount', [tmpfs]);
+  }
 });
 
 test.after(() => {
