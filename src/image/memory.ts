@@ -133,17 +133,19 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
             hugetlbFailure = `memfd_create(MFD_HUGETLB): ${error instanceof Error ? error.message : String(error)}`;
           }
           if (fd >= 0) {
-            let released = false;
+            let released = 0;
             return {
               fd,
               backing: 'hugetlb',
               capacity: (bytes) => Math.max(1, Math.ceil(bytes / page)) * page,
               releaseUnused: () => {
-                if (released || added === 0) return;
-                released = true;
-                // Only the pages this boot added and nobody holds: a file's pages are not freed by the kernel.
+                // Only pages this load added and nobody holds (a file's pages are not freed by the kernel): none
+                // while the memfd holds them all, the rest once it is closed after a refusal.
                 const free = availableHugePages((options.figures ?? readFigures)().meminfo);
-                release(Math.min(added, free));
+                const pages = Math.min(added - released, free);
+                if (pages <= 0) return;
+                release(pages);
+                released += pages;
               },
             };
           }
