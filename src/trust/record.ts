@@ -9,8 +9,10 @@
 //          4  K slots of: u64 version | u64 image size | digest (32 or 64 bytes)     (big-endian)
 //
 // Big-endian versions because TPM2_PolicyNV compares the index's bytes with its operand as big-endian unsigned
-// integers (Part 3 §23.9): "slot version < N" is one PolicyNV over the slot's first 8 bytes. Version 0 marks an
-// empty slot (every real version is >= 1).
+// integers (Part 3 §23.9): "slot version < N" is one PolicyNV over the slot's first 8 bytes. Size 0 and a zero
+// digest mark an empty slot; its version is a floor, not an image: only an update of a higher version fills it. The
+// first install at version N writes its empty slots with floor N - 1, so that a machine installed with a recent
+// release never takes an older signed image (a genuine but retired update file) into an empty slot.
 import { type Digest, type HashAlgorithm } from '../verity/digest.ts';
 
 export const RECORD_FORMAT = 1;
@@ -36,6 +38,8 @@ export interface TrustedSet {
   algorithm: HashAlgorithm;
   /** One entry per slot; undefined: an empty slot. */
   slots: (TrustedImage | undefined)[];
+  /** The version the empty slots hold (only a higher one fills them); absent: 0. */
+  floor?: number;
 }
 
 export class TrustRecordError extends Error {
@@ -91,8 +95,10 @@ export function encodeHeader(algorithm: HashAlgorithm, slots: number): Buffer {
 
 export function encodeRecord(set: TrustedSet): Buffer {
   const header = encodeHeader(set.algorithm, set.slots.length);
+  const floor = set.floor ?? 0;
+  if (floor !== 0) checkVersion(floor);
   const slots = set.slots.map((image) => {
-    if (image === undefined) return Buffer.alloc(slotBytes(set.algorithm));
+    if (image === undefined) return Buffer.concat([versionBytes(floor), Buffer.alloc(slotBytes(set.algorithm) - 8)]);
     if (image.digest.algorithm !== set.algorithm) throw new TrustRecordError(`a ${image.digest.algorithm} digest in a ${set.algorithm} set`);
     return encodeSlot(image);
   });
@@ -109,22 +115,25 @@ export function decodeRecord(bytes: Buffer): TrustedSet {
   if (count < MIN_SLOTS || count > MAX_SLOTS || bytes[3] !== 0) throw new TrustRecordError(`bad header (slots ${count}, reserved ${bytes[3]})`);
   if (bytes.length !== recordSize(algorithm, count)) throw new TrustRecordError(`${bytes.length} bytes for ${count} ${algorithm} slots (expected ${recordSize(algorithm, count)})`);
   const slots: (TrustedImage | undefined)[] = [];
+  let floor = 0;
   for (let slot = 0; slot < count; slot++) {
     const at = slotOffset(algorithm, slot);
     const version = bytes.readBigUInt64BE(at);
     const size = bytes.readBigUInt64BE(at + 8);
     const digest = Buffer.from(bytes.subarray(at + 16, at + slotBytes(algorithm)));
-    if (version === 0n) {
-      if (size !== 0n || digest.some((byte) => byte !== 0)) throw new TrustRecordError(`slot ${slot} is empty (version 0) but not zero`);
+    if (version > BigInt(MAX_VERSION)) throw new TrustRecordError(`slot ${slot}: version ${version} out of range`);
+    if (size === 0n) {
+      if (digest.some((byte) => byte !== 0)) throw new TrustRecordError(`slot ${slot} is empty (size 0) but its digest is not zero`);
+      floor = Math.max(floor, Number(version));
       slots.push(undefined);
       continue;
     }
-    if (version > BigInt(MAX_VERSION) || size === 0n || size > BigInt(Number.MAX_SAFE_INTEGER)) throw new TrustRecordError(`slot ${slot}: version ${version}, size ${size} out of range`);
+    if (version === 0n || size > BigInt(Number.MAX_SAFE_INTEGER)) throw new TrustRecordError(`slot ${slot}: version ${version}, size ${size} out of range`);
     slots.push({ version: Number(version), size: Number(size), digest: { algorithm, bytes: digest } });
   }
   const versions = slots.filter((image) => image !== undefined).map((image) => image.version);
   if (new Set(versions).size !== versions.length) throw new TrustRecordError('two slots hold the same version');
-  return { algorithm, slots };
+  return { algorithm, slots, ...(floor === 0 ? {} : { floor }) };
 }
 
 /** The trusted images, newest first. */
@@ -132,7 +141,7 @@ export function members(set: TrustedSet): TrustedImage[] {
   return set.slots.filter((image): image is TrustedImage => image !== undefined).sort((a, b) => b.version - a.version);
 }
 
-/** The slot an update replaces: an empty one, else the one with the oldest version. */
+/** The slot an update replaces: the one with the lowest version (an empty slot's floor is below every image's). */
 export function oldestSlot(versions: readonly number[]): number {
   let chosen = 0;
   versions.forEach((version, slot) => {

@@ -142,6 +142,8 @@ export async function provisionTrustedSet(tpm: Tpm, image: TrustedImage, options
   }
   const set = emptySet(algorithm, options.slots);
   set.slots[0] = image;
+  // The empty slots' floor: no signed image older than the first install's may fill them later (record.ts).
+  if (image.version > 1) set.floor = image.version - 1;
   const record = encodeRecord(set);
   const name = trustIndexName(nvIndex, options.policyKey, dataSize, false);
   await withPolicySession(tpm, async ({ handle, nonceTpm }) => {
@@ -269,6 +271,8 @@ export async function applyTrustUpdate(tpm: Tpm, update: TrustUpdate, options: I
     const slot = oldestSlot(versions);
     const write = writes[slot]!;
     const offset = slotOffset(algorithm, slot);
+    // An empty slot (size 0) holds a floor, not a version anyone booted: say "an empty slot".
+    const replaced = await holds(Buffer.alloc(8), offset + 8, TPM_EO.EQ) ? 0 : versions[slot]!;
     const ticket = await approvalTicket(tpm, policyKey, write.policy, TRUST_POLICY_REF, write.signature);
     await withPolicySession(tpm, async ({ handle }) => {
       const layoutAuth = await compareSession(tpm, policyKey, compare);
@@ -290,6 +294,6 @@ export async function applyTrustUpdate(tpm: Tpm, update: TrustUpdate, options: I
       await tpm.policyAuthorize(handle, write.policy, TRUST_POLICY_REF, policyKey.name, ticket);
       await tpm.nvWrite(nvIndex, slotImage, handle, offset);
     });
-    return { outcome: 'applied' as const, slot, replaced: versions[slot]! };
+    return { outcome: 'applied' as const, slot, replaced };
   });
 }

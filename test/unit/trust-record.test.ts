@@ -67,9 +67,9 @@ test('decode refuses every malformed record (never half-read)', () => {
     ['one byte short', good.subarray(0, good.length - 1), /99 bytes for 2 sha256 slots \(expected 100\)/],
     ['one byte more', Buffer.concat([good, Buffer.alloc(1)]), /101 bytes/],
     ['sha512 header over sha256 slots', mutate((b) => { b[1] = 2; }), /100 bytes for 2 sha512 slots \(expected 164\)/],
-    ['empty slot with a size', mutate((b) => { b.fill(0, 4, 12); }), /slot 0 is empty \(version 0\) but not zero/],
-    ['empty slot with a digest', mutate((b) => { b.fill(0, 52, 68); }), /slot 1 is empty \(version 0\) but not zero/],
-    ['size 0', mutate((b) => { b.fill(0, 12, 20); }), /slot 0: version 1, size 0 out of range/],
+    ['version 0 with an image', mutate((b) => { b.fill(0, 4, 12); }), /slot 0: version 0, size 4096 out of range/],
+    ['empty slot with a digest', mutate((b) => { b.fill(0, 52, 68); }), /slot 1 is empty \(size 0\) but its digest is not zero/],
+    ['size 0 with a digest', mutate((b) => { b.fill(0, 12, 20); }), /slot 0 is empty \(size 0\) but its digest is not zero/],
     ['version above 2^53', mutate((b) => { b.writeBigUInt64BE(2n ** 53n, 4); }), /slot 0: version 9007199254740992/],
     ['version 2^64-1', mutate((b) => { b.fill(0xff, 4, 12); }), /out of range/],
     ['size above 2^53', mutate((b) => { b.writeBigUInt64BE(2n ** 60n, 60); }), /slot 1: .*out of range/],
@@ -77,6 +77,22 @@ test('decode refuses every malformed record (never half-read)', () => {
   ];
   for (const [what, bytes, message] of refused) assert.throws(() => decodeRecord(bytes), message, what);
   assert.is(decodeRecord(good).slots.length, 2);
+});
+
+test('empty slots hold a floor: size 0, zero digest, the version below which nothing may fill them', () => {
+  const set: TrustedSet = { algorithm: 'sha256', slots: [image(5, 0xd5), undefined, undefined], floor: 4 };
+  const bytes = encodeRecord(set);
+  assert.is(bytes.subarray(slotOffset('sha256', 1), slotOffset('sha256', 1) + 16).toString('hex'), `${'00'.repeat(7)}04${'00'.repeat(8)}`);
+  assert.is(bytes.subarray(slotOffset('sha256', 1) + 16, slotOffset('sha256', 2)).toString('hex'), '00'.repeat(32));
+  assert.equal(decodeRecord(bytes), set);
+  assert.equal(members(decodeRecord(bytes)).map((entry) => entry.version), [5]);
+  // Without a floor: version 0 (as before), and no floor key after decoding.
+  assert.equal(decodeRecord(encodeRecord({ algorithm: 'sha256', slots: [image(1, 1), undefined] })), { algorithm: 'sha256', slots: [image(1, 1), undefined] });
+  // The floor may equal a member's version (the first install's N - 1 never does, but it is not an image).
+  assert.equal(decodeRecord(encodeRecord({ ...set, floor: 5 })).floor, 5);
+  assert.throws(() => encodeRecord({ ...set, floor: -1 }), /a version is a whole number/);
+  // The slot an update takes: the floor is below the installed version.
+  assert.is(oldestSlot([5, 4, 4]), 1);
 });
 
 test('encode refuses what decode would refuse: bad versions, sizes, digests, slot counts, mixed algorithms', () => {
