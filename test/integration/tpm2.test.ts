@@ -863,6 +863,23 @@ test('an NV index undefined and redefined by an attacker: foreign attributes ref
     assert.is(again.status, 0, again.stderr);
     expectSet(tpm, state, [D3], 'after the key holder provisioned again');
     assert.match(apply(tpm, v3File).stdout, /version 3 .* is already trusted \(slot 0\)/);
+    // Installed at version 3: the empty slot holds floor 2, so the genuine but older v2 and v1 updates are refused,
+    // by sealroot and by the TPM (PolicyNV on the empty slot).
+    const v2 = readUpdate(v2File);
+    const older = apply(tpm, v2File);
+    assert.is(older.status, 1);
+    assert.match(older.stderr, /version 2 .* is not newer than any version in the trusted set/);
+    assert.match(apply(tpm, signFile(dir, 1, D1)).stderr, /version 1 .* is not newer than any version in the trusted set/);
+    assert.match(await directWrite(tpm.tcti, {
+      nv: { version: 2, offset: slotOffset('sha256', 1), compareWith: v2 }, cpHash: { data: encodeSlot(image(2, D2)), offset: slotOffset('sha256', 1) },
+      approved: signedWrite(v2, 2, 1), write: { data: encodeSlot(image(2, D2)), offset: slotOffset('sha256', 1) },
+    }), /^PolicyNV: TPM2_PolicyNV: TPM_RC_POLICY \[0x126\]/);
+    const empty = toolsReadRecord(tpm, dir, state);
+    assert.is(empty.subarray(slotOffset('sha256', 1)).toString('hex'), `${'00'.repeat(7)}02${'00'.repeat(40)}`, 'slot 1: empty, floor 2');
+    // A newer update fills the empty slot ("an empty slot", not "version 2").
+    assert.match(apply(tpm, signFile(dir, 4, D(4))).stdout, /version 4 .* applied into slot 1, replacing an empty slot/);
+    await reboot(tpm, 'trusted');
+    expectSet(tpm, state, [D(4), D3], 'after v4');
   } finally {
     await tpm.stop();
     fs.rmSync(dir, { recursive: true, force: true });
