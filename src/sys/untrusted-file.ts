@@ -41,7 +41,9 @@ function openPathFd(file: string, options: UntrustedReadOptions): number {
   const root = options.under === null ? undefined : options.under ?? ConfinedRoot.containing(file);
   const followLast = options.followLast === true;
   try {
-    if (root !== undefined) return root.open(file, O_PATH, { followLast });
+    // Mounts inside the root may be crossed: the state may live on an ESP the initramfs mounted under it. Still
+    // resolved inside the root, and the file is type-checked and bounded whatever filesystem it is on.
+    if (root !== undefined) return root.open(file, O_PATH, { followLast, crossMounts: true });
     return openAt(AT_FDCWD, file, O_PATH | (followLast ? 0 : O_NOFOLLOW));
   } catch (error) {
     if (error instanceof UntrustedPathError) {
@@ -76,7 +78,7 @@ export function readUntrustedFile(file: string, options: UntrustedReadOptions): 
     if (fd === undefined) {
       // No /proc: open the path again (confined, never following) and require the same inode.
       const root = options.under === null ? undefined : options.under ?? ConfinedRoot.containing(file);
-      fd = root !== undefined ? root.open(file, O_RDONLY | O_NONBLOCK, { followLast: options.followLast === true })
+      fd = root !== undefined ? root.open(file, O_RDONLY | O_NONBLOCK, { followLast: options.followLast === true, crossMounts: true })
         : openAt(AT_FDCWD, file, O_RDONLY | O_NONBLOCK | (options.followLast === true ? 0 : O_NOFOLLOW));
     }
     const opened = fs.fstatSync(fd);

@@ -315,6 +315,22 @@ hostile('approvals.json: a FIFO, /dev/zero (link and node), a huge sparse file, 
   await failsClosed(s, 'tpm', /no approvals: the state directory was not provisioned/, { realTrust: true });
 });
 
+hostile('approvals.json on a filesystem mounted inside the physical root (an ESP) is read, still confined', async () => {
+  const s = scene('composefs');
+  const esp = path.join(s.sysroot, 'efi');
+  fs.mkdirSync(esp);
+  assert.is(spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', esp]).status, 0);
+  try {
+    writeTree(esp, { 'sealroot/tpm/approvals.json': '{"format":"sealroot-tpm-approvals/1","approvals":[]}\n' });
+    fs.writeFileSync(s.config, fs.readFileSync(s.config, 'utf8').replace(`state = "${s.sysroot}/sealroot/tpm"`, `state = "${esp}/sealroot/tpm"`));
+    // The file is read (no "unusable state file", no mount-crossing refusal); the TPM then has no approval for it.
+    const outcome = await failsClosed(s, 'tpm', /cannot read the trusted set/, { realTrust: true });
+    assert.not.match(outcome.line!, /unusable state file|crosses a mount point|no approvals: the state directory/);
+  } finally {
+    spawnSync('umount', [esp]);
+  }
+});
+
 hostile('approvals.json growing while it is read (a writer appends without end): refused, no hang', async () => {
   const s = scene('composefs');
   const file = path.join(s.sysroot, 'sealroot/tpm/approvals.json');
