@@ -84,6 +84,20 @@ export class ParsedXattr {
   get value(): Buffer {
     return this.#image.subarray(this.valueStart, this.valueStart + this.valueSize);
   }
+
+  /** Whether the stored suffix is `suffix`, compared in place from its last byte (no copy, no string). */
+  suffixIs(suffix: Uint8Array): boolean {
+    if (this.nameLength !== suffix.length) return false;
+    const image = this.#image;
+    const start = this.nameStart;
+    for (let i = suffix.length - 1; i >= 0; i--) if (image[start + i] !== suffix[i]) return false;
+    return true;
+  }
+
+  /** Byte `i` of the value (the caller checks i < valueSize). */
+  valueByte(i: number): number {
+    return this.#image[this.valueStart + i]!;
+  }
 }
 
 export interface ParsedInode {

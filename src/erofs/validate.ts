@@ -231,16 +231,16 @@ class ImageWalk {
     const xattrs = node.xattrs;
     for (let i = 0; i < xattrs.length; i++) {
       const xattr = xattrs[i]!;
-      if (xattr.index !== XATTR_INDEX_TRUSTED || xattr.nameLength !== METACOPY_SUFFIX.length) continue;
-      if (!this.#reader.bytes(xattr.nameStart, xattr.nameLength, 'xattr name').equals(METACOPY_SUFFIX)) continue;
-      const value = xattr.value;
-      const size = value.length;
-      if (size === 0 || (size === METACOPY_HEADER && value[0] === 0 && value[1] === size && value[3] === 0)) {
+      // Every external file has two trusted. xattrs of this name length (metacopy and redirect): compared in place,
+      // from the end ('y' / 't'), without a copy per file.
+      if (xattr.index !== XATTR_INDEX_TRUSTED || !xattr.suffixIs(METACOPY_SUFFIX)) continue;
+      const size = xattr.valueSize;
+      if (size === 0 || (size === METACOPY_HEADER && xattr.valueByte(0) === 0 && xattr.valueByte(1) === size && xattr.valueByte(3) === 0)) {
         throw new DigestlessImageError(node.offset, printable(entry.name), node.nid);
       }
-      const algorithm = size >= METACOPY_HEADER ? value[3]! : 0;
+      const algorithm = size >= METACOPY_HEADER ? xattr.valueByte(3) : 0;
       const digestLength = VERITY_DIGEST_LENGTH[algorithm] ?? -1;
-      if (size < METACOPY_HEADER || value[0] !== 0 || value[1] !== size || digestLength <= 0 || size !== METACOPY_HEADER + digestLength) {
+      if (size < METACOPY_HEADER || xattr.valueByte(0) !== 0 || xattr.valueByte(1) !== size || digestLength <= 0 || size !== METACOPY_HEADER + digestLength) {
         throw new ImageError(xattr.valueStart, `inode ${node.nid}: trusted.overlay.metacopy of ${size} bytes is not a struct ovl_metacopy with a digest`);
       }
     }
