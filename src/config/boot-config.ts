@@ -16,6 +16,8 @@
 //   sysroot = "/sysroot"            # where the physical root is (or gets) mounted
 //   max-image-size = 1073741824     # optional, bytes
 //   profile = "default"             # "sealed": refuse any persistent /etc or /var from the disk (README: threat model)
+//   validate-image = "unsigned"     # the strict EROFS validation at boot: "unsigned" (default: only an image not
+//                                   # from the TPM's signed set; those were validated when signed) or "always"
 //   image = "/usr/lib/sealroot/root.cfs"   # optional: the image is this file of the initramfs, not the layout's
 //                                   # file on the physical root (objects and state stay there); trusted as usual
 //   [memory]
@@ -44,7 +46,7 @@ export const DEFAULT_UNSWAPPABLE: Unswappable = 'require';
 export interface BootConfig {
   digest: { source: DigestSource };
   tpm: { tcti: string; pcrs: string; stateDir: string; policyKeyPath: string | undefined; capPcr: number | undefined };
-  root: { layout: LayoutChoice; sysroot: string; maxImageSize: number | undefined; profile: RootProfile; image: string | undefined };
+  root: { layout: LayoutChoice; sysroot: string; maxImageSize: number | undefined; profile: RootProfile; image: string | undefined; validateImage: 'unsigned' | 'always' };
   memory: { unswappable: Unswappable };
 }
 
@@ -129,7 +131,7 @@ export function parseBootConfig(text: string): BootConfig {
   }
   const digest = new Section(root, 'digest', ['source', 'allow-unauthenticated-cmdline']);
   const tpm = new Section(root, 'tpm', ['tcti', 'pcrs', 'state', 'policy-key', 'cap-pcr']);
-  const rootSection = new Section(root, 'root', ['layout', 'sysroot', 'max-image-size', 'profile', 'image']);
+  const rootSection = new Section(root, 'root', ['layout', 'sysroot', 'max-image-size', 'profile', 'image', 'validate-image']);
   const memory = new Section(root, 'memory', ['unswappable']);
 
   const source = digest.oneOf('source', ['tpm', 'cmdline'] as const) ?? 'tpm';
@@ -157,6 +159,7 @@ export function parseBootConfig(text: string): BootConfig {
       maxImageSize: rootSection.integer('max-image-size', 4096, Number.MAX_SAFE_INTEGER),
       profile: rootSection.oneOf('profile', ['default', 'sealed'] as const) ?? 'default',
       image: rootSection.path('image'),
+      validateImage: rootSection.oneOf('validate-image', ['unsigned', 'always'] as const) ?? 'unsigned',
     },
     memory: { unswappable: memory.oneOf('unswappable', ['require', 'prefer', 'off'] as const) ?? DEFAULT_UNSWAPPABLE },
   };

@@ -358,6 +358,41 @@ test('failure: an image that matches the trusted digest but is not valid EROFS i
   await failsAt(s, 'validate-image', /magic|superblock/i, testSteps(parseDigest(fsverityDigest(image))));
 });
 
+test('validation once, when trust is granted: an image of the signed set is not validated again unless validate-image = "always"; an unsigned digest always is', async () => {
+  const size = fs.statSync(fixture.image).size;
+  const signed = [{ digest, version: 4, size }];
+  const skipped = testSteps(signed);
+  let validated = 0;
+  skipped.steps.validateImage = (image) => {
+    validated++;
+    return defaultBootSteps().validateImage(image);
+  };
+  const s = composefsScene('validate-signed');
+  const result = await bootScene(s, skipped.steps);
+  unmountAll(s);
+  assert.is(validated, 0, 'a signed image was validated at boot');
+  assert.ok(result.timings.every((timing) => timing.step !== 'validate-image'));
+  // The same image with an unsigned digest (no version: the development karg) is validated.
+  const unsigned = testSteps();
+  unsigned.steps.validateImage = skipped.steps.validateImage;
+  const u = composefsScene('validate-unsigned');
+  await bootScene(u, unsigned.steps);
+  unmountAll(u);
+  assert.is(validated, 1);
+  // validate-image = "always": a signed image whose bytes are not valid EROFS is refused before the kernel sees it.
+  const broken = path.join(work, 'broken-signed.cfs');
+  const bytes = fs.readFileSync(fixture.image);
+  bytes.writeUInt32LE(0, 1024); // the EROFS superblock magic
+  fs.writeFileSync(broken, bytes);
+  const hexOf = (file: string) => fsverityDigest(file).slice('sha256:'.length);
+  const always = scene('validate-always', () => `quiet composefs=${hexOf(broken)}`, 'validate-image = "always"\n');
+  fs.mkdirSync(path.join(always.sysroot, 'composefs/images'), { recursive: true });
+  fs.copyFileSync(broken, path.join(always.sysroot, 'composefs/images', hexOf(broken)));
+  fs.cpSync(path.join(fixture.objects), path.join(always.sysroot, 'composefs/objects'), { recursive: true });
+  for (const sub of ['etc', 'var']) fs.mkdirSync(path.join(always.sysroot, 'state/deploy', hexOf(broken), sub), { recursive: true });
+  await failsAt(always, 'validate-image', /magic|superblock/i, testSteps([{ digest: parseDigest(fsverityDigest(broken)), version: 5, size }]));
+});
+
 test('failure: composefs= names a digest that is not in the trusted set', async () => {
   const other = '2'.repeat(64);
   const s = composefsScene('fail-named-digest', undefined, other);

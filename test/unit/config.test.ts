@@ -7,7 +7,7 @@ test('an empty file gives the defaults: TPM digest source', () => {
   assert.equal(config, {
     digest: { source: 'tpm' },
     tpm: { tcti: 'device:/dev/tpmrm0', pcrs: 'sha256:7', stateDir: '/etc/sealroot/tpm', policyKeyPath: undefined, capPcr: undefined },
-    root: { layout: 'auto', sysroot: '/sysroot', maxImageSize: undefined, profile: 'default', image: undefined },
+    root: { layout: 'auto', sysroot: '/sysroot', maxImageSize: undefined, profile: 'default', image: undefined, validateImage: 'unsigned' },
     memory: { unswappable: 'require' },
   });
 });
@@ -36,9 +36,10 @@ sysroot = "/mnt/root"
 max-image-size = 67108864
 profile = "sealed"
 image = "/usr/lib/sealroot/root.cfs"
+validate-image = "always"
 `);
   assert.equal(config.tpm, { tcti: 'swtpm:host=127.0.0.1,port=2321', pcrs: 'sha256:7,9', stateDir: '/etc/sealroot/state', policyKeyPath: '/etc/sealroot/key.pem', capPcr: 15 });
-  assert.equal(config.root, { layout: 'ostree', sysroot: '/mnt/root', maxImageSize: 67108864, profile: 'sealed', image: '/usr/lib/sealroot/root.cfs' });
+  assert.equal(config.root, { layout: 'ostree', sysroot: '/mnt/root', maxImageSize: 67108864, profile: 'sealed', image: '/usr/lib/sealroot/root.cfs', validateImage: 'always' });
   assert.throws(() => parseBootConfig('[root]\nimage = "root.cfs"\n'), (e: unknown) => e instanceof ConfigError && /root\.image must be an absolute path/.test(e.message));
 });
 
@@ -47,6 +48,12 @@ test('[root] profile: "default" or "sealed"; anything else is refused', () => {
   assert.is(parseBootConfig('[root]\nprofile = "sealed"\n').root.profile, 'sealed');
   assert.throws(() => parseBootConfig('[root]\nprofile = "strict"\n'), (e: unknown) => e instanceof ConfigError && /root\.profile must be one of "default", "sealed", not "strict"/.test(e.message));
   assert.throws(() => parseBootConfig('[root]\nprofile = true\n'), (e: unknown) => e instanceof ConfigError && /root\.profile must be a non-empty string/.test(e.message));
+});
+
+test('[root] validate-image: "unsigned" (default) or "always"; anything else is refused', () => {
+  assert.is(parseBootConfig('').root.validateImage, 'unsigned');
+  assert.is(parseBootConfig('[root]\nvalidate-image = "always"\n').root.validateImage, 'always');
+  assert.throws(() => parseBootConfig('[root]\nvalidate-image = "never"\n'), (e: unknown) => e instanceof ConfigError && /root\.validate-image must be one of "unsigned", "always", not "never"/.test(e.message));
 });
 
 test('the cmdline digest source needs the explicit allow key', () => {
