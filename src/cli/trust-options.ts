@@ -6,7 +6,8 @@ import type { Digest } from '../verity/digest.ts';
 
 export const IMAGE_HELP = `  --image FILE        the image itself: its digest must be DIGEST; it is validated strictly (EROFS) and its size
                       (decompressed, for zstd) recorded: the boot bounds its copy by it
-  --size BYTES        the image's size instead of --image (no validation here)`;
+  --size BYTES        the image's size instead of --image (no validation here, and a boot validates signed
+                      images only with [root] validate-image = "always")`;
 
 /** --image (digest checked, validated, size measured) or --size; exactly one. */
 export async function imageSizeOption(args: { image?: string | undefined; size?: string | undefined }, digest: Digest, log: Logger): Promise<number> {
@@ -14,6 +15,8 @@ export async function imageSizeOption(args: { image?: string | undefined; size?:
   if (args.size !== undefined) {
     const size = Number(args.size);
     if (!Number.isSafeInteger(size) || size <= 0) throw new OptionError(`--size: not a positive whole number: '${args.size}'`);
+    // The boot does not validate signed images again (unless [root] validate-image = "always"): say it plainly.
+    log.warn('the image was not validated (--size instead of --image): boots validate it only with [root] validate-image = "always"');
     return size;
   }
   const facts = await examineImage(args.image!, digest, log);
