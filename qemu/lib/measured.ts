@@ -3,9 +3,10 @@
 // on the host with `sealroot predict` before that boot, from the initramfs and command line that will boot and from
 // a reference boot of the same firmware (its event log, checked against the PCRs its TPM reported).
 //
-// PCR 4 is left out: with QEMU -kernel, QEMU writes the initramfs's size into the kernel's setup header and OVMF
+// With QEMU -kernel, PCR 4 is left out: QEMU writes the initramfs's size into the kernel's setup header and OVMF
 // measures that patched image (shared/notes/qemu.md), so PCR 4 changes with the initramfs size and no host-side
-// Authenticode hash of the vmlinuz file would match it.
+// Authenticode hash of the vmlinuz file would match it. The ESP path (measured-systemd-boot, measured-kernel-changed)
+// boots OVMF -> systemd-boot -> the kernel file from a FAT disk instead, and binds PCR 4 too.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -24,19 +25,45 @@ export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 /** Firmware code and configuration, option ROMs, Secure Boot state, the EFI stub's initramfs and command line. */
 export const MEASURED_PCRS = 'sha256:0,2,7,9';
+/** The ESP path (systemd-boot loads the kernel from a file): the kernel image's PCR 4 as well. */
+export const ESP_PCRS = 'sha256:0,2,4,7,9';
+export const SYSTEMD_BOOT = '/usr/lib/systemd/boot/efi/systemd-bootx64.efi';
+
+/**
+ * An ESP for systemd-boot with one entry. systemd-boot (252) loads the kernel with LoadImage (the firmware measures
+ * it into PCR 4), hands the initrd to the EFI stub through LINUX_EFI_INITRD_MEDIA (measured into PCR 9) and passes
+ * `initrd=\initrd.img` before the entry's options (sdBootCmdline).
+ */
+function makeEsp(dir: string, kernelFile: string, initrd: string, options: string): string {
+  freshDir(dir);
+  for (const sub of ['EFI/BOOT', 'loader/entries']) fs.mkdirSync(path.join(dir, sub), { recursive: true });
+  fs.copyFileSync(SYSTEMD_BOOT, path.join(dir, 'EFI/BOOT/BOOTX64.EFI'));
+  fs.writeFileSync(path.join(dir, 'loader/loader.conf'), 'timeout 0\ndefault sealroot.conf\n');
+  fs.writeFileSync(path.join(dir, 'loader/entries/sealroot.conf'), `title sealroot\nlinux /vmlinuz\ninitrd /initrd.img\noptions ${options}\n`);
+  fs.copyFileSync(kernelFile, path.join(dir, 'vmlinuz'));
+  fs.copyFileSync(initrd, path.join(dir, 'initrd.img'));
+  return dir;
+}
+
+/** The load options systemd-boot passes for an entry (measured on this machine: /proc/cmdline shows the same). */
+export function sdBootCmdline(options: string): string {
+  return `initrd=\\initrd.img ${options}`;
+}
 
 const log = (line: string): void => void process.stderr.write(`run-tests: measured: ${line}\n`);
 
-const bootConfig = `# sealroot QEMU tests, measured boot (OVMF)
+const bootConfigFor = (pcrs: string): string => `# sealroot QEMU tests, measured boot (OVMF)
 [tpm]
 tcti = "${GUEST_TCTI}"
-pcrs = "${MEASURED_PCRS}"
+pcrs = "${pcrs}"
 state = "${GUEST_STATE_DIR}"
 policy-key = "/etc/sealroot/policy-key.pem"
 cap-pcr = ${CAP_PCR}
 `;
+const bootConfig = bootConfigFor(MEASURED_PCRS);
 
-const unsealScript = `second_unseal() { \${sealroot_cmd:-/usr/bin/sealroot} unseal --tpm ${GUEST_TCTI} --pcrs ${MEASURED_PCRS} --state \${tpm_state:-${GUEST_STATE_DIR}} \${policy_key:+--policy-key \$policy_key}; }\n`;
+const unsealScriptFor = (pcrs: string): string => `second_unseal() { \${sealroot_cmd:-/usr/bin/sealroot} unseal --tpm ${GUEST_TCTI} --pcrs ${pcrs} --state \${tpm_state:-${GUEST_STATE_DIR}} \${policy_key:+--policy-key \$policy_key}; }\n`;
+const unsealScript = unsealScriptFor(MEASURED_PCRS);
 
 /** kernel-update: what the running (verified) system runs from /dev/vdc to approve the next boot's initramfs. */
 const updateScript = `set -e
@@ -79,13 +106,18 @@ cat /sys/kernel/security/tpm0/binary_bios_measurements > /log && echo "@@ LOG $(
 echo "@@ END"; poweroff -f
 `;
 
-/** One boot of the firmware with a probe initramfs: its event log and PCRs (cached per firmware and kernel). */
-async function firmwareReference(kernel: Kernel): Promise<FirmwareReference> {
-  for (const file of [OVMF_CODE, OVMF_VARS]) {
-    if (!fs.existsSync(file)) throw new Error(`${file} is missing: install the ovmf package (scripts/apt-packages.txt)`);
+/**
+ * One boot of the firmware with a probe initramfs: its event log and PCRs (cached per firmware and kernel). With
+ * `espKernel`, through systemd-boot from an ESP with that kernel file instead of QEMU -kernel.
+ */
+async function firmwareReference(kernel: Kernel, espKernel?: string, drives: { file: string; snapshot?: boolean }[] = []): Promise<FirmwareReference> {
+  for (const file of [OVMF_CODE, OVMF_VARS, ...(espKernel === undefined ? [] : [SYSTEMD_BOOT])]) {
+    if (!fs.existsSync(file)) throw new Error(`${file} is missing: install the ovmf and systemd-boot-efi packages (scripts/apt-packages.txt)`);
   }
-  const key = createHash('sha256').update(fs.readFileSync(OVMF_CODE)).update(fs.readFileSync(OVMF_VARS)).update(kernel.version).update(PROBE_INIT).digest('hex').slice(0, 16);
-  const dir = path.join(CACHE, 'measured', `firmware-${key}`);
+  const hash = createHash('sha256').update(fs.readFileSync(OVMF_CODE)).update(fs.readFileSync(OVMF_VARS)).update(kernel.version).update(PROBE_INIT);
+  if (espKernel !== undefined) hash.update(fs.readFileSync(SYSTEMD_BOOT)).update(fs.readFileSync(espKernel)).update(`${drives.length} drives`);
+  const key = hash.digest('hex').slice(0, 16);
+  const dir = path.join(CACHE, 'measured', `firmware-${espKernel === undefined ? '' : 'esp-'}${key}`);
   const file = path.join(dir, 'reference.json');
   if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as FirmwareReference;
   // Built aside and renamed into place: another run in the same tree may be probing too.
@@ -94,7 +126,8 @@ async function firmwareReference(kernel: Kernel): Promise<FirmwareReference> {
   const swtpm = await startGuestSwtpm(path.join(work, 'swtpm'));
   let result: BootResult;
   try {
-    result = await boot({ kernel, initrd, drives: [], append: 'loglevel=4', tpmSocket: swtpm.socket, timeoutSeconds: 120, firmware: firmwareVars(work) });
+    const esp = espKernel === undefined ? undefined : makeEsp(path.join(work, 'esp'), espKernel, initrd, 'console=ttyS0 panic=-1 loglevel=4');
+    result = await boot({ kernel, initrd, drives, append: 'loglevel=4', tpmSocket: swtpm.socket, timeoutSeconds: 120, firmware: { ...firmwareVars(work), ...(esp === undefined ? {} : { esp }) } });
   } finally {
     await swtpm.stop();
   }
@@ -112,6 +145,7 @@ async function firmwareReference(kernel: Kernel): Promise<FirmwareReference> {
   const reference = { log: path.join(dir, 'binary_bios_measurements'), pcrs };
   fs.writeFileSync(path.join(work, 'reference.json'), JSON.stringify(reference, null, 2));
   fs.rmSync(path.join(work, 'swtpm'), { recursive: true, force: true });
+  fs.rmSync(path.join(work, 'esp'), { recursive: true, force: true });
   try {
     fs.renameSync(work, dir);
   } catch (error) {
@@ -200,7 +234,77 @@ function dirDisk(dir: string, out: string): string {
   return out;
 }
 
-export type MeasuredCase = 'boot' | 'initrd-changed' | 'cmdline-changed' | 'kernel-update';
+export type MeasuredCase = 'boot' | 'initrd-changed' | 'cmdline-changed' | 'kernel-update' | 'systemd-boot' | 'kernel-changed';
+
+interface EspSetup {
+  /** The kernel the reference boot ran: the test kernel with bytes appended (another Authenticode hash). */
+  otherKernel: string;
+  initrd: string;
+  options: string;
+  swtpm: string;
+  state: string;
+}
+
+let preparedEsp: Promise<EspSetup> | undefined;
+
+/**
+ * The ESP path: the reference boot runs ANOTHER kernel (the test kernel with 8 bytes appended, which the firmware
+ * loads and hashes differently), so the host's prediction of PCR 4 for the real kernel (predict --kernel: the last
+ * boot application replaced by the file's Authenticode hash) can only match if that hash is computed right.
+ */
+async function prepareEsp(kernel: Kernel, disks: Disks, workDir: string): Promise<EspSetup> {
+  const dir = freshDir(path.join(workDir, 'measured-esp-setup'));
+  const otherKernel = path.join(CACHE, 'measured', `vmlinuz-plus-8-${kernel.version}`);
+  if (!fs.existsSync(otherKernel)) {
+    fs.mkdirSync(path.dirname(otherKernel), { recursive: true });
+    fs.writeFileSync(`${otherKernel}.tmp-${process.pid}`, Buffer.concat([fs.readFileSync(kernel.vmlinuz), Buffer.alloc(8)]));
+    fs.renameSync(`${otherKernel}.tmp-${process.pid}`, otherKernel);
+  }
+  fs.mkdirSync(path.join(dir, 'empty'));
+  // The same disks in front of the ESP as the scenarios have: OVMF logs into PCR 4 each boot option it tries
+  // ("Calling EFI Application from Boot Option"), so the boot order is part of PCR 4 (measured: two disks without an
+  // ESP before it gave another PCR 4).
+  const reference = await firmwareReference(kernel, otherKernel, [{ file: disks.files.base, snapshot: true }, { file: stateDisk(path.join(dir, 'empty'), path.join(dir, 'empty.img')) }]);
+  log(`systemd-boot reference boot (another kernel): PCR 4 ${reference.pcrs['4']!.slice(0, 16)}…`);
+  const initrd = buildGuestInitramfs(kernel, { name: 'measured-esp', bootConfig: bootConfigFor(ESP_PCRS), files: { 'etc/sealroot-test/unseal.sh': unsealScriptFor(ESP_PCRS) } });
+  const options = kernelCommandLine(measuredAppend(disks));
+  const current = Object.entries(reference.pcrs).flatMap(([pcr, hex]) => ['--current-pcr', `${pcr}=${hex}`]);
+  const values = sealroot(['predict', '--pcrs', ESP_PCRS, '--event-log', reference.log, ...current, '--kernel', kernel.vmlinuz, '--initrd', initrd,
+    '--cmdline', sdBootCmdline(options)]).trim().split('\n');
+  log(`predicted on the host (systemd-boot): ${values.join(' ')}`);
+  const swtpmDir = path.join(dir, 'swtpm');
+  const state = path.join(dir, 'sealroot');
+  fs.mkdirSync(state, { recursive: true });
+  const swtpm = await startTcpSwtpm(swtpmDir);
+  try {
+    sealroot(['provision', '--tpm', swtpm.tcti!, '--digest', disks.digest, '--pcrs', ESP_PCRS, '--state', state,
+      '--policy-key', POLICY_KEY_PUBLIC, '--signing-key', POLICY_KEY_PRIVATE, ...values.flatMap((value) => ['--pcr-value', value]), ...imageArgs(disks, dir)]);
+  } finally {
+    await swtpm.stop();
+  }
+  return { otherKernel, initrd, options, swtpm: swtpmDir, state };
+}
+
+/** measured-systemd-boot (the real kernel: verified root) and measured-kernel-changed (the other kernel: refused). */
+async function runEspScenario(kernel: Kernel, disks: Disks, scenario: Scenario, measured: MeasuredCase, dir: string, workDir: string): Promise<MeasuredRun> {
+  preparedEsp ??= prepareEsp(kernel, disks, workDir);
+  const setup = await preparedEsp;
+  const swtpmDir = path.join(dir, 'swtpm');
+  fs.cpSync(setup.swtpm, swtpmDir, { recursive: true });
+  const esp = makeEsp(path.join(dir, 'esp'), measured === 'kernel-changed' ? setup.otherKernel : kernel.vmlinuz, setup.initrd, setup.options);
+  const drives = [{ file: disks.files.base, snapshot: true }, { file: stateDisk(setup.state, path.join(dir, 'state.img')) }];
+  const swtpm = await startGuestSwtpm(swtpmDir);
+  let result: BootResult;
+  try {
+    result = await boot({ kernel, initrd: setup.initrd, drives, append: '', tpmSocket: swtpm.socket, timeoutSeconds: 180, firmware: { ...firmwareVars(dir), esp } });
+  } finally {
+    await swtpm.stop();
+  }
+  const console = path.join(dir, 'console.log');
+  fs.writeFileSync(console, result.console);
+  fs.rmSync(esp, { recursive: true, force: true });
+  return { verdict: judge(scenario, result.lines, result.timedOut, disks.victimMd5), result, console };
+}
 
 export interface MeasuredRun {
   verdict: Verdict;
@@ -210,6 +314,7 @@ export interface MeasuredRun {
 
 /** Runs one measured scenario: one OVMF boot, or two for kernel-update. */
 export async function runMeasuredScenario(kernel: Kernel, disks: Disks, scenario: Scenario, measured: MeasuredCase, dir: string, workDir: string): Promise<MeasuredRun> {
+  if (measured === 'systemd-boot' || measured === 'kernel-changed') return runEspScenario(kernel, disks, scenario, measured, dir, workDir);
   prepared ??= prepare(kernel, disks, workDir);
   const setup = await prepared;
   const swtpmDir = path.join(dir, 'swtpm');

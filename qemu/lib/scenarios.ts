@@ -35,7 +35,7 @@ export interface Scenario {
    */
   handover?: 'busybox' | 'sealroot';
   /** Booted by OVMF with real measurements (qemu/lib/measured.ts): which of its cases. */
-  measured?: 'boot' | 'initrd-changed' | 'cmdline-changed' | 'kernel-update';
+  measured?: 'boot' | 'initrd-changed' | 'cmdline-changed' | 'kernel-update' | 'systemd-boot' | 'kernel-changed';
   /** Boot a second time through this initramfs too; both boots must pass. */
   alsoThrough?: Initramfs;
   /** Issue 13: a disk deployed by the real ostree CLI (./ostree.ts); every BLS entry of it is booted with its options. */
@@ -123,6 +123,8 @@ export const SCENARIOS: readonly Scenario[] = [
     { image: 'forged', pcr: 'trusted', expect: { kind: 'stop', reason: /^sealroot: trusted-image: composefs= names .* which is not in the trusted set \(version 1 sha256:[0-9a-f]{64}\)/ } },
     { image: 'A', pcr: 'trusted', expect: { kind: 'boot', version: 1 } },
   ] },
+  { name: 'measured-systemd-boot', what: 'OVMF -> systemd-boot -> the kernel from an ESP (PCRs 0,2,4,7,9): PCR 4 predicted on the host from the kernel file\'s Authenticode hash, over a reference boot of another kernel', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'systemd-boot', expect: { kind: 'boot' } },
+  { name: 'measured-kernel-changed', what: 'the same ESP boot with another kernel image than the approved one (PCR 4)', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'kernel-changed', expect: { kind: 'stop', reason: /^sealroot: tpm: cannot read the trusted (digest|set): no read approval matches the current PCR values/ } },
   { name: 'pcr-capped', what: 'the cap PCR already extended before sealroot runs (a replay later in the same boot)', disk: 'base', tpm: 'trusted', pcr: 'trusted', precap: true, karg: 'composefs', initramfs: 'busybox', expect: { kind: 'stop', reason: /^sealroot: tpm: / } },
 ];
 

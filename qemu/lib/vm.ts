@@ -19,7 +19,16 @@ export interface BootOptions {
    * UEFI firmware (OVMF) instead of SeaBIOS: q35, the code read-only and a writable copy of the variables as pflash,
    * the TPM as tpm-tis; the firmware and the kernel's EFI stub measure the boot into the TPM (shared/notes/qemu.md).
    */
-  firmware?: { code: string; vars: string };
+  firmware?: {
+    code: string;
+    vars: string;
+    /**
+     * An ESP (a directory, shown to the guest as a FAT disk after `drives`) that the firmware boots instead of
+     * QEMU -kernel: the kernel is then loaded unpatched from a file (its PCR 4 measurement is the file's).
+     * `kernel`, `initrd` and `append` are not passed to QEMU then; the ESP's boot loader has its own.
+     */
+    esp?: string;
+  };
 }
 
 /** The command line QEMU passes: what the EFI stub measures, with OVMF's " initrd=initrd" after it. */
@@ -42,9 +51,8 @@ export function qemuArgs(options: BootOptions): string[] {
     // cx16 off: with cmpxchg16b the 6.12 guest crashes at random under this TCG (shared/notes/qemu.md).
     '-cpu', 'qemu64,-cx16', '-smp', '1', '-m', String(options.memoryMiB ?? 1024),
     '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-nic', 'none', '-nodefaults',
-    '-kernel', options.kernel.vmlinuz, '-initrd', options.initrd,
-    '-append', kernelCommandLine(options.append),
   ];
+  if (options.firmware?.esp === undefined) args.push('-kernel', options.kernel.vmlinuz, '-initrd', options.initrd, '-append', kernelCommandLine(options.append));
   if (options.firmware !== undefined) {
     args.push('-machine', 'q35', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${options.firmware.code}`,
       '-drive', `if=pflash,format=raw,unit=1,file=${options.firmware.vars}`);
@@ -52,6 +60,8 @@ export function qemuArgs(options: BootOptions): string[] {
   for (const drive of options.drives) {
     args.push('-drive', `file=${drive.file},format=raw,if=virtio,cache=unsafe${drive.snapshot === true ? ',snapshot=on' : ''}`);
   }
+  // QEMU's vvfat: the directory as a read-only FAT disk.
+  if (options.firmware?.esp !== undefined) args.push('-drive', `file=fat:${options.firmware.esp},format=raw,if=virtio,readonly=on`);
   if (options.tpmSocket !== undefined) {
     args.push('-chardev', `socket,id=chrtpm,path=${options.tpmSocket}`, '-tpmdev', 'emulator,id=tpm0,chardev=chrtpm', '-device', `${options.firmware === undefined ? 'tpm-crb' : 'tpm-tis'},tpmdev=tpm0`);
   }
