@@ -16,11 +16,11 @@ import { approvalTicket, cappedValue, pcrCommandPolicy } from '../../src/tpm2/ap
 import { Tpm } from '../../src/tpm2/client.ts';
 import { TPM_CC, TPM_EO } from '../../src/tpm2/constants.ts';
 import { parsePcrSelection, withPcr } from '../../src/tpm2/pcr-selection.ts';
-import { policyAuthorize, policyCommandCode, ZERO_POLICY } from '../../src/tpm2/policy.ts';
+import { policyAuthorize, policyCommandCode, policySigned, ZERO_POLICY } from '../../src/tpm2/policy.ts';
 import { loadPolicyKey, loadSigner, type PolicyKey } from '../../src/tpm2/policy-key.ts';
 import { capPcr, readTrustAndCap } from '../../src/trust/boot-read.ts';
-import { comparePolicy, TRUST_POLICY_REF, trustIndexName, updatePolicy, writeCpHash } from '../../src/trust/policies.ts';
-import { decodeRecord, encodeHeader, encodeSlot, members, slotOffset, type TrustedImage, versionBytes } from '../../src/trust/record.ts';
+import { comparePolicy, PROVISION_REF, TRUST_POLICY_REF, trustIndexName, trustIndexPublic, updatePolicy, writeCpHash } from '../../src/trust/policies.ts';
+import { decodeRecord, encodeHeader, encodeRecord, encodeSlot, members, slotOffset, type TrustedImage, versionBytes } from '../../src/trust/record.ts';
 import { parseUpdate, type TrustUpdate } from '../../src/trust/update-file.ts';
 import { parseDigest } from '../../src/verity/digest.ts';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.ts';
@@ -1141,6 +1141,54 @@ test('device transport: a raw character device bridged to swtpm, responses split
   } finally {
     bridge.kill('SIGKILL');
     await tpm.stop();
+  }
+});
+
+test('the record format is checked: a later format written by the key holder is not read, and format-1 updates do not apply to it', async () => {
+  const tpm = await startSwtpm();
+  const dir = tmpdir();
+  const state = path.join(dir, 'state');
+  const other = 0x01000e05;
+  try {
+    bootInto(tpm, 'trusted');
+    trustedProvision(tpm, state);
+    // The key holder (a future sealroot) defines another index and writes a format-2 record with the one-time
+    // PolicySigned authorization provision uses.
+    const signer = loadSigner(KEY);
+    const record = encodeRecord({ algorithm: 'sha256', slots: [image(1, D1), undefined] });
+    record[0] = 2;
+    const client = await Tpm.open(tpm.tcti);
+    try {
+      await client.nvDefineSpace(trustIndexPublic(other, signer.policyKey, record.length, false), Buffer.alloc(0));
+      const name = trustIndexName(other, signer.policyKey, record.length, false);
+      const session = await client.startPolicySession();
+      const cpHash = writeCpHash(name, record, 0);
+      const key = await client.loadExternal(signer.policyKey.publicArea);
+      await client.policySigned(key.handle, session.handle, session.nonceTpm, cpHash, PROVISION_REF, signer.sign(Buffer.concat([session.nonceTpm, Buffer.alloc(4), cpHash, PROVISION_REF])));
+      await client.flush(key.handle);
+      const approved = policySigned(ZERO_POLICY, signer.policyKey.name, PROVISION_REF);
+      const ticket = await approvalTicket(client, signer.policyKey, approved, TRUST_POLICY_REF, signer.signRaw(Buffer.concat([approved, TRUST_POLICY_REF])));
+      await client.policyAuthorize(session.handle, approved, TRUST_POLICY_REF, signer.policyKey.name, ticket);
+      await client.nvWrite(other, record, session.handle);
+      await client.flush(session.handle);
+    } finally {
+      await client.close();
+    }
+    // The read approval is the boot chain's, not the index's: the same state directory reads the other index.
+    const read = unseal(tpm, state, '--nv-index', '0x01000e05');
+    assert.is(read.status, 1);
+    assert.is(read.stdout, '');
+    assert.match(read.stderr, /^sealroot: tpm: cannot read the trusted set: NV index 0x1000e05: record format 2 \(this sealroot reads format 1\)$/m);
+    // A format-1 update for that index: refused by its header comparison (in the TPM), before any write.
+    const update = signFile(dir, 2, D2, { extra: ['--nv-index', '0x01000e05'] });
+    const applied = apply(tpm, '--nv-index', '0x01000e05', update);
+    assert.is(applied.status, 1);
+    assert.match(applied.stderr, /NV index 0x1000e05 \(100 bytes\) does not hold a format 1 set of 2 sha256 slots/);
+    // The default index is untouched and still read.
+    expectSet(tpm, state, [D1], 'the format-1 index');
+  } finally {
+    await tpm.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
