@@ -14,11 +14,16 @@ export interface StopSignals {
   exitCode(): number;
 }
 
-/** Installs the handlers for the rest of the process's life: a second signal changes nothing. */
-export function trapStopSignals(): StopSignals {
+/**
+ * Installs the handlers for the rest of the process's life: a second signal changes nothing. `onFirst` runs at once
+ * on the first one (a line in the log: when the TPM hangs, the failure path's cap may wait for it).
+ */
+export function trapStopSignals(onFirst?: (signal: NodeJS.Signals) => void): StopSignals {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
-    if (!controller.signal.aborted) controller.abort(signal);
+    if (controller.signal.aborted) return;
+    controller.abort(signal);
+    onFirst?.(signal);
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   const received = () => (controller.signal.aborted ? controller.signal.reason as NodeJS.Signals : undefined);

@@ -45,7 +45,7 @@ configuration sets digest.source = "cmdline" and digest.allow-unauthenticated-cm
     }
     // SIGTERM (systemd's start timeout), SIGINT, SIGHUP: the boot stops through its failure path, then one line
     // naming the signal and exit 128+signal.
-    const stop = trapStopSignals();
+    const stop = trapStopSignals((signal) => log.warn(`received ${signal}: stopping the boot through its failure path (undo, PCR cap, boot-failed event)`));
     let result;
     try {
       result = await boot({ configPath: values.config, cmdline: values.cmdline, switchRoot: values['switch-root'], mountPhysicalRoot: pid1, log, signal: stop.signal }, defaultBootSteps());
