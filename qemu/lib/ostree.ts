@@ -256,10 +256,17 @@ export async function runOstreeScenario(setup: OstreeSetup, scenario: Scenario, 
       if (!result.lines.includes(`@@ VERSION ${entry.version}`)) {
         return { verdict: { pass: false, reason: `${what}: booted ${result.lines.find((line) => line.startsWith('@@ VERSION ')) ?? 'no VERSION line'}` }, ...last };
       }
+      // /run as ostree-prepare-root leaves it (plus the marker for ostree-system-generator), seen by the booted root.
+      const run = result.lines.find((line) => line.startsWith('@@ OSTREE-RUN '));
+      const parsed = run === undefined ? undefined : /^@@ OSTREE-RUN \.private initramfs-mount-var volatile-root=\/dev\/block\/(\d+:\d+) vda=(\d+:\d+) var=1 stateroot-var=1$/.exec(run);
+      if (parsed === undefined || parsed === null || parsed[1] !== parsed[2]) {
+        return { verdict: { pass: false, reason: `${what}: /run after the boot: ${run ?? 'no OSTREE-RUN line'}` }, ...last };
+      }
     } else if (messages.some((line) => line.startsWith('sealroot: root ready'))) {
       return { verdict: { pass: false, reason: `${what}: sealroot said "root ready"` }, ...last };
     }
-    reasons.push(`${what}: ${verdict.reason}`);
+    const run = result.lines.find((line) => line.startsWith('@@ OSTREE-RUN '));
+    reasons.push(`${what}: ${verdict.reason}${run === undefined ? '' : `; ${run.slice(3)}`}`);
   }
   return { verdict: { pass: true, reason: `${reasons.join('; ')}; deployments made by ${made}` }, ...last! };
 }
