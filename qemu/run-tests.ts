@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { editedDisk } from './lib/disk-edit.ts';
+import { stallTpm } from './lib/tpm-stall.ts';
 import { buildDisks, type Disks } from './lib/disk.ts';
 import { buildDracutInitramfs, dracutModulesKey } from './lib/dracut.ts';
 import { BOOT_CONFIG, buildGuestInitramfs } from './lib/guest.ts';
@@ -106,7 +107,7 @@ export function kernelArgs(scenario: Scenario, disks: Disks, initramfs: Initramf
     : `composefs=${(scenario.karg === 'composefs-forged' ? disks.forgedDigest : disks.digest).slice('sha256:'.length)}`;
   const test = `test.scenario=${scenario.name} test.pcr=${scenario.pcr} test.precap=${scenario.precap === true ? 1 : 0}`;
   // dracutDefaults: dracut's own defaults (rd.shell=1): a failure path that ended in the emergency shell would show.
-  const emergency = scenario.dracutDefaults === true ? '' : ' rd.shell=0 rd.emergency=poweroff';
+  const emergency = `${scenario.dracutDefaults === true ? '' : ' rd.shell=0 rd.emergency=poweroff'}${scenario.startTimeoutSeconds === undefined ? '' : ` test.sealroot-timeout=${scenario.startTimeoutSeconds}s`}`;
   const dracut = initramfs !== 'busybox' ? ` root=/dev/vda rootfstype=ext4 rw${emergency} systemd.show_status=0` : '';
   // sealroot as PID 1 mounts root= itself; init= and its argument (after --, for init) run the check after its switch.
   const pid1 = scenario.handover === 'sealroot' ? ' test.handover=sealroot root=/dev/vda rootfstype=ext4 rw init=/bin/sh -- /run/sealroot-test/after-switch' : '';
@@ -140,6 +141,7 @@ export async function runScenario(setup: Setup, scenario: Scenario, workDir: str
     drives.push({ file: stateDisk(setup.provisioned.trusted.sealroot, path.join(dir, 'state.img')), snapshot: false });
   }
   if (scenario.swap !== undefined) drives.push({ file: swapDisk(path.join(dir, 'swap.img')), snapshot: false });
+  const stall = scenario.startTimeoutSeconds !== undefined && swtpm !== undefined ? stallTpm(swtpm.process) : undefined;
   try {
     const result = await boot({
       kernel: setup.kernel,
@@ -150,13 +152,17 @@ export async function runScenario(setup: Setup, scenario: Scenario, workDir: str
       memoryMiB: scenario.swap === undefined ? undefined : 512,
       tpmSocket: swtpm?.socket,
       timeoutSeconds: through === 'busybox' ? 120 : 180,
-      onLine,
+      onLine: stall === undefined ? onLine : (line) => {
+        stall.onLine(line);
+        onLine?.(line);
+      },
     });
     const console = path.join(dir, 'console.log');
     fs.writeFileSync(console, result.console);
     // Judged as booted: through the alsoThrough initramfs, that one's expectations (the shell flow's power-off).
     return { verdict: judge(through === scenario.initramfs ? scenario : { ...scenario, initramfs: through }, result.lines, result.timedOut, setup.disks.victimMd5, unswappable), result, console };
   } finally {
+    stall?.release();
     await swtpm?.stop();
   }
 }

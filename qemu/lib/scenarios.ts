@@ -57,6 +57,13 @@ export interface Scenario {
   dracutDefaults?: true;
   /** A stop must come this soon after sealroot started (to the power-off): well within the unit's TimeoutStartSec. */
   stopWithinSeconds?: number;
+  /**
+   * Issue 12: sealroot.service's start timeout is shortened to this (test.sealroot-timeout=, a test-only generator)
+   * and the TPM stalls from sealroot's start until sealroot reports the unit's SIGTERM (qemu/lib/tpm-stall.ts).
+   */
+  startTimeoutSeconds?: number;
+  /** sealroot messages that must appear besides the last one (e.g. the failure recorded in the TPM). */
+  alsoLogged?: readonly RegExp[];
   expect: Expectation;
 }
 
@@ -92,6 +99,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'measured-initrd-changed', what: 'OVMF: the initramfs differs by one byte from the approved one', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'initrd-changed', expect: { kind: 'stop', reason: /^sealroot: tpm: cannot read the trusted (digest|set): no read approval matches the current PCR values/ } },
   { name: 'measured-cmdline-changed', what: 'OVMF: init=/bin/sh added to the approved command line', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'cmdline-changed', expect: { kind: 'stop', reason: /^sealroot: tpm: cannot read the trusted (digest|set): no read approval matches the current PCR values/ } },
   { name: 'kernel-update', what: 'OVMF: the verified system predicts and signs approvals for a new initramfs; the reboot into it, without re-provisioning', disk: 'base', tpm: 'trusted', pcr: 'measured', karg: 'composefs', initramfs: 'busybox', measured: 'kernel-update', expect: { kind: 'boot' } },
+  { name: 'start-timeout', what: 'the TPM stalls when sealroot starts (swtpm stopped); sealroot.service\'s start timeout (shortened to 12 s) sends SIGTERM: sealroot takes its failure path (the TPM continued: cap, boot-failed event), one line naming the signal, the unit powers off, no shell (dracut defaults)', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', dracutDefaults: true, startTimeoutSeconds: 12, alsoLogged: [/^sealroot: received SIGTERM: stopping the boot/, /^sealroot: tpm: boot failed: recorded in PCR 15/], expect: { kind: 'stop', reason: /^sealroot: \S+: interrupted by SIGTERM$/ } },
   { name: 'hostile-state', what: 'approvals.json on the physical root is a FIFO; dracut with its default rd.shell: sealroot.service stops with one line well within TimeoutStartSec and powers off (no shell); then the shell flow\'s hook the same', disk: 'base', diskEdit: 'approvals-fifo', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'dracut', alsoThrough: 'dracut-shell', dracutDefaults: true, stopWithinSeconds: 30, expect: { kind: 'stop', reason: /^sealroot: tpm: .*unusable state file: is a FIFO, not a regular file/ } },
   { name: 'boot-embedded', what: 'the image is a file of the initramfs (root.image), objects and state on the disk, whose own image is tampered: verified root from the initramfs\'s image, which is then removed', disk: 'tampered-image', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', embeddedImage: true, imageVerity: 'userspace', expect: { kind: 'boot' } },
   { name: 'swap-pressure', what: 'swap enabled after switch-root, then memory pressure: the image stays in huge pages (HugePages_* before and after), none of its bytes on the swap device, the root reads right', disk: 'base', tpm: 'trusted', pcr: 'trusted', karg: 'composefs', initramfs: 'busybox', swap: 'pressure', expect: { kind: 'boot' } },
@@ -182,6 +190,9 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
     // step (e.g. "tpm: capped PCR 15") proves nothing.
     const last = sealrootLines.at(-1);
     if (last === undefined || !reason.test(last)) return fail(`sealroot's last message does not match ${reason}: ${last ?? 'nothing'}`);
+    for (const wanted of scenario.alsoLogged ?? []) {
+      if (!sealrootLines.some((line) => wanted.test(line))) return fail(`sealroot never logged ${wanted}`);
+    }
     return { pass: true, reason: last };
   }
 

@@ -88,6 +88,17 @@ test('judge: a refused boot passes only with sealroot\'s reason and no switch-ro
   assert.not.ok(judge(scenario('tampered-image'), [...STOPPED, 'Entering emergency mode. Exit the shell to continue.', POWER_DOWN], false, MD5).pass, 'a shell');
 });
 
+test('judge: start-timeout needs the interruption as the last line and the failure recorded in the TPM', () => {
+  const lines = ['@@ T sealroot-start 20.7', '@@ TPM-UNIT dev-tpmrm0.device active',
+    '[   33.9] sealroot[235]: sealroot: received SIGTERM: stopping the boot through its failure path (undo, PCR cap, boot-failed event)',
+    '[   34.0] sealroot[235]: sealroot: tpm: capped PCR 15 (sha256)', '[   34.1] sealroot[235]: sealroot: tpm: boot failed: recorded in PCR 15 (sha256)',
+    '[   34.1] sealroot[235]: sealroot: trusted-digest: interrupted by SIGTERM', '@@ SEALROOT-EXIT 143', '@@ END', '[   34.6] reboot: Power down'];
+  const timeout = scenario('start-timeout');
+  assert.ok(judge(timeout, lines, false, MD5).pass, judge(timeout, lines, false, MD5).reason);
+  assert.match(judge(timeout, lines.filter((l) => !l.includes('boot failed: recorded')), false, MD5).reason, /never logged .*boot failed: recorded/);
+  assert.not.ok(judge(timeout, lines.filter((l) => !l.includes('interrupted by')), false, MD5).pass, 'the last line is not the interruption');
+});
+
 test('judge: hostile-state stops with the FIFO refusal, well within the unit timeout, in both dracut flows', () => {
   const FIFO = '[   9.1] sealroot[224]: sealroot: tpm: cannot read the trusted set (/sysroot/sealroot/tpm/approvals.json): unusable state file: is a FIFO, not a regular file';
   const lines = ['@@ T sealroot-start 8.0', '@@ TPM-UNIT tpm2.target active', FIFO, '@@ SEALROOT-EXIT 1', '@@ END', '[   10.5] reboot: Power down'];

@@ -21,6 +21,8 @@ install() {
         inst_simple "$moddir/sealroot-test-check.service" "$systemdsystemunitdir/sealroot-test-check.service"
         # Stamps the moment sealroot.service starts sealroot (after the unit's own ExecStartPre), and its result.
         inst_simple "$moddir/sealroot-stamp.conf" "$systemdsystemunitdir/sealroot.service.d/sealroot-test-stamp.conf"
+        # test.sealroot-timeout=N: a shorter start timeout for the start-timeout scenario.
+        inst_script "$moddir/sealroot-test-generator.sh" "$systemdutildir/system-generators/sealroot-test-generator"
         $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot-test-pcrs.service
         $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot-test-check.service
     else
