@@ -17,7 +17,9 @@ export interface ImageFacts {
 
 /** Loads `path` into a sealed memfd, checks its digest is `expected`, validates it strictly; StepError otherwise. */
 export async function examineImage(path: string, expected: Digest, log?: Logger): Promise<ImageFacts> {
-  const image = await loadImage({ path, expected, ...(log === undefined ? {} : { log }) });
+  // A plain memfd: this copy lives only while it is checked (the boot copies the image again, into huge pages), and
+  // trust sign / sync run where the huge page pool may not grow (a build host, a fragmented running system).
+  const image = await loadImage({ path, expected, memory: { unswappable: 'off' }, ...(log === undefined ? {} : { log }) });
   try {
     let summary: ImageSummary;
     try {
