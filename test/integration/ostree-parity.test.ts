@@ -258,40 +258,49 @@ test(`the deployment was made by sid's ostree CLI (${sid.versions}) and boots by
   assert.match(dump, /^\/usr\/lib\/big\.bin 120000 100644 .* [0-9a-f]{64}( |$)/m);
 });
 
-for (const [label, conf] of [
-  ['composefs', '[composefs]\nenabled = yes\n'],
-  ['root.transient-ro', '[composefs]\nenabled = yes\n[root]\ntransient-ro = true\n'],
-] as const) {
+const CASES = [
+  { label: 'composefs', conf: '[composefs]\nenabled = yes\n', root: 'ro', upper: false, etcTransient: false },
+  { label: 'root.transient-ro', conf: '[composefs]\nenabled = yes\n[root]\ntransient-ro = true\n', root: 'ro', upper: true, etcTransient: false },
+  { label: 'root.transient and etc.transient', conf: '[composefs]\nenabled = yes\n[root]\ntransient = true\n[etc]\ntransient = true\n', root: 'rw', upper: true, etcTransient: true },
+] as const;
+
+for (const { label, conf, root, upper, etcTransient } of CASES) {
   test(`${label}: ostree-prepare-root and sealroot boot the same deployment to the same mounts and /run, except what sealroot adds`, async () => {
     const name = label.replace(/\W/g, '-');
     const theirs = ostreePrepareRoot(parity, name, conf);
     const ours = await sealrootBoot(parity, name, conf);
     const deployRel = `/${path.relative(parity.sysroot, parity.deployDir)}`;
     const expected = [
-      '/ overlay ro -',
-      `/etc ext4 rw ${deployRel}/etc`,
+      `/ overlay ${root} -`,
+      etcTransient ? '/etc overlay rw -' : `/etc ext4 rw ${deployRel}/etc`,
       '/sysroot ext4 ro /',
       `/sysroot/ostree/deploy/${STATEROOT}/var ext4 rw /ostree/deploy/${STATEROOT}/var`,
-    ];
+    ].sort();
     assert.equal(theirs.mounts, expected);
     // sealroot mounts /var in the initramfs (it also runs without systemd); ostree built with systemd leaves it to
     // the generator's var.mount (checked below), so /var is the one mount only sealroot has.
     assert.equal(ours.mounts, [...expected, `/var ext4 rw /ostree/deploy/${STATEROOT}/var`].sort());
-    // The root overlay: a read-only mount on both sides (above); with root.transient-ro both carry a transient upper
-    // (the superblock stays rw: privileged code may remount the mount writable, as ostree's man page says).
+    // The root overlay: with root.transient(-ro) both carry a transient upper; with -ro the mount is read-only
+    // (above) while the superblock stays rw: privileged code may remount the mount writable (ostree's man page).
     for (const side of [theirs, ours]) {
-      assert.is(side.overlayOptions.includes('upperdir='), label === 'root.transient-ro', side.overlayOptions);
-      assert.match(side.overlayOptions, label === 'root.transient-ro' ? /^rw,/ : /^ro,/, side.overlayOptions);
+      assert.is(side.overlayOptions.includes('upperdir='), upper, side.overlayOptions);
+      assert.match(side.overlayOptions, upper ? /^rw,/ : /^ro,/, side.overlayOptions);
     }
-    // /run/ostree-booted: the same keys in the same order, the same values (composefs.verity false on both sides).
-    assert.equal(ours.booted, theirs.booted);
+    // /run/ostree-booted: the same keys in the same order, the same values (composefs.verity false on both sides),
+    // except where each keeps the transient /etc's upper (ostree: /run/ostree/transient-etc.XXXXXX).
+    const transientEtc = (side: Outcome) => (side.booted.value as Record<string, unknown>)['transient-etc'];
+    const normal = (side: Outcome) => ({ ...side.booted, value: { ...(side.booted.value as Record<string, unknown>), 'transient-etc': transientEtc(side) === undefined ? undefined : '(path)' } });
+    assert.equal(normal(ours), normal(theirs));
+    assert.is(transientEtc(theirs) !== undefined, etcTransient);
+    if (etcTransient) assert.match(String(transientEtc(theirs)), /^\/run\/ostree\/transient-etc\.\w{6}$/);
     const keys = (theirs.booted.keys as string[]);
     assert.ok(keys.includes('root.transient-ro'));
     assert.is((theirs.booted.value as Record<string, unknown>)['root.transient-ro'], label === 'root.transient-ro');
-    // /run: the same files, except ostree's EROFS mount point (libcomposefs' image_mountdir), sealroot's working
-    // directory and transient layers, and the marker that tells the generator /var is mounted.
-    const ostreeOnly = new Set(['ostree/.private/cfsroot-lower d 700', 'ostree/.private/root d 755', 'ostree/.private/root/upper d 755', 'ostree/.private/root/work d 700']);
-    const theirsCommon = theirs.run.filter((line) => !ostreeOnly.has(line) && !line.startsWith('ostree/.private/root/work/'));
+    // /run: the same files, except ostree's EROFS mount point (libcomposefs' image_mountdir), both sides' transient
+    // layers (ostree: .private/root, transient-etc.XXXXXX; sealroot: sealroot/transient) and sealroot's working
+    // directory, and the marker that tells the generator /var is mounted.
+    const ostreeOnly = (line: string) => line === 'ostree/.private/cfsroot-lower d 700' || line.startsWith('ostree/.private/root') || line.startsWith('ostree/transient-etc.');
+    const theirsCommon = theirs.run.filter((line) => !ostreeOnly(line));
     const oursCommon = ours.run.filter((line) => !line.startsWith('sealroot') && line !== 'ostree/initramfs-mount-var f 644');
     assert.equal(oursCommon, theirsCommon);
     assert.ok(theirs.run.includes('ostree/.private d 0') && theirs.run.some((line) => line.startsWith('systemd/volatile-root l 777 -> /dev/block/7:')), theirs.run.join('\n'));
