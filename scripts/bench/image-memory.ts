@@ -14,7 +14,7 @@ import { HashPool } from '../../src/verity/pool.ts';
 import type { Unswappable } from '../../src/config/boot-config.ts';
 import { closeFd, ftruncate, sendfileFully } from '../../src/sys/io.ts';
 import { MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_HUGETLB, memfdCreate } from '../../src/sys/memfd.ts';
-import { growHugePagePool, readMeminfo } from '../../src/sys/memory.ts';
+import { growHugePagePool, readMemoryFigures } from '../../src/sys/memory.ts';
 import { mapSharedWritable, preadToAddress, unmap } from '../../src/sys/mmap.ts';
 import { parseDigest } from '../../src/verity/digest.ts';
 import { attachReadOnlyLoop } from '../../src/mount/loop-device.ts';
@@ -26,7 +26,7 @@ const COPY_SIZE = 256 << 20;
 const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages';
 
 if (process.getuid?.() !== 0) throw new Error('image-memory: needs root (the huge page pool)');
-if (readMeminfo().hugePageSize === 0) throw new Error('image-memory: no huge pages on this kernel');
+if (readMemoryFigures().hugePageSize === 0) throw new Error('image-memory: no huge pages on this kernel');
 const poolBefore = fs.readFileSync(NR_HUGEPAGES, 'utf8');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-bench-memory-'));
 
@@ -153,7 +153,7 @@ try {
   const shm = `/dev/shm/sealroot-bench-${process.pid}`;
   const ways: Record<string, number[]> = { cp: [], 'sendfile 1 MiB': [], 'sendfile 16 MiB': [], 'read+write 1 MiB': [], 'pread into a shmem mapping': [], 'pread into a hugetlb mapping': [] };
   const buffer = Buffer.allocUnsafe(1 << 20);
-  if (growHugePagePool(COPY_SIZE / readMeminfo().hugePageSize).available < COPY_SIZE / readMeminfo().hugePageSize) throw new Error('image-memory: cannot grow the huge page pool to 256 MiB');
+  if (growHugePagePool(COPY_SIZE / readMemoryFigures().hugePageSize).available < COPY_SIZE / readMemoryFigures().hugePageSize) throw new Error('image-memory: cannot grow the huge page pool to 256 MiB');
   const intoMapping = (flags: number): number => {
     const memfd = memfdCreate('bench', flags);
     ftruncate(memfd, COPY_SIZE);

@@ -20,7 +20,7 @@ import { StepError } from '../errors.ts';
 import { closeFd } from '../sys/io.ts';
 import { MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_HUGETLB, memfdCreate } from '../sys/memfd.ts';
 import {
-  availableHugePages, cgroupHeadroom, growHugePagePool, readMeminfo, releaseHugePages, type MemInfo,
+  availableHugePages, cgroupHeadroom, growHugePagePool, readMemoryFigures, releaseHugePages, type MemInfo,
 } from '../sys/memory.ts';
 
 export const STEP = 'copy-image';
@@ -52,12 +52,17 @@ export interface ImageMemfd {
 }
 
 /** For the rest of the boot (Node, the hash workers, the mounts): 64 MiB and 1/32 of what could be used. */
+/** MFD_HUGE_<size>: log2 of the page size in bits 26..31 (include/uapi/linux/memfd.h, MFD_HUGE_SHIFT 26). */
+export function hugePageFlag(size: number): number {
+  return Math.log2(size) * 2 ** 26;
+}
+
 export function defaultMargin(meminfo: MemInfo, ceiling: number): number {
   return 64 * 2 ** 20 + Math.floor(Math.min(meminfo.memTotal, ceiling) / 32);
 }
 
 function readFigures(): MemoryFigures {
-  return { meminfo: readMeminfo(), cgroup: cgroupHeadroom() };
+  return { meminfo: readMemoryFigures(), cgroup: cgroupHeadroom() };
 }
 
 const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -126,7 +131,9 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
         } else {
           let fd: number;
           try {
-            fd = memfdCreate('sealroot-image', MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+            // The size asked for explicitly (log2 of it << MFD_HUGE_SHIFT, memfd_create(2)): the smallest the kernel
+            // offers, whatever the default is.
+            fd = memfdCreate('sealroot-image', MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | hugePageFlag(page));
           } catch (error) {
             release(added);
             fd = -1;

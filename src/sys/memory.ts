@@ -89,6 +89,37 @@ export function cgroupHeadroom(cgroupRoot = '/sys/fs/cgroup', selfCgroup = '/pro
 }
 
 const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages';
+const HUGEPAGES_DIR = '/sys/kernel/mm/hugepages';
+
+/**
+ * The smallest huge page size the kernel offers and its pool, from /sys/kernel/mm/hugepages/hugepages-<N>kB
+ * (Documentation/admin-guide/mm/hugetlbpage.rst): the default size (/proc/meminfo) may be 1 GiB (default_hugepagesz=)
+ * or 512 MiB (arm64 with 64 KiB pages), which an image would be rounded up to. Undefined without that directory.
+ */
+export function smallestHugePagePool(dir = HUGEPAGES_DIR): { size: number; total: number; free: number; reserved: number; nrFile: string } | undefined {
+  let sizes: number[];
+  try {
+    sizes = fs.readdirSync(dir).map((name) => /^hugepages-(\d+)kB$/.exec(name)).filter((match) => match !== null).map((match) => Number(match[1]) * 1024);
+  } catch {
+    return undefined; // no hugetlb support in this kernel
+  }
+  if (sizes.length === 0) return undefined;
+  const size = Math.min(...sizes);
+  const pool = path.join(dir, `hugepages-${size / 1024}kB`);
+  const read = (name: string): number => Number(fs.readFileSync(path.join(pool, name), 'utf8').trim());
+  return { size, total: read('nr_hugepages'), free: read('free_hugepages'), reserved: read('resv_hugepages'), nrFile: path.join(pool, 'nr_hugepages') };
+}
+
+/**
+ * MemAvailable and the rest from /proc/meminfo, the huge page figures those of the smallest huge page size (the
+ * size sealroot's memfd asks for).
+ */
+export function readMemoryFigures(): MemInfo & { hugePoolFile: string } {
+  const meminfo = readMeminfo();
+  const pool = smallestHugePagePool();
+  if (pool === undefined) return { ...meminfo, hugePoolFile: NR_HUGEPAGES };
+  return { ...meminfo, hugePageSize: pool.size, hugePagesTotal: pool.total, hugePagesFree: pool.free, hugePagesReserved: pool.reserved, hugePoolFile: pool.nrFile };
+}
 
 /** Free huge pages not yet promised to a mapping. */
 export function availableHugePages(info: MemInfo): number {
@@ -100,23 +131,23 @@ export function availableHugePages(info: MemInfo): number {
  * memory, fewer). Returns how many pages it added to the pool, for releaseHugePages(); `available` is what the
  * pool then holds free and unreserved.
  */
-export function growHugePagePool(pages: number, procFile = NR_HUGEPAGES, meminfo = '/proc/meminfo'): { added: number; available: number } {
+export function growHugePagePool(pages: number, procFile = readMemoryFigures().hugePoolFile, figures: () => MemInfo = readMemoryFigures): { added: number; available: number } {
   let added = 0;
-  let available = availableHugePages(readMeminfo(meminfo));
+  let available = availableHugePages(figures());
   // A few rounds: another process may take or shrink the pool between the write and the read-back.
   for (let round = 0; round < 3 && available < pages; round++) {
     const total = Number(fs.readFileSync(procFile, 'utf8').trim());
     fs.writeFileSync(procFile, `${total + pages - available}\n`);
     const after = Number(fs.readFileSync(procFile, 'utf8').trim());
     added += Math.max(0, after - total);
-    available = availableHugePages(readMeminfo(meminfo));
+    available = availableHugePages(figures());
     if (after <= total) break; // the kernel could not allocate any more
   }
   return { added, available };
 }
 
 /** Shrinks the pool by `pages` added earlier: the kernel frees only pages no file holds (surplus stays in use). */
-export function releaseHugePages(pages: number, procFile = NR_HUGEPAGES): void {
+export function releaseHugePages(pages: number, procFile = readMemoryFigures().hugePoolFile): void {
   if (pages <= 0) return;
   const total = Number(fs.readFileSync(procFile, 'utf8').trim());
   fs.writeFileSync(procFile, `${Math.max(0, total - pages)}\n`);

@@ -14,14 +14,14 @@ import { loadImage, type LoadImageOptions } from '../../src/image/load.ts';
 import type { Logger } from '../../src/log.ts';
 import { attachReadOnlyLoop } from '../../src/mount/loop-device.ts';
 import { closeFd } from '../../src/sys/io.ts';
-import { readMeminfo } from '../../src/sys/memory.ts';
+import { readMemoryFigures } from '../../src/sys/memory.ts';
 import { parseDigest, type Digest } from '../../src/verity/digest.ts';
 import { requireRoot, requireTools, ROOT } from '../helpers/tools.ts';
 
 requireRoot();
 requireTools('fsverity', 'mkfs.erofs', 'zstd', 'mount', 'umount');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-memory-'));
-const HUGE_PAGE = readMeminfo().hugePageSize;
+const HUGE_PAGE = readMemoryFigures().hugePageSize;
 
 function digestOf(file: string): Digest {
   return parseDigest(execFileSync('fsverity', ['digest', '--hash-alg=sha256', file], { encoding: 'utf8' }).split(' ')[0]!);
@@ -72,13 +72,13 @@ const imageDigest = digestOf(imagePath);
 
 test('hugetlb (the default "require"): the sealed image is in huge pages the kernel counts, and a loop device + EROFS read it', async () => {
   const pages = Math.ceil(imageSize / HUGE_PAGE);
-  const before = readMeminfo();
+  const before = readMemoryFigures();
   const image = await loadImage({ path: imagePath, expected: imageDigest });
   const mnt = path.join(dir, 'mnt');
   fs.mkdirSync(mnt, { recursive: true });
   try {
     assert.is(image.backing, 'hugetlb');
-    const held = readMeminfo();
+    const held = readMemoryFigures();
     // The pool holds the image's pages (grown if it had too few free), all in use by the memfd. (Other loaders may
     // run on this machine at the same time: the figures are compared with at least, not exactly.)
     assert.ok(held.hugePagesTotal >= pages, 'the pool holds the image\'s pages');
@@ -122,7 +122,7 @@ test('"require" refuses when the pool cannot hold the image, "prefer" falls back
 
 test('the copy is bounded before it starts: by the memory left, and by the trusted size (plain and zstd)', async () => {
   const tight = () => {
-    const meminfo = readMeminfo();
+    const meminfo = readMemoryFigures();
     // 64 MiB available and no free huge page: whatever this machine's pool holds now.
     return { meminfo: { ...meminfo, memAvailable: 64 << 20, hugePagesFree: 0, hugePagesReserved: 0 }, cgroup: undefined };
   };

@@ -1,8 +1,12 @@
 // Pure parts of issue 17's memory work: the kernel's figures as sealroot reads them, and the QEMU judge of the swap
 // scenarios (a boot whose image went to swap must not pass as resident, and the attack must really show).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { availableHugePages, parseMeminfo, parseMemoryCgroup } from '../../src/sys/memory.ts';
+import { hugePageFlag } from '../../src/image/memory.ts';
+import { availableHugePages, parseMeminfo, parseMemoryCgroup, smallestHugePagePool } from '../../src/sys/memory.ts';
 import { judge, SCENARIOS, swapFigures } from '../../qemu/lib/scenarios.ts';
 
 const MEMINFO = `MemTotal:        1000000 kB
@@ -24,6 +28,26 @@ test('meminfo: bytes for kB fields, pages for the pool; free pages promised to a
   assert.is(availableHugePages(info), 3);
   assert.is(parseMeminfo('MemTotal: 1 kB\nMemAvailable: 1 kB\n').hugePageSize, 0, 'no hugetlb: no page size');
   assert.throws(() => parseMeminfo('MemTotal: 1 kB\n'), /no MemAvailable/);
+});
+
+test('huge pages: the smallest size the kernel offers, whatever the default; its MFD_HUGE_ flag', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-hugepages-'));
+  try {
+    for (const [size, total, free] of [['1048576', 2, 2], ['2048', 8, 5], ['32768', 0, 0]] as const) {
+      const pool = path.join(dir, `hugepages-${size}kB`);
+      fs.mkdirSync(pool);
+      fs.writeFileSync(path.join(pool, 'nr_hugepages'), `${total}\n`);
+      fs.writeFileSync(path.join(pool, 'free_hugepages'), `${free}\n`);
+      fs.writeFileSync(path.join(pool, 'resv_hugepages'), '1\n');
+    }
+    assert.equal(smallestHugePagePool(dir), { size: 2 << 20, total: 8, free: 5, reserved: 1, nrFile: path.join(dir, 'hugepages-2048kB/nr_hugepages') });
+  } finally {
+    fs.rmSync(dir, { recursive: true });
+  }
+  assert.is(smallestHugePagePool('/nonexistent'), undefined);
+  // include/uapi/linux/memfd.h: MFD_HUGE_2MB = 21 << 26, MFD_HUGE_1GB = 30 << 26.
+  assert.is(hugePageFlag(2 << 20), 0x54000000);
+  assert.is(hugePageFlag(2 ** 30), 0x78000000);
 });
 
 test('memory cgroup: the v1 memory hierarchy when mounted, else v2', () => {
