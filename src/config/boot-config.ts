@@ -8,7 +8,9 @@
 //   [tpm]
 //   tcti = "device:/dev/tpmrm0"     # tpm2-tools TCTI syntax
 //   pcrs = "sha256:7"               # PCRs the trusted digest is bound to
-//   state = "/etc/sealroot/tpm"     # sealroot provision --state DIR
+//   state = "/etc/sealroot/tpm"     # sealroot provision/approve --state DIR. Public, signed approvals: with PCR 9
+//                                   # selected keep them outside the initramfs (whose measurement they would
+//                                   # change), e.g. "/sysroot/sealroot/tpm" on the physical root (read confined)
 //   policy-key = "/etc/sealroot/policy-key.pem"   # optional
 //   cap-pcr = 15                    # optional; the PCR extended after reading
 //   [root]
