@@ -777,7 +777,7 @@ test('updates signed by another key, and corrupted update files, change nothing;
       fs.writeFileSync(bad, content);
       const result = apply(tpm, bad);
       assert.is(result.status, status, `${what}: ${result.stdout}${result.stderr}`);
-      assert.match(result.stderr, message, what);
+      assert.match(result.stderr, message, `${what}: ${result.stderr}`);
       assert.is(result.stderr.split('\n').filter(Boolean).length, 1, `${what}: one line: ${result.stderr}`);
       assert.match(result.stderr, /^sealroot: tpm: cannot apply the trust update/, what);
     }
@@ -1216,7 +1216,7 @@ test('provisioning from the host with predicted PCR values: the next boot reads 
     // A second provision of a written index is refused: later images go through signed updates.
     const second = provision(tpm, state, D3, '--version', '3');
     assert.is(second.status, 1);
-    assert.match(second.stderr, /NV index 0x1000e01 is already provisioned: trust a new image with a signed update/);
+    assert.match(second.stderr, /NV index 0x1000e01 is already provisioned: trust a new image with a signed update/, second.stderr);
   } finally {
     await tpm.stop();
     fs.rmSync(dir, { recursive: true, force: true });
