@@ -138,6 +138,40 @@ test('sync applies the updates beside both layouts\' images, oldest first; a sec
   }
 });
 
+test('a separate /boot (--boot): entries read there, confined to it; images from the sysroot; no entries: exit 0', async () => {
+  const m = await machine('separate-boot');
+  try {
+    const boot = path.join(work, 'separate-boot', 'boot-partition');
+    fs.mkdirSync(path.join(boot, 'loader'), { recursive: true });
+    fs.renameSync(m.entries, path.join(boot, 'loader/entries'));
+    const without = sync(m);
+    assert.is(without.status, 1);
+    assert.match(without.stderr, /^sealroot: tpm: cannot sync the trusted set: cannot list the boot entries in .*\/sysroot\/boot\/loader\/entries: /m);
+    assert.is(without.stderr.split('\n').filter(Boolean).length, 1, without.stderr);
+    // An entry on the boot partition symlinked to a file outside it is not followed.
+    fs.writeFileSync(path.join(work, 'separate-boot', 'outside.conf'), `options composefs=${hexOf(FX[2])}\n`);
+    fs.symlinkSync(path.join(work, 'separate-boot', 'outside.conf'), path.join(boot, 'loader/entries/a-out.conf'));
+    const result = sync(m, '--boot', boot);
+    assert.is(result.status, 1, result.stdout + result.stderr);
+    const lines = result.stdout.split('\n').filter(Boolean);
+    assert.is(lines.length, 3, result.stdout);
+    assert.match(lines[0]!, new RegExp(`^${boot}/loader/entries/a-out\\.conf: missing: .*symbolic link`));
+    assert.match(lines[1]!, new RegExp(`^${boot}/loader/entries/ostree-2-testos\\.conf: applied: version 3 `));
+    assert.match(lines[2]!, new RegExp(`^${boot}/loader/entries/testos-composefs-2\\.conf: applied: version 2 `));
+    // An empty boot menu: nothing to do, nothing written.
+    const empty = path.join(work, 'separate-boot', 'empty-boot');
+    fs.mkdirSync(path.join(empty, 'loader/entries'), { recursive: true });
+    const before = nvState(m);
+    const none = sync(m, '--boot', empty);
+    assert.is(none.status, 0, none.stderr);
+    assert.is(none.stdout, 'no boot entries\n');
+    assert.is(nvState(m), before);
+    assert.equal(await trustedSet(m), [FX[3].digest, FX[2].digest]);
+  } finally {
+    await m.tpm.stop();
+  }
+});
+
 test('sync reports entries whose image is missing, malformed, of another digest or size, unsigned or refused; exit 1', async () => {
   const m = await machine('reports');
   try {
