@@ -493,6 +493,17 @@ async function keylessWrites(tpm: Swtpm, dir: string, state: string, where: stri
   assert.match(ownerWrite.stderr, /0x149|NV_AUTHORIZATION|authorization/i, `${attempt} tpm2_nvwrite -C o`);
   const authWrite = tools('tpm2_nvwrite', [INDEX, '-C', INDEX, '-i', d9, '--offset', String(offset0)], tpm.tcti);
   assert.is.not(authWrite.status, 0, `${attempt} tpm2_nvwrite -C index`);
+  // The other NV commands that change an index (or lock it: a denial of service): refused by the TPM for an ordinary,
+  // policy-only index without WRITEDEFINE/WRITE_STCLEAR/READ_STCLEAR.
+  for (const [tool, ...args] of [
+    ['tpm2_nvextend', '-C', 'o', '-i', d9, INDEX], ['tpm2_nvextend', '-C', INDEX, '-i', d9, INDEX], ['tpm2_nvsetbits', '-C', 'o', '-i', '1', INDEX],
+    ['tpm2_nvincrement', '-C', 'o', INDEX], ['tpm2_nvwritelock', '-C', 'o', INDEX], ['tpm2_nvwritelock', '-C', INDEX, INDEX],
+    ['tpm2_nvreadlock', '-C', 'o', INDEX], ['tpm2_nvreadlock', '-C', INDEX, INDEX], ['tpm2_nvundefine', '-C', INDEX, INDEX],
+    ['tpm2_changeauth', '-c', INDEX, 'attacker'],
+  ]) {
+    const result = tools(tool!, args, tpm.tcti);
+    assert.is.not(result.status, 0, `${attempt} ${tool} ${args.join(' ')}: ${result.stdout}`);
+  }
   const ownApproval = toolsApproval(dir, attackerKey, policyCommandCode(ZERO_POLICY, TPM_CC.NV_Write));
   const foreign = toolsPolicyCommand(tpm.tcti, dir, ownApproval, [['tpm2_policycommandcode', 'TPM2_CC_NV_Write']], ['tpm2_nvwrite', INDEX, '-C', INDEX, '-i', d9, '--offset', String(offset0)]);
   assert.is.not(foreign.status, 0, `${attempt} attacker-approved NV_Write`);
