@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ostreeSid } from '../../test/helpers/ostree-sid.ts';
 import { fsverityDigest, writeSampleTree, HELLO } from './disk.ts';
-import { PCR_SELECTION, pcrExtendArgs } from './guest.ts';
+import { BOOT_CONFIG, buildGuestInitramfs, PCR_SELECTION, pcrExtendArgs } from './guest.ts';
 import { BUSYBOX, buildInitramfs, moduleLoadOrder } from './initramfs.ts';
 import { CACHE, freshDir, pruneCache, ROOT, sealrootBinary, type Kernel } from './paths.ts';
 import { POLICY_KEY_PRIVATE, POLICY_KEY_PUBLIC, stateDisk, type TpmState } from './provision.ts';
@@ -34,6 +34,8 @@ export interface OstreeEntry {
   /** fs-verity digest (sha256:<hex>) and size of its .ostree.cfs, the image that boots. */
   digest: string;
   size: number;
+  /** A copy of that .ostree.cfs on the host, for the key holder's `trust sign --image` / `provision --image`. */
+  image: string;
 }
 
 export interface OstreeDisk {
@@ -77,7 +79,7 @@ function makeDisk(work: string, name: OstreeCase, composefs: 'verity' | 'yes', v
     ostree(['admin', 'init-fs', mnt]);
     ostree(['admin', 'os-init', STATEROOT, `--sysroot=${mnt}`]);
     ostree([repo, 'config', 'set', 'ex-integrity.composefs', 'true']);
-    const digests = new Map<string, { digest: string; size: number }>();
+    const digests = new Map<string, { digest: string; size: number; image: string }>();
     for (const version of versions) {
       const tree = path.join(work, `tree-${name}-${version}`);
       writeSampleTree(tree, HELLO);
@@ -94,7 +96,9 @@ function makeDisk(work: string, name: OstreeCase, composefs: 'verity' | 'yes', v
       const commit = ostree([repo, 'commit', `--branch=${STATEROOT}/x86_64`, '--bootable', `--tree=dir=${tree}`, `--subject=version ${version}`]).trim();
       ostree(['admin', 'deploy', `--sysroot=${mnt}`, `--os=${STATEROOT}`, `${STATEROOT}/x86_64`]);
       const image = path.join(mnt, 'ostree/deploy', STATEROOT, 'deploy', `${commit}.0`, '.ostree.cfs');
-      digests.set(version, { digest: fsverityDigest(image), size: fs.statSync(image).size });
+      const copy = path.join(work, `ostree-${name}-${version}.cfs`);
+      fs.copyFileSync(image, copy);
+      digests.set(version, { digest: fsverityDigest(image), size: fs.statSync(image).size, image: copy });
     }
     const entriesDir = path.join(mnt, 'boot/loader/entries');
     const entries: OstreeEntry[] = fs.readdirSync(entriesDir).filter((entry) => entry.endsWith('.conf')).sort().map((entry) => {
@@ -160,6 +164,11 @@ export async function buildOstreeDisks(kernel: Kernel, log: (line: string) => vo
     const target = path.join(dir, path.basename(disks[name].file));
     fs.renameSync(disks[name].file, target);
     disks[name].file = target;
+    for (const entry of disks[name].entries) {
+      const image = path.join(dir, path.basename(entry.image));
+      if (!fs.existsSync(image)) fs.renameSync(entry.image, image);
+      entry.image = image;
+    }
   }
   const final: OstreeDisks = { disks, versions: sid.versions, ostreeVersion, commands };
   fs.writeFileSync(manifest, JSON.stringify(final, null, 2));
@@ -167,46 +176,74 @@ export async function buildOstreeDisks(kernel: Kernel, log: (line: string) => vo
   return final;
 }
 
-function sealroot(args: string[]): string {
+function sealroot(args: string[]): { status: number | null; output: string } {
   const result = spawnSync(sealrootBinary(), args, { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`sealroot ${args[0]} ${args[1] ?? ''} exited ${result.status}: ${`${result.stdout}${result.stderr}`.trim().split('\n').at(-1)}`);
-  return `${result.stdout}${result.stderr}`.trim();
+  return { status: result.status, output: `${result.stdout ?? ''}${result.stderr ?? ''}`.trim() };
+}
+
+function sealrootOk(args: string[]): string {
+  const { status, output } = sealroot(args);
+  if (status !== 0) throw new Error(`sealroot ${args[0]} ${args[1] ?? ''} exited ${status}: ${output.split('\n').at(-1)}`);
+  return output;
+}
+
+export interface OstreeProvisioned {
+  state: TpmState;
+  /** ostree-digestless: what `sealroot trust sign --image` said when the key holder tried to sign the image. */
+  signRefusal?: string;
 }
 
 /**
  * The machine's TPM for one disk, in the trusted PCR state: the trusted set holds every deployment's .ostree.cfs
- * digest: the first through `sealroot provision` (first install, version 1), each further one through an update the
- * key holder signed (`sealroot trust sign`) applied with `sealroot trust apply`, as an ostree system would after
- * `admin deploy` (README: the digest of the image that boots, not the commit's ostree.composefs.digest.v0).
+ * digest, signed as the README says (the digest of the image that boots, checked with --image): the first through
+ * `sealroot provision --image` (first install, version 1), each further one through an update the key holder signed
+ * (`sealroot trust sign --image`) applied with `sealroot trust apply`, as an ostree system would after `admin deploy`.
+ * The digest-less image cannot be signed that way (its validation fails with the line the boot would print): the
+ * scenario's key holder tries, then signs it by size only, and its machine validates every boot
+ * ([root] validate-image = "always"), so that the boot meets the image too.
  */
-async function provisionOstree(disk: OstreeDisk, name: OstreeCase, log: (line: string) => void): Promise<TpmState> {
+async function provisionOstree(disk: OstreeDisk, name: OstreeCase, log: (line: string) => void): Promise<OstreeProvisioned> {
   const key = createHash('sha256').update(`${disk.entries.map((entry) => entry.digest).join(',')}:${path.basename(sealrootBinary())}:${PCR_SELECTION}`).digest('hex').slice(0, 16);
   const dir = path.join(CACHE, 'ostree-provision', `${name}-${key}`);
   const state: TpmState = { swtpm: path.join(dir, 'swtpm'), sealroot: path.join(dir, 'sealroot') };
-  if (fs.existsSync(path.join(dir, 'done'))) return state;
+  const done = path.join(dir, 'done.json');
+  if (fs.existsSync(done)) return JSON.parse(fs.readFileSync(done, 'utf8')) as OstreeProvisioned;
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(state.sealroot, { recursive: true });
+  const provisioned: OstreeProvisioned = { state };
+  // Oldest deployment first: versions in deployment order.
+  const ordered = [...disk.entries].sort((a, b) => Number(a.version) - Number(b.version));
+  const imageArgs = (entry: OstreeEntry): string[] => ['--image', entry.image];
+  if (name === 'digestless') {
+    const attempt = sealroot(['trust', 'sign', '--signing-key', POLICY_KEY_PRIVATE, '--policy-key', POLICY_KEY_PUBLIC, '--digest', ordered[0]!.digest,
+      '--image', ordered[0]!.image, '--version', ordered[0]!.version, '--out', path.join(dir, 'refused.trust')]);
+    if (attempt.status === 0) throw new Error('sealroot trust sign --image signed the digest-less image');
+    provisioned.signRefusal = attempt.output.split('\n').at(-1)!;
+    log(`ostree ${name}: trust sign --image refused: ${provisioned.signRefusal}`);
+  }
   const swtpm = await startTcpSwtpm(state.swtpm);
   try {
     const tcti = swtpm.tcti!;
     execFileSync('tpm2_pcrextend', ['-T', tcti, ...pcrExtendArgs('trusted')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    // Oldest deployment first: versions in deployment order.
-    const ordered = [...disk.entries].sort((a, b) => Number(a.version) - Number(b.version));
     const [first, ...later] = ordered;
-    log(`ostree ${name}: ${sealroot(['provision', '--tpm', tcti, '--digest', first!.digest, '--size', String(first!.size), '--version', first!.version,
+    const firstImage = name === 'digestless' ? ['--size', String(first!.size)] : imageArgs(first!);
+    log(`ostree ${name}: ${sealrootOk(['provision', '--tpm', tcti, '--digest', first!.digest, ...firstImage, '--version', first!.version,
       '--pcrs', PCR_SELECTION, '--state', state.sealroot, '--policy-key', POLICY_KEY_PUBLIC, '--signing-key', POLICY_KEY_PRIVATE]).split('\n').at(-1)}`);
     for (const entry of later) {
       const update = path.join(dir, `update-${entry.version}.trust`);
-      sealroot(['trust', 'sign', '--signing-key', POLICY_KEY_PRIVATE, '--policy-key', POLICY_KEY_PUBLIC, '--digest', entry.digest, '--size', String(entry.size),
+      sealrootOk(['trust', 'sign', '--signing-key', POLICY_KEY_PRIVATE, '--policy-key', POLICY_KEY_PUBLIC, '--digest', entry.digest, ...imageArgs(entry),
         '--version', entry.version, '--out', update]);
-      log(`ostree ${name}: ${sealroot(['trust', 'apply', '--tpm', tcti, '--policy-key', POLICY_KEY_PUBLIC, update]).split('\n').at(-1)}`);
+      log(`ostree ${name}: ${sealrootOk(['trust', 'apply', '--tpm', tcti, '--policy-key', POLICY_KEY_PUBLIC, update]).split('\n').at(-1)}`);
     }
   } finally {
     await swtpm.stop();
   }
-  fs.writeFileSync(path.join(dir, 'done'), '');
-  return state;
+  fs.writeFileSync(done, JSON.stringify(provisioned, null, 2));
+  return provisioned;
 }
+
+/** The boot configuration of the digest-less scenario's machine: every boot validates the image. */
+export const VALIDATE_ALWAYS_CONFIG = `${BOOT_CONFIG}\n[root]\nvalidate-image = "always"\n`;
 
 export interface OstreeSetup {
   kernel: Kernel;
@@ -222,7 +259,11 @@ const ROOT_READY = /^sealroot: root ready at \S+: ostree image (sha256:[0-9a-f]{
 export async function runOstreeScenario(setup: OstreeSetup, scenario: Scenario, dir: string, log: (line: string) => void): Promise<{ verdict: Verdict; result: BootResult; console: string }> {
   const name = scenario.ostree!;
   const disk = setup.ostree.disks[name];
-  const state = await provisionOstree(disk, name, log);
+  const { state, signRefusal } = await provisionOstree(disk, name, log);
+  if (name === 'digestless' && !/validate-image: .*no fs-verity digest .*composefs\.enabled = verity/.test(signRefusal ?? '')) {
+    throw new Error(`trust sign --image did not refuse the digest-less image with the validator's line: ${signRefusal}`);
+  }
+  const initrd = name === 'digestless' ? buildGuestInitramfs(setup.kernel, { name: 'guest-validate-always', bootConfig: VALIDATE_ALWAYS_CONFIG }) : setup.busybox;
   const made = `${setup.ostree.versions} (ostree --version: ${setup.ostree.ostreeVersion})`;
   const reasons: string[] = [];
   let last: { result: BootResult; console: string } | undefined;
@@ -233,7 +274,7 @@ export async function runOstreeScenario(setup: OstreeSetup, scenario: Scenario, 
     try {
       result = await boot({
         kernel: setup.kernel,
-        initrd: setup.busybox,
+        initrd,
         drives: [{ file: disk.file, snapshot: true }, { file: stateDisk(state.sealroot, path.join(dir, `state-${entry.version}.img`)), snapshot: false }],
         // ostree's own BLS options, then the harness's.
         append: `loglevel=5 ${entry.options} test.scenario=${scenario.name} test.pcr=trusted test.precap=0`,
@@ -268,7 +309,8 @@ export async function runOstreeScenario(setup: OstreeSetup, scenario: Scenario, 
     const run = result.lines.find((line) => line.startsWith('@@ OSTREE-RUN '));
     reasons.push(`${what}: ${verdict.reason}${run === undefined ? '' : `; ${run.slice(3)}`}`);
   }
-  return { verdict: { pass: true, reason: `${reasons.join('; ')}; deployments made by ${made}` }, ...last! };
+  const signed = signRefusal === undefined ? '' : `; the key holder's trust sign --image refused it first: ${signRefusal}`;
+  return { verdict: { pass: true, reason: `${reasons.join('; ')}${signed}; deployments made by ${made}` }, ...last! };
 }
 
 let building: Promise<OstreeDisks> | undefined;
