@@ -25,7 +25,9 @@ export async function examineImage(path: string, expected: Digest, log?: Logger)
     try {
       summary = validateImage(image.bytes);
     } catch (error) {
-      throw new StepError('validate-image', (error as Error).message, { path, cause: error });
+      // The validator names the step and the offset; this adds which file.
+      if (error instanceof StepError) throw new StepError(error.step, error.reason, { path, ...(error.cause === undefined ? {} : { cause: error.cause }) });
+      throw new StepError('validate-image', 'cannot validate the image', { path, cause: error });
     }
     return { digest: image.digest, size: image.size, summary };
   } finally {
