@@ -27,15 +27,20 @@ export function pcrExtendArgs(state: 'trusted' | 'rogue'): string[] {
   return TEST_PCRS.map((pcr, i) => `${pcr}:sha256=${MEASUREMENTS[state][i].toString('hex')}`);
 }
 
-/** /etc/sealroot/boot.toml of the guest (both initramfs variants). */
-export const BOOT_CONFIG = `# sealroot QEMU tests
+/** A guest's /etc/sealroot/boot.toml binding the trusted set to `pcrs`. */
+export function bootConfigFor(pcrs: string, title = 'sealroot QEMU tests'): string {
+  return `# ${title}
 [tpm]
 tcti = "${GUEST_TCTI}"
-pcrs = "${PCR_SELECTION}"
+pcrs = "${pcrs}"
 state = "${GUEST_STATE_DIR}"
 policy-key = "/etc/sealroot/policy-key.pem"
 cap-pcr = ${CAP_PCR}
 `;
+}
+
+/** /etc/sealroot/boot.toml of the guest (both initramfs variants). */
+export const BOOT_CONFIG = bootConfigFor(PCR_SELECTION);
 
 /** ostree-prepare-root's configuration, read from the initramfs: the deployment is a composefs one. */
 export const PREPARE_ROOT_CONF = '[composefs]\nenabled = yes\n';

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OVMF_QEMU_INITRD_SUFFIX } from '../../src/measure/efi-stub.ts';
 import type { Disks } from './disk.ts';
-import { buildGuestInitramfs, CAP_PCR, GUEST_TCTI, GUEST_STATE_DIR } from './guest.ts';
+import { bootConfigFor, buildGuestInitramfs, GUEST_STATE_DIR, GUEST_TCTI } from './guest.ts';
 import { buildInitramfs } from './initramfs.ts';
 import { CACHE, freshDir, sealrootBinary, type Kernel } from './paths.ts';
 import { POLICY_KEY_PRIVATE, POLICY_KEY_PUBLIC, stateDisk } from './provision.ts';
@@ -52,15 +52,8 @@ export function sdBootCmdline(options: string): string {
 
 const log = (line: string): void => void process.stderr.write(`run-tests: measured: ${line}\n`);
 
-const bootConfigFor = (pcrs: string): string => `# sealroot QEMU tests, measured boot (OVMF)
-[tpm]
-tcti = "${GUEST_TCTI}"
-pcrs = "${pcrs}"
-state = "${GUEST_STATE_DIR}"
-policy-key = "/etc/sealroot/policy-key.pem"
-cap-pcr = ${CAP_PCR}
-`;
-const bootConfig = bootConfigFor(MEASURED_PCRS);
+const measuredBootConfig = (pcrs: string): string => bootConfigFor(pcrs, 'sealroot QEMU tests, measured boot (OVMF)');
+const bootConfig = measuredBootConfig(MEASURED_PCRS);
 
 const unsealScriptFor = (pcrs: string): string => `second_unseal() { \${sealroot_cmd:-/usr/bin/sealroot} unseal --tpm ${GUEST_TCTI} --pcrs ${pcrs} --state \${tpm_state:-${GUEST_STATE_DIR}} \${policy_key:+--policy-key \$policy_key}; }\n`;
 const unsealScript = unsealScriptFor(MEASURED_PCRS);
@@ -266,7 +259,7 @@ async function prepareEsp(kernel: Kernel, disks: Disks, workDir: string): Promis
   // ESP before it gave another PCR 4).
   const reference = await firmwareReference(kernel, otherKernel, [{ file: disks.files.base, snapshot: true }, { file: stateDisk(path.join(dir, 'empty'), path.join(dir, 'empty.img')) }]);
   log(`systemd-boot reference boot (another kernel): PCR 4 ${reference.pcrs['4']!.slice(0, 16)}…`);
-  const initrd = buildGuestInitramfs(kernel, { name: 'measured-esp', bootConfig: bootConfigFor(ESP_PCRS), files: { 'etc/sealroot-test/unseal.sh': unsealScriptFor(ESP_PCRS) } });
+  const initrd = buildGuestInitramfs(kernel, { name: 'measured-esp', bootConfig: measuredBootConfig(ESP_PCRS), files: { 'etc/sealroot-test/unseal.sh': unsealScriptFor(ESP_PCRS) } });
   const options = kernelCommandLine(measuredAppend(disks));
   const current = Object.entries(reference.pcrs).flatMap(([pcr, hex]) => ['--current-pcr', `${pcr}=${hex}`]);
   const values = sealroot(['predict', '--pcrs', ESP_PCRS, '--event-log', reference.log, ...current, '--kernel', kernel.vmlinuz, '--initrd', initrd,

@@ -26,6 +26,7 @@ import { closeFd, preadFully, readFully, writeFully } from '../sys/io.ts';
 import { mapReadOnly, mapSharedWritable, preadToAddress, unmap } from '../sys/mmap.ts';
 import { addSeals, describeSeals, getSeals, IMAGE_SEALS, memfdCreate } from '../sys/memfd.ts';
 import { measureVerity, type MeasuredVerity } from '../sys/verity.ts';
+import { fileKind } from '../sys/confined-root.ts';
 import { digestsEqual, formatDigest, type Digest } from '../verity/digest.ts';
 import { DEFAULT_BLOCK_SIZE, FsVerityHasher } from '../verity/merkle.ts';
 import { ChunkError, HashPool, PARALLEL_THRESHOLD, defaultWorkerCount } from '../verity/pool.ts';
@@ -109,16 +110,6 @@ const ZSTD_READ_SIZE = 1 << 20;
 const STEP = 'verify-image';
 /** Refusals before or during the copy for size and memory: the copy never starts, or stops at the bound. */
 const COPY_STEP = 'copy-image';
-
-function fileKind(stat: fs.Stats): string {
-  if (stat.isDirectory()) return 'a directory';
-  if (stat.isFIFO()) return 'a FIFO';
-  if (stat.isSocket()) return 'a socket';
-  if (stat.isBlockDevice()) return 'a block device';
-  if (stat.isCharacterDevice()) return 'a character device';
-  if (stat.isSymbolicLink()) return 'a symlink';
-  return 'not a regular file';
-}
 
 /** The candidates as a list: at least one, all of one algorithm (the hashing computes one). */
 function trustedDigests(expected: Digest | readonly Digest[]): readonly Digest[] {

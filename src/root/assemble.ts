@@ -81,7 +81,8 @@ function openSourceDir(source: string, what: string): number {
   }
 }
 
-function bindWritable(source: string, target: string, undo: UndoStack, what: string): void {
+/** A detached, writable clone of the directory `source` on the physical root (checked on its fd). */
+function writableClone(source: string, what: string): number {
   const sourceFd = openSourceDir(source, what);
   let fd: number;
   try {
@@ -96,7 +97,11 @@ function bindWritable(source: string, target: string, undo: UndoStack, what: str
     closeFd(fd);
     throw error;
   }
-  attach(fd, target, undo, what);
+  return fd;
+}
+
+function bindWritable(source: string, target: string, undo: UndoStack, what: string): void {
+  attach(writableClone(source, what), target, undo, what);
 }
 
 /**
@@ -118,15 +123,8 @@ function bindStaterootVar(source: string, physicalRoot: string, sysrootTarget: s
     closeFd(baseFd);
   }
   try {
-    const sourceFd = openSourceDir(source, what);
-    let fd: number;
+    const fd = writableClone(source, what);
     try {
-      fd = openTreeCloneFd(sourceFd, false, source);
-    } finally {
-      closeFd(sourceFd);
-    }
-    try {
-      mountSetattrTree(fd, 0, MOUNT_ATTR_RDONLY, false, source);
       moveMountToFd(fd, targetFd, shown);
     } finally {
       closeFd(fd);
