@@ -73,13 +73,13 @@ const STOPPED = ['@@ T sealroot-start 8.0', '@@ TPM-UNIT dev-tpmrm0.device activ
   '@@ SEALROOT-EXIT 1', '@@ STOPPED sealroot boot exited 1', '@@ END'];
 
 test('judge: a refused boot passes only with sealroot\'s reason and no switch-root', () => {
-  const verdict = judge(scenario('truncated-image'), STOPPED, false, MD5);
+  const verdict = judge(scenario('forged-digest'), STOPPED, false, MD5);
   assert.ok(verdict.pass, verdict.reason);
   assert.match(verdict.reason, /^sealroot: verify-image: digest mismatch/);
   assert.not.ok(judge(scenario('pcr-mismatch'), STOPPED, false, MD5).pass, 'a verify-image failure (after a tpm info line) is not the TPM refusal');
-  assert.not.ok(judge(scenario('truncated-image'), [...STOPPED, '@@ T root-init 12.0'], false, MD5).pass, 'reached the root');
-  assert.not.ok(judge(scenario('truncated-image'), STOPPED, true, MD5).pass, 'timed out');
-  assert.not.ok(judge(scenario('truncated-image'), STOPPED.map((l) => (l === '@@ SEALROOT-EXIT 1' ? '@@ SEALROOT-EXIT 0' : l)), false, MD5).pass);
+  assert.not.ok(judge(scenario('forged-digest'), [...STOPPED, '@@ T root-init 12.0'], false, MD5).pass, 'reached the root');
+  assert.not.ok(judge(scenario('forged-digest'), STOPPED, true, MD5).pass, 'timed out');
+  assert.not.ok(judge(scenario('forged-digest'), STOPPED.map((l) => (l === '@@ SEALROOT-EXIT 1' ? '@@ SEALROOT-EXIT 0' : l)), false, MD5).pass);
   // Through dracut, the machine must power off, with no emergency shell on the way (dracut/90sealroot).
   const POWER_DOWN = '[   10.5] reboot: Power down';
   assert.not.ok(judge(scenario('tampered-image'), STOPPED, false, MD5).pass, 'no power-off');
