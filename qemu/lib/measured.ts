@@ -95,9 +95,30 @@ const PROBE_INIT = `#!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 mount -t securityfs securityfs /sys/kernel/security
 for n in 0 1 2 3 4 5 6 7 8 9; do echo "@@ PCR $n $(cat /sys/class/tpm/tpm0/pcr-sha256/$n)"; done
-cat /sys/kernel/security/tpm0/binary_bios_measurements > /log && echo "@@ LOG $(base64 /log | tr -d '\\n')"
+cat /sys/kernel/security/tpm0/binary_bios_measurements > /log
+# Numbered short lines and the log's digest: the harness reassembles them and refuses a log the console mangled.
+echo "@@ LOGSUM $(sha256sum /log | cut -d' ' -f1) $(wc -c </log)"
+i=0; base64 -w 64 /log | while read -r line; do echo "@@ LOG $i $line"; i=$((i + 1)); done
 echo "@@ END"; poweroff -f
 `;
+
+/** Pure: the event log the probe printed, or why it cannot be trusted (a line lost or mangled on the console). */
+export function probeLog(lines: readonly string[]): { log: Buffer } | { error: string } {
+  const sum = lines.map((line) => /@@ LOGSUM ([0-9a-f]{64}) (\d+)/.exec(line)).find((match) => match !== null);
+  if (sum === undefined || sum === null) return { error: 'no LOGSUM line' };
+  const chunks: string[] = [];
+  for (const line of lines) {
+    const chunk = /@@ LOG (\d+) ([A-Za-z0-9+/=]+)$/.exec(line);
+    if (chunk !== null) chunks[Number(chunk[1])] = chunk[2]!;
+  }
+  // A sparse array: some() and filter() skip its holes, so count them by index.
+  const present = Array.from(chunks, (chunk) => chunk !== undefined).filter(Boolean).length;
+  if (chunks.length === 0 || present !== chunks.length) return { error: `a LOG line is missing (${present} of ${chunks.length})` };
+  const log = Buffer.from(chunks.join(''), 'base64');
+  const digest = createHash('sha256').update(log).digest('hex');
+  if (log.length !== Number(sum[2]) || digest !== sum[1]) return { error: `the log read back has ${log.length} bytes, sha256 ${digest.slice(0, 16)}…, the guest said ${sum[2]} bytes, ${sum[1]!.slice(0, 16)}…` };
+  return { log };
+}
 
 /**
  * One boot of the firmware with a probe initramfs: its event log and PCRs (cached per firmware and kernel). With
@@ -116,24 +137,31 @@ async function firmwareReference(kernel: Kernel, espKernel?: string, drives: { f
   // Built aside and renamed into place: another run in the same tree may be probing too.
   const work = freshDir(`${dir}.work-${process.pid}`);
   const initrd = buildInitramfs({ name: 'firmware-probe', kernel, binaries: [], modules: [], files: {}, init: PROBE_INIT });
-  const swtpm = await startGuestSwtpm(path.join(work, 'swtpm'));
-  let result: BootResult;
-  try {
-    const esp = espKernel === undefined ? undefined : makeEsp(path.join(work, 'esp'), espKernel, initrd, 'console=ttyS0 panic=-1 loglevel=4');
-    result = await boot({ kernel, initrd, drives, append: 'loglevel=4', tpmSocket: swtpm.socket, timeoutSeconds: 120, firmware: { ...firmwareVars(work), ...(esp === undefined ? {} : { esp }) } });
-  } finally {
-    await swtpm.stop();
-  }
-  const pcrs: Record<string, string> = {};
+  // The serial console may lose or mangle a character of the ~10 KiB log: the probe boot is repeated (3 times at
+  // most) until the log it prints matches the digest the guest computed.
+  let result: BootResult | undefined;
   let logBytes: Buffer | undefined;
-  for (const line of result.lines) {
-    const pcr = /@@ PCR (\d+) ([0-9A-Fa-f]{64})/.exec(line);
-    if (pcr !== null) pcrs[pcr[1]!] = pcr[2]!.toLowerCase();
-    const logLine = /@@ LOG ([A-Za-z0-9+/=]+)/.exec(line);
-    if (logLine !== null) logBytes = Buffer.from(logLine[1]!, 'base64');
+  const pcrs: Record<string, string> = {};
+  const failures: string[] = [];
+  for (let attempt = 1; attempt <= 3 && logBytes === undefined; attempt++) {
+    fs.rmSync(path.join(work, 'swtpm'), { recursive: true, force: true });
+    const swtpm = await startGuestSwtpm(path.join(work, 'swtpm'));
+    try {
+      const esp = espKernel === undefined ? undefined : makeEsp(path.join(work, 'esp'), espKernel, initrd, 'console=ttyS0 panic=-1 loglevel=4');
+      result = await boot({ kernel, initrd, drives, append: 'loglevel=4', tpmSocket: swtpm.socket, timeoutSeconds: 120, firmware: { ...firmwareVars(work), ...(esp === undefined ? {} : { esp }) } });
+    } finally {
+      await swtpm.stop();
+    }
+    fs.writeFileSync(path.join(work, `console-${attempt}.log`), result.console);
+    for (const line of result.lines) {
+      const pcr = /@@ PCR (\d+) ([0-9A-Fa-f]{64})/.exec(line);
+      if (pcr !== null) pcrs[pcr[1]!] = pcr[2]!.toLowerCase();
+    }
+    const probed = probeLog(result.lines);
+    if ('log' in probed && Object.keys(pcrs).length === 10) logBytes = probed.log;
+    else failures.push(`attempt ${attempt}: ${'error' in probed ? probed.error : `${Object.keys(pcrs).length} PCR lines`}`);
   }
-  fs.writeFileSync(path.join(work, 'console.log'), result.console);
-  if (logBytes === undefined || Object.keys(pcrs).length !== 10) throw new Error(`the firmware probe boot gave no event log or PCRs (console in ${work})`);
+  if (logBytes === undefined) throw new Error(`the firmware probe boot gave no usable event log or PCRs (${failures.join('; ')}; consoles in ${work})`);
   fs.writeFileSync(path.join(work, 'binary_bios_measurements'), logBytes);
   const reference = { log: path.join(dir, 'binary_bios_measurements'), pcrs };
   fs.writeFileSync(path.join(work, 'reference.json'), JSON.stringify(reference, null, 2));

@@ -2,6 +2,7 @@
 // and the boot timeline. (The boots themselves run in qemu/run-tests.)
 import { createHash } from 'node:crypto';
 import { test } from 'uvu';
+import { probeLog } from '../../qemu/lib/measured.ts';
 import * as assert from 'uvu/assert';
 import { kernelArgs } from '../../qemu/run-tests.ts';
 import type { Disks } from '../../qemu/lib/disk.ts';
@@ -194,6 +195,19 @@ test('milestones: sealroot\'s steps placed back from its exit, main() after its 
   assert.is(at['root mounted (composefs + /etc, /var)'], 10.5);
   assert.is(at['switch-root'], 10.6);
   assert.is(at['root init runs'], 11);
+});
+
+test('measured probe: the event log is taken only when its numbered lines reassemble to the digest the guest printed', () => {
+  const log = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 37) & 0xff));
+  const sum = `@@ LOGSUM ${createHash('sha256').update(log).digest('hex')} ${log.length}`;
+  const chunks = (log.toString('base64').match(/.{1,64}/g) ?? []).map((chunk, i) => `@@ LOG ${i} ${chunk}`);
+  const good = probeLog(['noise', sum, ...chunks, '@@ END']);
+  assert.ok('log' in good && good.log.equals(log), JSON.stringify(good));
+  // One character of one line changed on the console (the base64 still parses): the digest tells.
+  const mangled = chunks.map((line, i) => (i === 2 ? `${line.slice(0, -1)}${line.endsWith('A') ? 'B' : 'A'}` : line));
+  assert.match((probeLog([sum, ...mangled]) as { error: string }).error, /the guest said 300 bytes/);
+  assert.match((probeLog([sum, ...chunks.filter((_, i) => i !== 1)]) as { error: string }).error, /a LOG line is missing/);
+  assert.match((probeLog(chunks) as { error: string }).error, /no LOGSUM line/);
 });
 
 test.run();
