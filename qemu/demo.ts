@@ -13,7 +13,7 @@ const started = performance.now();
 say('sealroot demo: verified composefs root in a QEMU guest (TCG: expect the guest to run ~10-50x slower than native)');
 say('preparing (cached after the first run): guest kernel, disk images, TPM provisioning, dracut initramfs ...');
 const setup = await setUp(true, false);
-say(`  trusted image digest ${setup.disks.digest}, provisioned into the NV index of a swtpm (PCRs sha256:9,12 + cap PCR 15)`);
+say(`  trusted image digest ${setup.disks.digest}, trusted at version 1 in the trusted set of a swtpm (read bound to PCRs sha256:9,12 + cap PCR 15)`);
 say(`  ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 say();
 say('booting (console lines from sealroot and from the test scripts; "@@" lines are what the harness checks):');
