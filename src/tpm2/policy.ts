@@ -37,9 +37,14 @@ export function approvalDigest(approvedPolicy: Buffer, policyRef: Buffer): Buffe
   return sha256(approvedPolicy, policyRef);
 }
 
-/** aHash that a TPM2_PolicySigned signature covers: H(nonceTPM || expiration || cpHashA || policyRef) (§23.3). */
+/** What a TPM2_PolicySigned signature signs (Signer.sign hashes it): nonceTPM || expiration || cpHashA || policyRef (§23.3). */
+export function policySignedMessage(nonceTpm: Buffer, expiration: number, cpHash: Buffer, policyRef: Buffer): Buffer {
+  return Buffer.concat([nonceTpm, new Writer().u32(expiration).finish(), cpHash, policyRef]);
+}
+
+/** aHash that a TPM2_PolicySigned signature covers: H(policySignedMessage). */
 export function policySignedDigest(nonceTpm: Buffer, expiration: number, cpHash: Buffer, policyRef: Buffer): Buffer {
-  return sha256(nonceTpm, new Writer().u32(expiration).finish(), cpHash, policyRef);
+  return sha256(policySignedMessage(nonceTpm, expiration, cpHash, policyRef));
 }
 
 /** cpHash = H(commandCode || names of the handles || parameters) (Part 1 §18.7). */

@@ -22,7 +22,8 @@ import { examineImage } from './image-facts.ts';
 import { applyTrustUpdate, UpdateRefusedError } from './tpm-set.ts';
 import { checkSigner, MAX_UPDATE_BYTES, parseUpdate, type TrustUpdate, UpdateFileError } from './update-file.ts';
 
-export const ENTRIES_DIR = 'boot/loader/entries';
+/** The BLS entries, under the boot directory. */
+export const ENTRIES_DIR = 'loader/entries';
 export const UPDATE_SUFFIX = '.trust';
 /** A BLS entry is a few hundred bytes. */
 const MAX_ENTRY_BYTES = 64 * 1024;
@@ -87,7 +88,7 @@ export async function syncTrust(options: SyncOptions): Promise<EntryReport[]> {
   const reports: EntryReport[] = [];
   const candidates: Candidate[] = [];
   try {
-    const entriesDir = path.join(bootDir, ENTRIES_DIR.slice('boot/'.length));
+    const entriesDir = path.join(bootDir, ENTRIES_DIR);
     let names: string[];
     try {
       names = fs.readdirSync(boot.canonical(entriesDir)).filter((name) => name.endsWith('.conf')).sort();

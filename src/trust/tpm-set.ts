@@ -5,7 +5,7 @@ import { approvalTicket, authorizeRead, checkBanks, withPolicySession } from '..
 import { type Tpm } from '../tpm2/client.ts';
 import { TPM_CC, TPM_EO } from '../tpm2/constants.ts';
 import { type PcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
-import { policySigned, ZERO_POLICY } from '../tpm2/policy.ts';
+import { policySigned, policySignedMessage, ZERO_POLICY } from '../tpm2/policy.ts';
 import type { PolicyKey, Signer } from '../tpm2/policy-key.ts';
 import { RC, TpmError } from '../tpm2/response-codes.ts';
 import type { VerifiedTicket } from '../tpm2/structures.ts';
@@ -150,8 +150,7 @@ export async function provisionTrustedSet(tpm: Tpm, image: TrustedImage, options
     const cpHash = writeCpHash(name, record, 0);
     const key = await tpm.loadExternal(signer.policyKey.publicArea);
     try {
-      // The signature's message: nonceTPM || expiration 0 || cpHashA || policyRef (Part 3 §23.3, policySignedDigest).
-      await tpm.policySigned(key.handle, handle, nonceTpm, cpHash, PROVISION_REF, signer.sign(Buffer.concat([nonceTpm, Buffer.alloc(4), cpHash, PROVISION_REF])));
+      await tpm.policySigned(key.handle, handle, nonceTpm, cpHash, PROVISION_REF, signer.sign(policySignedMessage(nonceTpm, 0, cpHash, PROVISION_REF)));
     } finally {
       await tpm.flush(key.handle);
     }

@@ -16,7 +16,7 @@ import { approvalTicket, cappedValue, pcrCommandPolicy } from '../../src/tpm2/ap
 import { Tpm } from '../../src/tpm2/client.ts';
 import { TPM_CC, TPM_EO } from '../../src/tpm2/constants.ts';
 import { parsePcrSelection, withPcr } from '../../src/tpm2/pcr-selection.ts';
-import { policyAuthorize, policyCommandCode, policySigned, ZERO_POLICY } from '../../src/tpm2/policy.ts';
+import { policyAuthorize, policyCommandCode, policySigned, policySignedMessage, ZERO_POLICY } from '../../src/tpm2/policy.ts';
 import { loadPolicyKey, loadSigner, type PolicyKey } from '../../src/tpm2/policy-key.ts';
 import { capPcr, readTrustAndCap } from '../../src/trust/boot-read.ts';
 import { comparePolicy, PROVISION_REF, TRUST_POLICY_REF, trustIndexName, trustIndexPublic, updatePolicy, writeCpHash } from '../../src/trust/policies.ts';
@@ -1175,7 +1175,7 @@ test('the record format is checked: a later format written by the key holder is 
       const session = await client.startPolicySession();
       const cpHash = writeCpHash(name, record, 0);
       const key = await client.loadExternal(signer.policyKey.publicArea);
-      await client.policySigned(key.handle, session.handle, session.nonceTpm, cpHash, PROVISION_REF, signer.sign(Buffer.concat([session.nonceTpm, Buffer.alloc(4), cpHash, PROVISION_REF])));
+      await client.policySigned(key.handle, session.handle, session.nonceTpm, cpHash, PROVISION_REF, signer.sign(policySignedMessage(session.nonceTpm, 0, cpHash, PROVISION_REF)));
       await client.flush(key.handle);
       const approved = policySigned(ZERO_POLICY, signer.policyKey.name, PROVISION_REF);
       const ticket = await approvalTicket(client, signer.policyKey, approved, TRUST_POLICY_REF, signer.signRaw(Buffer.concat([approved, TRUST_POLICY_REF])));
