@@ -57,12 +57,15 @@ export async function startTcpSwtpm(stateDir: string): Promise<Swtpm> {
 /** A swtpm for QEMU; --terminate ends it when QEMU closes the control connection. */
 export async function startGuestSwtpm(stateDir: string): Promise<Swtpm> {
   fs.mkdirSync(stateDir, { recursive: true });
-  const socket = path.join(stateDir, 'ctrl.sock');
-  fs.rmSync(socket, { force: true });
+  // A unix socket's path is at most 107 bytes (sun_path); a run directory under a deep checkout exceeds it
+  // ("Path for UnioIO socket is too long"), so the socket lives in a short directory of its own under /tmp.
+  const socketDir = fs.mkdtempSync('/tmp/sealroot-swtpm-');
+  const socket = path.join(socketDir, 'ctrl.sock');
   let stderr = '';
   const child = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${stateDir}`, '--ctrl', `type=unixio,path=${socket}`,
     '--flags', 'startup-clear', '--terminate'], { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+  child.once('close', () => fs.rmSync(socketDir, { recursive: true, force: true }));
   await waitFor(() => fs.existsSync(socket), 'its control socket', child, () => stderr);
   return { process: child, socket, stop: stopper(child) };
 }
