@@ -187,6 +187,8 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   let configRead: BootConfig | undefined;
   let physical: ConfinedRoot | undefined;
   let openedImage: OpenedImage | undefined;
+  /** The copy started before the TPM's answer, until the boot takes it (then it is verified or abandoned there). */
+  let earlyCopy: Promise<{ value: () => ImageCopy }> | undefined;
   const objectFds: number[] = [];
   const capContext = (): DigestContext => digestContext ?? { config: configRead ?? parseBootConfig(''), cmdline: parseCmdline(''), log };
   const cap = async (): Promise<void> => {
@@ -236,6 +238,16 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     // (On one CPU there is no second core to overlap with: the loader hashes inline.)
     pool = imageSize >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0 ? new HashPool() : undefined;
 
+    // composefs= names the image's digest: copying and hashing it needs nothing from the TPM, so the copy runs while
+    // the TPM answers (on one CPU too: the TPM's time is spent in the TPM). What only the TPM knows is checked before
+    // the digest is compared and anything is mounted: the named digest's membership in the signed set
+    // (trusted-image) and its signed size (copy-image). Until then this copy is bounded, like the development
+    // karg's, by the configured maximum and the memory left (src/image/memory.ts), not by the signed size.
+    const copyOptions = (expected: Digest[], maxSize: number | undefined, expectedSize: number | undefined): LoadImageOptions => ({
+      path: imageFile.path(), expected, maxSize, expectedSize, log, pool, memory: { unswappable: config.memory.unswappable }, signal: options.signal,
+    });
+    earlyCopy = plan.namedDigest === undefined ? undefined : settle(() => steps.copyImage(copyOptions([plan.namedDigest!], config.root.maxImageSize, undefined)));
+
     // The trusted digest, then the PCR cap at once. A failed read is capped too (in the catch below, which reports
     // the read's failure, not the cap's); a failed cap after a good read fails the boot.
     const trusted = await step('trusted-digest', () => steps.trustedImages(context));
@@ -244,15 +256,25 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     // member, and the digest computed over the sealed copy decides which.
     const candidates = await step('trusted-image', () => chooseCandidates(trusted, plan.namedDigest));
     const maxSize = largestAllowed(candidates, config.root.maxImageSize);
+    // One trusted image with its signed size: nothing else is copied (several: maxSize is the largest of them).
+    const signedSize = candidates.length === 1 ? candidates[0]!.size : undefined;
 
     // The image into a sealed memfd; the hash workers are still at it while the EROFS is validated on this thread
     // (the sealed bytes cannot change), then this thread hashes what is left and the digest is compared. An image
-    // that is not the trusted one is reported as such, even when it is malformed too.
-    const copy = await step('copy-image', () => steps.copyImage({
-      path: imageFile.path(), expected: candidates.map((candidate) => candidate.digest), maxSize, log, pool, memory: { unswappable: config.memory.unswappable },
-      // One trusted image with its signed size: nothing else is copied (several: maxSize is the largest of them).
-      expectedSize: candidates.length === 1 ? candidates[0]!.size : undefined,
-    }));
+    // that is not the trusted one is reported as such, even when it is malformed too. With the early copy, this
+    // step's time is what the boot still waited for it after the TPM's answer.
+    const copy = await step('copy-image', async () => {
+      if (earlyCopy === undefined) return steps.copyImage(copyOptions(candidates.map((candidate) => candidate.digest), maxSize, signedSize));
+      const copied = (await earlyCopy).value();
+      earlyCopy = undefined;
+      const over = maxSize !== undefined && copied.size > maxSize ? `over the limit of ${maxSize}` : undefined;
+      const notSigned = signedSize !== undefined && copied.size !== signedSize ? `the trusted image is ${signedSize}` : undefined;
+      if (over !== undefined || notSigned !== undefined) {
+        await copied.abandon();
+        throw new StepError('copy-image', `the ${copied.compressed ? 'decompressed ' : ''}image is ${copied.size} bytes, ${notSigned ?? over}`, { path: imageFile.path() });
+      }
+      return copied;
+    });
     // The strict EROFS validation guards the kernel's parser from an attacker's bytes. An image of the TPM's signed
     // set is the key holder's bytes (its digest is checked below before anything is mounted), validated once when
     // its trust was granted (trust sign --image, trust sync, provision --image): the boot validates it again only
@@ -313,6 +335,15 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       sysroot, plan, digest, version, loopDevice: mounted.loopDevice, overlayApi: mounted.overlayApi, init, initArgs: cmdline.initArgs, timings,
     };
   } catch (error) {
+    // A copy still under way when the boot failed (the TPM refused, a signal): it ends at its next range (or its
+    // bound) and is closed before the image's fd; its own outcome is moot beside the failure reported.
+    if (earlyCopy !== undefined) {
+      try {
+        await (await earlyCopy).value().abandon();
+      } catch (copyError) {
+        log.info(`also: the copy started before the TPM's answer: ${oneLine(copyError)}`);
+      }
+    }
     for (const fd of objectFds.splice(0)) closeFd(fd);
     openedImage?.close();
     physical?.close();

@@ -32,6 +32,8 @@ export interface CopyIntoMemfdOptions {
    * shared mapping of it.
    */
   copyRange?: (offset: number, length: number) => number;
+  /** Checked between ranges: the copy stops with the signal's reason (the boot was interrupted). */
+  signal?: AbortSignal;
 }
 
 export interface CopiedIntoMemfd {
@@ -54,12 +56,16 @@ export async function copyIntoMemfd(options: CopyIntoMemfdOptions): Promise<Copi
   let done = 0;
   try {
     while (done < size) {
+      options.signal?.throwIfAborted();
       const length = Math.min(rangeSize, size - done);
       const copied = copyRange(done, length);
       done += copied;
       hashing?.publish(copied);
       options.onChunk?.(done);
       if (copied < length) break;
+      // The boot copies while the TPM answers (src/boot.ts): each TPM response is handled between two ranges,
+      // not after the whole image.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     hashing?.publishRest();
   } catch (error) {

@@ -87,6 +87,8 @@ export interface LoadImageOptions {
   /** Unswappable memory for the image and the memory bound (./memory.ts); unswappable defaults to "require". */
   memory?: ImageMemoryOptions;
   log?: Logger;
+  /** Checked between the ranges copied: an aborted copy stops with the signal's reason. */
+  signal?: AbortSignal;
   /** Hashing workers already started (e.g. while the TPM was busy); the caller closes them. Otherwise started here. */
   pool?: HashPool;
   /** Knobs for tests and benchmarks. */
@@ -312,6 +314,7 @@ async function copyPlain(
       pool: hash ? options.pool ?? ownPool : undefined,
       rangeSize: options.tuning?.chunkSize,
       onChunk: options.tuning?.onChunk,
+      signal: options.signal,
     });
   } catch (error) {
     await ownPool?.close();
@@ -322,6 +325,8 @@ async function copyPlain(
   } finally {
     if (writable !== undefined) unmap(writable, capacity, MEMFD_LABEL);
   }
+  // Until verify(), this thread hashes too whenever it has nothing else to run (e.g. while the TPM answers).
+  void copied.hashing?.hashAhead();
   const result: Copied = { size, bytes, hashing: copied.hashing, ownPool };
   try {
     if (copied.bytes < size) throw refuse(`the image shrank during the copy (${copied.bytes} of ${size} bytes read)`);

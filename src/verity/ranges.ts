@@ -35,6 +35,8 @@ export class RangeHashing {
   readonly #deps: RangeDeps;
   readonly #workers: Promise<number> | undefined;
   #published = 0;
+  #hashedAhead = 0;
+  #aheadError: { error: unknown } | undefined;
 
   /** Starts the pool's workers on the job at once (they wait for published ranges). */
   constructor(options: RangeHashingOptions) {
@@ -76,6 +78,25 @@ export class RangeHashing {
   }
 
   /**
+   * Mapped file, every range published: hashes unclaimed ranges on this thread, one per turn of the event loop,
+   * until none is left or the job stops. For a thread that would otherwise wait (the boot waits for the TPM): what
+   * it hashes here, finish() does not. Between two ranges, whatever the loop has to run (a TPM response) runs.
+   */
+  async hashAhead(): Promise<void> {
+    if (this.#job.mapping === undefined || this.#published < this.#job.ranges) return;
+    const none = new Uint8Array(0);
+    try {
+      while (hashRanges(this.#deps, this.#job, none, 1) === 1) {
+        this.#hashedAhead += 1;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } catch (error) {
+      // The range it claimed is not hashed: finish() reports this error instead of a digest.
+      this.#aheadError = { error };
+    }
+  }
+
+  /**
    * Hashes the ranges nobody has claimed yet on this thread, waits for the workers, and returns the digest of
    * the bytes up to the first short range, and their count.
    */
@@ -83,11 +104,13 @@ export class RangeHashing {
     if (this.#job.mapping !== undefined && this.#published < this.#job.ranges) throw new Error('RangeHashing: ranges not published');
     let hashedHere: number;
     try {
+      if (this.#aheadError !== undefined) throw this.#aheadError.error;
       hashedHere = hashRanges(this.#deps, this.#job, this.#job.mapping === undefined ? new Uint8Array(this.#job.rangeSize) : new Uint8Array(0));
     } catch (error) {
       await this.abandon();
       throw error;
     }
+    hashedHere += this.#hashedAhead;
     const hashedByWorkers = (await this.#workers) ?? 0;
     const { hashing, rangeSize, ranges } = this.#job;
     const hasher = new FsVerityHasher(this.#merkle);

@@ -48,10 +48,10 @@ export interface RangeDeps {
 }
 
 /**
- * Claims and hashes ranges until none is left or the job is stopped; returns how many this thread hashed.
- * `scratch` (at least rangeSize bytes) receives the bytes read when the file is not mapped.
+ * Claims and hashes ranges until none is left, the job is stopped, or `limit` ranges are hashed; returns how many
+ * this thread hashed. `scratch` (at least rangeSize bytes) receives the bytes read when the file is not mapped.
  */
-export function hashRanges(deps: RangeDeps, job: RangeJob, scratch: Uint8Array): number {
+export function hashRanges(deps: RangeDeps, job: RangeJob, scratch: Uint8Array, limit = Infinity): number {
   const control = new Int32Array(job.state);
   const lengths = new Int32Array(job.lengths);
   const digests = new Uint8Array(job.digests);
@@ -59,7 +59,7 @@ export function hashRanges(deps: RangeDeps, job: RangeJob, scratch: Uint8Array):
   const view = job.mapping === undefined || deps.mapping === undefined ? undefined : deps.mapping(job);
   let hashed = 0;
   for (;;) {
-    if (Atomics.load(control, 2 /* STOP */) !== 0) return hashed;
+    if (Atomics.load(control, 2 /* STOP */) !== 0 || hashed >= limit) return hashed;
     const index = Atomics.add(control, 1 /* NEXT */, 1);
     if (index >= ranges) return hashed;
     for (;;) {

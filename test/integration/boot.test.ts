@@ -12,7 +12,7 @@ import { createLogger } from '../../src/log.ts';
 import { StepError } from '../../src/errors.ts';
 import { mountComposefs } from '../../src/mount/composefs.ts';
 import { MNT_DETACH, umount2 } from '../../src/sys/mountapi.ts';
-import { parseDigest, type Digest } from '../../src/verity/digest.ts';
+import { digestsEqual, parseDigest, type Digest } from '../../src/verity/digest.ts';
 import {
   fsverityDigest, leftoversSince, listTree, makeComposefsFixture, privateScratch, releaseScratch, snapshot, writeTree, type Fixture, type TreeSpec,
 } from '../helpers/composefs-fixture.ts';
@@ -420,6 +420,90 @@ test('a trusted set: ostree boots the member its image matches and logs the vers
   // Every member signed smaller than the image: refused before the copy, with the bound named.
   const small = members.map((member) => ({ ...member, size: 4096 }));
   await failsAt(ostreeScene('ostree-set-small'), 'copy-image', /4096/, testSteps(small));
+});
+
+/** The image memfds this process holds (the loader names them memfd:sealroot-image). */
+function imageMemfds(): number {
+  return fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('/memfd:sealroot-image');
+    } catch (error) {
+      // The directory's own fd, closed by the time it is read.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
+  }).length;
+}
+
+/** testSteps whose TPM answers only once the copy has returned, and which records the order of the two. */
+function tpmWaitsForCopy(trusted: TrustedCandidate[], tpmError?: StepError): Run & { order: string[] } {
+  const run = testSteps(trusted);
+  const order: string[] = [];
+  let copied: () => void = () => undefined;
+  const copyDone = new Promise<void>((resolve) => {
+    copied = resolve;
+  });
+  const copyImage = run.steps.copyImage;
+  run.steps.copyImage = async (options) => {
+    order.push('copy started');
+    try {
+      return await copyImage(options);
+    } finally {
+      order.push('copy returned');
+      copied();
+    }
+  };
+  run.steps.trustedImages = async () => {
+    order.push('tpm asked');
+    // composefs= names the digest: the copy must complete while the TPM is still answering (or this never resolves).
+    await Promise.race([copyDone, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    order.push('tpm answered');
+    if (tpmError !== undefined) throw tpmError;
+    return trusted;
+  };
+  return { ...run, order };
+}
+
+test('composefs= names the digest: the copy runs while the TPM answers; membership and the signed size are checked after it, before anything is mounted', async () => {
+  const size = fs.statSync(fixture.image).size;
+  const before = imageMemfds();
+  const ok = tpmWaitsForCopy([{ digest, version: 4, size }]);
+  const s = composefsScene('early-copy');
+  const result = await bootScene(s, ok.steps);
+  try {
+    assert.equal(ok.order, ['copy started', 'tpm asked', 'copy returned', 'tpm answered']);
+    assert.is(result.version, 4);
+    assert.ok(digestsEqual(result.digest, digest));
+  } finally {
+    unmountAll(s);
+  }
+  // Signed for another size: refused at copy-image after the TPM's answer, the copy closed.
+  const resized = tpmWaitsForCopy([{ digest, version: 4, size: size - 4096 }]);
+  await failsAt(composefsScene('early-copy-size'), 'copy-image', new RegExp(`^copy-image: .*the image is ${size} bytes, the trusted image is ${size - 4096}`), resized);
+  assert.equal(resized.order, ['copy started', 'tpm asked', 'copy returned', 'tpm answered']);
+  // Not in the set, or the TPM failing: the finished copy is abandoned.
+  const other = tpmWaitsForCopy([{ digest: parseDigest('7'.repeat(64)), version: 5, size }]);
+  await failsAt(composefsScene('early-copy-retired'), 'trusted-image', /which is not in the trusted set/, other);
+  const failing = tpmWaitsForCopy([{ digest, version: 4, size }], new StepError('tpm', 'no read approval matches'));
+  await failsAt(composefsScene('early-copy-tpm'), 'tpm', /no read approval matches/, failing);
+  assert.equal(failing.order, ['copy started', 'tpm asked', 'copy returned', 'tpm answered']);
+  assert.is(imageMemfds(), before, 'no image memfd left open');
+  // ostree names a deployment, not a digest: the copy waits for the set.
+  const ostree = testSteps([{ digest, version: 4, size }]);
+  const order: string[] = [];
+  const copyImage = ostree.steps.copyImage;
+  ostree.steps.trustedImages = async () => {
+    order.push('tpm answered');
+    return [{ digest, version: 4, size }];
+  };
+  ostree.steps.copyImage = async (options) => {
+    order.push('copy started');
+    return copyImage(options);
+  };
+  const o = ostreeScene('late-copy-ostree');
+  await bootScene(o, ostree.steps);
+  unmountAll(o);
+  assert.equal(order, ['tpm answered', 'copy started']);
 });
 
 test('root.image: the image is a file of the initramfs, objects and state on the physical root; nothing holds it after the boot', async () => {

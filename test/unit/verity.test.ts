@@ -13,6 +13,7 @@ import type { HashAlgorithm } from '../../src/verity/digest.ts';
 import { blockHashing, FsVerityHasher, fsVerityDigest, MerkleParamsError, type MerkleOptions } from '../../src/verity/merkle.ts';
 import { ChunkError, HashPool } from '../../src/verity/pool.ts';
 import { CONTROL_SLOTS, hashRanges, type RangeJob } from '../../src/verity/worker.ts';
+import { RangeHashing } from '../../src/verity/ranges.ts';
 import { requireTools } from '../helpers/tools.ts';
 
 requireTools('fsverity');
@@ -234,6 +235,33 @@ test('a mapped job on a thread that cannot map reads the published lengths with 
   } finally {
     fs.closeSync(fd);
   }
+});
+
+test('hashRanges stops after `limit` ranges; hashAhead hashes one range per turn of the event loop, finish() the rest (same digest)', async () => {
+  const data = random(5 * BLOCK + 10, 17);
+  const limited = readJob(-1, data.length, BLOCK);
+  const fromBuffer = { ...fs, readSync: (_fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => {
+    const n = Math.max(0, Math.min(length, data.length - position));
+    buffer.set(data.subarray(position, position + n), offset);
+    return n;
+  } } as unknown as typeof fs;
+  assert.is(hashRanges({ fs: fromBuffer, crypto, hashDataBlocks }, limited, new Uint8Array(BLOCK), 2), 2);
+  assert.is(new Int32Array(limited.state)[1], 2, 'only two ranges claimed');
+  assert.is(hashRanges({ fs: fromBuffer, crypto, hashDataBlocks }, limited, new Uint8Array(BLOCK)), 4);
+
+  const options = { algorithm: 'sha256' as const, blockSize: BLOCK };
+  const mapped = new Uint8Array(data);
+  const hashing = new RangeHashing({ merkle: options, fd: -1, size: data.length, mapped, rangeSize: BLOCK });
+  let turns = 0;
+  const ahead = hashing.hashAhead(); // nothing is published yet: returns at once
+  await ahead;
+  for (let done = 0; done < data.length; done += BLOCK) hashing.publish(Math.min(BLOCK, data.length - done));
+  const running = hashing.hashAhead();
+  for (; turns < 3; turns++) await new Promise<void>((resolve) => setImmediate(resolve));
+  const result = await hashing.finish();
+  await running;
+  assert.is(result.hashedHere, 6, 'every range hashed on this thread, ahead or in finish()');
+  assert.ok(result.digest.equals(fsVerityDigest(data, options)));
 });
 
 test('FsVerityHasher refuses misuse: digests off a block boundary, a second digest()', () => {
