@@ -12,10 +12,17 @@ import { syscallTable, type SyscallName } from './arch.ts';
 
 export type SyscallArg = number | bigint | string | ArrayBufferView | ArrayBuffer | null | undefined;
 
+/** The shim's fs-verity block hashing: the digests of every block of `data` into `out`; returns the block count. */
+export interface NativeBlockHashing {
+  hashBlocks(data: ArrayBufferView, blockSize: number, algorithm: 'sha256' | 'sha512', paddedSalt: ArrayBufferView, out: ArrayBufferView): number;
+}
+
 interface Shim {
   syscall(nr: number, ...args: SyscallArg[]): number;
   addressOf(buffer: ArrayBufferView | ArrayBuffer): bigint;
   mapping(address: number, length: number): ArrayBuffer;
+  /** Absent from a shim built before it existed. */
+  hashBlocks?: NativeBlockHashing['hashBlocks'];
 }
 
 interface ShimError extends Error {
@@ -78,15 +85,20 @@ function loadFromBytes(bytes: Uint8Array): Shim {
   throw new Error(`cannot load the syscall shim: ${failures.join('; ')}`);
 }
 
-function shimPathOnDisk(): string {
+function shimCandidates(): string[] {
   const override = process.env.SEALROOT_SHIM;
-  if (override !== undefined && override !== '') return override;
+  if (override !== undefined && override !== '') return [override];
   const here = path.dirname(fileURLToPath(import.meta.url));
   // From src/sys/ (tests run the sources) and from dist/ (the bundle run by plain node).
-  const candidates = [
+  return [
     path.join(here, '../../native/build/Release/sys_shim.node'),
     path.join(here, '../native/build/Release/sys_shim.node'),
   ];
+}
+
+function shimPathOnDisk(): string {
+  const candidates = shimCandidates();
+  if (candidates.length === 1) return candidates[0]!;
   const found = candidates.find((candidate) => fs.existsSync(candidate));
   if (found === undefined) {
     throw new Error(`the syscall shim is not built (looked for ${candidates.join(', ')}); run: npm run build:native`);
@@ -111,6 +123,16 @@ function shim(): Shim {
 export function shimPathForThreads(): string | undefined {
   shim();
   return loadedFrom;
+}
+
+/**
+ * The shim, for hashing fs-verity blocks natively (src/verity/blocks.ts): loaded here when there is one (always in
+ * the executable); undefined when the sources run without a built shim, which leaves the hashing to node:crypto.
+ */
+export function blockHashingShim(): NativeBlockHashing | undefined {
+  if (loaded === undefined && !sea.isSea() && !shimCandidates().some((candidate) => fs.existsSync(candidate))) return undefined;
+  const { hashBlocks } = shim();
+  return hashBlocks === undefined ? undefined : { hashBlocks };
 }
 
 /** The number of a system call on this machine's architecture (throws UnsupportedArchError elsewhere). */

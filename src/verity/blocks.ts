@@ -1,7 +1,8 @@
 // Hashing consecutive fs-verity blocks: the one operation that costs CPU, shared by the streaming hasher
-// and the hashing worker threads. hashDataBlocks must stay self-contained (no imports, no outer names):
-// the worker threads run its source text (see src/verity/worker.ts).
+// and the hashing worker threads. hashDataBlocks and blockHasher must stay self-contained (no imports, no outer
+// names): the worker threads run their source text (see src/verity/worker.ts).
 import type * as nodeCrypto from 'node:crypto';
+import { blockHashingShim, type NativeBlockHashing } from '../sys/native.ts';
 import type { HashAlgorithm } from './digest.ts';
 
 export interface BlockHashing {
@@ -37,4 +38,28 @@ export function hashDataBlocks(crypto: HashFunctions, hashing: BlockHashing, dat
     digests.write(digest, index * digestSize, 'latin1');
   }
   return digests;
+}
+
+/**
+ * hashDataBlocks, or the shim's hashBlocks behind the same signature (then `crypto` is not used) when the shim has
+ * it. One native call for all the blocks: a node:crypto call per 4 KiB block costs ~14% more CPU than the hashing
+ * itself (measured with node 24 and SHA-NI: 158 vs 139 ms per 256 MiB of SHA-256 blocks, 138 ms as one buffer).
+ */
+export function blockHasher(deps: { hashDataBlocks: typeof hashDataBlocks; shim: Partial<NativeBlockHashing> | undefined }): typeof hashDataBlocks {
+  const { hashDataBlocks, shim } = deps;
+  if (shim === undefined || typeof shim.hashBlocks !== 'function') return hashDataBlocks;
+  const native = shim as NativeBlockHashing;
+  return (_crypto, hashing, data) => {
+    const digests = Buffer.allocUnsafe(Math.ceil(data.length / hashing.blockSize) * hashing.digestSize);
+    native.hashBlocks(data, hashing.blockSize, hashing.algorithm, hashing.paddedSalt, digests);
+    return digests;
+  };
+}
+
+let chosen: typeof hashDataBlocks | undefined;
+
+/** This thread's block hashing: native when the shim is built (always in the executable), else node:crypto's. */
+export function defaultBlockHasher(): typeof hashDataBlocks {
+  chosen ??= blockHasher({ hashDataBlocks, shim: blockHashingShim() });
+  return chosen;
 }

@@ -3,7 +3,7 @@
 // Streaming: memory is one pending data block plus one pending block per tree level, whatever the file size.
 import * as crypto from 'node:crypto';
 import { DIGEST_SIZES, type HashAlgorithm } from './digest.ts';
-import { hashDataBlocks, type BlockHashing } from './blocks.ts';
+import { defaultBlockHasher, type BlockHashing } from './blocks.ts';
 
 /** fsverity_descriptor.hash_algorithm (include/uapi/linux/fsverity.h FS_VERITY_HASH_ALG_*). */
 export const FS_VERITY_ALGORITHM_IDS: Readonly<Record<HashAlgorithm, number>> = { sha256: 1, sha512: 2 };
@@ -69,6 +69,7 @@ export class FsVerityHasher {
   readonly blockSize: number;
   readonly salt: Uint8Array;
   readonly #hashing: BlockHashing;
+  readonly #hashDataBlocks = defaultBlockHasher();
   readonly #pending: Buffer;
   #pendingLength = 0;
   #dataSize = 0;
@@ -98,13 +99,13 @@ export class FsVerityHasher {
       this.#pendingLength += take;
       offset = take;
       if (this.#pendingLength === blockSize) {
-        this.#addLeaves(hashDataBlocks(crypto, this.#hashing, this.#pending));
+        this.#addLeaves(this.#hashDataBlocks(crypto, this.#hashing, this.#pending));
         this.#pendingLength = 0;
       }
     }
     const whole = Math.floor((chunk.length - offset) / blockSize) * blockSize;
     if (whole > 0) {
-      this.#addLeaves(hashDataBlocks(crypto, this.#hashing, chunk.subarray(offset, offset + whole)));
+      this.#addLeaves(this.#hashDataBlocks(crypto, this.#hashing, chunk.subarray(offset, offset + whole)));
       offset += whole;
     }
     if (offset < chunk.length) {
@@ -167,7 +168,7 @@ export class FsVerityHasher {
     this.#finished = true;
     if (this.#pendingLength > 0) {
       this.#pending.fill(0, this.#pendingLength);
-      this.#addLeaves(hashDataBlocks(crypto, this.#hashing, this.#pending));
+      this.#addLeaves(this.#hashDataBlocks(crypto, this.#hashing, this.#pending));
       this.#pendingLength = 0;
     }
   }
@@ -208,7 +209,7 @@ export class FsVerityHasher {
     const level = this.#levels[index]!;
     level.block.fill(0, level.fill);
     level.fill = 0;
-    this.#append(index + 1, hashDataBlocks(crypto, this.#hashing, level.block));
+    this.#append(index + 1, this.#hashDataBlocks(crypto, this.#hashing, level.block));
   }
 }
 

@@ -2,7 +2,7 @@
 // ./worker.ts): the shared state, the publishing of copied ranges, this thread's share, and the digest.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { hashDataBlocks } from './blocks.ts';
+import { defaultBlockHasher } from './blocks.ts';
 import { blockHashing, FsVerityHasher, type MerkleOptions } from './merkle.ts';
 import type { HashPool } from './pool.ts';
 import { CONTROL_SLOTS, COPIED, hashRanges, STOP, type RangeDeps, type RangeJob } from './worker.ts';
@@ -57,7 +57,7 @@ export class RangeHashing {
     if (options.mapped === undefined) this.#control[COPIED] = ranges;
     this.#merkle = options.merkle;
     const mapped = options.mapped;
-    this.#deps = { fs, crypto, hashDataBlocks, mapping: mapped === undefined ? undefined : () => mapped };
+    this.#deps = { fs, crypto, hashDataBlocks: defaultBlockHasher(), mapping: mapped === undefined ? undefined : () => mapped };
     this.#workers = options.pool?.run(this.#job);
     // Observed by finish() or abandon(); not an unhandled rejection meanwhile.
     this.#workers?.catch(() => undefined);

@@ -10,7 +10,8 @@
 // executable has no module file a worker could load.
 import type * as nodeFs from 'node:fs';
 import type * as nodeWorkerThreads from 'node:worker_threads';
-import { hashDataBlocks, type BlockHashing, type HashFunctions } from './blocks.ts';
+import { blockHasher, hashDataBlocks, type BlockHashing, type HashFunctions } from './blocks.ts';
+import type { NativeBlockHashing } from '../sys/native.ts';
 
 /** Slots of a job's control array (Int32Array over `state`). */
 export const COPIED = 0;
@@ -42,6 +43,7 @@ export interface RangeJob {
 export interface RangeDeps {
   fs: Pick<typeof nodeFs, 'readSync'>;
   crypto: HashFunctions;
+  /** hashDataBlocks, or the shim's native equivalent (blockHasher). */
   hashDataBlocks: typeof hashDataBlocks;
   /** The job's file, mapped; absent: ranges are read with pread. */
   mapping?: (job: RangeJob) => Uint8Array;
@@ -108,12 +110,27 @@ export interface WorkerResponse {
   error?: { message: string; code?: string; syscall?: string };
 }
 
-/** What a worker thread is started with: how to map files for mapped jobs. */
+/** What a worker thread is started with: how to map files for mapped jobs, and to hash natively. */
 export interface WorkerData {
-  /** A path the syscall shim can be loaded from in this process (absent: mapped jobs are read with pread). */
+  /** A path the syscall shim can be loaded from in this process (absent: mapped jobs are read with pread, blocks hashed with node:crypto). */
   shim: string | undefined;
   /** The mmap syscall's number on this architecture. */
   mmap: number;
+}
+
+/** The syscall shim as a worker thread uses it. */
+export interface WorkerShim extends Partial<NativeBlockHashing> {
+  syscall(nr: number, ...args: unknown[]): number;
+  mapping(address: number, length: number): ArrayBuffer;
+}
+
+/** Loads the shim in this worker thread, from where the main thread has it; undefined when it has none. */
+export function workerShim(deps: { os: { constants: { dlopen: { RTLD_NOW?: number } } }; data: WorkerData | undefined }): WorkerShim | undefined {
+  const path = deps.data?.shim;
+  if (path === undefined) return undefined;
+  const module = { exports: {} as WorkerShim };
+  process.dlopen(module, path, deps.os.constants.dlopen.RTLD_NOW);
+  return module.exports;
 }
 
 /**
@@ -121,24 +138,13 @@ export interface WorkerData {
  * ArrayBuffer owns it: dropping it unmaps (when collected, or when the thread ends). Private and read-only, as
  * src/sys/mmap.ts explains.
  */
-export function workerMapping(deps: { os: { constants: { dlopen: { RTLD_NOW?: number } } }; data: WorkerData | undefined }): ((job: RangeJob) => Uint8Array) | undefined {
-  const data = deps.data;
-  if (data?.shim === undefined) return undefined;
-  const path = data.shim;
-  interface Shim {
-    syscall(nr: number, ...args: unknown[]): number;
-    mapping(address: number, length: number): ArrayBuffer;
-  }
-  let shim: Shim | undefined;
+export function workerMapping(deps: { shim: WorkerShim | undefined; data: WorkerData | undefined }): ((job: RangeJob) => Uint8Array) | undefined {
+  const { shim, data } = deps;
+  if (shim === undefined || data === undefined) return undefined;
   let current: { id: number; view: Uint8Array } | undefined;
   return (job) => {
     const { id, size } = job.mapping!;
     if (current === undefined || current.id !== id) {
-      if (shim === undefined) {
-        const module = { exports: {} as Shim };
-        process.dlopen(module, path, deps.os.constants.dlopen.RTLD_NOW);
-        shim = module.exports;
-      }
       current = undefined;
       const PROT_READ = 1;
       const MAP_PRIVATE = 2;
@@ -181,9 +187,11 @@ export function workerMain(deps: RangeDeps & { workerThreads: typeof nodeWorkerT
 
 /** Source text of a hashing worker (run with `new Worker(WORKER_SOURCE, { eval: true })`, CommonJS). */
 export const WORKER_SOURCE = `'use strict';
-const deps = { fs: require('node:fs'), crypto: require('node:crypto'), workerThreads: require('node:worker_threads') };
-deps.mapping = (${workerMapping.toString()})({ os: require('node:os'), data: deps.workerThreads.workerData });
-deps.hashDataBlocks = ${hashDataBlocks.toString()};
+const workerThreads = require('node:worker_threads');
+const shim = (${workerShim.toString()})({ os: require('node:os'), data: workerThreads.workerData });
+const deps = { fs: require('node:fs'), crypto: require('node:crypto'), workerThreads };
+deps.mapping = (${workerMapping.toString()})({ shim, data: workerThreads.workerData });
+deps.hashDataBlocks = (${blockHasher.toString()})({ hashDataBlocks: ${hashDataBlocks.toString()}, shim });
 deps.hashRanges = ${hashRanges.toString()};
 (${workerMain.toString()})(deps);
 `;
