@@ -1,5 +1,5 @@
 /*
- * sealroot's only native code: a generic syscall(2) shim for Node-API.
+ * sealroot's only native code: a generic syscall(2) shim for Node-API, and fs-verity's per-block hashing.
  * All syscall numbers, flags and struct layouts live in TypeScript (src/sys/).
  *
  *   syscall(nr, ...args) -> number   raw return value (>= 0)
