@@ -5,7 +5,7 @@ import type { Logger } from '../log.ts';
 import type { BootConfig } from '../config/boot-config.ts';
 import { kargValue, type Cmdline } from '../config/cmdline.ts';
 import { StepError } from '../errors.ts';
-import { capPcr, readTrust, type CapEvent } from '../trust/boot-read.ts';
+import { capPcr, readTrust, type CapEvent, type HeldConnection } from '../trust/boot-read.ts';
 import { members } from '../trust/record.ts';
 import { DigestSyntaxError, parseDigest, type Digest } from '../verity/digest.ts';
 
@@ -26,13 +26,19 @@ export interface TrustedCandidate {
 
 export const DIGEST_KARG = 'sealroot.digest';
 
+/** A boot's TPM connection, from its read to the cap right after it. */
+const heldConnections = new WeakMap<DigestContext, HeldConnection>();
+
 /** The trusted images, newest first. */
-export async function configuredTrustedImages({ config, cmdline, log }: DigestContext): Promise<TrustedCandidate[]> {
+export async function configuredTrustedImages(context: DigestContext): Promise<TrustedCandidate[]> {
+  const { config, cmdline, log } = context;
   if (config.digest.source === 'tpm') {
+    const held: HeldConnection = {};
+    heldConnections.set(context, held);
     const set = await readTrust({
       tcti: config.tpm.tcti, pcrs: config.tpm.pcrs, stateDir: config.tpm.stateDir, policyKeyPath: config.tpm.policyKeyPath,
       capPcr: config.tpm.capPcr, log,
-    });
+    }, held);
     return members(set);
   }
   // parseBootConfig accepts source = "cmdline" only together with allow-unauthenticated-cmdline = true.
@@ -50,7 +56,10 @@ export async function configuredTrustedImages({ config, cmdline, log }: DigestCo
   return [{ digest }];
 }
 
-export async function configuredCapPcr({ config, log }: DigestContext, event: CapEvent): Promise<void> {
+export async function configuredCapPcr(context: DigestContext, event: CapEvent): Promise<void> {
+  const { config, log } = context;
   if (config.digest.source !== 'tpm') return;
-  await capPcr({ tcti: config.tpm.tcti, pcr: config.tpm.capPcr, event, log });
+  const held = heldConnections.get(context);
+  heldConnections.delete(context);
+  await capPcr({ tcti: config.tpm.tcti, pcr: config.tpm.capPcr, event, log }, held);
 }

@@ -23,6 +23,7 @@ export const pcrKey = (bank: BankName, pcr: number) => `${bank}:${pcr}`;
 export class Tpm {
   readonly transport: Transport;
   private startedUp = false;
+  private banks: Promise<{ bank: BankName | number; pcrs: number[] }[]> | undefined;
 
   private constructor(transport: Transport) {
     this.transport = transport;
@@ -65,8 +66,20 @@ export class Tpm {
     return parameters.sized();
   }
 
-  /** The banks the TPM has allocated, with the PCRs each covers (TPM2_GetCapability(TPM_CAP_PCRS)). */
-  async pcrBanks(): Promise<{ bank: BankName | number; pcrs: number[] }[]> {
+  /**
+   * The banks the TPM has allocated, with the PCRs each covers (TPM2_GetCapability(TPM_CAP_PCRS)). Asked once per
+   * connection: a new allocation (TPM2_PCR_Allocate) takes effect only at the next TPM reset (Part 3 §22.5).
+   */
+  pcrBanks(): Promise<{ bank: BankName | number; pcrs: number[] }[]> {
+    this.banks ??= this.readPcrBanks();
+    // A failed answer is not kept: the next call asks again.
+    this.banks.catch(() => {
+      this.banks = undefined;
+    });
+    return this.banks;
+  }
+
+  private async readPcrBanks(): Promise<{ bank: BankName | number; pcrs: number[] }[]> {
     const { parameters } = await this.execute(TPM_CC.GetCapability, { parameters: new Writer().u32(TPM_CAP_PCRS).u32(0).u32(1).finish() });
     parameters.u8(); // moreData
     const capability = parameters.u32();
@@ -198,10 +211,14 @@ export class Tpm {
     await this.execute(TPM_CC.NV_DefineSpace, { handles: [TPM_RH_OWNER], sessions: [passwordSession(ownerAuth)], parameters });
   }
 
-  /** NV_Read authorized by the index itself with a policy session. */
-  async nvRead(index: number, size: number, session: number): Promise<Buffer> {
+  /**
+   * NV_Read authorized by the index itself with a policy session. endSession: continueSession clear, so that the
+   * TPM flushes the session when the read succeeds (Part 2 §8.4, TPMA_SESSION continueSession: no FlushContext).
+   */
+  async nvRead(index: number, size: number, session: number, options: { endSession?: boolean } = {}): Promise<Buffer> {
+    const auth = policyAuth(session);
     const { parameters } = await this.execute(TPM_CC.NV_Read, {
-      handles: [index, index], sessions: [policyAuth(session)], parameters: new Writer().u16(size).u16(0).finish(),
+      handles: [index, index], sessions: [options.endSession === true ? { ...auth, attributes: 0 } : auth], parameters: new Writer().u16(size).u16(0).finish(),
     });
     return parameters.sized();
   }

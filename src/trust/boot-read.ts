@@ -52,13 +52,24 @@ export function describeSet(set: TrustedSet): string {
   return `version${list.length === 1 ? '' : 's'} ${list.map((image) => `${image.version} (${formatDigest(image.digest)})`).join(', ')}`;
 }
 
-/** Reads the trusted set after checking the index's Name; throws StepError('tpm', ...). */
-export async function readTrust(options: ReadTrustOptions): Promise<TrustedSet> {
+/**
+ * A TPM connection handed from the read to the cap that follows it: one connection, and the PCR banks asked once
+ * (the boot's read and cap are two steps: src/boot/trust-source.ts).
+ */
+export interface HeldConnection {
+  tpm?: Tpm;
+}
+
+/**
+ * Reads the trusted set after checking the index's Name; throws StepError('tpm', ...). With `held`, through its
+ * connection if it has one, and the connection stays open there (even when the read fails) for capPcr, which closes it.
+ */
+export async function readTrust(options: ReadTrustOptions, held?: HeldConnection): Promise<TrustedSet> {
   let tpm: Tpm | undefined;
   try {
     const selection = parsePcrSelection(options.pcrs);
     const policyKey = loadPolicyKey(options.policyKeyPath ?? DEFAULT_POLICY_KEY);
-    tpm = await Tpm.open(options.tcti);
+    tpm = held?.tpm ?? await Tpm.open(options.tcti);
     const set = await readTrustedSet(tpm, {
       selection, policyKey, approvals: readApprovals(options.stateDir),
       nvIndex: options.nvIndex ?? DEFAULT_TRUST_INDEX, capPcr: options.capPcr ?? DEFAULT_CAP_PCR,
@@ -70,7 +81,8 @@ export async function readTrust(options: ReadTrustOptions): Promise<TrustedSet> 
     if (error instanceof NoApprovalError && tpm !== undefined) await logPcrValues(tpm, options);
     throw tpmError('cannot read the trusted set', error);
   } finally {
-    await tpm?.close();
+    if (held !== undefined) held.tpm = tpm;
+    else await tpm?.close();
   }
 }
 
@@ -85,13 +97,17 @@ async function logPcrValues(tpm: Tpm, options: ReadTrustOptions): Promise<void> 
   }
 }
 
-/** Extends the cap PCR (default 15) with the sealroot cap event in every bank; throws StepError('tpm', ...). */
-export async function capPcr(options: CapPcrOptions): Promise<void> {
+/**
+ * Extends the cap PCR (default 15) with the sealroot cap event in every bank; throws StepError('tpm', ...). Through
+ * the connection the read held, if any (then closed), or a new one.
+ */
+export async function capPcr(options: CapPcrOptions, held?: HeldConnection): Promise<void> {
   const pcr = options.pcr ?? DEFAULT_CAP_PCR;
   const failed = options.event === 'boot-failed';
-  let tpm: Tpm | undefined;
+  let tpm: Tpm | undefined = held?.tpm;
+  if (held !== undefined) held.tpm = undefined;
   try {
-    tpm = await Tpm.open(options.tcti);
+    tpm ??= await Tpm.open(options.tcti);
     const banks = await extendCap(tpm, pcr, failed ? BOOT_FAILED_EVENT : CAP_EVENT);
     options.log?.info(`tpm: ${failed ? 'boot failed: recorded in' : 'capped'} PCR ${pcr} (${banks.join(', ')})`);
   } catch (error) {
@@ -108,13 +124,14 @@ export async function capPcr(options: CapPcrOptions): Promise<void> {
 export async function readTrustAndCap(options: ReadTrustOptions): Promise<TrustedSet> {
   let set: TrustedSet | undefined;
   let readError: unknown;
+  const held: HeldConnection = {};
   try {
-    set = await readTrust(options);
+    set = await readTrust(options, held);
   } catch (error) {
     readError = error;
   }
   try {
-    await capPcr({ tcti: options.tcti, pcr: options.capPcr ?? DEFAULT_CAP_PCR, ...(options.log === undefined ? {} : { log: options.log }) });
+    await capPcr({ tcti: options.tcti, pcr: options.capPcr ?? DEFAULT_CAP_PCR, ...(options.log === undefined ? {} : { log: options.log }) }, held);
   } catch (capError) {
     if (readError === undefined) throw capError;
     options.log?.error((capError as Error).message);

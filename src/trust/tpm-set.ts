@@ -104,8 +104,8 @@ export async function readTrustedSet(tpm: Tpm, options: ReadOptions): Promise<Tr
     await tpm.policyPcr(handle, withPcr(options.selection, options.capPcr));
     await tpm.policyCommandCode(handle, TPM_CC.NV_Read);
     await authorizeRead(tpm, handle, options.approvals, options.policyKey, TRUST_POLICY_REF);
-    return tpm.nvRead(options.nvIndex, dataSize, handle);
-  });
+    return tpm.nvRead(options.nvIndex, dataSize, handle, { endSession: true });
+  }, { endedByBody: true });
   if (bytes.length !== dataSize) throw new TrustError(`${where(options.nvIndex)}: NV_Read returned ${bytes.length} bytes, not ${dataSize}`);
   try {
     return decodeRecord(bytes);

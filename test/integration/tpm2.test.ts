@@ -18,11 +18,12 @@ import { TPM_CC, TPM_EO } from '../../src/tpm2/constants.ts';
 import { parsePcrSelection, withPcr } from '../../src/tpm2/pcr-selection.ts';
 import { policyAuthorize, policyCommandCode, policySigned, policySignedMessage, ZERO_POLICY } from '../../src/tpm2/policy.ts';
 import { loadPolicyKey, loadSigner, type PolicyKey } from '../../src/tpm2/policy-key.ts';
-import { capPcr, readTrustAndCap } from '../../src/trust/boot-read.ts';
+import { capPcr, readTrust, readTrustAndCap, type HeldConnection } from '../../src/trust/boot-read.ts';
+import { commandName } from '../../src/tpm2/frame.ts';
 import { comparePolicy, PROVISION_REF, TRUST_POLICY_REF, trustIndexName, trustIndexPublic, updatePolicy, writeCpHash } from '../../src/trust/policies.ts';
 import { decodeRecord, encodeHeader, encodeRecord, encodeSlot, members, slotOffset, type TrustedImage, versionBytes } from '../../src/trust/record.ts';
 import { parseUpdate, type TrustUpdate } from '../../src/trust/update-file.ts';
-import { parseDigest } from '../../src/verity/digest.ts';
+import { formatDigest, parseDigest } from '../../src/verity/digest.ts';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.ts';
 import { check, requireTools, ROOT, run, type RunResult } from '../helpers/tools.ts';
 
@@ -574,6 +575,37 @@ async function keylessWrites(tpm: Swtpm, dir: string, state: string, where: stri
     write: { data: v2Slot1, offset: offset1 },
   }), /^PolicyNV\(header\): .*TPM_RC_POLICY \[0x126\]/, 'v2 signed for 3 slots, with its 3-slot header, on a 2-slot index');
 }
+
+test('the boot\'s read and cap: 11 TPM commands on one connection (banks asked once, NV_Read ends the session, no PolicyGetDigest with one approval); nothing stays loaded', async () => {
+  const tpm = await startSwtpm();
+  const dir = tmpdir();
+  const state = path.join(dir, 'state');
+  try {
+    bootInto(tpm, 'trusted');
+    trustedProvision(tpm, state);
+    const client = await Tpm.open(tpm.tcti);
+    const commands: string[] = [];
+    const transmit = client.transport.transmit.bind(client.transport);
+    client.transport.transmit = async (frame: Buffer) => {
+      commands.push(commandName(frame.readUInt32BE(6)));
+      return transmit(frame);
+    };
+    const held: HeldConnection = { tpm: client };
+    const set = await readTrust({ tcti: tpm.tcti, pcrs: PCRS, stateDir: state, policyKeyPath: PUB }, held);
+    assert.is(held.tpm, client, 'the read keeps the connection for the cap');
+    await capPcr({ tcti: tpm.tcti }, held);
+    assert.is(held.tpm, undefined, 'the cap closed it');
+    assert.equal(members(set).map((entry) => formatDigest(entry.digest)), [D1]);
+    assert.equal(commands, ['NV_ReadPublic', 'GetCapability', 'StartAuthSession', 'PolicyPCR', 'PolicyCommandCode', 'LoadExternal',
+      'VerifySignature', 'FlushContext', 'PolicyAuthorize', 'NV_Read', 'PCR_Extend'].map((name) => `TPM2_${name}`));
+    assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-loaded-session']).trim(), '', 'no session left loaded');
+    assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-transient']).trim(), '', 'no object left loaded');
+    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
+  } finally {
+    await tpm.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('no key-less write: from a rogue boot, the capped running system and a failed boot\'s shell; the next trusted boot reads the signed set', async () => {
   const tpm = await startSwtpm();
