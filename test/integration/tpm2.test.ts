@@ -576,91 +576,87 @@ async function keylessWrites(tpm: Swtpm, dir: string, state: string, where: stri
   }), /^PolicyNV\(header\): .*TPM_RC_POLICY \[0x126\]/, 'v2 signed for 3 slots, with its 3-slot header, on a 2-slot index');
 }
 
-test('the boot\'s read and cap: 11 TPM commands on one connection (banks asked once, NV_Read ends the session, no PolicyGetDigest with one approval); nothing stays loaded', async () => {
+/** A fresh swtpm and a scratch directory (with `state` inside for the approvals), both gone after `body`. */
+async function withTpm(body: (tpm: Swtpm, dir: string, state: string) => Promise<void>): Promise<void> {
   const tpm = await startSwtpm();
   const dir = tmpdir();
-  const state = path.join(dir, 'state');
   try {
-    bootInto(tpm, 'trusted');
-    trustedProvision(tpm, state);
-    const client = await Tpm.open(tpm.tcti);
-    const commands: string[] = [];
-    const transmit = client.transport.transmit.bind(client.transport);
-    client.transport.transmit = async (frame: Buffer) => {
-      commands.push(commandName(frame.readUInt32BE(6)));
-      return transmit(frame);
-    };
-    const held: HeldConnection = { tpm: client };
-    const set = await readTrust({ tcti: tpm.tcti, pcrs: PCRS, stateDir: state, policyKeyPath: PUB }, held);
-    assert.is(held.tpm, client, 'the read keeps the connection for the cap');
-    await capPcr({ tcti: tpm.tcti }, held);
-    assert.is(held.tpm, undefined, 'the cap closed it');
-    assert.equal(members(set).map((entry) => formatDigest(entry.digest)), [D1]);
-    assert.equal(commands, ['NV_ReadPublic', 'GetCapability', 'StartAuthSession', 'PolicyPCR', 'PolicyCommandCode', 'LoadExternal',
-      'VerifySignature', 'FlushContext', 'PolicyAuthorize', 'NV_Read', 'PCR_Extend'].map((name) => `TPM2_${name}`));
-    assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-loaded-session']).trim(), '', 'no session left loaded');
-    assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-transient']).trim(), '', 'no object left loaded');
-    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
+    await body(tpm, dir, path.join(dir, 'state'));
   } finally {
     await tpm.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-});
+}
 
-test('no key-less write: from a rogue boot, the capped running system and a failed boot\'s shell; the next trusted boot reads the signed set', async () => {
-  const tpm = await startSwtpm();
-  const dir = tmpdir();
-  const state = path.join(dir, 'state');
-  try {
-    // 1. Trusted boot: first install (the key at hand): D1 at version 1.
-    bootInto(tpm, 'trusted');
-    trustedProvision(tpm, state);
-    expectSet(tpm, state, [D1], 'after provision');
+test('the boot\'s read and cap: 11 TPM commands on one connection (banks asked once, NV_Read ends the session, no PolicyGetDigest with one approval); nothing stays loaded', () => withTpm(async (tpm, _dir, state) => {
+  bootInto(tpm, 'trusted');
+  trustedProvision(tpm, state);
+  const client = await Tpm.open(tpm.tcti);
+  const commands: string[] = [];
+  const transmit = client.transport.transmit.bind(client.transport);
+  client.transport.transmit = async (frame: Buffer) => {
+    commands.push(commandName(frame.readUInt32BE(6)));
+    return transmit(frame);
+  };
+  const held: HeldConnection = { tpm: client };
+  const set = await readTrust({ tcti: tpm.tcti, pcrs: PCRS, stateDir: state, policyKeyPath: PUB }, held);
+  assert.is(held.tpm, client, 'the read keeps the connection for the cap');
+  await capPcr({ tcti: tpm.tcti }, held);
+  assert.is(held.tpm, undefined, 'the cap closed it');
+  assert.equal(members(set).map((entry) => formatDigest(entry.digest)), [D1]);
+  assert.equal(commands, ['NV_ReadPublic', 'GetCapability', 'StartAuthSession', 'PolicyPCR', 'PolicyCommandCode', 'LoadExternal',
+    'VerifySignature', 'FlushContext', 'PolicyAuthorize', 'NV_Read', 'PCR_Extend'].map((name) => `TPM2_${name}`));
+  assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-loaded-session']).trim(), '', 'no session left loaded');
+  assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-transient']).trim(), '', 'no object left loaded');
+  assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
+}));
 
-    // 2. The pre-cap state of a trusted boot: even there, no key-less write (there is no PCR-bound write approval).
-    await keylessWrites(tpm, dir, state, 'trusted boot before the cap');
-    expectSet(tpm, state, [D1], 'after the pre-cap attempts');
+test('no key-less write: from a rogue boot, the capped running system and a failed boot\'s shell; the next trusted boot reads the signed set', () => withTpm(async (tpm, dir, state) => {
+  // 1. Trusted boot: first install (the key at hand): D1 at version 1.
+  bootInto(tpm, 'trusted');
+  trustedProvision(tpm, state);
+  expectSet(tpm, state, [D1], 'after provision');
 
-    // 3. Rogue boot: unseal fails (no approval for its PCRs), and every key-less write fails.
-    await reboot(tpm, 'rogue');
-    const rogue = unseal(tpm, state);
-    assert.is(rogue.status, 1);
-    assert.match(rogue.stderr, /^sealroot: tpm: cannot read the trusted set: no read approval matches the current PCR values/m);
-    assert.match(rogue.stderr, new RegExp(`^sealroot: tpm: current PCR values: sha256:8=${sha256(ZERO, EVENTS.rogue[8]).toString('hex')} sha256:9=[0-9a-f]{64} sha256:15=0{64}$`, 'm'));
-    await keylessWrites(tpm, dir, state, 'rogue boot');
-    // The rogue boot caps too (PCR 15 then holds the value a trusted boot's running system has).
-    assert.is(unseal(tpm, state, '--cap').status, 1);
-    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
-    await keylessWrites(tpm, dir, state, 'rogue boot, capped');
+  // 2. The pre-cap state of a trusted boot: even there, no key-less write (there is no PCR-bound write approval).
+  await keylessWrites(tpm, dir, state, 'trusted boot before the cap');
+  expectSet(tpm, state, [D1], 'after the pre-cap attempts');
 
-    // 4. Trusted boot, capped: the running system (root, whatever its /etc and /var came from).
-    await reboot(tpm, 'trusted');
-    const capped = unseal(tpm, state, '--cap');
-    assert.is(capped.stdout, `${D1}\n`, capped.stderr);
-    assert.match(unseal(tpm, state).stderr, /no read approval matches the current PCR values/);
-    await keylessWrites(tpm, dir, state, 'capped trusted boot');
+  // 3. Rogue boot: unseal fails (no approval for its PCRs), and every key-less write fails.
+  await reboot(tpm, 'rogue');
+  const rogue = unseal(tpm, state);
+  assert.is(rogue.status, 1);
+  assert.match(rogue.stderr, /^sealroot: tpm: cannot read the trusted set: no read approval matches the current PCR values/m);
+  assert.match(rogue.stderr, new RegExp(`^sealroot: tpm: current PCR values: sha256:8=${sha256(ZERO, EVENTS.rogue[8]).toString('hex')} sha256:9=[0-9a-f]{64} sha256:15=0{64}$`, 'm'));
+  await keylessWrites(tpm, dir, state, 'rogue boot');
+  // The rogue boot caps too (PCR 15 then holds the value a trusted boot's running system has).
+  assert.is(unseal(tpm, state, '--cap').status, 1);
+  assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
+  await keylessWrites(tpm, dir, state, 'rogue boot, capped');
 
-    // 5. A failed trusted boot: capped, then the boot-failed extend (what `sealroot boot` does); the emergency shell.
-    await reboot(tpm, 'trusted');
-    assert.is(unseal(tpm, state, '--cap').stdout, `${D1}\n`);
-    await capPcr({ tcti: tpm.tcti, event: 'boot-failed' });
-    await keylessWrites(tpm, dir, state, 'failed boot\'s shell');
-    // 5b. A trusted boot killed after the read and before the cap (the PCRs still allow a read): no write either.
-    await reboot(tpm, 'trusted');
-    assert.is(unseal(tpm, state).stdout, `${D1}\n`);
-    await keylessWrites(tpm, dir, state, 'trusted boot killed before the cap');
+  // 4. Trusted boot, capped: the running system (root, whatever its /etc and /var came from).
+  await reboot(tpm, 'trusted');
+  const capped = unseal(tpm, state, '--cap');
+  assert.is(capped.stdout, `${D1}\n`, capped.stderr);
+  assert.match(unseal(tpm, state).stderr, /no read approval matches the current PCR values/);
+  await keylessWrites(tpm, dir, state, 'capped trusted boot');
 
-    // 6. The next trusted boot reads exactly what the key holder signed.
-    await reboot(tpm, 'trusted');
-    expectSet(tpm, state, [D1], 'after every key-less write');
-    const record = toolsReadRecord(tpm, dir, state);
-    assert.equal(members(decodeRecord(record)).map((entry) => entry.version), [1]);
-    assert.is(record.subarray(slotOffset('sha256', 1)).toString('hex'), '00'.repeat(48), 'slot 1 was never written');
-  } finally {
-    await tpm.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  // 5. A failed trusted boot: capped, then the boot-failed extend (what `sealroot boot` does); the emergency shell.
+  await reboot(tpm, 'trusted');
+  assert.is(unseal(tpm, state, '--cap').stdout, `${D1}\n`);
+  await capPcr({ tcti: tpm.tcti, event: 'boot-failed' });
+  await keylessWrites(tpm, dir, state, 'failed boot\'s shell');
+  // 5b. A trusted boot killed after the read and before the cap (the PCRs still allow a read): no write either.
+  await reboot(tpm, 'trusted');
+  assert.is(unseal(tpm, state).stdout, `${D1}\n`);
+  await keylessWrites(tpm, dir, state, 'trusted boot killed before the cap');
+
+  // 6. The next trusted boot reads exactly what the key holder signed.
+  await reboot(tpm, 'trusted');
+  expectSet(tpm, state, [D1], 'after every key-less write');
+  const record = toolsReadRecord(tpm, dir, state);
+  assert.equal(members(decodeRecord(record)).map((entry) => entry.version), [1]);
+  assert.is(record.subarray(slotOffset('sha256', 1)).toString('hex'), '00'.repeat(48), 'slot 1 was never written');
+}));
 
 /** The raw record, read with tpm2-tools and the read approval of approvals.json (trusted boot, before the cap). */
 function toolsReadRecord(tpm: Swtpm, dir: string, state: string, size = 100): Buffer {
