@@ -15,14 +15,17 @@ export type SyscallArg = number | bigint | string | ArrayBufferView | ArrayBuffe
 /** The shim's fs-verity block hashing: the digests of every block of `data` into `out`; returns the block count. */
 export interface NativeBlockHashing {
   hashBlocks(data: ArrayBufferView, blockSize: number, algorithm: 'sha256' | 'sha512', paddedSalt: ArrayBufferView, out: ArrayBufferView): number;
+  /** The same on a thread of libuv's pool; the arguments are checked (and thrown on) at the call. */
+  hashBlocksAsync?(data: ArrayBufferView, blockSize: number, algorithm: 'sha256' | 'sha512', paddedSalt: ArrayBufferView, out: ArrayBufferView): Promise<number>;
 }
 
 interface Shim {
   syscall(nr: number, ...args: SyscallArg[]): number;
   addressOf(buffer: ArrayBufferView | ArrayBuffer): bigint;
   mapping(address: number, length: number): ArrayBuffer;
-  /** Absent from a shim built before it existed. */
+  /** Absent from a shim built before they existed. */
   hashBlocks?: NativeBlockHashing['hashBlocks'];
+  hashBlocksAsync?: NativeBlockHashing['hashBlocksAsync'];
 }
 
 interface ShimError extends Error {
@@ -131,8 +134,8 @@ export function shimPathForThreads(): string | undefined {
  */
 export function blockHashingShim(): NativeBlockHashing | undefined {
   if (loaded === undefined && !sea.isSea() && !shimCandidates().some((candidate) => fs.existsSync(candidate))) return undefined;
-  const { hashBlocks } = shim();
-  return hashBlocks === undefined ? undefined : { hashBlocks };
+  const { hashBlocks, hashBlocksAsync } = shim();
+  return hashBlocks === undefined ? undefined : { hashBlocks, ...(hashBlocksAsync === undefined ? {} : { hashBlocksAsync }) };
 }
 
 /** The number of a system call on this machine's architecture (throws UnsupportedArchError elsewhere). */

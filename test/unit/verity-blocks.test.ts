@@ -120,6 +120,34 @@ test('bad arguments throw, and nothing is written into out', () => {
   assert.is(call(shared.subarray(0, 4096), 4096, 'sha256', none, shared.subarray(4096)), 1);
 });
 
+test('hashBlocksAsync: the same digests on a thread of libuv\'s pool; its arguments checked at the call (it throws, no promise)', async () => {
+  const shim = nativeShim();
+  assert.type(shim.hashBlocksAsync, 'function', 'the shim has hashBlocksAsync');
+  const hashAsync = shim.hashBlocksAsync!;
+  for (const algorithm of ['sha256', 'sha512'] as const) {
+    const hashing = blockHashing({ algorithm, salt: Buffer.from('salt') });
+    const data = random(7 * 4096 + 99, 21);
+    const expected = hashDataBlocks(crypto, hashing, data);
+    // Into a SharedArrayBuffer at an offset, as the range hashing does.
+    const out = new Uint8Array(new SharedArrayBuffer(expected.length + 8), 8);
+    const pending = hashAsync(data, 4096, algorithm, hashing.paddedSalt, out);
+    assert.instance(pending, Promise);
+    assert.is(await pending, 8);
+    assert.ok(Buffer.from(out).equals(expected), algorithm);
+  }
+  const data = random(2 * 4096, 22);
+  const none = new Uint8Array(0);
+  const call = (...args: unknown[]) => (hashAsync as (...a: unknown[]) => Promise<number>)(...args);
+  assert.throws(() => call(data, 4095, 'sha256', none, new Uint8Array(64)), /power of 2/);
+  assert.throws(() => call(data, 4096, 'sha256', none, new Uint8Array(63)), /too small/);
+  assert.throws(() => call(data, 4096, 'sha256', none, data.subarray(0, 64)), /overlaps/);
+  // Many at once, each its own range of one output table.
+  const table = new Uint8Array(16 * 32);
+  const whole = random(16 * 4096, 23);
+  await Promise.all(Array.from({ length: 16 }, (_, i) => hashAsync(whole.subarray(i * 4096, (i + 1) * 4096), 4096, 'sha256', none, table.subarray(i * 32, (i + 1) * 32))));
+  assert.ok(Buffer.from(table).equals(hashDataBlocks(crypto, blockHashing({ algorithm: 'sha256' }), whole)));
+});
+
 test('a worker thread gets the native path too (the shim loaded where the main thread has it)', () => {
   const data = { shim: shimPathForThreads(), mmap: syscallNumber('mmap') };
   assert.type(data.shim, 'string');
