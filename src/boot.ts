@@ -36,6 +36,7 @@ import { closeFd } from './sys/io.ts';
 import { MNT_DETACH, mount, MS_PRIVATE, MS_REC, umount2 } from './sys/mountapi.ts';
 import { digestsEqual, formatDigest, type Digest } from './verity/digest.ts';
 import { defaultWorkerCount, HashPool } from './verity/pool.ts';
+import { offloadsNatively } from './verity/ranges.ts';
 import type { CapEvent } from './trust/boot-read.ts';
 
 export interface BootSteps {
@@ -224,7 +225,6 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     await step('locate-root', () => checkProfile(config.root.profile, plan));
     log.info(`layout ${plan.layout}: image ${plan.image}, objects ${plan.objectDirs.join(', ')}`);
 
-    // Hashing a large image runs on worker threads: start them now, so they are ready when the TPM has answered.
     // The image, opened confined (O_PATH) and checked on the fd; the loader reopens exactly this file through
     // /proc/self/fd. A failure to open it is reported by the copy step, after the TPM read and the cap.
     // root.image: the image is a file of the initramfs instead (the objects and state stay on the physical root).
@@ -235,8 +235,9 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     openedImage = imageFile;
     if (imageFile.fdPath !== undefined) fdLabels.set(imageFile.fdPath, embedded ?? plan.image);
     const imageSize = imageFile.size;
-    // (On one CPU there is no second core to overlap with: the loader hashes inline.)
-    pool = imageSize >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0 ? new HashPool() : undefined;
+    // The other CPUs hash too: on libuv's threads through the shim (src/verity/ranges.ts), or else on worker threads
+    // for a large image, started now because each takes tens of ms to boot. (On one CPU: all on this thread.)
+    pool = imageSize >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0 && !offloadsNatively() ? new HashPool() : undefined;
 
     // composefs= names the image's digest: copying and hashing it needs nothing from the TPM, so the copy runs while
     // the TPM answers (on one CPU too: the TPM's time is spent in the TPM). What only the TPM knows is checked before

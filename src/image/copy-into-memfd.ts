@@ -23,6 +23,8 @@ export interface CopyIntoMemfdOptions {
   merkle: MerkleOptions | undefined;
   /** Worker threads to hash on besides this thread. */
   pool?: HashPool;
+  /** Without a pool: ranges hashed at once on libuv's threads through the shim (RangeHashingOptions.offload). */
+  offload?: number;
   rangeSize?: number;
   /** Called after each range is copied (tests change the source at a known point). */
   onChunk?: (done: number) => void;
@@ -51,7 +53,7 @@ export async function copyIntoMemfd(options: CopyIntoMemfdOptions): Promise<Copi
   const { source, size, memfd, path, merkle } = options;
   const rangeSize = options.rangeSize ?? DEFAULT_RANGE_SIZE;
   const hashing = merkle === undefined ? undefined
-    : new RangeHashing({ merkle, fd: memfd, size, mapped: options.mapped, pool: options.pool, rangeSize });
+    : new RangeHashing({ merkle, fd: memfd, size, mapped: options.mapped, pool: options.pool, offload: options.offload, rangeSize });
   const copyRange = options.copyRange ?? ((offset: number, length: number) => sendfileFully(memfd, source, offset, length, path));
   let done = 0;
   try {

@@ -1,11 +1,19 @@
 // One file's fs-verity hashing spread over this thread and a HashPool's workers (the job is described in
-// ./worker.ts): the shared state, the publishing of copied ranges, this thread's share, and the digest.
+// ./worker.ts): the shared state, the publishing of copied ranges, this thread's share, and the digest. A mapped
+// file (the image's memfd) is rather offloaded range by range to libuv's threads through the shim
+// (hashBlocksAsync): no worker thread to boot (each costs tens of ms of CPU), no JavaScript off this thread.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { defaultBlockHasher } from './blocks.ts';
 import { blockHashing, FsVerityHasher, type MerkleOptions } from './merkle.ts';
 import type { HashPool } from './pool.ts';
-import { CONTROL_SLOTS, COPIED, hashRanges, STOP, type RangeDeps, type RangeJob } from './worker.ts';
+import { CONTROL_SLOTS, COPIED, hashRanges, NEXT, STOP, type RangeDeps, type RangeJob } from './worker.ts';
+import { blockHashingShim, type NativeBlockHashing } from '../sys/native.ts';
+
+/** The shim hashes ranges on libuv's threads (RangeHashingOptions.offload): no HashPool is needed for a mapped file. */
+export function offloadsNatively(): boolean {
+  return blockHashingShim()?.hashBlocksAsync !== undefined;
+}
 
 /** Ranges of 1 MiB: few enough that claiming costs nothing, small enough that every thread gets a share. */
 export const DEFAULT_RANGE_SIZE = 1 << 20;
@@ -24,7 +32,22 @@ export interface RangeHashingOptions {
    */
   mapped?: Uint8Array;
   pool?: HashPool;
+  /**
+   * A mapped file and no pool: at most this many ranges hashed at once on libuv's threads (offloadsNatively()),
+   * while this thread copies or hashes too. 0 or absent: none.
+   */
+  offload?: number;
   rangeSize?: number;
+}
+
+interface Offload {
+  limit: number;
+  hashBlocksAsync: NonNullable<NativeBlockHashing['hashBlocksAsync']>;
+  mapped: Uint8Array;
+  digests: Uint8Array;
+  inFlight: Set<Promise<void>>;
+  hashed: number;
+  failed?: { error: unknown };
 }
 
 export class RangeHashing {
@@ -37,6 +60,7 @@ export class RangeHashing {
   #published = 0;
   #hashedAhead = 0;
   #aheadError: { error: unknown } | undefined;
+  readonly #offload: Offload | undefined;
 
   /** Starts the pool's workers on the job at once (they wait for published ranges). */
   constructor(options: RangeHashingOptions) {
@@ -59,6 +83,9 @@ export class RangeHashing {
     const mapped = options.mapped;
     this.#deps = { fs, crypto, hashDataBlocks: defaultBlockHasher(), mapping: mapped === undefined ? undefined : () => mapped };
     this.#workers = options.pool?.run(this.#job);
+    const hashBlocksAsync = blockHashingShim()?.hashBlocksAsync;
+    this.#offload = mapped === undefined || options.pool !== undefined || (options.offload ?? 0) < 1 || hashBlocksAsync === undefined ? undefined
+      : { limit: options.offload!, hashBlocksAsync, mapped, digests: new Uint8Array(this.#job.digests), inFlight: new Set(), hashed: 0 };
     // Observed by finish() or abandon(); not an unhandled rejection meanwhile.
     this.#workers?.catch(() => undefined);
   }
@@ -70,6 +97,40 @@ export class RangeHashing {
     this.#published += 1;
     Atomics.store(this.#control, COPIED, this.#published);
     Atomics.notify(this.#control, COPIED);
+    this.#dispatch();
+  }
+
+  /** Offload: claims published ranges for libuv's threads, up to the limit in flight (again as each one ends). */
+  #dispatch(): void {
+    const offload = this.#offload;
+    if (offload === undefined) return;
+    const { hashing, rangeSize } = this.#job;
+    while (offload.inFlight.size < offload.limit && offload.failed === undefined && Atomics.load(this.#control, STOP) === 0) {
+      // Claims are made on this thread only (hashRanges here, this): no range is claimed before it is copied.
+      if (Atomics.load(this.#control, NEXT) >= this.#published) return;
+      const index = Atomics.add(this.#control, NEXT, 1);
+      const offset = index * rangeSize;
+      const length = this.#lengths[index]!;
+      const first = (offset / hashing.blockSize) * hashing.digestSize;
+      const out = offload.digests.subarray(first, first + Math.ceil(length / hashing.blockSize) * hashing.digestSize);
+      const work: Promise<void> = offload.hashBlocksAsync(offload.mapped.subarray(offset, offset + length), hashing.blockSize, hashing.algorithm, hashing.paddedSalt, out)
+        .then(() => {
+          offload.hashed += 1;
+        }, (error: unknown) => {
+          // The range is not hashed: finish() reports this error instead of a digest.
+          offload.failed ??= { error };
+        })
+        .finally(() => {
+          offload.inFlight.delete(work);
+          this.#dispatch();
+        });
+      offload.inFlight.add(work);
+    }
+  }
+
+  /** Offload: until no range is being hashed on libuv's threads (each one that ends may start the next). */
+  async #offloadSettled(): Promise<void> {
+    while (this.#offload !== undefined && this.#offload.inFlight.size > 0) await Promise.all(this.#offload.inFlight);
   }
 
   /** Mapped file that ended early: the ranges not published are empty. */
@@ -102,6 +163,8 @@ export class RangeHashing {
    */
   async finish(): Promise<{ bytes: number; digest: Buffer; hashedHere: number; hashedByWorkers: number }> {
     if (this.#job.mapping !== undefined && this.#published < this.#job.ranges) throw new Error('RangeHashing: ranges not published');
+    // Offload: this thread takes one range per turn, so that the ranges libuv's threads finish are replaced at once.
+    if (this.#offload !== undefined) await this.hashAhead();
     let hashedHere: number;
     try {
       if (this.#aheadError !== undefined) throw this.#aheadError.error;
@@ -111,7 +174,9 @@ export class RangeHashing {
       throw error;
     }
     hashedHere += this.#hashedAhead;
-    const hashedByWorkers = (await this.#workers) ?? 0;
+    await this.#offloadSettled();
+    if (this.#offload?.failed !== undefined) throw this.#offload.failed.error;
+    const hashedByWorkers = (await this.#workers) ?? this.#offload?.hashed ?? 0;
     const { hashing, rangeSize, ranges } = this.#job;
     const hasher = new FsVerityHasher(this.#merkle);
     const digests = new Uint8Array(this.#job.digests);
@@ -130,6 +195,7 @@ export class RangeHashing {
   async abandon(): Promise<void> {
     Atomics.store(this.#control, STOP, 1);
     Atomics.notify(this.#control, COPIED);
+    await this.#offloadSettled();
     await this.#workers?.catch(() => undefined);
   }
 }

@@ -13,7 +13,7 @@ import type { HashAlgorithm } from '../../src/verity/digest.ts';
 import { blockHashing, FsVerityHasher, fsVerityDigest, MerkleParamsError, type MerkleOptions } from '../../src/verity/merkle.ts';
 import { ChunkError, HashPool } from '../../src/verity/pool.ts';
 import { CONTROL_SLOTS, hashRanges, type RangeJob } from '../../src/verity/worker.ts';
-import { RangeHashing } from '../../src/verity/ranges.ts';
+import { offloadsNatively, RangeHashing } from '../../src/verity/ranges.ts';
 import { requireTools } from '../helpers/tools.ts';
 
 requireTools('fsverity');
@@ -262,6 +262,32 @@ test('hashRanges stops after `limit` ranges; hashAhead hashes one range per turn
   await running;
   assert.is(result.hashedHere, 6, 'every range hashed on this thread, ahead or in finish()');
   assert.ok(result.digest.equals(fsVerityDigest(data, options)));
+});
+
+test('offload: published ranges hashed on libuv\'s threads through the shim (at most `offload` at once), the rest here; same digest', async () => {
+  assert.ok(offloadsNatively(), 'the shim has hashBlocksAsync (build it: npm run build)');
+  const options = { algorithm: 'sha256' as const, blockSize: BLOCK };
+  const data = random(9 * BLOCK + 7, 19);
+  const hashing = new RangeHashing({ merkle: options, fd: -1, size: data.length, mapped: new Uint8Array(data), rangeSize: 2 * BLOCK, offload: 2 });
+  for (let done = 0; done < data.length; done += 2 * BLOCK) hashing.publish(Math.min(2 * BLOCK, data.length - done));
+  const result = await hashing.finish();
+  assert.ok(result.digest.equals(fsVerityDigest(data, options)));
+  assert.is(result.hashedHere + result.hashedByWorkers, 5);
+  assert.ok(result.hashedByWorkers >= 2, `offloaded ${result.hashedByWorkers}`);
+  // sha512 with a salt, one at a time: the first range published is claimed for libuv's thread at once.
+  const salted = { algorithm: 'sha512' as const, blockSize: BLOCK, salt: new Uint8Array([1, 2, 3]) };
+  const other = new RangeHashing({ merkle: salted, fd: -1, size: data.length, mapped: new Uint8Array(data), rangeSize: 2 * BLOCK, offload: 1 });
+  for (let done = 0; done < data.length; done += 2 * BLOCK) other.publish(Math.min(2 * BLOCK, data.length - done));
+  const one = await other.finish();
+  assert.ok(one.digest.equals(fsVerityDigest(data, salted)));
+  assert.is(one.hashedHere + one.hashedByWorkers, 5);
+  assert.ok(one.hashedByWorkers >= 1, `offloaded ${one.hashedByWorkers}`);
+  // Stopped first: nothing is offloaded, nothing hashed.
+  const stopped = new RangeHashing({ merkle: options, fd: -1, size: data.length, mapped: new Uint8Array(data), rangeSize: 2 * BLOCK, offload: 1 });
+  await stopped.abandon();
+  for (let done = 0; done < data.length; done += 2 * BLOCK) stopped.publish(Math.min(2 * BLOCK, data.length - done));
+  const none = await stopped.finish();
+  assert.equal([none.hashedHere, none.hashedByWorkers], [0, 0]);
 });
 
 test('FsVerityHasher refuses misuse: digests off a block boundary, a second digest()', () => {
