@@ -17,8 +17,6 @@
 // boot validates the EROFS meanwhile); verify() then finishes the hashing and compares the digest. loadImage()
 // is both in one.
 import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
-import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../log.ts';
 import { StepError, SysError } from '../errors.ts';
 import { AT_FDCWD, O_RDONLY, openAt } from '../sys/files.ts';
@@ -375,6 +373,9 @@ async function stageDecompressed(
   }
   const memfd = memfdCreate('sealroot-image');
   let overLimit = false;
+  // Loaded for a compressed image only: the usual boot never pays for these modules' start.
+  const zlib = process.getBuiltinModule('node:zlib');
+  const { pipeline } = process.getBuiltinModule('node:stream/promises');
   try {
     try {
       await pipeline(compressedChunks, zlib.createZstdDecompress(), async (chunks: AsyncIterable<Buffer>) => {

@@ -3,7 +3,15 @@
 //   swtpm[:host=H,port=P]         swtpm's TCP server: raw command frames, one connection per command (as tss2-tcti-swtpm)
 //   mssim[:host=H,port=P]         the TCG/Microsoft simulator protocol: TPM_SEND_COMMAND (8), locality, size, frame
 import * as fs from 'node:fs';
-import * as net from 'node:net';
+import type * as Net from 'node:net';
+
+/**
+ * node:net, loaded when a TCP TPM (swtpm, mssim) is used: a boot through /dev/tpmrm0 never loads it (each builtin
+ * module costs its start ~1 ms natively, far more under emulation).
+ */
+function netModule(): typeof Net {
+  return process.getBuiltinModule('node:net');
+}
 
 export type Tcti =
   | { kind: 'device'; path: string }
@@ -139,7 +147,7 @@ class SocketTransport implements Transport {
   probe(): Promise<void> {
     const { host, port, kind } = this.tcti;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port });
+      const socket = netModule().connect({ host, port });
       socket.setTimeout(this.timeoutMs, () => {
         socket.destroy();
         reject(new TpmUnavailableError(`no TPM at ${kind}:host=${host},port=${port}: no connection within ${this.timeoutMs} ms`, 'ETIMEDOUT'));
@@ -167,7 +175,7 @@ class SocketTransport implements Transport {
         if (error !== undefined) reject(error);
         else resolve(response!);
       };
-      const socket = net.connect({ host, port });
+      const socket = netModule().connect({ host, port });
       socket.setTimeout(this.timeoutMs, () => finish(new TpmUnavailableError(`no answer from the TPM at ${where} within ${this.timeoutMs} ms`, 'ETIMEDOUT')));
       socket.on('connect', () => socket.write(frame));
       socket.on('error', (error: NodeJS.ErrnoException) => finish(unavailable(this.tcti, error)));

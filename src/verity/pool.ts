@@ -1,7 +1,7 @@
 // A pool of hashing worker threads (worker_threads), so that hashing runs on the other cores while this thread
 // and the kernel move bytes. A job (./worker.ts) goes to every worker, which claims ranges of it until none is
 // left. The workers are started early (while the TPM answers) because each takes tens of ms to boot.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { RangeJob, WorkerRequest, WorkerResponse } from './worker.ts';
 import { WORKER_SOURCE, type WorkerData } from './worker.ts';
@@ -97,7 +97,9 @@ export class HashPool {
 
   #spawn(): Slot {
     const workerData: WorkerData = { shim: shimPathForThreads(), mmap: syscallNumber('mmap') };
-    const worker = new Worker(WORKER_SOURCE, { eval: true, name: 'sealroot-hash', stdout: false, stderr: false, workerData });
+    // Loaded when a pool is made: a boot hashing on libuv's threads (src/verity/ranges.ts) never loads it.
+    const { Worker: WorkerThread } = process.getBuiltinModule('node:worker_threads');
+    const worker = new WorkerThread(WORKER_SOURCE, { eval: true, name: 'sealroot-hash', stdout: false, stderr: false, workerData });
     const slot: Slot = { worker, pending: new Map(), failed: undefined };
     const settle = (id: number): Pending | undefined => {
       const pending = slot.pending.get(id);
