@@ -2,9 +2,10 @@
 // one line naming the step, undoes every mount it made, and the root is never mounted unverified.
 //
 //   config + /proc/cmdline -> /proc, /sys, /dev -> physical root -> locate image and state (layout) ->
-//   trusted digest (TPM; PCR capped right after, on every path) -> image copied into a sealed memfd -> EROFS
-//   validated while the workers hash it -> fs-verity digest checked -> composefs mounted (verity=require) -> new
-//   root assembled and put at /sysroot ->
+//   trusted digest (TPM; PCR capped right after, on every path; when composefs= names the digest, the image is
+//   copied into a sealed memfd and hashed meanwhile) -> membership and signed size -> EROFS validated (unsigned
+//   digests, or when asked) while the other threads hash it -> fs-verity digest checked -> composefs mounted
+//   (verity=require) -> new root assembled and put at /sysroot ->
 //   hand over (exit 0 for dracut/systemd; as PID 1 with --switch-root: switch root and exec init).
 //
 // The step implementations are passed in (BootSteps) so the host tests can run this sequence without a TPM;
