@@ -248,11 +248,13 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     const copyOptions = (expected: Digest[], maxSize: number | undefined, expectedSize: number | undefined): LoadImageOptions => ({
       path: imageFile.path(), expected, maxSize, expectedSize, log, pool, memory: { unswappable: config.memory.unswappable }, signal: options.signal,
     });
-    earlyCopy = plan.namedDigest === undefined ? undefined : settle(() => steps.copyImage(copyOptions([plan.namedDigest!], config.root.maxImageSize, undefined)));
 
     // The trusted digest, then the PCR cap at once. A failed read is capped too (in the catch below, which reports
-    // the read's failure, not the cap's); a failed cap after a good read fails the boot.
-    const trusted = await step('trusted-digest', () => steps.trustedImages(context));
+    // the read's failure, not the cap's); a failed cap after a good read fails the boot. The TPM is asked first: the
+    // copy's start (the memfd, its mappings) runs while it answers.
+    const reading = step('trusted-digest', () => steps.trustedImages(context));
+    earlyCopy = plan.namedDigest === undefined ? undefined : settle(() => steps.copyImage(copyOptions([plan.namedDigest!], config.root.maxImageSize, undefined)));
+    const trusted = await reading;
     await cap();
     // composefs= names the image: it must be a member of the set. ostree names a deployment: its image may be any
     // member, and the digest computed over the sealed copy decides which.

@@ -471,7 +471,7 @@ test('composefs= names the digest: the copy runs while the TPM answers; membersh
   const s = composefsScene('early-copy');
   const result = await bootScene(s, ok.steps);
   try {
-    assert.equal(ok.order, ['copy started', 'tpm asked', 'copy returned', 'tpm answered']);
+    assert.equal(ok.order, ['tpm asked', 'copy started', 'copy returned', 'tpm answered']);
     assert.is(result.version, 4);
     assert.ok(digestsEqual(result.digest, digest));
   } finally {
@@ -480,13 +480,13 @@ test('composefs= names the digest: the copy runs while the TPM answers; membersh
   // Signed for another size: refused at copy-image after the TPM's answer, the copy closed.
   const resized = tpmWaitsForCopy([{ digest, version: 4, size: size - 4096 }]);
   await failsAt(composefsScene('early-copy-size'), 'copy-image', new RegExp(`^copy-image: .*the image is ${size} bytes, the trusted image is ${size - 4096}`), resized);
-  assert.equal(resized.order, ['copy started', 'tpm asked', 'copy returned', 'tpm answered']);
+  assert.equal(resized.order, ['tpm asked', 'copy started', 'copy returned', 'tpm answered']);
   // Not in the set, or the TPM failing: the finished copy is abandoned.
   const other = tpmWaitsForCopy([{ digest: parseDigest('7'.repeat(64)), version: 5, size }]);
   await failsAt(composefsScene('early-copy-retired'), 'trusted-image', /which is not in the trusted set/, other);
   const failing = tpmWaitsForCopy([{ digest, version: 4, size }], new StepError('tpm', 'no read approval matches'));
   await failsAt(composefsScene('early-copy-tpm'), 'tpm', /no read approval matches/, failing);
-  assert.equal(failing.order, ['copy started', 'tpm asked', 'copy returned', 'tpm answered']);
+  assert.equal(failing.order, ['tpm asked', 'copy started', 'copy returned', 'tpm answered']);
   assert.is(imageMemfds(), before, 'no image memfd left open');
   // ostree names a deployment, not a digest: the copy waits for the set.
   const ostree = testSteps([{ digest, version: 4, size }]);
