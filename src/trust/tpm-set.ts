@@ -3,7 +3,7 @@
 import type { Approval } from '../tpm2/approvals.ts';
 import { approvalTicket, authorizeRead, checkBanks, withPolicySession } from '../tpm2/approved-policy.ts';
 import { type Tpm } from '../tpm2/client.ts';
-import { TPM_CC, TPM_EO } from '../tpm2/constants.ts';
+import { TPM_CC, TPM_EO, TPMA_NV } from '../tpm2/constants.ts';
 import { type PcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
 import { policySigned, policySignedMessage, ZERO_POLICY } from '../tpm2/policy.ts';
 import type { PolicyKey, Signer } from '../tpm2/policy-key.ts';
@@ -67,12 +67,14 @@ export async function inspectTrustIndex(tpm: Tpm, options: IndexOptions): Promis
     if (error instanceof TpmError && error.base === RC.HANDLE) return { state: 'absent' };
     throw error;
   }
-  for (const dataSize of possibleSizes()) {
-    for (const written of [true, false]) {
-      if (found.name.equals(trustIndexName(options.nvIndex, options.policyKey, dataSize, written))) return { state: 'ours', written, dataSize };
-    }
-  }
+  // The Name is the hash of the whole public area: only the size and WRITTEN bit the TPM reports can match, so
+  // only that one expected Name is computed (a public area altered on its way here matches none).
   const pub = found.public;
+  const dataSize = pub.dataSize;
+  const written = (pub.attributes & TPMA_NV.WRITTEN) !== 0;
+  if (possibleSizes().includes(dataSize) && found.name.equals(trustIndexName(options.nvIndex, options.policyKey, dataSize, written))) {
+    return { state: 'ours', written, dataSize };
+  }
   return {
     state: 'foreign',
     why: `name ${found.name.toString('hex')} is not the name of sealroot's trusted-set index for this policy key `
