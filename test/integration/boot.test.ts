@@ -18,6 +18,7 @@ import {
 } from '../helpers/composefs-fixture.ts';
 import { check, requireRoot, requireTools, ROOT, run, run as runCommand } from '../helpers/tools.ts';
 import { isDisposableInitramfs, removeTreeOnDevice } from '../../src/boot/free-initramfs.ts';
+import { sceneDirs, type Scene } from '../helpers/boot-scene.ts';
 
 requireRoot();
 requireTools('unshare', 'busybox', 'fsverity');
@@ -42,19 +43,8 @@ const fixture: Fixture = makeComposefsFixture(path.join(work, 'fx'), OS);
 const digest = parseDigest(fixture.digest);
 const hex = digest.bytes.toString('hex');
 
-interface Scene {
-  dir: string;
-  sysroot: string;
-  run: string;
-  initramfs: string;
-  config: string;
-  cmdline: string;
-}
-
 function scene(name: string, cmdline: (s: Omit<Scene, 'cmdline'>) => string, configExtra = ''): Scene {
-  const dir = path.join(work, name);
-  const base = { dir, sysroot: path.join(dir, 'sysroot'), run: path.join(dir, 'run'), initramfs: path.join(dir, 'initramfs'), config: path.join(dir, 'boot.toml') };
-  for (const d of [base.sysroot, base.run, base.initramfs]) fs.mkdirSync(d, { recursive: true });
+  const base = sceneDirs(path.join(work, name));
   fs.writeFileSync(base.config, `[root]\nsysroot = "${base.sysroot}"\n${configExtra}`);
   return { ...base, cmdline: cmdline(base) };
 }

@@ -19,6 +19,7 @@ import { parseDigest } from '../../src/verity/digest.ts';
 import { leftoversSince, makeComposefsFixture, privateScratch, releaseScratch, snapshot, writeTree, type TreeSpec } from '../helpers/composefs-fixture.ts';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.ts';
 import { requireRoot, requireTools, ROOT } from '../helpers/tools.ts';
+import { sceneDirs, type Scene } from '../helpers/boot-scene.ts';
 
 requireRoot();
 requireTools('unshare', 'swtpm', 'mknod', 'mkfifo', 'fsverity');
@@ -49,23 +50,9 @@ hostile.after(async () => {
   releaseScratch(work);
 });
 
-interface Scene {
-  dir: string;
-  sysroot: string;
-  run: string;
-  initramfs: string;
-  config: string;
-  cmdline: string;
-}
-
 let count = 0;
 function scene(layout: 'composefs' | 'ostree', setupRootConf = '[etc]\nmount = "bind"\n[var]\nmount = "bind"\n', extraRoot = ''): Scene {
-  const dir = path.join(work, `case-${++count}`);
-  const s: Scene = {
-    dir, sysroot: path.join(dir, 'sysroot'), run: path.join(dir, 'run'), initramfs: path.join(dir, 'initramfs'), config: path.join(dir, 'boot.toml'),
-    cmdline: layout === 'ostree' ? `ostree=/${BOOTLINK}` : `composefs=${hex}`,
-  };
-  for (const d of [s.sysroot, s.run, s.initramfs]) fs.mkdirSync(d, { recursive: true });
+  const s: Scene = { ...sceneDirs(path.join(work, `case-${++count}`)), cmdline: layout === 'ostree' ? `ostree=/${BOOTLINK}` : `composefs=${hex}` };
   fs.writeFileSync(s.config, `[tpm]\ntcti = "${tpm.tcti}"\npcrs = "sha256:7"\ncap-pcr = ${CAP}\nstate = "${s.sysroot}/sealroot/tpm"\n`
     + `policy-key = "${ROOT}/keys/test-policy-key.pub.pem"\n[root]\nsysroot = "${s.sysroot}"\n${extraRoot}`);
   writeTree(s.sysroot, { 'sealroot/tpm/approvals.json': '{"format":"sealroot-tpm-approvals/1","approvals":[]}\n', 'tmp/.keep': '' });
