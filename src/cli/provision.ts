@@ -2,15 +2,15 @@
 import { addApprovals, approvalsPath } from '../tpm2/approvals.ts';
 import { DEFAULT_CAP_PCR, makeReadApproval } from '../tpm2/approved-policy.ts';
 import { Tpm } from '../tpm2/client.ts';
-import { completePcrValues, withCapDefault, OptionError, parseAuth, parseCapPcr, parseNvIndex, parsePcrValues } from '../tpm2/options.ts';
+import { completePcrValues, withCapDefault, OptionError, parseAuth, parseCapPcr, parsePcrValues } from '../tpm2/options.ts';
 import { parsePcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
 import { loadPolicyKey, loadSigner } from '../tpm2/policy-key.ts';
-import { DEFAULT_TRUST_INDEX, TRUST_POLICY_REF, trustIndexName } from '../trust/policies.ts';
+import { TRUST_POLICY_REF, trustIndexName } from '../trust/policies.ts';
 import { checkVersion, DEFAULT_SLOTS, recordSize } from '../trust/record.ts';
 import { describeSet } from '../trust/boot-read.ts';
 import { provisionTrustedSet } from '../trust/tpm-set.ts';
 import { formatDigest, parseDigest } from '../verity/digest.ts';
-import { COMMON_HELP, COMMON_OPTIONS, tpmStep } from './tpm-options.ts';
+import { COMMON_HELP, COMMON_OPTIONS, nvIndexOption, tpmStep } from './tpm-options.ts';
 import { imageSizeOption, IMAGE_HELP } from './trust-options.ts';
 import type { Command } from './command.ts';
 import { parseCommandArgs, UsageError } from './command.ts';
@@ -64,7 +64,7 @@ Prints one line: the set, the NV index and its name.`,
       const slots = args.slots === undefined ? DEFAULT_SLOTS : Number(args.slots);
       const selection = parsePcrSelection(args.pcrs!);
       const capPcr = args['cap-pcr'] === undefined ? DEFAULT_CAP_PCR : parseCapPcr(args['cap-pcr']);
-      const nvIndex = args['nv-index'] === undefined ? DEFAULT_TRUST_INDEX : parseNvIndex(args['nv-index']);
+      const nvIndex = nvIndexOption(args['nv-index']);
       const full = withPcr(selection, capPcr);
       const given = withCapDefault(parsePcrValues(args['pcr-value'], full), selection, capPcr);
       const signer = loadSigner(args['signing-key']!);

@@ -3,7 +3,7 @@ import { UsageError } from './command.ts';
 import { StepError } from '../errors.ts';
 import { DigestSyntaxError } from '../verity/digest.ts';
 import { StateError } from '../tpm2/approvals.ts';
-import { OptionError } from '../tpm2/options.ts';
+import { OptionError, parseNvIndex } from '../tpm2/options.ts';
 import { PcrSelectionError } from '../tpm2/pcr-selection.ts';
 import { DEFAULT_POLICY_KEY } from '../tpm2/policy-key.ts';
 import { DEFAULT_CAP_PCR } from '../tpm2/approved-policy.ts';
@@ -13,6 +13,11 @@ import { UpdateFileError } from '../trust/update-file.ts';
 import { DEFAULT_TCTI, TctiSyntaxError } from '../tpm2/transport.ts';
 
 export const DEFAULT_STATE_DIR = '/var/lib/sealroot/tpm';
+
+/** --nv-index HANDLE, or the trusted set's default index. */
+export function nvIndexOption(text: string | undefined): number {
+  return text === undefined ? DEFAULT_TRUST_INDEX : parseNvIndex(text);
+}
 
 export const COMMON_HELP = `  --tpm TCTI          device:/dev/tpmrm0 (default), device:/dev/tpm0, swtpm:host=H,port=P, mssim:host=H,port=P
   --state DIR         the state directory with the signed read approvals (default ${DEFAULT_STATE_DIR})

@@ -1,7 +1,7 @@
 // `sealroot trust sign|apply|sync`: the life of the trusted set after the first install (sealroot provision).
 import * as fs from 'node:fs';
 import { Tpm } from '../tpm2/client.ts';
-import { OptionError, parseNvIndex } from '../tpm2/options.ts';
+import { OptionError } from '../tpm2/options.ts';
 import { DEFAULT_POLICY_KEY, loadPolicyKey, loadSigner } from '../tpm2/policy-key.ts';
 import { DEFAULT_TCTI } from '../tpm2/transport.ts';
 import { DEFAULT_TRUST_INDEX } from '../trust/policies.ts';
@@ -13,7 +13,7 @@ import { readUntrustedText } from '../sys/untrusted-file.ts';
 import { formatDigest, parseDigest } from '../verity/digest.ts';
 import type { Command, CommandContext } from './command.ts';
 import { parseCommandArgs, UsageError } from './command.ts';
-import { tpmStep } from './tpm-options.ts';
+import { nvIndexOption, tpmStep } from './tpm-options.ts';
 import { IMAGE_HELP, imageSizeOption } from './trust-options.ts';
 
 const USAGE = `Usage: sealroot trust sign --signing-key PEM --digest D (--image FILE | --size BYTES) --version N --out FILE [OPTIONS]
@@ -49,10 +49,6 @@ sync     (the running system, e.g. after ostree finalizes a staged deployment, a
 
   --tpm TCTI          device:/dev/tpmrm0 (default), swtpm:host=H,port=P, ...
   --policy-key PEM    public half of the policy key (default ${DEFAULT_POLICY_KEY})`;
-
-function nvIndexOption(text: string | undefined): number {
-  return text === undefined ? DEFAULT_TRUST_INDEX : parseNvIndex(text);
-}
 
 async function sign(argv: string[], { stdout, log }: CommandContext): Promise<number> {
   const { values: args } = parseCommandArgs(argv, {

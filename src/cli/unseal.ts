@@ -1,6 +1,6 @@
 // `sealroot unseal`: print the authenticated trusted set from the TPM, a digest a line (and cap the PCR with --cap).
-import { COMMON_HELP, COMMON_OPTIONS, tpmStep } from './tpm-options.ts';
-import { parseCapPcr, parseNvIndex } from '../tpm2/options.ts';
+import { COMMON_HELP, COMMON_OPTIONS, nvIndexOption, tpmStep } from './tpm-options.ts';
+import { parseCapPcr } from '../tpm2/options.ts';
 import { parsePcrSelection } from '../tpm2/pcr-selection.ts';
 import { DEFAULT_CAP_PCR } from '../tpm2/approved-policy.ts';
 import { describeSet, type ReadTrustOptions, readTrust, readTrustAndCap } from '../trust/boot-read.ts';
@@ -32,7 +32,7 @@ ${COMMON_HELP}`,
       return {
         tcti: args.tpm, pcrs: args.pcrs!, stateDir: args.state, log,
         capPcr: args['cap-pcr'] === undefined ? DEFAULT_CAP_PCR : parseCapPcr(args['cap-pcr']),
-        ...(args['nv-index'] === undefined ? {} : { nvIndex: parseNvIndex(args['nv-index']) }),
+        nvIndex: nvIndexOption(args['nv-index']),
         ...(args['policy-key'] === undefined ? {} : { policyKeyPath: args['policy-key'] }),
       };
     });
