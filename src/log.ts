@@ -1,5 +1,8 @@
-// Log lines go to stderr ("sealroot: ..."); in an initramfs also to /dev/kmsg with a kernel log level,
-// so that a failure is on the console and in the journal even when stderr goes nowhere.
+// Log lines go to stderr ("sealroot: ..."); in an initramfs the notices, warnings and errors also go to /dev/kmsg
+// with a kernel log level, so that a failure is on the console and in the journal even when stderr goes nowhere.
+// Not the info lines: the kernel passes at most 10 records per 5 s from one /dev/kmsg writer and drops the rest
+// (kernel/printk/printk.c devkmsg_write, DEFAULT_RATELIMIT_BURST), and a boot's info lines would use that up before
+// a failure's line, which must never be the one dropped.
 import * as fs from 'node:fs';
 
 export const KMSG_ERR = 3;
@@ -26,13 +29,13 @@ export function inInitramfs(): boolean {
   return process.pid === 1 || fs.existsSync('/etc/initrd-release');
 }
 
-export function createLogger(options: { kmsg: boolean; verbose?: boolean } = { kmsg: inInitramfs() }): Logger {
+export function createLogger(options: { kmsg: boolean; verbose?: boolean; kmsgPath?: string } = { kmsg: inInitramfs() }): Logger {
   let kmsgFd: number | undefined;
   let kmsgBroken = false;
   const toKmsg = (level: number, message: string): void => {
-    if (!options.kmsg || kmsgBroken) return;
+    if (!options.kmsg || kmsgBroken || level > KMSG_NOTICE) return;
     try {
-      kmsgFd ??= fs.openSync('/dev/kmsg', 'w');
+      kmsgFd ??= fs.openSync(options.kmsgPath ?? '/dev/kmsg', 'w');
       fs.writeSync(kmsgFd, kmsgRecord(level, message));
     } catch (error) {
       kmsgBroken = true;
