@@ -12,13 +12,15 @@ export const bootCommand: Command = {
   usage: `Usage: sealroot boot [--config PATH] [--switch-root] [--cmdline TEXT]
 
 Reads the boot configuration and /proc/cmdline, mounts /proc, /sys and /dev if they are missing (as PID 1: also
-the physical root from root=, rootfstype=, rootflags=, ro/rw if nothing is mounted at the sysroot), locates the image (ostree: ostree= and
-.ostree.cfs; composefs-rs: composefs=<digest> and composefs/images/), reads the trusted digest from the TPM
-and caps the PCR, copies the image into a sealed memfd and checks its fs-verity digest, validates the EROFS,
-mounts the composefs overlay with verity=require, prepares /etc, /var and /sysroot, and puts the new root at the
-sysroot. Exit 0: dracut or systemd switch root. Any failure: one line naming the step (console and kmsg),
-nothing left mounted, exit 1; as PID 1, an emergency shell if there is one, else power off. SIGTERM, SIGINT or
-SIGHUP during the boot: the same failure path (undo, PCR cap, boot-failed event), then exit 128+signal.
+the physical root from root=, rootfstype=, rootflags=, ro/rw if nothing is mounted at the sysroot), locates the
+image (ostree: ostree= and .ostree.cfs; composefs-rs: composefs=<digest> and composefs/images/), reads the trusted
+set from the TPM and caps the PCR, copies the image into a sealed memfd (while the TPM answers, when composefs=
+names the digest) and checks its fs-verity digest and size against the set, validates the EROFS (an unsigned
+digest, or with [root] validate-image = "always"), mounts the composefs overlay with verity=require, prepares
+/etc, /var and /sysroot, and puts the new root at the sysroot. Exit 0: dracut or systemd switch root. Any failure:
+one line naming the step (console and kmsg), nothing left mounted, exit 1; as PID 1, an emergency shell if there
+is one, else power off. SIGTERM, SIGINT or SIGHUP during the boot: the same failure path (undo, PCR cap,
+boot-failed event), then exit 128+signal.
 
   --config PATH    the boot configuration (TOML; default ${DEFAULT_BOOT_CONFIG_PATH})
   --switch-root    only as PID 1, and required there: make the new root / and exec init= (default /sbin/init)
