@@ -264,29 +264,30 @@ test('hashRanges stops after `limit` ranges; hashAhead hashes one range per turn
   assert.ok(result.digest.equals(fsVerityDigest(data, options)));
 });
 
+/** A mapped job of `data` in ranges of two blocks, every range published at once, then finished. */
+async function offloaded(data: Buffer, merkle: MerkleOptions, offload: number, stopFirst = false): ReturnType<RangeHashing['finish']> {
+  const hashing = new RangeHashing({ merkle, fd: -1, size: data.length, mapped: new Uint8Array(data), rangeSize: 2 * BLOCK, offload });
+  if (stopFirst) await hashing.abandon();
+  for (let done = 0; done < data.length; done += 2 * BLOCK) hashing.publish(Math.min(2 * BLOCK, data.length - done));
+  return hashing.finish();
+}
+
 test('offload: published ranges hashed on libuv\'s threads through the shim (at most `offload` at once), the rest here; same digest', async () => {
   assert.ok(offloadsNatively(), 'the shim has hashBlocksAsync (build it: npm run build)');
   const options = { algorithm: 'sha256' as const, blockSize: BLOCK };
   const data = random(9 * BLOCK + 7, 19);
-  const hashing = new RangeHashing({ merkle: options, fd: -1, size: data.length, mapped: new Uint8Array(data), rangeSize: 2 * BLOCK, offload: 2 });
-  for (let done = 0; done < data.length; done += 2 * BLOCK) hashing.publish(Math.min(2 * BLOCK, data.length - done));
-  const result = await hashing.finish();
+  const result = await offloaded(data, options, 2);
   assert.ok(result.digest.equals(fsVerityDigest(data, options)));
   assert.is(result.hashedHere + result.hashedByWorkers, 5);
   assert.ok(result.hashedByWorkers >= 2, `offloaded ${result.hashedByWorkers}`);
   // sha512 with a salt, one at a time: the first range published is claimed for libuv's thread at once.
   const salted = { algorithm: 'sha512' as const, blockSize: BLOCK, salt: new Uint8Array([1, 2, 3]) };
-  const other = new RangeHashing({ merkle: salted, fd: -1, size: data.length, mapped: new Uint8Array(data), rangeSize: 2 * BLOCK, offload: 1 });
-  for (let done = 0; done < data.length; done += 2 * BLOCK) other.publish(Math.min(2 * BLOCK, data.length - done));
-  const one = await other.finish();
+  const one = await offloaded(data, salted, 1);
   assert.ok(one.digest.equals(fsVerityDigest(data, salted)));
   assert.is(one.hashedHere + one.hashedByWorkers, 5);
   assert.ok(one.hashedByWorkers >= 1, `offloaded ${one.hashedByWorkers}`);
   // Stopped first: nothing is offloaded, nothing hashed.
-  const stopped = new RangeHashing({ merkle: options, fd: -1, size: data.length, mapped: new Uint8Array(data), rangeSize: 2 * BLOCK, offload: 1 });
-  await stopped.abandon();
-  for (let done = 0; done < data.length; done += 2 * BLOCK) stopped.publish(Math.min(2 * BLOCK, data.length - done));
-  const none = await stopped.finish();
+  const none = await offloaded(data, options, 1, true);
   assert.equal([none.hashedHere, none.hashedByWorkers], [0, 0]);
 });
 
