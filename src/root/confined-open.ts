@@ -35,11 +35,19 @@ export function openImage(physical: ConfinedRoot, image: string): OpenedImage {
     if (!(error instanceof UntrustedPathError)) throw error;
     refusal = new StepError('verify-image', `the image ${error.reason}`, { path: error.path, cause: error.cause });
   }
+  return heldImage(image, fd, refusal, size);
+}
+
+/**
+ * The image as opened (`fd`, undefined when it could not be), or the refusal kept for the copy step; `name` names
+ * it once closed.
+ */
+export function heldImage(name: string, fd: number | undefined, refusal: StepError | undefined, size: number): OpenedImage {
   return {
     size,
     fdPath: refusal === undefined && fd !== undefined ? fdPath(fd) : undefined,
     path() {
-      if (refusal !== undefined || fd === undefined) throw refusal ?? new StepError('verify-image', 'the image is closed', { path: image });
+      if (refusal !== undefined || fd === undefined) throw refusal ?? new StepError('verify-image', 'the image is closed', { path: name });
       return fdPath(fd);
     },
     close() {

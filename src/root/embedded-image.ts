@@ -6,10 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StepError } from '../errors.ts';
-import { fdPath, fileKind } from '../sys/confined-root.ts';
+import { fileKind } from '../sys/confined-root.ts';
 import { AT_FDCWD, O_CLOEXEC, O_PATH, openAt } from '../sys/files.ts';
-import { closeFd } from '../sys/io.ts';
-import type { OpenedImage } from './confined-open.ts';
+import { heldImage, type OpenedImage } from './confined-open.ts';
 
 /** Where root.image is, seen from sealroot: `configured` inside `initramfsRoot`; refused on the physical root. */
 export function embeddedImagePath(configured: string, initramfsRoot: string, sysroot: string): string {
@@ -34,16 +33,5 @@ export function openEmbeddedImage(file: string): OpenedImage {
   } catch (error) {
     refusal = new StepError('verify-image', 'cannot open the image of the initramfs', { path: file, cause: error });
   }
-  return {
-    size,
-    fdPath: refusal === undefined && fd !== undefined ? fdPath(fd) : undefined,
-    path() {
-      if (refusal !== undefined || fd === undefined) throw refusal ?? new StepError('verify-image', 'the image is closed', { path: file });
-      return fdPath(fd);
-    },
-    close() {
-      if (fd !== undefined) closeFd(fd);
-      fd = undefined;
-    },
-  };
+  return heldImage(file, fd, refusal, size);
 }
