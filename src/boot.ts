@@ -271,11 +271,10 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       if (earlyCopy === undefined) return steps.copyImage(copyOptions(candidates.map((candidate) => candidate.digest), maxSize, signedSize));
       const copied = (await earlyCopy).value();
       earlyCopy = undefined;
-      const over = maxSize !== undefined && copied.size > maxSize ? `over the limit of ${maxSize}` : undefined;
-      const notSigned = signedSize !== undefined && copied.size !== signedSize ? `the trusted image is ${signedSize}` : undefined;
-      if (over !== undefined || notSigned !== undefined) {
+      // The configured maximum bounded this copy already; what the TPM adds is the signed size.
+      if (signedSize !== undefined && copied.size !== signedSize) {
         await copied.abandon();
-        throw new StepError('copy-image', `the ${copied.compressed ? 'decompressed ' : ''}image is ${copied.size} bytes, ${notSigned ?? over}`, { path: imageFile.path() });
+        throw new StepError('copy-image', `the ${copied.compressed ? 'decompressed ' : ''}image is ${copied.size} bytes, the trusted image is ${signedSize}`, { path: imageFile.path() });
       }
       return copied;
     });

@@ -71,11 +71,13 @@ export class Tpm {
    * connection: a new allocation (TPM2_PCR_Allocate) takes effect only at the next TPM reset (Part 3 §22.5).
    */
   pcrBanks(): Promise<{ bank: BankName | number; pcrs: number[] }[]> {
-    this.banks ??= this.readPcrBanks();
-    // A failed answer is not kept: the next call asks again.
-    this.banks.catch(() => {
-      this.banks = undefined;
-    });
+    if (this.banks === undefined) {
+      this.banks = this.readPcrBanks();
+      // A failed answer is not kept: the next call asks again.
+      this.banks.catch(() => {
+        this.banks = undefined;
+      });
+    }
     return this.banks;
   }
 
