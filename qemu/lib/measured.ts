@@ -215,6 +215,26 @@ export interface MeasuredSetup {
 
 let prepared: Promise<MeasuredSetup> | undefined;
 
+const pcrValueArgs = (values: readonly string[]): string[] => values.flatMap((value) => ['--pcr-value', value]);
+
+/**
+ * A new swtpm (state in DIR/swtpm) provisioned with the disks' image, its read approval signed for `values` (the
+ * PCRs predicted on the host) into DIR/sealroot.
+ */
+async function provisionPredicted(dir: string, disks: Disks, pcrs: string, values: readonly string[]): Promise<{ swtpm: string; state: string }> {
+  const swtpmDir = path.join(dir, 'swtpm');
+  const state = path.join(dir, 'sealroot');
+  fs.mkdirSync(state, { recursive: true });
+  const swtpm = await startTcpSwtpm(swtpmDir);
+  try {
+    sealroot(['provision', '--tpm', swtpm.tcti!, '--digest', disks.digest, '--pcrs', pcrs, '--state', state,
+      '--policy-key', POLICY_KEY_PUBLIC, '--signing-key', POLICY_KEY_PRIVATE, ...pcrValueArgs(values), ...imageArgs(disks, dir)]);
+  } finally {
+    await swtpm.stop();
+  }
+  return { swtpm: swtpmDir, state };
+}
+
 async function prepare(kernel: Kernel, disks: Disks, workDir: string): Promise<MeasuredSetup> {
   const reference = await firmwareReference(kernel);
   log(`firmware reference boot: PCR 0 ${reference.pcrs['0']!.slice(0, 16)}…, PCR 7 ${reference.pcrs['7']!.slice(0, 16)}…`);
@@ -222,23 +242,12 @@ async function prepare(kernel: Kernel, disks: Disks, workDir: string): Promise<M
   const initrd = buildGuestInitramfs(kernel, { name: 'measured', bootConfig, files });
   const nextInitrd = buildGuestInitramfs(kernel, { name: 'measured-next', bootConfig, files: { ...files, 'etc/sealroot-test/generation': '2\n' } });
   const dir = freshDir(path.join(workDir, 'measured-setup'));
-  const swtpmDir = path.join(dir, 'swtpm');
-  const state = path.join(dir, 'sealroot');
-  fs.mkdirSync(state, { recursive: true });
   // Approvals for the first boot of each command line used, predicted here, before any of these boots.
   const plain = predictOnHost(reference, initrd, measuredAppend(disks));
   const update = predictOnHost(reference, initrd, measuredAppend(disks, ' test.update=1'));
   log(`predicted on the host: ${plain.join(' ')}`);
-  const swtpm = await startTcpSwtpm(swtpmDir);
-  try {
-    const pcrValues = (values: string[]) => values.flatMap((value) => ['--pcr-value', value]);
-    sealroot(['provision', '--tpm', swtpm.tcti!, '--digest', disks.digest, '--pcrs', MEASURED_PCRS, '--state', state,
-      '--policy-key', POLICY_KEY_PUBLIC, '--signing-key', POLICY_KEY_PRIVATE, ...pcrValues(plain), ...imageArgs(disks, dir)]);
-  } finally {
-    await swtpm.stop();
-  }
-  sealroot(['approve', '--signing-key', POLICY_KEY_PRIVATE, '--pcrs', MEASURED_PCRS, '--state', state,
-    ...update.flatMap((value) => ['--pcr-value', value])]);
+  const { swtpm: swtpmDir, state } = await provisionPredicted(dir, disks, MEASURED_PCRS, plain);
+  sealroot(['approve', '--signing-key', POLICY_KEY_PRIVATE, '--pcrs', MEASURED_PCRS, '--state', state, ...pcrValueArgs(update)]);
   const updateDir = path.join(dir, 'update');
   fs.mkdirSync(updateDir);
   fs.copyFileSync(nextInitrd, path.join(updateDir, 'next-initrd.img'));
@@ -293,17 +302,8 @@ async function prepareEsp(kernel: Kernel, disks: Disks, workDir: string): Promis
   const values = sealroot(['predict', '--pcrs', ESP_PCRS, '--event-log', reference.log, ...current, '--kernel', kernel.vmlinuz, '--initrd', initrd,
     '--cmdline', sdBootCmdline(options)]).trim().split('\n');
   log(`predicted on the host (systemd-boot): ${values.join(' ')}`);
-  const swtpmDir = path.join(dir, 'swtpm');
-  const state = path.join(dir, 'sealroot');
-  fs.mkdirSync(state, { recursive: true });
-  const swtpm = await startTcpSwtpm(swtpmDir);
-  try {
-    sealroot(['provision', '--tpm', swtpm.tcti!, '--digest', disks.digest, '--pcrs', ESP_PCRS, '--state', state,
-      '--policy-key', POLICY_KEY_PUBLIC, '--signing-key', POLICY_KEY_PRIVATE, ...values.flatMap((value) => ['--pcr-value', value]), ...imageArgs(disks, dir)]);
-  } finally {
-    await swtpm.stop();
-  }
-  return { otherKernel, initrd, options, swtpm: swtpmDir, state };
+  const { swtpm, state } = await provisionPredicted(dir, disks, ESP_PCRS, values);
+  return { otherKernel, initrd, options, swtpm, state };
 }
 
 /** measured-systemd-boot (the real kernel: verified root) and measured-kernel-changed (the other kernel: refused). */
