@@ -92,6 +92,18 @@ function tmpdir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-tpm-test-'));
 }
 
+/** A fresh swtpm and a scratch directory (with `state` inside for the approvals), both gone after `body`. */
+async function withTpm(body: (tpm: Swtpm, dir: string, state: string) => Promise<void>): Promise<void> {
+  const tpm = await startSwtpm();
+  const dir = tmpdir();
+  try {
+    await body(tpm, dir, path.join(dir, 'state'));
+  } finally {
+    await tpm.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function provision(tpm: Swtpm, state: string, digest = D1, ...extra: string[]): RunResult {
   return sealroot('provision', '--tpm', tpm.tcti, '--signing-key', KEY, '--digest', digest, '--size', String(SIZE), '--pcrs', PCRS, '--state', state, ...extra);
 }
@@ -576,18 +588,6 @@ async function keylessWrites(tpm: Swtpm, dir: string, state: string, where: stri
   }), /^PolicyNV\(header\): .*TPM_RC_POLICY \[0x126\]/, 'v2 signed for 3 slots, with its 3-slot header, on a 2-slot index');
 }
 
-/** A fresh swtpm and a scratch directory (with `state` inside for the approvals), both gone after `body`. */
-async function withTpm(body: (tpm: Swtpm, dir: string, state: string) => Promise<void>): Promise<void> {
-  const tpm = await startSwtpm();
-  const dir = tmpdir();
-  try {
-    await body(tpm, dir, path.join(dir, 'state'));
-  } finally {
-    await tpm.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 test('the boot\'s read and cap: 11 TPM commands on one connection (banks asked once, NV_Read ends the session, no PolicyGetDigest with one approval); nothing stays loaded', () => withTpm(async (tpm, _dir, state) => {
   bootInto(tpm, 'trusted');
   trustedProvision(tpm, state);
@@ -668,382 +668,350 @@ function toolsReadRecord(tpm: Swtpm, dir: string, state: string, size = 100): Bu
   return fs.readFileSync(out);
 }
 
-test('no rollback, enforced by the TPM: v2 (by tpm2-tools alone), v3; replays refused by sealroot and by the TPM; v1 retired', async () => {
-  const tpm = await startSwtpm();
-  const dir = tmpdir();
-  const state = path.join(dir, 'state');
+test('no rollback, enforced by the TPM: v2 (by tpm2-tools alone), v3; replays refused by sealroot and by the TPM; v1 retired', () => withTpm(async (tpm, dir, state) => {
   const file = (name: string) => path.join(dir, name);
   const offset0 = slotOffset('sha256', 0);
   const offset1 = slotOffset('sha256', 1);
-  try {
-    bootInto(tpm, 'trusted');
-    trustedProvision(tpm, state);
-    const v1File = signFile(dir, 1, D1);
-    const v2File = signFile(dir, 2, D2);
-    const v3File = signFile(dir, 3, D3);
-    const v2 = readUpdate(v2File);
-    const v1 = readUpdate(v1File);
-    // The running system of a trusted boot (capped).
-    await reboot(tpm, 'trusted');
-    assert.is(unseal(tpm, state, '--cap').stdout, `${D1}\n`);
+  bootInto(tpm, 'trusted');
+  trustedProvision(tpm, state);
+  const v1File = signFile(dir, 1, D1);
+  const v2File = signFile(dir, 2, D2);
+  const v3File = signFile(dir, 3, D3);
+  const v2 = readUpdate(v2File);
+  const v1 = readUpdate(v1File);
+  // The running system of a trusted boot (capped).
+  await reboot(tpm, 'trusted');
+  assert.is(unseal(tpm, state, '--cap').stdout, `${D1}\n`);
 
-    // v2 applied with tpm2-tools alone, from the update file: tpm2_policynv + tpm2_policycphash + tpm2_policyauthorize + tpm2_nvwrite.
-    const toolsUpdate = (update: TrustUpdate, slot: number, version: number, data: Buffer): RunResult => {
-      const write = update.writes.find((entry) => entry.slots === 2 && entry.slot === slot)!;
-      const offset = slotOffset('sha256', slot);
-      const compare = toolsCompareSession(tpm.tcti, dir, update);
-      fs.writeFileSync(file('operand.bin'), versionBytes(version));
-      fs.writeFileSync(file('header.bin'), encodeHeader('sha256', 2));
-      const layout = toolsCompareSession(tpm.tcti, dir, update, 'layout.ctx');
-      fs.writeFileSync(file('slot.bin'), data);
-      check('tpm2_nvwrite', ['-T', tpm.tcti, INDEX, '-C', INDEX, '-i', file('slot.bin'), '--offset', String(offset), '--cphash', file('write.cphash')]);
-      try {
-        return toolsPolicyCommand(tpm.tcti, dir, { policy: write.policy, signature: write.signature, publicKey: PUB }, [
-          ['tpm2_policynv', '-i', file('header.bin'), '--offset', '0', '-C', INDEX, '-P', `session:${layout}`, INDEX, 'eq'],
-          ['tpm2_policynv', '-i', file('operand.bin'), '--offset', String(offset), '-C', INDEX, '-P', `session:${compare}`, INDEX, 'ult'],
-          ['tpm2_policycphash', '--cphash-input', file('write.cphash')],
-        ], ['tpm2_nvwrite', INDEX, '-C', INDEX, '-i', file('slot.bin'), '--offset', String(offset)]);
-      } finally {
-        run('tpm2_flushcontext', ['-T', tpm.tcti, compare]);
-        run('tpm2_flushcontext', ['-T', tpm.tcti, layout]);
-      }
-    };
-    const byTools = toolsUpdate(v2, 1, 2, encodeSlot(image(2, D2)));
-    assert.is(byTools.status, 0, byTools.stderr);
-    const again = apply(tpm, v2File);
-    assert.is(again.status, 0, again.stderr);
-    assert.is(again.stdout, `${v2File}: version 2 (${D2}) is already trusted (slot 1)\n`);
-    // v3 replaces the oldest, v1 (slot 0): 2 slots hold the two newest.
-    const third = apply(tpm, v3File);
-    assert.is(third.stdout, `${v3File}: version 3 (${D3}) applied into slot 0, replacing version 1\n`, third.stderr);
-    assert.is(apply(tpm, v3File).stdout, `${v3File}: version 3 (${D3}) is already trusted (slot 0)\n`);
-
-    // Replays through sealroot: v2 again is already there; v1's file (signed, genuine) and another image signed at
-    // version 2 are refused by the TPM's comparisons; nothing changes.
-    assert.match(apply(tpm, v2File).stdout, /already trusted \(slot 1\)/);
-    const replayV1 = apply(tpm, v1File);
-    assert.is(replayV1.status, 1);
-    assert.is(replayV1.stderr, `sealroot: tpm: cannot apply the trust update (${v1File}): version 1 (${D1}) is not newer than any version in the trusted set: a replayed or older update\n`);
-    const otherV2 = signFile(dir, 2, D(4), { name: 'v2-other-image.trust' });
-    const replayOther = apply(tpm, otherV2);
-    assert.is(replayOther.status, 1);
-    assert.match(replayOther.stderr, /version 2 \(sha256:d4d4.*\) is not newer than any version in the trusted set/);
-    // Several files in one apply: sorted by version; the refused one stops the run with one line.
-    const mixed = apply(tpm, v3File, v1File);
-    assert.is(mixed.status, 1);
-    assert.match(mixed.stderr, /version 1 .* is not newer/);
-
-    // The decisive check: the exact signed writes of older updates, sent to the TPM directly. PolicyNV refuses them.
-    const refusedByPolicyNv = /^PolicyNV: TPM2_PolicyNV: TPM_RC_POLICY \[0x126\]/;
-    assert.match(await directWrite(tpm.tcti, {
-      nv: { version: 2, offset: offset0, compareWith: v2 }, cpHash: { data: encodeSlot(image(2, D2)), offset: offset0 }, approved: signedWrite(v2, 2, 0),
-      write: { data: encodeSlot(image(2, D2)), offset: offset0 },
-    }), refusedByPolicyNv, 'v2 replayed into slot 0 (holding v3)');
-    assert.match(await directWrite(tpm.tcti, {
-      nv: { version: 1, offset: offset0, compareWith: v1 }, cpHash: { data: encodeSlot(image(1, D1)), offset: offset0 }, approved: signedWrite(v1, 2, 0),
-      write: { data: encodeSlot(image(1, D1)), offset: offset0 },
-    }), refusedByPolicyNv, 'v1 replayed into slot 0 (holding v3)');
-    assert.match(await directWrite(tpm.tcti, {
-      nv: { version: 1, offset: offset1, compareWith: v1 }, cpHash: { data: encodeSlot(image(1, D1)), offset: offset1 }, approved: signedWrite(v1, 2, 1),
-      write: { data: encodeSlot(image(1, D1)), offset: offset1 },
-    }), refusedByPolicyNv, 'v1 replayed into slot 1 (holding v2)');
-    assert.match(await directWrite(tpm.tcti, {
-      nv: { version: 2, offset: offset1, compareWith: v2 }, cpHash: { data: encodeSlot(image(2, D2)), offset: offset1 }, approved: signedWrite(v2, 2, 1),
-      write: { data: encodeSlot(image(2, D2)), offset: offset1 },
-    }), refusedByPolicyNv, 'v2 replayed into its own slot (equal is not older)');
-    // The same replay with tpm2-tools alone: tpm2_policynv fails with TPM_RC_POLICY.
-    const toolsReplay = toolsUpdate(v2, 0, 2, encodeSlot(image(2, D2)));
-    assert.is.not(toolsReplay.status, 0);
-    assert.match(toolsReplay.stderr, /^tpm2_policynv: .*PolicyNV\(0x126\)/s, toolsReplay.stderr);
-    const toolsReplayV1 = toolsUpdate(v1, 1, 1, encodeSlot(image(1, D1)));
-    assert.match(toolsReplayV1.stderr, /^tpm2_policynv: .*PolicyNV\(0x126\)/s, toolsReplayV1.stderr);
-
-    // Next trusted boot: D3 then D2, each on a line of its own; v1 is retired (its image is refused from now on).
-    await reboot(tpm, 'trusted');
-    expectSet(tpm, state, [D3, D2], 'after v2, v3 and the replays');
-    const retired = toolsReadRecord(tpm, dir, state);
-    assert.equal(decodeRecord(retired).slots.map((entry) => entry?.version), [3, 2]);
-    const logged = unseal(tpm, state);
-    assert.match(logged.stderr, new RegExp(`trusted set: versions 3 \\(${D3}\\), 2 \\(${D2}\\)`));
-  } finally {
-    await tpm.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('updates signed by another key, and corrupted update files, change nothing; each refused with one line', async () => {
-  const tpm = await startSwtpm();
-  const dir = tmpdir();
-  const state = path.join(dir, 'state');
-  try {
-    bootInto(tpm, 'trusted');
-    trustedProvision(tpm, state);
-    const otherKey = path.join(dir, 'other.pem');
-    check('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey]);
-    const foreign = signFile(dir, 5, D9, { key: otherKey, name: 'foreign.trust' });
-    const foreignResult = apply(tpm, foreign);
-    assert.is(foreignResult.status, 1);
-    assert.match(foreignResult.stderr, new RegExp(`^sealroot: tpm: cannot apply the trust update \\(${foreign}\\): version 5 \\(${D9}\\) is not signed by the policy key \\(key name in the file: 000b[0-9a-f]{64}, ours: 000b[0-9a-f]{64}\\)\\n$`));
-    // The foreign file with the trusted key's name pasted in: the signatures still decide.
-    const pasted = path.join(dir, 'pasted.trust');
-    fs.writeFileSync(pasted, fs.readFileSync(foreign, 'utf8').replace(/"policyKey": "[0-9a-f]+"/, `"policyKey": "${loadPolicyKey(PUB).name.toString('hex')}"`));
-    assert.match(apply(tpm, pasted).stderr, /is not signed by the policy key/);
-
-    const good = signFile(dir, 2, D2);
-    const text = fs.readFileSync(good, 'utf8');
-    const json = () => JSON.parse(text) as Record<string, any>;
-    const flip = (hex: string, at: number) => hex.slice(0, at) + (hex[at] === '0' ? '1' : '0') + hex.slice(at + 1);
-    const variants: [string, string | Buffer, number, RegExp][] = [];
-    const compareSig = json();
-    compareSig.compare.signature = flip(compareSig.compare.signature, 20);
-    variants.push(['compare signature flipped', JSON.stringify(compareSig), 1, /is not signed by the policy key/]);
-    for (const slot of [0, 1]) {
-      const writeSig = json();
-      writeSig.writes[slot].signature = flip(writeSig.writes[slot].signature, 40);
-      variants.push([`slot ${slot} signature flipped`, JSON.stringify(writeSig), 1, new RegExp(`the write for slot ${slot} of 2 is not the one the policy key signed`)]);
-    }
-    variants.push(['digest byte flipped', text.replace(D2, `sha256:${flip('d2'.repeat(32), 7)}`), 1, /the write for slot 0 of 2 is not the one the policy key signed/]);
-    variants.push(['digest replaced by the attacker\'s', text.replace(D2, D9), 1, /the write for slot 0 of 2 is not the one the policy key signed/]);
-    variants.push(['version raised', text.replace('"version": 2', '"version": 7'), 1, /the write for slot 0 of 2 is not the one/]);
-    variants.push(['size changed', text.replace(`"size": ${SIZE}`, '"size": 4097'), 1, /the write for slot 0 of 2 is not the one/]);
-    variants.push(['truncated JSON', text.slice(0, 300), 1, /not a valid trust update: not JSON/]);
-    variants.push(['wrong format', text.replace('sealroot-trust-update/1', 'sealroot-trust-update/9'), 1, /format is not sealroot-trust-update\/1/]);
-    variants.push(['the single-digest design\'s approvals file', fs.readFileSync(path.join(state, 'approvals.json')), 1, /format is not sealroot-trust-update\/1/]);
-    variants.push(['huge file', Buffer.alloc(300 * 1024, 0x20), 1, /over the limit|at most/]);
-    variants.push(['empty file', '', 1, /not JSON/]);
-    for (const [what, content, status, message] of variants) {
-      const bad = path.join(dir, 'bad.trust');
-      fs.writeFileSync(bad, content);
-      const result = apply(tpm, bad);
-      assert.is(result.status, status, `${what}: ${result.stdout}${result.stderr}`);
-      assert.match(result.stderr, message, `${what}: ${result.stderr}`);
-      assert.is(result.stderr.split('\n').filter(Boolean).length, 1, `${what}: one line: ${result.stderr}`);
-      assert.match(result.stderr, /^sealroot: tpm: cannot apply the trust update/, what);
-    }
-    // Not a regular file: a FIFO (no writer: a blocking read would hang), a directory, a missing file.
-    const fifo = path.join(dir, 'fifo.trust');
-    check('mkfifo', [fifo]);
-    for (const [what, target] of [['a FIFO', fifo], ['a directory', dir], ['a missing file', path.join(dir, 'none.trust')]] as const) {
-      const result = apply(tpm, target);
-      assert.is(result.status, 1, `${what}: ${result.stderr}`);
-      assert.is(result.stderr.split('\n').filter(Boolean).length, 1, `${what}: ${result.stderr}`);
-    }
-    await reboot(tpm, 'trusted');
-    expectSet(tpm, state, [D1], 'after the foreign and corrupted updates');
-    // The genuine file still applies (the refusals above were about the files, not a broken index).
-    assert.match(apply(tpm, good).stdout, /version 2 .* applied into slot 1, replacing an empty slot/);
-    await reboot(tpm, 'trusted');
-    expectSet(tpm, state, [D2, D1], 'after the genuine update');
-  } finally {
-    await tpm.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('an NV index undefined and redefined by an attacker: foreign attributes refused; an identical unwritten copy is a DoS only', async () => {
-  const tpm = await startSwtpm();
-  const dir = tmpdir();
-  const state = path.join(dir, 'state');
-  const policyKey = loadPolicyKey(PUB);
-  try {
-    bootInto(tpm, 'trusted');
-    trustedProvision(tpm, state);
-    const v2File = signFile(dir, 2, D2);
-    const v3File = signFile(dir, 3, D3);
-    const v3 = readUpdate(v3File);
-    assert.is(apply(tpm, v2File).status, 0);
-
-    // Foreign attributes: authread|authwrite, the attacker writes a well-formed record naming its own digest.
-    await reboot(tpm, 'rogue');
-    check('tpm2_nvundefine', ['-T', tpm.tcti, '-C', 'o', INDEX]);
-    check('tpm2_nvdefine', ['-T', tpm.tcti, '-C', 'o', '-s', '100', '-a', 'authread|authwrite', INDEX]);
-    const forged = path.join(dir, 'forged.bin');
-    fs.writeFileSync(forged, Buffer.concat([Buffer.from('01010200', 'hex'), encodeSlot(image(9, D9)), Buffer.alloc(48)]));
-    check('tpm2_nvwrite', ['-T', tpm.tcti, '-C', INDEX, '-i', forged, INDEX]);
-    await reboot(tpm, 'trusted');
-    const redefined = unseal(tpm, state);
-    assert.not.match(redefined.stdout + redefined.stderr, /d9d9d9d9/);
-    assert.is(redefined.status, 1);
-    assert.match(redefined.stderr, /^sealroot: tpm: cannot read the trusted set: NV index 0x1000e01 is not trusted: name [0-9a-f]+ is not the name of sealroot's trusted-set index for this policy key \(it has attributes 0x20040004, authPolicy empty, size 100\)$/m, redefined.stderr);
-    assert.match(apply(tpm, v3File).stderr, /NV index 0x1000e01 is not trusted: name/);
-    assert.match(provision(tpm, path.join(dir, 'state2')).stderr, /NV index 0x1000e01 exists and is not sealroot's for this policy key .* refusing to touch it/);
-
-    // The same public area as sealroot's (attributes and authPolicy copied), unwritten: nobody but the key holder
-    // can write it. A replayed update (v3, genuine) is refused by sealroot and, sent directly, by the TPM.
-    await reboot(tpm, 'rogue');
-    check('tpm2_nvundefine', ['-T', tpm.tcti, '-C', 'o', INDEX]);
-    const authPolicy = path.join(dir, 'authpolicy.bin');
-    fs.writeFileSync(authPolicy, policyAuthorize(policyKey.name, TRUST_POLICY_REF));
-    check('tpm2_nvdefine', ['-T', tpm.tcti, '-C', 'o', '-s', '100', '-a', 'policywrite|policyread', '-L', authPolicy, INDEX]);
-    const replay = apply(tpm, v3File);
-    assert.is(replay.status, 1);
-    assert.match(replay.stderr, /NV index 0x1000e01 was defined but never written/);
-    for (const slot of [0, 1]) {
-      const offset = slotOffset('sha256', slot);
-      const outcome = await directWrite(tpm.tcti, {
-        nv: { version: 3, offset, compareWith: v3 }, cpHash: { data: encodeSlot(image(3, D3)), offset }, approved: signedWrite(v3, 2, slot),
-        write: { data: encodeSlot(image(3, D3)), offset },
-      });
-      // PolicyNV on an unwritten index: TPM_RC_NV_UNINITIALIZED; and the Name differs (no WRITTEN bit) from the one signed.
-      assert.match(outcome, /^PolicyNV\(header\): .*TPM_RC_NV_UNINITIALIZED/, `v3 replayed into slot ${slot} of the redefined index: ${outcome}`);
-      assert.match(await directWrite(tpm.tcti, {
-        cpHash: { data: encodeSlot(image(3, D3)), offset }, approved: signedWrite(v3, 2, slot), write: { data: encodeSlot(image(3, D3)), offset },
-      }), /^PolicyAuthorize: .*TPM_RC_VALUE/);
-    }
-    await keylessWrites(tpm, dir, state, 'rogue boot, identical unwritten index');
-    await reboot(tpm, 'trusted');
-    const unwritten = unseal(tpm, state);
-    assert.not.match(unwritten.stdout + unwritten.stderr, /d9d9d9d9/);
-    assert.is(unwritten.status, 1);
-    assert.match(unwritten.stderr, /NV index 0x1000e01 was defined but never written/);
-
-    // Recovery is the key holder's: a first install again (key at hand), at a version above the retired ones.
-    const again = provision(tpm, state, D3, '--version', '3');
-    assert.is(again.status, 0, again.stderr);
-    expectSet(tpm, state, [D3], 'after the key holder provisioned again');
-    assert.match(apply(tpm, v3File).stdout, /version 3 .* is already trusted \(slot 0\)/);
-    // Installed at version 3: the empty slot holds floor 2, so the genuine but older v2 and v1 updates are refused,
-    // by sealroot and by the TPM (PolicyNV on the empty slot).
-    const v2 = readUpdate(v2File);
-    const older = apply(tpm, v2File);
-    assert.is(older.status, 1);
-    assert.match(older.stderr, /version 2 .* is not newer than any version in the trusted set/);
-    assert.match(apply(tpm, signFile(dir, 1, D1)).stderr, /version 1 .* is not newer than any version in the trusted set/);
-    assert.match(await directWrite(tpm.tcti, {
-      nv: { version: 2, offset: slotOffset('sha256', 1), compareWith: v2 }, cpHash: { data: encodeSlot(image(2, D2)), offset: slotOffset('sha256', 1) },
-      approved: signedWrite(v2, 2, 1), write: { data: encodeSlot(image(2, D2)), offset: slotOffset('sha256', 1) },
-    }), /^PolicyNV: TPM2_PolicyNV: TPM_RC_POLICY \[0x126\]/);
-    const empty = toolsReadRecord(tpm, dir, state);
-    assert.is(empty.subarray(slotOffset('sha256', 1)).toString('hex'), `${'00'.repeat(7)}02${'00'.repeat(40)}`, 'slot 1: empty, floor 2');
-    // A newer update fills the empty slot ("an empty slot", not "version 2").
-    assert.match(apply(tpm, signFile(dir, 4, D(4))).stdout, /version 4 .* applied into slot 1, replacing an empty slot/);
-    await reboot(tpm, 'trusted');
-    expectSet(tpm, state, [D(4), D3], 'after v4');
-  } finally {
-    await tpm.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('errors: no TPM, unknown or unallocated bank, wrong PCRs, wrong key, corrupted state, DA lockout', async () => {
-  const tpm = await startSwtpm();
-  const dir = tmpdir();
-  const state = path.join(dir, 'state');
-  try {
-    // No TPM: nothing listens, or no device node.
-    const closed = await startSwtpm();
-    const closedTcti = closed.tcti;
-    await closed.stop();
-    const refused = sealroot('unseal', '--tpm', closedTcti, '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
-    assert.is(refused.status, 1);
-    assert.is(refused.stderr, `sealroot: tpm: cannot read the trusted set: no TPM at ${closedTcti}: connection refused (is swtpm running?)\n`);
-    // readTrustAndCap: both steps fail; the read's error is thrown, the cap's is logged.
-    const logged: string[] = [];
-    const log = { info: () => {}, notice: () => {}, warn: () => {}, error: (message: string) => logged.push(message) };
+  // v2 applied with tpm2-tools alone, from the update file: tpm2_policynv + tpm2_policycphash + tpm2_policyauthorize + tpm2_nvwrite.
+  const toolsUpdate = (update: TrustUpdate, slot: number, version: number, data: Buffer): RunResult => {
+    const write = update.writes.find((entry) => entry.slots === 2 && entry.slot === slot)!;
+    const offset = slotOffset('sha256', slot);
+    const compare = toolsCompareSession(tpm.tcti, dir, update);
+    fs.writeFileSync(file('operand.bin'), versionBytes(version));
+    fs.writeFileSync(file('header.bin'), encodeHeader('sha256', 2));
+    const layout = toolsCompareSession(tpm.tcti, dir, update, 'layout.ctx');
+    fs.writeFileSync(file('slot.bin'), data);
+    check('tpm2_nvwrite', ['-T', tpm.tcti, INDEX, '-C', INDEX, '-i', file('slot.bin'), '--offset', String(offset), '--cphash', file('write.cphash')]);
     try {
-      await readTrustAndCap({ tcti: closedTcti, pcrs: PCRS, stateDir: state, policyKeyPath: PUB, log });
-      assert.unreachable('read without a TPM');
-    } catch (error) {
-      assert.instance(error, StepError);
-      assert.match((error as Error).message, /^tpm: cannot read the trusted set: no TPM at/);
+      return toolsPolicyCommand(tpm.tcti, dir, { policy: write.policy, signature: write.signature, publicKey: PUB }, [
+        ['tpm2_policynv', '-i', file('header.bin'), '--offset', '0', '-C', INDEX, '-P', `session:${layout}`, INDEX, 'eq'],
+        ['tpm2_policynv', '-i', file('operand.bin'), '--offset', String(offset), '-C', INDEX, '-P', `session:${compare}`, INDEX, 'ult'],
+        ['tpm2_policycphash', '--cphash-input', file('write.cphash')],
+      ], ['tpm2_nvwrite', INDEX, '-C', INDEX, '-i', file('slot.bin'), '--offset', String(offset)]);
+    } finally {
+      run('tpm2_flushcontext', ['-T', tpm.tcti, compare]);
+      run('tpm2_flushcontext', ['-T', tpm.tcti, layout]);
     }
-    assert.equal(logged.map((line) => line.replace(/port=\d+/, 'port=P')), ['tpm: cannot cap PCR 15: no TPM at swtpm:host=127.0.0.1,port=P: connection refused (is swtpm running?)']);
-    const noDevice = sealroot('unseal', '--tpm', 'device:/dev/sealroot-no-such-tpm', '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
-    assert.is(noDevice.status, 1);
-    assert.match(noDevice.stderr, /^sealroot: tpm: cannot read the trusted set: no TPM: \/dev\/sealroot-no-such-tpm does not exist/);
-    assert.is(sealroot('pcr', 'read', '--tpm', 'bogus:x', 'sha256:0').status, 2);
+  };
+  const byTools = toolsUpdate(v2, 1, 2, encodeSlot(image(2, D2)));
+  assert.is(byTools.status, 0, byTools.stderr);
+  const again = apply(tpm, v2File);
+  assert.is(again.status, 0, again.stderr);
+  assert.is(again.stdout, `${v2File}: version 2 (${D2}) is already trusted (slot 1)\n`);
+  // v3 replaces the oldest, v1 (slot 0): 2 slots hold the two newest.
+  const third = apply(tpm, v3File);
+  assert.is(third.stdout, `${v3File}: version 3 (${D3}) applied into slot 0, replacing version 1\n`, third.stderr);
+  assert.is(apply(tpm, v3File).stdout, `${v3File}: version 3 (${D3}) is already trusted (slot 0)\n`);
 
-    bootInto(tpm, 'trusted');
-    trustedProvision(tpm, state);
-    assert.is(unseal(tpm, state).stdout, `${D1}\n`);
+  // Replays through sealroot: v2 again is already there; v1's file (signed, genuine) and another image signed at
+  // version 2 are refused by the TPM's comparisons; nothing changes.
+  assert.match(apply(tpm, v2File).stdout, /already trusted \(slot 1\)/);
+  const replayV1 = apply(tpm, v1File);
+  assert.is(replayV1.status, 1);
+  assert.is(replayV1.stderr, `sealroot: tpm: cannot apply the trust update (${v1File}): version 1 (${D1}) is not newer than any version in the trusted set: a replayed or older update\n`);
+  const otherV2 = signFile(dir, 2, D(4), { name: 'v2-other-image.trust' });
+  const replayOther = apply(tpm, otherV2);
+  assert.is(replayOther.status, 1);
+  assert.match(replayOther.stderr, /version 2 \(sha256:d4d4.*\) is not newer than any version in the trusted set/);
+  // Several files in one apply: sorted by version; the refused one stops the run with one line.
+  const mixed = apply(tpm, v3File, v1File);
+  assert.is(mixed.status, 1);
+  assert.match(mixed.stderr, /version 1 .* is not newer/);
 
-    // Unknown bank (syntax) and a bank the TPM has not allocated.
-    const unknown = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', 'sha999:8', '--state', state, '--policy-key', PUB);
-    assert.is(unknown.status, 2);
-    assert.match(unknown.stderr, /unknown PCR bank 'sha999'/);
+  // The decisive check: the exact signed writes of older updates, sent to the TPM directly. PolicyNV refuses them.
+  const refusedByPolicyNv = /^PolicyNV: TPM2_PolicyNV: TPM_RC_POLICY \[0x126\]/;
+  assert.match(await directWrite(tpm.tcti, {
+    nv: { version: 2, offset: offset0, compareWith: v2 }, cpHash: { data: encodeSlot(image(2, D2)), offset: offset0 }, approved: signedWrite(v2, 2, 0),
+    write: { data: encodeSlot(image(2, D2)), offset: offset0 },
+  }), refusedByPolicyNv, 'v2 replayed into slot 0 (holding v3)');
+  assert.match(await directWrite(tpm.tcti, {
+    nv: { version: 1, offset: offset0, compareWith: v1 }, cpHash: { data: encodeSlot(image(1, D1)), offset: offset0 }, approved: signedWrite(v1, 2, 0),
+    write: { data: encodeSlot(image(1, D1)), offset: offset0 },
+  }), refusedByPolicyNv, 'v1 replayed into slot 0 (holding v3)');
+  assert.match(await directWrite(tpm.tcti, {
+    nv: { version: 1, offset: offset1, compareWith: v1 }, cpHash: { data: encodeSlot(image(1, D1)), offset: offset1 }, approved: signedWrite(v1, 2, 1),
+    write: { data: encodeSlot(image(1, D1)), offset: offset1 },
+  }), refusedByPolicyNv, 'v1 replayed into slot 1 (holding v2)');
+  assert.match(await directWrite(tpm.tcti, {
+    nv: { version: 2, offset: offset1, compareWith: v2 }, cpHash: { data: encodeSlot(image(2, D2)), offset: offset1 }, approved: signedWrite(v2, 2, 1),
+    write: { data: encodeSlot(image(2, D2)), offset: offset1 },
+  }), refusedByPolicyNv, 'v2 replayed into its own slot (equal is not older)');
+  // The same replay with tpm2-tools alone: tpm2_policynv fails with TPM_RC_POLICY.
+  const toolsReplay = toolsUpdate(v2, 0, 2, encodeSlot(image(2, D2)));
+  assert.is.not(toolsReplay.status, 0);
+  assert.match(toolsReplay.stderr, /^tpm2_policynv: .*PolicyNV\(0x126\)/s, toolsReplay.stderr);
+  const toolsReplayV1 = toolsUpdate(v1, 1, 1, encodeSlot(image(1, D1)));
+  assert.match(toolsReplayV1.stderr, /^tpm2_policynv: .*PolicyNV\(0x126\)/s, toolsReplayV1.stderr);
 
-    // Wrong PCRs: one more extend of PCR 9 in this boot.
-    check('tpm2_pcrextend', ['-T', tpm.tcti, `9:sha256=${'ab'.repeat(32)}`]);
-    const wrong = unseal(tpm, state);
-    assert.is(wrong.status, 1);
-    assert.match(wrong.stderr, /no read approval matches the current PCR values \(policy [0-9a-f]{64}; 1 read approvals in the state directory\)/);
-    await tpm.restart();
-    bootInto(tpm, 'trusted');
+  // Next trusted boot: D3 then D2, each on a line of its own; v1 is retired (its image is refused from now on).
+  await reboot(tpm, 'trusted');
+  expectSet(tpm, state, [D3, D2], 'after v2, v3 and the replays');
+  const retired = toolsReadRecord(tpm, dir, state);
+  assert.equal(decodeRecord(retired).slots.map((entry) => entry?.version), [3, 2]);
+  const logged = unseal(tpm, state);
+  assert.match(logged.stderr, new RegExp(`trusted set: versions 3 \\(${D3}\\), 2 \\(${D2}\\)`));
+}));
 
-    // A policy key that is not the one the index was provisioned for: the index's name does not match.
-    const otherKey = path.join(dir, 'other.pem');
-    check('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey]);
-    const otherPub = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--state', state, '--policy-key', otherKey);
-    assert.is(otherPub.status, 1);
-    assert.match(otherPub.stderr, /is not trusted: name [0-9a-f]+ is not the name of sealroot's trusted-set index for this policy key/);
-    const notPem = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--state', state, '--policy-key', path.join(dir, 'missing.pem'));
-    assert.match(notPem.stderr, /cannot read the policy key .*missing\.pem: ENOENT/);
+test('updates signed by another key, and corrupted update files, change nothing; each refused with one line', () => withTpm(async (tpm, dir, state) => {
+  bootInto(tpm, 'trusted');
+  trustedProvision(tpm, state);
+  const otherKey = path.join(dir, 'other.pem');
+  check('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey]);
+  const foreign = signFile(dir, 5, D9, { key: otherKey, name: 'foreign.trust' });
+  const foreignResult = apply(tpm, foreign);
+  assert.is(foreignResult.status, 1);
+  assert.match(foreignResult.stderr, new RegExp(`^sealroot: tpm: cannot apply the trust update \\(${foreign}\\): version 5 \\(${D9}\\) is not signed by the policy key \\(key name in the file: 000b[0-9a-f]{64}, ours: 000b[0-9a-f]{64}\\)\\n$`));
+  // The foreign file with the trusted key's name pasted in: the signatures still decide.
+  const pasted = path.join(dir, 'pasted.trust');
+  fs.writeFileSync(pasted, fs.readFileSync(foreign, 'utf8').replace(/"policyKey": "[0-9a-f]+"/, `"policyKey": "${loadPolicyKey(PUB).name.toString('hex')}"`));
+  assert.match(apply(tpm, pasted).stderr, /is not signed by the policy key/);
 
-    // Corrupted state files: garbage, a flipped signature, a foreign signature put first, a missing file.
-    const file = path.join(state, 'approvals.json');
-    const good = fs.readFileSync(file, 'utf8');
-    fs.writeFileSync(file, good.slice(0, 100));
-    const garbage = unseal(tpm, state);
-    assert.is(garbage.status, 1);
-    assert.match(garbage.stderr, new RegExp(`^sealroot: tpm: cannot read the trusted set \\(${file}\\): corrupted state file: not JSON`));
-    const parsed = JSON.parse(good) as { approvals: { purpose: string; signature: string; policy: string }[] };
-    const flipped = structuredClone(parsed);
-    const read = flipped.approvals.find((a) => a.purpose === 'read')!;
-    read.signature = (read.signature[0] === '0' ? '1' : '0') + read.signature.slice(1);
-    fs.writeFileSync(file, JSON.stringify(flipped));
-    const badSignature = unseal(tpm, state);
-    assert.is(badSignature.status, 1);
-    assert.match(badSignature.stderr, /the read approval for policy [0-9a-f]{64} is not signed by the policy key/);
-    const foreign = structuredClone(parsed);
-    const forged = { ...foreign.approvals.find((a) => a.purpose === 'read')!, signature: sign('sha256', Buffer.concat([Buffer.from(read.policy, 'hex'), TRUST_POLICY_REF]), fs.readFileSync(otherKey)).toString('hex') };
-    foreign.approvals.unshift(forged);
-    fs.writeFileSync(file, JSON.stringify(foreign));
-    assert.is(unseal(tpm, state).stdout, `${D1}\n`, 'a foreign-signed record before the valid one must not stop the read');
-    fs.writeFileSync(file, JSON.stringify({ ...parsed, approvals: [{ ...parsed.approvals[0], policy: 'zz' }] }));
-    assert.match(unseal(tpm, state).stderr, /corrupted state file: approval 0: bad policy/);
-    fs.rmSync(file);
-    assert.match(unseal(tpm, state).stderr, /no approvals: the state directory was not provisioned/);
-    fs.writeFileSync(file, good);
-    assert.is(unseal(tpm, state).stdout, `${D1}\n`);
-
-    // DA lockout, caused by a rogue boot hammering a DA-protected index: the TPM refuses DA-protected authorizations
-    // (tpm2-tools sees TPM_RC_LOCKOUT), but sealroot's policy-only authorization still reads the digest.
-    check('tpm2_dictionarylockout', ['-T', tpm.tcti, '-s', '-n', '1', '-t', '1000', '-l', '1000']);
-    check('tpm2_nvdefine', ['-T', tpm.tcti, '-C', 'o', '-s', '8', '-a', 'authread|authwrite', '-p', 'good', '0x01000e02']);
-    run('tpm2_nvread', ['-T', tpm.tcti, '-P', 'bad', '-C', '0x01000e02', '-s', '8', '0x01000e02']);
-    const locked = run('tpm2_nvread', ['-T', tpm.tcti, '-P', 'good', '-C', '0x01000e02', '-s', '8', '0x01000e02']);
-    assert.match(locked.stderr, /0x921/);
-    assert.match(check('tpm2_getcap', ['-T', tpm.tcti, 'properties-variable']), /inLockout:\s+1/);
-    const inLockout = unseal(tpm, state);
-    assert.is(inLockout.stdout, `${D1}\n`, inLockout.stderr);
-    // An update applies in lockout too (policy sessions only, nothing DA-protected).
-    const lockoutApply = apply(tpm, signFile(dir, 2, D2));
-    assert.is(lockoutApply.status, 0, lockoutApply.stderr);
-    assert.is(unseal(tpm, state).stdout, `${D2}\n${D1}\n`);
-
-    // An owner hierarchy with a password: defining the index needs --owner-auth; a wrong one is named by the TPM.
-    check('tpm2_changeauth', ['-T', tpm.tcti, '-c', 'o', 'owner-secret']);
-    const ownerArgs = ['provision', '--tpm', tpm.tcti, '--signing-key', KEY, '--digest', D1, '--size', String(SIZE), '--pcrs', PCRS, '--state', path.join(dir, 'state9'), '--nv-index', '0x01000e09'];
-    const noOwnerAuth = sealroot(...ownerArgs);
-    assert.is(noOwnerAuth.status, 1);
-    assert.match(noOwnerAuth.stderr, /TPM2_NV_DefineSpace: TPM_RC_BAD_AUTH \(session 1\) \[0x9a2\]/);
-    const withOwnerAuth = sealroot(...ownerArgs, '--owner-auth', 'owner-secret');
-    assert.is(withOwnerAuth.status, 0, withOwnerAuth.stderr);
-
-    // A bank that is not allocated (after tpm2_pcrallocate and a reboot).
-    check('tpm2_pcrallocate', ['-T', tpm.tcti, 'sha1:all+sha256:all+sha384:none+sha512:none']);
-    await tpm.restart();
-    const unallocated = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', 'sha384:8', '--state', state, '--policy-key', PUB);
-    assert.is(unallocated.status, 1);
-    assert.match(unallocated.stderr, /^sealroot: tpm: cannot read the trusted set: PCR bank sha384 is not allocated on this TPM \(allocated: sha1, sha256\)$/m);
-    const pcrRead = sealroot('pcr', 'read', '--tpm', tpm.tcti, 'sha384:8');
-    assert.is(pcrRead.status, 1);
-    assert.match(pcrRead.stderr, /no value for sha384:8 \(bank not allocated\?\)/);
-  } finally {
-    await tpm.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+  const good = signFile(dir, 2, D2);
+  const text = fs.readFileSync(good, 'utf8');
+  const json = () => JSON.parse(text) as Record<string, any>;
+  const flip = (hex: string, at: number) => hex.slice(0, at) + (hex[at] === '0' ? '1' : '0') + hex.slice(at + 1);
+  const variants: [string, string | Buffer, number, RegExp][] = [];
+  const compareSig = json();
+  compareSig.compare.signature = flip(compareSig.compare.signature, 20);
+  variants.push(['compare signature flipped', JSON.stringify(compareSig), 1, /is not signed by the policy key/]);
+  for (const slot of [0, 1]) {
+    const writeSig = json();
+    writeSig.writes[slot].signature = flip(writeSig.writes[slot].signature, 40);
+    variants.push([`slot ${slot} signature flipped`, JSON.stringify(writeSig), 1, new RegExp(`the write for slot ${slot} of 2 is not the one the policy key signed`)]);
   }
-});
+  variants.push(['digest byte flipped', text.replace(D2, `sha256:${flip('d2'.repeat(32), 7)}`), 1, /the write for slot 0 of 2 is not the one the policy key signed/]);
+  variants.push(['digest replaced by the attacker\'s', text.replace(D2, D9), 1, /the write for slot 0 of 2 is not the one the policy key signed/]);
+  variants.push(['version raised', text.replace('"version": 2', '"version": 7'), 1, /the write for slot 0 of 2 is not the one/]);
+  variants.push(['size changed', text.replace(`"size": ${SIZE}`, '"size": 4097'), 1, /the write for slot 0 of 2 is not the one/]);
+  variants.push(['truncated JSON', text.slice(0, 300), 1, /not a valid trust update: not JSON/]);
+  variants.push(['wrong format', text.replace('sealroot-trust-update/1', 'sealroot-trust-update/9'), 1, /format is not sealroot-trust-update\/1/]);
+  variants.push(['the single-digest design\'s approvals file', fs.readFileSync(path.join(state, 'approvals.json')), 1, /format is not sealroot-trust-update\/1/]);
+  variants.push(['huge file', Buffer.alloc(300 * 1024, 0x20), 1, /over the limit|at most/]);
+  variants.push(['empty file', '', 1, /not JSON/]);
+  for (const [what, content, status, message] of variants) {
+    const bad = path.join(dir, 'bad.trust');
+    fs.writeFileSync(bad, content);
+    const result = apply(tpm, bad);
+    assert.is(result.status, status, `${what}: ${result.stdout}${result.stderr}`);
+    assert.match(result.stderr, message, `${what}: ${result.stderr}`);
+    assert.is(result.stderr.split('\n').filter(Boolean).length, 1, `${what}: one line: ${result.stderr}`);
+    assert.match(result.stderr, /^sealroot: tpm: cannot apply the trust update/, what);
+  }
+  // Not a regular file: a FIFO (no writer: a blocking read would hang), a directory, a missing file.
+  const fifo = path.join(dir, 'fifo.trust');
+  check('mkfifo', [fifo]);
+  for (const [what, target] of [['a FIFO', fifo], ['a directory', dir], ['a missing file', path.join(dir, 'none.trust')]] as const) {
+    const result = apply(tpm, target);
+    assert.is(result.status, 1, `${what}: ${result.stderr}`);
+    assert.is(result.stderr.split('\n').filter(Boolean).length, 1, `${what}: ${result.stderr}`);
+  }
+  await reboot(tpm, 'trusted');
+  expectSet(tpm, state, [D1], 'after the foreign and corrupted updates');
+  // The genuine file still applies (the refusals above were about the files, not a broken index).
+  assert.match(apply(tpm, good).stdout, /version 2 .* applied into slot 1, replacing an empty slot/);
+  await reboot(tpm, 'trusted');
+  expectSet(tpm, state, [D2, D1], 'after the genuine update');
+}));
+
+test('an NV index undefined and redefined by an attacker: foreign attributes refused; an identical unwritten copy is a DoS only', () => withTpm(async (tpm, dir, state) => {
+  const policyKey = loadPolicyKey(PUB);
+  bootInto(tpm, 'trusted');
+  trustedProvision(tpm, state);
+  const v2File = signFile(dir, 2, D2);
+  const v3File = signFile(dir, 3, D3);
+  const v3 = readUpdate(v3File);
+  assert.is(apply(tpm, v2File).status, 0);
+
+  // Foreign attributes: authread|authwrite, the attacker writes a well-formed record naming its own digest.
+  await reboot(tpm, 'rogue');
+  check('tpm2_nvundefine', ['-T', tpm.tcti, '-C', 'o', INDEX]);
+  check('tpm2_nvdefine', ['-T', tpm.tcti, '-C', 'o', '-s', '100', '-a', 'authread|authwrite', INDEX]);
+  const forged = path.join(dir, 'forged.bin');
+  fs.writeFileSync(forged, Buffer.concat([Buffer.from('01010200', 'hex'), encodeSlot(image(9, D9)), Buffer.alloc(48)]));
+  check('tpm2_nvwrite', ['-T', tpm.tcti, '-C', INDEX, '-i', forged, INDEX]);
+  await reboot(tpm, 'trusted');
+  const redefined = unseal(tpm, state);
+  assert.not.match(redefined.stdout + redefined.stderr, /d9d9d9d9/);
+  assert.is(redefined.status, 1);
+  assert.match(redefined.stderr, /^sealroot: tpm: cannot read the trusted set: NV index 0x1000e01 is not trusted: name [0-9a-f]+ is not the name of sealroot's trusted-set index for this policy key \(it has attributes 0x20040004, authPolicy empty, size 100\)$/m, redefined.stderr);
+  assert.match(apply(tpm, v3File).stderr, /NV index 0x1000e01 is not trusted: name/);
+  assert.match(provision(tpm, path.join(dir, 'state2')).stderr, /NV index 0x1000e01 exists and is not sealroot's for this policy key .* refusing to touch it/);
+
+  // The same public area as sealroot's (attributes and authPolicy copied), unwritten: nobody but the key holder
+  // can write it. A replayed update (v3, genuine) is refused by sealroot and, sent directly, by the TPM.
+  await reboot(tpm, 'rogue');
+  check('tpm2_nvundefine', ['-T', tpm.tcti, '-C', 'o', INDEX]);
+  const authPolicy = path.join(dir, 'authpolicy.bin');
+  fs.writeFileSync(authPolicy, policyAuthorize(policyKey.name, TRUST_POLICY_REF));
+  check('tpm2_nvdefine', ['-T', tpm.tcti, '-C', 'o', '-s', '100', '-a', 'policywrite|policyread', '-L', authPolicy, INDEX]);
+  const replay = apply(tpm, v3File);
+  assert.is(replay.status, 1);
+  assert.match(replay.stderr, /NV index 0x1000e01 was defined but never written/);
+  for (const slot of [0, 1]) {
+    const offset = slotOffset('sha256', slot);
+    const outcome = await directWrite(tpm.tcti, {
+      nv: { version: 3, offset, compareWith: v3 }, cpHash: { data: encodeSlot(image(3, D3)), offset }, approved: signedWrite(v3, 2, slot),
+      write: { data: encodeSlot(image(3, D3)), offset },
+    });
+    // PolicyNV on an unwritten index: TPM_RC_NV_UNINITIALIZED; and the Name differs (no WRITTEN bit) from the one signed.
+    assert.match(outcome, /^PolicyNV\(header\): .*TPM_RC_NV_UNINITIALIZED/, `v3 replayed into slot ${slot} of the redefined index: ${outcome}`);
+    assert.match(await directWrite(tpm.tcti, {
+      cpHash: { data: encodeSlot(image(3, D3)), offset }, approved: signedWrite(v3, 2, slot), write: { data: encodeSlot(image(3, D3)), offset },
+    }), /^PolicyAuthorize: .*TPM_RC_VALUE/);
+  }
+  await keylessWrites(tpm, dir, state, 'rogue boot, identical unwritten index');
+  await reboot(tpm, 'trusted');
+  const unwritten = unseal(tpm, state);
+  assert.not.match(unwritten.stdout + unwritten.stderr, /d9d9d9d9/);
+  assert.is(unwritten.status, 1);
+  assert.match(unwritten.stderr, /NV index 0x1000e01 was defined but never written/);
+
+  // Recovery is the key holder's: a first install again (key at hand), at a version above the retired ones.
+  const again = provision(tpm, state, D3, '--version', '3');
+  assert.is(again.status, 0, again.stderr);
+  expectSet(tpm, state, [D3], 'after the key holder provisioned again');
+  assert.match(apply(tpm, v3File).stdout, /version 3 .* is already trusted \(slot 0\)/);
+  // Installed at version 3: the empty slot holds floor 2, so the genuine but older v2 and v1 updates are refused,
+  // by sealroot and by the TPM (PolicyNV on the empty slot).
+  const v2 = readUpdate(v2File);
+  const older = apply(tpm, v2File);
+  assert.is(older.status, 1);
+  assert.match(older.stderr, /version 2 .* is not newer than any version in the trusted set/);
+  assert.match(apply(tpm, signFile(dir, 1, D1)).stderr, /version 1 .* is not newer than any version in the trusted set/);
+  assert.match(await directWrite(tpm.tcti, {
+    nv: { version: 2, offset: slotOffset('sha256', 1), compareWith: v2 }, cpHash: { data: encodeSlot(image(2, D2)), offset: slotOffset('sha256', 1) },
+    approved: signedWrite(v2, 2, 1), write: { data: encodeSlot(image(2, D2)), offset: slotOffset('sha256', 1) },
+  }), /^PolicyNV: TPM2_PolicyNV: TPM_RC_POLICY \[0x126\]/);
+  const empty = toolsReadRecord(tpm, dir, state);
+  assert.is(empty.subarray(slotOffset('sha256', 1)).toString('hex'), `${'00'.repeat(7)}02${'00'.repeat(40)}`, 'slot 1: empty, floor 2');
+  // A newer update fills the empty slot ("an empty slot", not "version 2").
+  assert.match(apply(tpm, signFile(dir, 4, D(4))).stdout, /version 4 .* applied into slot 1, replacing an empty slot/);
+  await reboot(tpm, 'trusted');
+  expectSet(tpm, state, [D(4), D3], 'after v4');
+}));
+
+test('errors: no TPM, unknown or unallocated bank, wrong PCRs, wrong key, corrupted state, DA lockout', () => withTpm(async (tpm, dir, state) => {
+  // No TPM: nothing listens, or no device node.
+  const closed = await startSwtpm();
+  const closedTcti = closed.tcti;
+  await closed.stop();
+  const refused = sealroot('unseal', '--tpm', closedTcti, '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
+  assert.is(refused.status, 1);
+  assert.is(refused.stderr, `sealroot: tpm: cannot read the trusted set: no TPM at ${closedTcti}: connection refused (is swtpm running?)\n`);
+  // readTrustAndCap: both steps fail; the read's error is thrown, the cap's is logged.
+  const logged: string[] = [];
+  const log = { info: () => {}, notice: () => {}, warn: () => {}, error: (message: string) => logged.push(message) };
+  try {
+    await readTrustAndCap({ tcti: closedTcti, pcrs: PCRS, stateDir: state, policyKeyPath: PUB, log });
+    assert.unreachable('read without a TPM');
+  } catch (error) {
+    assert.instance(error, StepError);
+    assert.match((error as Error).message, /^tpm: cannot read the trusted set: no TPM at/);
+  }
+  assert.equal(logged.map((line) => line.replace(/port=\d+/, 'port=P')), ['tpm: cannot cap PCR 15: no TPM at swtpm:host=127.0.0.1,port=P: connection refused (is swtpm running?)']);
+  const noDevice = sealroot('unseal', '--tpm', 'device:/dev/sealroot-no-such-tpm', '--pcrs', PCRS, '--state', state, '--policy-key', PUB);
+  assert.is(noDevice.status, 1);
+  assert.match(noDevice.stderr, /^sealroot: tpm: cannot read the trusted set: no TPM: \/dev\/sealroot-no-such-tpm does not exist/);
+  assert.is(sealroot('pcr', 'read', '--tpm', 'bogus:x', 'sha256:0').status, 2);
+
+  bootInto(tpm, 'trusted');
+  trustedProvision(tpm, state);
+  assert.is(unseal(tpm, state).stdout, `${D1}\n`);
+
+  // Unknown bank (syntax) and a bank the TPM has not allocated.
+  const unknown = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', 'sha999:8', '--state', state, '--policy-key', PUB);
+  assert.is(unknown.status, 2);
+  assert.match(unknown.stderr, /unknown PCR bank 'sha999'/);
+
+  // Wrong PCRs: one more extend of PCR 9 in this boot.
+  check('tpm2_pcrextend', ['-T', tpm.tcti, `9:sha256=${'ab'.repeat(32)}`]);
+  const wrong = unseal(tpm, state);
+  assert.is(wrong.status, 1);
+  assert.match(wrong.stderr, /no read approval matches the current PCR values \(policy [0-9a-f]{64}; 1 read approvals in the state directory\)/);
+  await tpm.restart();
+  bootInto(tpm, 'trusted');
+
+  // A policy key that is not the one the index was provisioned for: the index's name does not match.
+  const otherKey = path.join(dir, 'other.pem');
+  check('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey]);
+  const otherPub = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--state', state, '--policy-key', otherKey);
+  assert.is(otherPub.status, 1);
+  assert.match(otherPub.stderr, /is not trusted: name [0-9a-f]+ is not the name of sealroot's trusted-set index for this policy key/);
+  const notPem = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--state', state, '--policy-key', path.join(dir, 'missing.pem'));
+  assert.match(notPem.stderr, /cannot read the policy key .*missing\.pem: ENOENT/);
+
+  // Corrupted state files: garbage, a flipped signature, a foreign signature put first, a missing file.
+  const file = path.join(state, 'approvals.json');
+  const good = fs.readFileSync(file, 'utf8');
+  fs.writeFileSync(file, good.slice(0, 100));
+  const garbage = unseal(tpm, state);
+  assert.is(garbage.status, 1);
+  assert.match(garbage.stderr, new RegExp(`^sealroot: tpm: cannot read the trusted set \\(${file}\\): corrupted state file: not JSON`));
+  const parsed = JSON.parse(good) as { approvals: { purpose: string; signature: string; policy: string }[] };
+  const flipped = structuredClone(parsed);
+  const read = flipped.approvals.find((a) => a.purpose === 'read')!;
+  read.signature = (read.signature[0] === '0' ? '1' : '0') + read.signature.slice(1);
+  fs.writeFileSync(file, JSON.stringify(flipped));
+  const badSignature = unseal(tpm, state);
+  assert.is(badSignature.status, 1);
+  assert.match(badSignature.stderr, /the read approval for policy [0-9a-f]{64} is not signed by the policy key/);
+  const foreign = structuredClone(parsed);
+  const forged = { ...foreign.approvals.find((a) => a.purpose === 'read')!, signature: sign('sha256', Buffer.concat([Buffer.from(read.policy, 'hex'), TRUST_POLICY_REF]), fs.readFileSync(otherKey)).toString('hex') };
+  foreign.approvals.unshift(forged);
+  fs.writeFileSync(file, JSON.stringify(foreign));
+  assert.is(unseal(tpm, state).stdout, `${D1}\n`, 'a foreign-signed record before the valid one must not stop the read');
+  fs.writeFileSync(file, JSON.stringify({ ...parsed, approvals: [{ ...parsed.approvals[0], policy: 'zz' }] }));
+  assert.match(unseal(tpm, state).stderr, /corrupted state file: approval 0: bad policy/);
+  fs.rmSync(file);
+  assert.match(unseal(tpm, state).stderr, /no approvals: the state directory was not provisioned/);
+  fs.writeFileSync(file, good);
+  assert.is(unseal(tpm, state).stdout, `${D1}\n`);
+
+  // DA lockout, caused by a rogue boot hammering a DA-protected index: the TPM refuses DA-protected authorizations
+  // (tpm2-tools sees TPM_RC_LOCKOUT), but sealroot's policy-only authorization still reads the digest.
+  check('tpm2_dictionarylockout', ['-T', tpm.tcti, '-s', '-n', '1', '-t', '1000', '-l', '1000']);
+  check('tpm2_nvdefine', ['-T', tpm.tcti, '-C', 'o', '-s', '8', '-a', 'authread|authwrite', '-p', 'good', '0x01000e02']);
+  run('tpm2_nvread', ['-T', tpm.tcti, '-P', 'bad', '-C', '0x01000e02', '-s', '8', '0x01000e02']);
+  const locked = run('tpm2_nvread', ['-T', tpm.tcti, '-P', 'good', '-C', '0x01000e02', '-s', '8', '0x01000e02']);
+  assert.match(locked.stderr, /0x921/);
+  assert.match(check('tpm2_getcap', ['-T', tpm.tcti, 'properties-variable']), /inLockout:\s+1/);
+  const inLockout = unseal(tpm, state);
+  assert.is(inLockout.stdout, `${D1}\n`, inLockout.stderr);
+  // An update applies in lockout too (policy sessions only, nothing DA-protected).
+  const lockoutApply = apply(tpm, signFile(dir, 2, D2));
+  assert.is(lockoutApply.status, 0, lockoutApply.stderr);
+  assert.is(unseal(tpm, state).stdout, `${D2}\n${D1}\n`);
+
+  // An owner hierarchy with a password: defining the index needs --owner-auth; a wrong one is named by the TPM.
+  check('tpm2_changeauth', ['-T', tpm.tcti, '-c', 'o', 'owner-secret']);
+  const ownerArgs = ['provision', '--tpm', tpm.tcti, '--signing-key', KEY, '--digest', D1, '--size', String(SIZE), '--pcrs', PCRS, '--state', path.join(dir, 'state9'), '--nv-index', '0x01000e09'];
+  const noOwnerAuth = sealroot(...ownerArgs);
+  assert.is(noOwnerAuth.status, 1);
+  assert.match(noOwnerAuth.stderr, /TPM2_NV_DefineSpace: TPM_RC_BAD_AUTH \(session 1\) \[0x9a2\]/);
+  const withOwnerAuth = sealroot(...ownerArgs, '--owner-auth', 'owner-secret');
+  assert.is(withOwnerAuth.status, 0, withOwnerAuth.stderr);
+
+  // A bank that is not allocated (after tpm2_pcrallocate and a reboot).
+  check('tpm2_pcrallocate', ['-T', tpm.tcti, 'sha1:all+sha256:all+sha384:none+sha512:none']);
+  await tpm.restart();
+  const unallocated = sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', 'sha384:8', '--state', state, '--policy-key', PUB);
+  assert.is(unallocated.status, 1);
+  assert.match(unallocated.stderr, /^sealroot: tpm: cannot read the trusted set: PCR bank sha384 is not allocated on this TPM \(allocated: sha1, sha256\)$/m);
+  const pcrRead = sealroot('pcr', 'read', '--tpm', tpm.tcti, 'sha384:8');
+  assert.is(pcrRead.status, 1);
+  assert.match(pcrRead.stderr, /no value for sha384:8 \(bank not allocated\?\)/);
+}));
 
 test('transports: mssim framing against swtpm; a TPM that accepts but never answers times out', async () => {
   const tpm = await startSwtpm();
@@ -1079,59 +1047,51 @@ test('transports: mssim framing against swtpm; a TPM that accepts but never answ
   }
 });
 
-test('A/B with an ECDSA P-256 key, SHA-512 digests, --slots 3, another NV index and another cap PCR', async () => {
-  const tpm = await startSwtpm();
-  const dir = tmpdir();
-  const state = path.join(dir, 'state');
+test('A/B with an ECDSA P-256 key, SHA-512 digests, --slots 3, another NV index and another cap PCR', () => withTpm(async (tpm, dir, state) => {
   const E = (n: number) => `sha512:${`5${n}`.repeat(64)}`;
   const options = ['--nv-index', '0x01000e07', '--cap-pcr', '14', '--state', state];
   const ecUnseal = (...extra: string[]) => sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', EC_PUB, ...options, ...extra);
   const ecSign = (version: number, digest: string, extra: string[] = []) => signFile(dir, version, digest, { key: EC_KEY, extra: ['--nv-index', '0x01000e07', ...extra] });
   const ecApply = (...files: string[]) => sealroot('trust', 'apply', '--tpm', tpm.tcti, '--policy-key', EC_PUB, '--nv-index', '0x01000e07', ...files);
-  try {
-    bootInto(tpm, 'trusted');
-    // tpm2-tools names the EC key as sealroot does.
-    check('tpm2_loadexternal', ['-T', tpm.tcti, '-C', 'o', '-G', 'ecc', '-u', EC_PUB, '-c', path.join(dir, 'ec.ctx'), '-n', path.join(dir, 'ec.name')]);
-    check('tpm2_flushcontext', ['-T', tpm.tcti, '-t']);
-    assert.is(fs.readFileSync(path.join(dir, 'ec.name')).toString('hex'), loadPolicyKey(EC_PUB).name.toString('hex'));
-    const provisioned = sealroot('provision', '--tpm', tpm.tcti, '--signing-key', EC_KEY, '--digest', E(1), '--size', String(SIZE), '--slots', '3', '--pcrs', PCRS, ...options);
-    assert.is(provisioned.status, 0, provisioned.stderr);
-    assert.match(provisioned.stdout, new RegExp(`^provisioned the trusted set \\(version 1 \\(${E(1)}\\); 3 slots\\) in NV index 0x01000e07`));
-    assert.match(check('tpm2_nvreadpublic', ['-T', tpm.tcti, '0x01000e07']), /size: 244/);
-    // The RSA key is not the key of this index.
-    assert.match(sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', PUB, ...options).stderr, /is not trusted/);
-    const read = ecUnseal('--cap');
-    assert.is(read.stdout, `${E(1)}\n`, read.stderr);
-    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:14').get('sha256:14'), cappedValue('sha256', ZERO).toString('hex'));
-    assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), '00'.repeat(32));
-    assert.is(ecUnseal().status, 1);
+  bootInto(tpm, 'trusted');
+  // tpm2-tools names the EC key as sealroot does.
+  check('tpm2_loadexternal', ['-T', tpm.tcti, '-C', 'o', '-G', 'ecc', '-u', EC_PUB, '-c', path.join(dir, 'ec.ctx'), '-n', path.join(dir, 'ec.name')]);
+  check('tpm2_flushcontext', ['-T', tpm.tcti, '-t']);
+  assert.is(fs.readFileSync(path.join(dir, 'ec.name')).toString('hex'), loadPolicyKey(EC_PUB).name.toString('hex'));
+  const provisioned = sealroot('provision', '--tpm', tpm.tcti, '--signing-key', EC_KEY, '--digest', E(1), '--size', String(SIZE), '--slots', '3', '--pcrs', PCRS, ...options);
+  assert.is(provisioned.status, 0, provisioned.stderr);
+  assert.match(provisioned.stdout, new RegExp(`^provisioned the trusted set \\(version 1 \\(${E(1)}\\); 3 slots\\) in NV index 0x01000e07`));
+  assert.match(check('tpm2_nvreadpublic', ['-T', tpm.tcti, '0x01000e07']), /size: 244/);
+  // The RSA key is not the key of this index.
+  assert.match(sealroot('unseal', '--tpm', tpm.tcti, '--pcrs', PCRS, '--policy-key', PUB, ...options).stderr, /is not trusted/);
+  const read = ecUnseal('--cap');
+  assert.is(read.stdout, `${E(1)}\n`, read.stderr);
+  assert.is(tpm2PcrRead(tpm.tcti, 'sha256:14').get('sha256:14'), cappedValue('sha256', ZERO).toString('hex'));
+  assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), '00'.repeat(32));
+  assert.is(ecUnseal().status, 1);
 
-    // The capped running system applies v2, v3 (empty slots), then v4 replaces v1: three slots hold the three newest.
-    const files = [2, 3, 4].map((version) => ecSign(version, E(version)));
-    const applied = ecApply(...files.reverse());
-    assert.is(applied.status, 0, applied.stderr);
-    assert.is(applied.stdout.split('\n').filter(Boolean).map((line) => line.replace(/^.*: version/, 'version').replace(/ \(sha512:[0-9a-f]+\)/, '')).join('\n'),
-      'version 2 applied into slot 1, replacing an empty slot\nversion 3 applied into slot 2, replacing an empty slot\nversion 4 applied into slot 0, replacing version 1');
-    // A SHA-256 update does not fit a SHA-512 set; a file signed only for 2-slot sets does not fit a 3-slot machine.
-    const sha256Update = ecApply(ecSign(5, D(5)));
-    assert.is(sha256Update.status, 1);
-    // 244 bytes is also the size of 5 SHA-256 slots: the header comparison (in the TPM) tells them apart.
-    assert.match(sha256Update.stderr, /NV index 0x1000e07 \(244 bytes\) does not hold a format 1 set of 5 sha256 slots/, sha256Update.stderr);
-    const twoSlotsOnly = ecApply(signFile(dir, 5, E(5), { key: EC_KEY, name: 'v5-2slots.trust', extra: ['--nv-index', '0x01000e07', '--slots', '2'] }));
-    assert.is(twoSlotsOnly.status, 1);
-    assert.match(twoSlotsOnly.stderr, /version 5 was not signed for a set of 3 slots \(signed for 2\)/);
-    // The RSA-signed update of the same image: not this index's key.
-    assert.match(ecApply(signFile(dir, 5, E(5), { name: 'v5-rsa.trust', extra: ['--nv-index', '0x01000e07'] })).stderr, /is not signed by the policy key/);
+  // The capped running system applies v2, v3 (empty slots), then v4 replaces v1: three slots hold the three newest.
+  const files = [2, 3, 4].map((version) => ecSign(version, E(version)));
+  const applied = ecApply(...files.reverse());
+  assert.is(applied.status, 0, applied.stderr);
+  assert.is(applied.stdout.split('\n').filter(Boolean).map((line) => line.replace(/^.*: version/, 'version').replace(/ \(sha512:[0-9a-f]+\)/, '')).join('\n'),
+    'version 2 applied into slot 1, replacing an empty slot\nversion 3 applied into slot 2, replacing an empty slot\nversion 4 applied into slot 0, replacing version 1');
+  // A SHA-256 update does not fit a SHA-512 set; a file signed only for 2-slot sets does not fit a 3-slot machine.
+  const sha256Update = ecApply(ecSign(5, D(5)));
+  assert.is(sha256Update.status, 1);
+  // 244 bytes is also the size of 5 SHA-256 slots: the header comparison (in the TPM) tells them apart.
+  assert.match(sha256Update.stderr, /NV index 0x1000e07 \(244 bytes\) does not hold a format 1 set of 5 sha256 slots/, sha256Update.stderr);
+  const twoSlotsOnly = ecApply(signFile(dir, 5, E(5), { key: EC_KEY, name: 'v5-2slots.trust', extra: ['--nv-index', '0x01000e07', '--slots', '2'] }));
+  assert.is(twoSlotsOnly.status, 1);
+  assert.match(twoSlotsOnly.stderr, /version 5 was not signed for a set of 3 slots \(signed for 2\)/);
+  // The RSA-signed update of the same image: not this index's key.
+  assert.match(ecApply(signFile(dir, 5, E(5), { name: 'v5-rsa.trust', extra: ['--nv-index', '0x01000e07'] })).stderr, /is not signed by the policy key/);
 
-    await reboot(tpm, 'trusted');
-    const next = ecUnseal();
-    assert.is(next.stdout, `${E(4)}\n${E(3)}\n${E(2)}\n`, next.stderr);
-    assert.match(next.stderr, /trusted set: versions 4 \(sha512:/);
-  } finally {
-    await tpm.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  await reboot(tpm, 'trusted');
+  const next = ecUnseal();
+  assert.is(next.stdout, `${E(4)}\n${E(3)}\n${E(2)}\n`, next.stderr);
+  assert.match(next.stderr, /trusted set: versions 4 \(sha512:/);
+}));
 
 // A character device that behaves like /dev/tpm0 (one command written, the response read back) without a TPM on the
 // host: a raw pseudo-terminal whose other end relays each command to swtpm and answers in two pieces.
@@ -1183,83 +1143,67 @@ test('device transport: a raw character device bridged to swtpm, responses split
   }
 });
 
-test('the record format is checked: a later format written by the key holder is not read, and format-1 updates do not apply to it', async () => {
-  const tpm = await startSwtpm();
-  const dir = tmpdir();
-  const state = path.join(dir, 'state');
+test('the record format is checked: a later format written by the key holder is not read, and format-1 updates do not apply to it', () => withTpm(async (tpm, dir, state) => {
   const other = 0x01000e05;
+  bootInto(tpm, 'trusted');
+  trustedProvision(tpm, state);
+  // The key holder (a future sealroot) defines another index and writes a format-2 record with the one-time
+  // PolicySigned authorization provision uses.
+  const signer = loadSigner(KEY);
+  const record = encodeRecord({ algorithm: 'sha256', slots: [image(1, D1), undefined] });
+  record[0] = 2;
+  const client = await Tpm.open(tpm.tcti);
   try {
-    bootInto(tpm, 'trusted');
-    trustedProvision(tpm, state);
-    // The key holder (a future sealroot) defines another index and writes a format-2 record with the one-time
-    // PolicySigned authorization provision uses.
-    const signer = loadSigner(KEY);
-    const record = encodeRecord({ algorithm: 'sha256', slots: [image(1, D1), undefined] });
-    record[0] = 2;
-    const client = await Tpm.open(tpm.tcti);
-    try {
-      await client.nvDefineSpace(trustIndexPublic(other, signer.policyKey, record.length, false), Buffer.alloc(0));
-      const name = trustIndexName(other, signer.policyKey, record.length, false);
-      const session = await client.startPolicySession();
-      const cpHash = writeCpHash(name, record, 0);
-      const key = await client.loadExternal(signer.policyKey.publicArea);
-      await client.policySigned(key.handle, session.handle, session.nonceTpm, cpHash, PROVISION_REF, signer.sign(policySignedMessage(session.nonceTpm, 0, cpHash, PROVISION_REF)));
-      await client.flush(key.handle);
-      const approved = policySigned(ZERO_POLICY, signer.policyKey.name, PROVISION_REF);
-      const ticket = await approvalTicket(client, signer.policyKey, approved, TRUST_POLICY_REF, signer.signRaw(Buffer.concat([approved, TRUST_POLICY_REF])));
-      await client.policyAuthorize(session.handle, approved, TRUST_POLICY_REF, signer.policyKey.name, ticket);
-      await client.nvWrite(other, record, session.handle);
-      await client.flush(session.handle);
-    } finally {
-      await client.close();
-    }
-    // The read approval is the boot chain's, not the index's: the same state directory reads the other index.
-    const read = unseal(tpm, state, '--nv-index', '0x01000e05');
-    assert.is(read.status, 1);
-    assert.is(read.stdout, '');
-    assert.match(read.stderr, /^sealroot: tpm: cannot read the trusted set: NV index 0x1000e05: record format 2 \(this sealroot reads format 1\)$/m);
-    // A format-1 update for that index: refused by its header comparison (in the TPM), before any write.
-    const update = signFile(dir, 2, D2, { extra: ['--nv-index', '0x01000e05'] });
-    const applied = apply(tpm, '--nv-index', '0x01000e05', update);
-    assert.is(applied.status, 1);
-    assert.match(applied.stderr, /NV index 0x1000e05 \(100 bytes\) does not hold a format 1 set of 2 sha256 slots/);
-    // The default index is untouched and still read.
-    expectSet(tpm, state, [D1], 'the format-1 index');
+    await client.nvDefineSpace(trustIndexPublic(other, signer.policyKey, record.length, false), Buffer.alloc(0));
+    const name = trustIndexName(other, signer.policyKey, record.length, false);
+    const session = await client.startPolicySession();
+    const cpHash = writeCpHash(name, record, 0);
+    const key = await client.loadExternal(signer.policyKey.publicArea);
+    await client.policySigned(key.handle, session.handle, session.nonceTpm, cpHash, PROVISION_REF, signer.sign(policySignedMessage(session.nonceTpm, 0, cpHash, PROVISION_REF)));
+    await client.flush(key.handle);
+    const approved = policySigned(ZERO_POLICY, signer.policyKey.name, PROVISION_REF);
+    const ticket = await approvalTicket(client, signer.policyKey, approved, TRUST_POLICY_REF, signer.signRaw(Buffer.concat([approved, TRUST_POLICY_REF])));
+    await client.policyAuthorize(session.handle, approved, TRUST_POLICY_REF, signer.policyKey.name, ticket);
+    await client.nvWrite(other, record, session.handle);
+    await client.flush(session.handle);
   } finally {
-    await tpm.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await client.close();
   }
-});
+  // The read approval is the boot chain's, not the index's: the same state directory reads the other index.
+  const read = unseal(tpm, state, '--nv-index', '0x01000e05');
+  assert.is(read.status, 1);
+  assert.is(read.stdout, '');
+  assert.match(read.stderr, /^sealroot: tpm: cannot read the trusted set: NV index 0x1000e05: record format 2 \(this sealroot reads format 1\)$/m);
+  // A format-1 update for that index: refused by its header comparison (in the TPM), before any write.
+  const update = signFile(dir, 2, D2, { extra: ['--nv-index', '0x01000e05'] });
+  const applied = apply(tpm, '--nv-index', '0x01000e05', update);
+  assert.is(applied.status, 1);
+  assert.match(applied.stderr, /NV index 0x1000e05 \(100 bytes\) does not hold a format 1 set of 2 sha256 slots/);
+  // The default index is untouched and still read.
+  expectSet(tpm, state, [D1], 'the format-1 index');
+}));
 
-test('provisioning from the host with predicted PCR values: the next boot reads the set; approve signs the same read approval', async () => {
-  const tpm = await startSwtpm();
-  const dir = tmpdir();
-  const state = path.join(dir, 'state');
-  try {
-    // The host's view of the TPM: PCRs at their reset values, nothing like the guest's next boot.
-    const provisioned = provision(tpm, state, D1, '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `sha256:9=${TRUSTED_VALUES[9].toString('hex')}`);
-    assert.is(provisioned.status, 0, provisioned.stderr);
-    assert.match(provisioned.stderr, /defined NV index 0x1000e01 \(100 bytes: 2 sha256 slots/);
-    assert.is(unseal(tpm, state).status, 1, 'the host state must not read the set');
-    // The host signs and applies the second image's update too (no key needed for the apply).
-    assert.is(apply(tpm, signFile(dir, 2, D2)).status, 0);
-    await reboot(tpm, 'trusted');
-    expectSet(tpm, state, [D2, D1], 'the next boot');
-    // approve without a TPM: every value given; the same read approval as provision signed.
-    const approved = sealroot('approve', '--signing-key', KEY, '--pcrs', PCRS, '--state', path.join(dir, 'approved'),
-      '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `9=${TRUSTED_VALUES[9].toString('hex')}`);
-    assert.is(approved.status, 0, approved.stderr);
-    const policies = (file: string) => (JSON.parse(fs.readFileSync(file, 'utf8')) as { approvals: { policy: string; purpose: string }[] }).approvals.map((a) => `${a.purpose} ${a.policy}`).sort();
-    assert.equal(policies(path.join(dir, 'approved/approvals.json')), policies(path.join(state, 'approvals.json')));
-    assert.equal(policies(path.join(state, 'approvals.json')).map((entry) => entry.split(' ')[0]), ['read']);
-    // A second provision of a written index is refused: later images go through signed updates.
-    const second = provision(tpm, state, D3, '--version', '3');
-    assert.is(second.status, 1);
-    assert.match(second.stderr, /NV index 0x1000e01 is already provisioned: trust a new image with a signed update/, second.stderr);
-  } finally {
-    await tpm.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('provisioning from the host with predicted PCR values: the next boot reads the set; approve signs the same read approval', () => withTpm(async (tpm, dir, state) => {
+  // The host's view of the TPM: PCRs at their reset values, nothing like the guest's next boot.
+  const provisioned = provision(tpm, state, D1, '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `sha256:9=${TRUSTED_VALUES[9].toString('hex')}`);
+  assert.is(provisioned.status, 0, provisioned.stderr);
+  assert.match(provisioned.stderr, /defined NV index 0x1000e01 \(100 bytes: 2 sha256 slots/);
+  assert.is(unseal(tpm, state).status, 1, 'the host state must not read the set');
+  // The host signs and applies the second image's update too (no key needed for the apply).
+  assert.is(apply(tpm, signFile(dir, 2, D2)).status, 0);
+  await reboot(tpm, 'trusted');
+  expectSet(tpm, state, [D2, D1], 'the next boot');
+  // approve without a TPM: every value given; the same read approval as provision signed.
+  const approved = sealroot('approve', '--signing-key', KEY, '--pcrs', PCRS, '--state', path.join(dir, 'approved'),
+    '--pcr-value', `8=${TRUSTED_VALUES[8].toString('hex')}`, '--pcr-value', `9=${TRUSTED_VALUES[9].toString('hex')}`);
+  assert.is(approved.status, 0, approved.stderr);
+  const policies = (file: string) => (JSON.parse(fs.readFileSync(file, 'utf8')) as { approvals: { policy: string; purpose: string }[] }).approvals.map((a) => `${a.purpose} ${a.policy}`).sort();
+  assert.equal(policies(path.join(dir, 'approved/approvals.json')), policies(path.join(state, 'approvals.json')));
+  assert.equal(policies(path.join(state, 'approvals.json')).map((entry) => entry.split(' ')[0]), ['read']);
+  // A second provision of a written index is refused: later images go through signed updates.
+  const second = provision(tpm, state, D3, '--version', '3');
+  assert.is(second.status, 1);
+  assert.match(second.stderr, /NV index 0x1000e01 is already provisioned: trust a new image with a signed update/, second.stderr);
+}));
 
 test.run();

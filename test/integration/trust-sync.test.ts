@@ -113,6 +113,12 @@ function nvState(m: Machine): string {
   return createHash('sha256').update(fs.readFileSync(path.join(m.tpm.stateDir, 'tpm2-00.permall'))).digest('hex');
 }
 
+/** A composefs deployment `hex` on m's disk: its state directory, and `image` copied in as its image. */
+function deploy(m: Machine, hex: string, image: string): void {
+  writeTree(m.sysroot, { [`state/deploy/${hex}/etc/hostname`]: 'x\n' });
+  fs.copyFileSync(image, path.join(m.sysroot, 'composefs/images', hex));
+}
+
 test('sync applies the updates beside both layouts\' images, oldest first; a second run writes nothing (all present)', async () => {
   const m = await machine('both');
   try {
@@ -193,24 +199,20 @@ test('sync reports entries whose image is missing, malformed, of another digest 
     fs.writeFileSync(brokenFile, broken);
     const brokenDigest = fsverityDigest(brokenFile);
     const brokenHex = brokenDigest.replace(/^sha256:/, '');
-    writeTree(m.sysroot, { [`state/deploy/${brokenHex}/etc/hostname`]: 'x\n' });
-    fs.copyFileSync(brokenFile, path.join(images, brokenHex));
+    deploy(m, brokenHex, brokenFile);
     const signed = sealroot('trust', 'sign', '--signing-key', KEY, '--digest', brokenDigest, '--size', String(broken.length), '--version', '7', '--out', path.join(images, `${brokenHex}.trust`));
     assert.is(signed.status, 0, signed.stderr);
     // Another digest: v3's update put beside v2's image under a third name; another size: a size-only signature.
     const other = 'cd'.repeat(32);
-    writeTree(m.sysroot, { [`state/deploy/${other}/etc/hostname`]: 'x\n' });
-    fs.copyFileSync(FX[2].image, path.join(images, other));
+    deploy(m, other, FX[2].image);
     fs.copyFileSync(path.join(m.sysroot, DEPLOY, '.ostree.cfs.trust'), path.join(images, `${other}.trust`));
     // Unsigned: no update file; an update signed by another key.
     const unsignedHex = 'ef'.repeat(32);
-    writeTree(m.sysroot, { [`state/deploy/${unsignedHex}/etc/hostname`]: 'x\n' });
-    fs.copyFileSync(FX[2].image, path.join(images, unsignedHex));
+    deploy(m, unsignedHex, FX[2].image);
     const otherKey = path.join(work, 'other.pem');
     check('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey]);
     const foreignHex = hexOf(FX[1]) === gone ? '12'.repeat(32) : gone;
-    writeTree(m.sysroot, { [`state/deploy/${foreignHex}/etc/hostname`]: 'x\n' });
-    fs.copyFileSync(FX[2].image, path.join(images, foreignHex));
+    deploy(m, foreignHex, FX[2].image);
     signFor(FX[2].image, FX[2].digest, 9, path.join(images, `${foreignHex}.trust`), otherKey);
     writeTree(m.entries, {
       'd-malformed.conf': `options composefs=${brokenHex}\n`,
