@@ -19,6 +19,7 @@ import {
 import { check, requireRoot, requireTools, ROOT, run, run as runCommand } from '../helpers/tools.ts';
 import { isDisposableInitramfs, removeTreeOnDevice } from '../../src/boot/free-initramfs.ts';
 import { sceneDirs, type Scene } from '../helpers/boot-scene.ts';
+import { imageMemfds } from '../helpers/image-load.ts';
 
 requireRoot();
 requireTools('unshare', 'busybox', 'fsverity');
@@ -411,19 +412,6 @@ test('a trusted set: ostree boots the member its image matches and logs the vers
   const small = members.map((member) => ({ ...member, size: 4096 }));
   await failsAt(ostreeScene('ostree-set-small'), 'copy-image', /4096/, testSteps(small));
 });
-
-/** The image memfds this process holds (the loader names them memfd:sealroot-image). */
-function imageMemfds(): number {
-  return fs.readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('/memfd:sealroot-image');
-    } catch (error) {
-      // The directory's own fd, closed by the time it is read.
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw error;
-    }
-  }).length;
-}
 
 /** testSteps whose TPM answers only once the copy has returned, and which records the order of the two. */
 function tpmWaitsForCopy(trusted: TrustedCandidate[], tpmError?: StepError): Run & { order: string[] } {

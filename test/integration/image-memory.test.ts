@@ -9,7 +9,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { StepError } from '../../src/errors.ts';
 import { loadImage, type LoadImageOptions } from '../../src/image/load.ts';
 import type { Logger } from '../../src/log.ts';
 import { attachReadOnlyLoop } from '../../src/mount/loop-device.ts';
@@ -17,6 +16,7 @@ import { closeFd } from '../../src/sys/io.ts';
 import { addressOf } from '../../src/sys/native.ts';
 import { readMemoryFigures } from '../../src/sys/memory.ts';
 import { parseDigest, type Digest } from '../../src/verity/digest.ts';
+import { refusedLoad } from '../helpers/image-load.ts';
 import { requireRoot, requireTools, ROOT } from '../helpers/tools.ts';
 
 requireRoot();
@@ -34,30 +34,8 @@ function capture(): { log: Logger; lines: string[] } {
   return { log: { info: push, notice: push, warn: push, error: push }, lines };
 }
 
-function imageMemfds(): number {
-  return fs.readdirSync('/proc/self/fd').filter((entry) => {
-    try {
-      return fs.readlinkSync(`/proc/self/fd/${entry}`).startsWith('/memfd:sealroot-image');
-    } catch {
-      return false;
-    }
-  }).length;
-}
-
 async function refusedAt(options: LoadImageOptions, step: string, reason: RegExp): Promise<void> {
-  const before = imageMemfds();
-  try {
-    const image = await loadImage(options);
-    closeFd(image.fd);
-  } catch (error) {
-    assert.instance(error, StepError);
-    assert.is((error as StepError).step, step);
-    assert.match((error as StepError).reason, reason);
-    assert.not.match((error as StepError).message, /\n/);
-    assert.is(imageMemfds(), before, 'the refusal closed its memfd');
-    return;
-  }
-  assert.unreachable(`loaded although it should be refused (${reason})`);
+  await refusedLoad(options, reason, step);
 }
 
 // An EROFS image with a few files, 3 MiB of data so it spans two huge pages.

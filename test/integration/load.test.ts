@@ -8,13 +8,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { StepError, SysError } from '../../src/errors.ts';
+import { SysError } from '../../src/errors.ts';
 import { loadImage, type LoadImageOptions } from '../../src/image/load.ts';
 import { closeFd, writeFully } from '../../src/sys/io.ts';
 import { getSeals, IMAGE_SEALS } from '../../src/sys/memfd.ts';
 import { mapSharedWritable } from '../../src/sys/mmap.ts';
 import { parseDigest, type Digest } from '../../src/verity/digest.ts';
 import { HashPool } from '../../src/verity/pool.ts';
+import { refusedLoad } from '../helpers/image-load.ts';
 import { requireTools } from '../helpers/tools.ts';
 
 requireTools('fsverity', 'zstd', 'mkfifo');
@@ -30,36 +31,6 @@ function fsverityDigest(target: string, algorithm = 'sha256'): Digest {
   return parseDigest(execFileSync('fsverity', ['digest', `--hash-alg=${algorithm}`, target], { encoding: 'utf8' }).split(' ')[0]!);
 }
 
-/** How many memfds the loader has open in this process (to prove refusals close theirs). */
-function openImageMemfds(): number {
-  let count = 0;
-  for (const entry of fs.readdirSync('/proc/self/fd')) {
-    try {
-      if (fs.readlinkSync(`/proc/self/fd/${entry}`).startsWith('/memfd:sealroot-image')) count += 1;
-    } catch {
-      // the fd used to list the directory is gone by now
-    }
-  }
-  return count;
-}
-
-async function refused(options: LoadImageOptions, reason: RegExp, step = 'verify-image'): Promise<StepError> {
-  const before = openImageMemfds();
-  try {
-    const image = await loadImage(options);
-    closeFd(image.fd);
-  } catch (error) {
-    assert.instance(error, StepError);
-    const stepError = error as StepError;
-    assert.is(stepError.step, step);
-    assert.match(stepError.reason, reason);
-    assert.is(openImageMemfds(), before, 'the refusal closed its memfd');
-    assert.not.match(stepError.message, /\n/);
-    return stepError;
-  }
-  assert.unreachable(`loaded although it should be refused (${reason})`);
-  throw new Error('unreachable');
-}
 
 async function loadsAndSeals(options: LoadImageOptions, data: Uint8Array): Promise<void> {
   const image = await loadImage(options);
@@ -125,26 +96,26 @@ test('follows a symlink to the image (composefs-rs images/ are symlinks); refuse
   await loadsAndSeals({ path: link, expected: smallDigest }, small);
   const fifo = path.join(dir, 'fifo');
   execFileSync('mkfifo', [fifo]);
-  await refused({ path: fifo, expected: smallDigest }, /is a FIFO, not a regular file/);
-  await refused({ path: dir, expected: smallDigest }, /is a directory/);
-  await refused({ path: '/dev/null', expected: smallDigest }, /is a character device/);
-  const missing = await refused({ path: path.join(dir, 'missing'), expected: smallDigest }, /cannot stat/);
+  await refusedLoad({ path: fifo, expected: smallDigest }, /is a FIFO, not a regular file/);
+  await refusedLoad({ path: dir, expected: smallDigest }, /is a directory/);
+  await refusedLoad({ path: '/dev/null', expected: smallDigest }, /is a character device/);
+  const missing = await refusedLoad({ path: path.join(dir, 'missing'), expected: smallDigest }, /cannot stat/);
   assert.is(missing.code, 'ENOENT');
 });
 
 test('refuses a wrong digest, a truncated image and one flipped byte', async () => {
-  await refused({ path: smallPath, expected: parseDigest(`sha256:${'00'.repeat(32)}`) }, /digest mismatch/);
-  await refused({ path: smallPath, expected: parseDigest(`sha512:${'00'.repeat(64)}`) }, /digest mismatch/);
+  await refusedLoad({ path: smallPath, expected: parseDigest(`sha256:${'00'.repeat(32)}`) }, /digest mismatch/);
+  await refusedLoad({ path: smallPath, expected: parseDigest(`sha512:${'00'.repeat(64)}`) }, /digest mismatch/);
   const truncated = file('truncated.erofs', small.subarray(0, small.length - 100));
-  await refused({ path: truncated, expected: smallDigest }, /digest mismatch/);
-  await refused({ path: flippedPath(), expected: smallDigest }, /digest mismatch/);
+  await refusedLoad({ path: truncated, expected: smallDigest }, /digest mismatch/);
+  await refusedLoad({ path: flippedPath(), expected: smallDigest }, /digest mismatch/);
   // Same flip, past the parallel threshold (the error path with worker threads).
   const big = crypto.randomBytes(20 << 20);
   const bigPath = file('big.erofs', big);
   const bigDigest = fsverityDigest(bigPath);
   big[(20 << 20) - 1] ^= 0x80;
   fs.writeFileSync(bigPath, big);
-  await refused({ path: bigPath, expected: bigDigest }, /digest mismatch/);
+  await refusedLoad({ path: bigPath, expected: bigDigest }, /digest mismatch/);
 });
 
 test('kernel fs-verity path (measurement stubbed: no fs-verity on this host): copies without hashing, logs it', async () => {
@@ -167,12 +138,12 @@ test('kernel fs-verity path (measurement stubbed: no fs-verity on this host): co
   const userspace = await loadImage({ path: smallPath, expected: smallDigest, tuning: { measure: other } });
   closeFd(userspace.fd);
   assert.is(userspace.method, 'userspace');
-  await refused({ path: flippedPath(), expected: smallDigest, tuning: { measure: other } }, /digest mismatch/);
+  await refusedLoad({ path: flippedPath(), expected: smallDigest, tuning: { measure: other } }, /digest mismatch/);
 });
 
 test('refuses an image larger than the limit before copying anything', async () => {
   let chunks = 0;
-  await refused({ path: smallPath, expected: smallDigest, maxSize: small.length - 1, tuning: { onChunk: () => (chunks += 1) } }, /over the limit of 1048575/, 'copy-image');
+  await refusedLoad({ path: smallPath, expected: smallDigest, maxSize: small.length - 1, tuning: { onChunk: () => (chunks += 1) } }, /over the limit of 1048575/, 'copy-image');
   assert.is(chunks, 0);
   await loadsAndSeals({ path: smallPath, expected: smallDigest, maxSize: small.length }, small);
 });
@@ -196,7 +167,7 @@ for (const mode of ['inline', 'worker threads'] as const) {
       if (!once) fs.appendFileSync(target, 'more');
       once = true;
     };
-    await refused({ path: target, expected: smallDigest, pool, tuning: { workers: 0, chunkSize: 64 << 10, onChunk } }, /grew during the copy/);
+    await refusedLoad({ path: target, expected: smallDigest, pool, tuning: { workers: 0, chunkSize: 64 << 10, onChunk } }, /grew during the copy/);
   }));
 
   test(`refuses an image that shrinks during the copy (${mode})`, () => withPool(async (pool) => {
@@ -206,7 +177,7 @@ for (const mode of ['inline', 'worker threads'] as const) {
       if (!once) fs.truncateSync(target, 128 << 10);
       once = true;
     };
-    await refused({ path: target, expected: smallDigest, pool, tuning: { workers: 0, chunkSize: 64 << 10, onChunk } }, /shrank during the copy/);
+    await refusedLoad({ path: target, expected: smallDigest, pool, tuning: { workers: 0, chunkSize: 64 << 10, onChunk } }, /shrank during the copy/);
   }));
 }
 
@@ -230,21 +201,21 @@ test('zstd: decompresses into the memfd, hashing the decompressed bytes (by name
   closeFd(byMagic.fd);
   assert.is(byMagic.compressed, true);
   // The digest of the compressed bytes is not the image's digest.
-  await refused({ path: compressed, expected: fsverityDigest(compressed) }, /digest mismatch/);
+  await refusedLoad({ path: compressed, expected: fsverityDigest(compressed) }, /digest mismatch/);
 });
 
 test('zstd: refuses a corrupt stream, a truncated one, and a decompressed size over the limit', async () => {
   const compressed = fs.readFileSync(`${smallPath}.zst`);
   const corrupt = Buffer.from(compressed);
   corrupt[Math.floor(corrupt.length / 2)] ^= 0xff;
-  await refused({ path: file('corrupt.zst', corrupt), expected: smallDigest }, /corrupt zstd stream|digest mismatch/);
-  await refused({ path: file('cut.zst', compressed.subarray(0, compressed.length - 10)), expected: smallDigest }, /corrupt zstd stream/);
-  await refused({ path: file('junk.zst', crypto.randomBytes(5000)), expected: smallDigest }, /corrupt zstd stream/);
+  await refusedLoad({ path: file('corrupt.zst', corrupt), expected: smallDigest }, /corrupt zstd stream|digest mismatch/);
+  await refusedLoad({ path: file('cut.zst', compressed.subarray(0, compressed.length - 10)), expected: smallDigest }, /corrupt zstd stream/);
+  await refusedLoad({ path: file('junk.zst', crypto.randomBytes(5000)), expected: smallDigest }, /corrupt zstd stream/);
   const zeros = path.join(dir, 'zeros');
   fs.writeFileSync(zeros, Buffer.alloc(8 << 20));
   execFileSync('zstd', ['-q', '-f', zeros, '-o', `${zeros}.zst`]);
   assert.ok(fs.statSync(`${zeros}.zst`).size < 1 << 20);
-  await refused({ path: `${zeros}.zst`, expected: fsverityDigest(zeros), maxSize: 1 << 20 }, /decompressed image is over the limit/, 'copy-image');
+  await refusedLoad({ path: `${zeros}.zst`, expected: fsverityDigest(zeros), maxSize: 1 << 20 }, /decompressed image is over the limit/, 'copy-image');
   const zerosImage = await loadImage({ path: `${zeros}.zst`, expected: fsverityDigest(zeros), maxSize: 8 << 20 });
   closeFd(zerosImage.fd);
 });
