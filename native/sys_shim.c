@@ -16,6 +16,12 @@
  *                                     written contiguously into out; returns the number of blocks
  *   hashBlocksAsync(data, blockSize, algorithm, paddedSalt, out) -> Promise<number>
  *                                     the same on a thread of libuv's pool (arguments checked at the call)
+ *   copyHashBlocksAsync(source, offset, destination, length, blockSize, algorithm, paddedSalt, out) -> Promise<number>
+ *                                     on a thread of libuv's pool: pread(2) of length bytes of the fd source at
+ *                                     offset into memory at the address destination (a shared writable mapping
+ *                                     of the image's memfd, which must stay mapped until the promise settles),
+ *                                     then hashBlocks of the bytes read there; resolves to the bytes read (fewer
+ *                                     at the source's end), rejects with .errno when pread fails
  */
 #define _GNU_SOURCE
 /* SHA256_Init/Update/Final are deprecated in OpenSSL 3 but still exported by node: they run the block function
@@ -235,18 +241,29 @@ static void hash_blocks(const struct hash_args *a) {
   }
 }
 
+/* Checks hashBlocks' last four arguments (blockSize, algorithm, paddedSalt, out) for size bytes at data into *a;
+ * on a bad one throws and returns -1. */
+static int hash_parameters(napi_env env, napi_value *argv, unsigned char *data, size_t size, struct hash_args *a);
+
 /* Checks hashBlocks' five arguments into *a; on a bad one throws and returns -1. */
 static int hash_arguments(napi_env env, size_t argc, napi_value *argv, struct hash_args *a) {
-  unsigned char *data, *salt, *out;
-  size_t size, salt_size, out_size;
-  int64_t block_size;
-  char algorithm[8];
-  size_t algorithm_length;
-  napi_valuetype type;
+  unsigned char *data;
+  size_t size;
   if (argc != 5 || view_bytes(env, argv[0], &data, &size) != 0) {
     napi_throw_type_error(env, NULL, "hashBlocks(data, blockSize, algorithm, paddedSalt, out): data must be a TypedArray or DataView");
     return -1;
   }
+  return hash_parameters(env, argv + 1, data, size, a);
+}
+
+static int hash_parameters(napi_env env, napi_value *argv, unsigned char *data, size_t size, struct hash_args *a) {
+  unsigned char *salt, *out;
+  size_t salt_size, out_size;
+  int64_t block_size;
+  char algorithm[8];
+  size_t algorithm_length;
+  napi_valuetype type;
+  argv -= 1; /* numbered as in hashBlocks(data, blockSize, algorithm, paddedSalt, out) */
   if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_number || napi_get_value_int64(env, argv[1], &block_size) != napi_ok) {
     napi_throw_type_error(env, NULL, "hashBlocks: blockSize must be a number");
     return -1;
@@ -320,18 +337,53 @@ struct hash_work {
   napi_deferred deferred;
   napi_ref views[3];
   struct hash_args args;
+  /* copyHashBlocksAsync only: the pread before the hashing, and its errno. */
+  bool copy;
+  int source;
+  int64_t offset;
+  unsigned char *destination;
+  int error;
 };
 
 static void hash_work_execute(napi_env env, void *data) {
-  hash_blocks(&((struct hash_work *)data)->args);
+  struct hash_work *w = data;
+  if (w->copy) {
+    /* The copy into the image's memfd and the hash of what it holds, by the same thread: the bytes are hashed
+     * while still in its cache, and this copy costs the event loop's thread nothing. */
+    size_t done = 0;
+    while (done < w->args.size) {
+      ssize_t n = pread(w->source, w->destination + done, w->args.size - done, (off_t)(w->offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        w->error = errno;
+        return;
+      }
+      if (n == 0) break;
+      done += (size_t)n;
+    }
+    w->args.size = done;
+    w->args.blocks = done / w->args.block_size + (done % w->args.block_size != 0);
+  }
+  hash_blocks(&w->args);
 }
 
 static void hash_work_complete(napi_env env, napi_status status, void *data) {
   struct hash_work *w = data;
   napi_value result;
-  for (int i = 0; i < 3; i++) napi_delete_reference(env, w->views[i]);
-  if (status == napi_ok) {
-    napi_create_double(env, (double)w->args.blocks, &result);
+  for (int i = 0; i < 3; i++) {
+    if (w->views[i] != NULL) napi_delete_reference(env, w->views[i]);
+  }
+  if (status == napi_ok && w->error != 0) {
+    napi_value message, code;
+    char text[64];
+    snprintf(text, sizeof text, "copyHashBlocksAsync: pread failed: errno %d", w->error);
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &result);
+    napi_create_int32(env, w->error, &code);
+    napi_set_named_property(env, result, "errno", code);
+    napi_reject_deferred(env, w->deferred, result);
+  } else if (status == napi_ok) {
+    napi_create_double(env, w->copy ? (double)w->args.size : (double)w->args.blocks, &result);
     napi_resolve_deferred(env, w->deferred, result);
   } else {
     napi_value message;
@@ -343,26 +395,65 @@ static void hash_work_complete(napi_env env, napi_status status, void *data) {
   free(w);
 }
 
-static napi_value js_hash_blocks_async(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], promise, name;
-  struct hash_args a;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (hash_arguments(env, argc, argv, &a) != 0) return NULL;
+/* Queues the hashing of a, after the copy when copy is given; views[0..2] (data, paddedSalt, out; data may be
+ * NULL) are referenced until it ends. */
+static napi_value queue_hash_work(napi_env env, napi_value *views, const struct hash_args *a, const struct hash_work *copy) {
+  napi_value promise, name;
   struct hash_work *w = calloc(1, sizeof *w);
   if (w == NULL) {
     napi_throw_error(env, "ENOMEM", "hashBlocksAsync: out of memory");
     return NULL;
   }
-  w->args = a;
-  napi_create_reference(env, argv[0], 1, &w->views[0]);
-  napi_create_reference(env, argv[3], 1, &w->views[1]);
-  napi_create_reference(env, argv[4], 1, &w->views[2]);
+  if (copy != NULL) *w = *copy;
+  w->args = *a;
+  for (int i = 0; i < 3; i++) {
+    if (views[i] != NULL) napi_create_reference(env, views[i], 1, &w->views[i]);
+  }
   napi_create_promise(env, &w->deferred, &promise);
   napi_create_string_utf8(env, "sealroot:hashBlocks", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, hash_work_execute, hash_work_complete, w, &w->work);
   napi_queue_async_work(env, w->work);
   return promise;
+}
+
+static napi_value js_hash_blocks_async(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  struct hash_args a;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (hash_arguments(env, argc, argv, &a) != 0) return NULL;
+  napi_value views[3] = { argv[0], argv[3], argv[4] };
+  return queue_hash_work(env, views, &a, NULL);
+}
+
+/* A non-negative integer argument below 2^53 (an fd, an offset, an address as the mmap syscall returns it). */
+static int exact_integer(napi_env env, napi_value v, int64_t max, int64_t *out) {
+  napi_valuetype type;
+  double value;
+  if (napi_typeof(env, v, &type) != napi_ok || type != napi_number || napi_get_value_double(env, v, &value) != napi_ok) return -1;
+  if (!(value >= 0 && value <= (double)max) || value != (double)(int64_t)value) return -1;
+  *out = (int64_t)value;
+  return 0;
+}
+
+static napi_value js_copy_hash_blocks_async(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  struct hash_args a;
+  int64_t source, offset, destination, length;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 8 || exact_integer(env, argv[0], INT32_MAX, &source) != 0 || exact_integer(env, argv[1], INT64_C(1) << 53, &offset) != 0
+      || exact_integer(env, argv[2], INT64_C(1) << 53, &destination) != 0 || destination == 0
+      || exact_integer(env, argv[3], INT32_MAX, &length) != 0) {
+    napi_throw_type_error(env, NULL, "copyHashBlocksAsync(source, offset, destination, length, blockSize, algorithm, paddedSalt, out): "
+                          "source, offset, destination and length must be integers (destination not 0)");
+    return NULL;
+  }
+  unsigned char *at = (unsigned char *)(uintptr_t)destination;
+  if (hash_parameters(env, argv + 4, at, (size_t)length, &a) != 0) return NULL;
+  struct hash_work copy = { .copy = true, .source = (int)source, .offset = offset, .destination = at };
+  napi_value views[3] = { NULL, argv[6], argv[7] };
+  return queue_hash_work(env, views, &a, &copy);
 }
 
 NAPI_MODULE_INIT() {
@@ -373,6 +464,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "addressOf", fn);
   napi_create_function(env, "mapping", NAPI_AUTO_LENGTH, js_mapping, NULL, &fn);
   napi_set_named_property(env, exports, "mapping", fn);
+  napi_create_function(env, "copyHashBlocksAsync", NAPI_AUTO_LENGTH, js_copy_hash_blocks_async, NULL, &fn);
+  napi_set_named_property(env, exports, "copyHashBlocksAsync", fn);
   napi_create_function(env, "hashBlocks", NAPI_AUTO_LENGTH, js_hash_blocks, NULL, &fn);
   napi_set_named_property(env, exports, "hashBlocks", fn);
   napi_create_function(env, "hashBlocksAsync", NAPI_AUTO_LENGTH, js_hash_blocks_async, NULL, &fn);

@@ -1,5 +1,7 @@
 // Copies the image into its memfd in the kernel (sendfile) and hashes what the memfd holds: each range, once
 // copied, is published to the hash workers (src/verity/ranges.ts), which hash it while the next one is copied.
+// With the shim and a writable mapping (a hugetlb memfd), libuv's threads copy and hash each range themselves,
+// leaving this thread free for the rest of the boot (the TPM read).
 // The hashing reads the memfd's own pages through read-only mappings (this thread's and each worker's): the bytes
 // hashed are the very bytes the memfd holds, with no copy in userspace. The memfd's size is set and sealed
 // (SHRINK|GROW) first, so no mapping can fault past the end of the file.
@@ -7,7 +9,7 @@ import { ftruncate, sendfileFully } from '../sys/io.ts';
 import { addSeals, F_SEAL_GROW, F_SEAL_SHRINK } from '../sys/memfd.ts';
 import type { MerkleOptions } from '../verity/merkle.ts';
 import type { HashPool } from '../verity/pool.ts';
-import { DEFAULT_RANGE_SIZE, RangeHashing } from '../verity/ranges.ts';
+import { copiesRangesNatively, DEFAULT_RANGE_SIZE, RangeHashing } from '../verity/ranges.ts';
 
 export interface CopyIntoMemfdOptions {
   source: number;
@@ -15,8 +17,11 @@ export interface CopyIntoMemfdOptions {
   size: number;
   /** The memfd, sized and sealed by prepareMemfd. */
   memfd: number;
-  /** The memfd mapped (mapReadOnly), after prepareMemfd: at least `size` bytes (a hugetlb memfd: whole pages). */
-  mapped: Uint8Array;
+  /**
+   * The memfd mapped (mapReadOnly), after prepareMemfd: at least `size` bytes (a hugetlb memfd: whole pages).
+   * Not needed when copiesNatively(these options): the ranges are hashed where they are copied to.
+   */
+  mapped?: Uint8Array;
   /** Names the source in errors. */
   path: string;
   /** The fs-verity parameters; absent: copy only (the kernel verifies an fs-verity source as it is read). */
@@ -34,6 +39,12 @@ export interface CopyIntoMemfdOptions {
    * shared mapping of it.
    */
   copyRange?: (offset: number, length: number) => number;
+  /**
+   * The memfd's shared writable mapping (a hugetlb memfd), when there is one: with offload and a shim that copies
+   * natively (copiesNatively(these options)), libuv's threads pread each range into it and hash it, and this thread only waits
+   * (copyRange is not used, onChunk is called once, at the end). It must stay mapped until this returns.
+   */
+  destination?: number;
   /** Checked between ranges: the copy stops with the signal's reason (the boot was interrupted). */
   signal?: AbortSignal;
 }
@@ -52,8 +63,20 @@ export interface CopiedIntoMemfd {
 export async function copyIntoMemfd(options: CopyIntoMemfdOptions): Promise<CopiedIntoMemfd> {
   const { source, size, memfd, path, merkle } = options;
   const rangeSize = options.rangeSize ?? DEFAULT_RANGE_SIZE;
+  const copyFrom = copiesNatively(options) ? { source, destination: options.destination!, path } : undefined;
+  if (copyFrom === undefined && options.mapped === undefined) throw new Error('copyIntoMemfd: the memfd is not mapped');
   const hashing = merkle === undefined ? undefined
-    : new RangeHashing({ merkle, fd: memfd, size, mapped: options.mapped, pool: options.pool, offload: options.offload, rangeSize });
+    : new RangeHashing({ merkle, fd: memfd, size, mapped: copyFrom === undefined ? options.mapped : undefined, pool: options.pool, offload: options.offload, rangeSize, copyFrom });
+  if (copyFrom !== undefined) {
+    try {
+      const bytes = await hashing!.copyAll(options.signal);
+      options.onChunk?.(bytes);
+      return { bytes, hashing };
+    } catch (error) {
+      await hashing!.abandon();
+      throw error;
+    }
+  }
   const copyRange = options.copyRange ?? ((offset: number, length: number) => sendfileFully(memfd, source, offset, length, path));
   let done = 0;
   try {
@@ -76,6 +99,12 @@ export async function copyIntoMemfd(options: CopyIntoMemfdOptions): Promise<Copi
     throw error;
   }
   return { bytes: done, hashing };
+}
+
+/** Whether these options have libuv's threads copy and hash each range (through the shim): no mapping is needed. */
+export function copiesNatively(options: Pick<CopyIntoMemfdOptions, 'destination' | 'merkle' | 'pool' | 'offload'>): boolean {
+  return options.destination !== undefined && options.merkle !== undefined && options.pool === undefined && (options.offload ?? 0) > 0
+    && copiesRangesNatively();
 }
 
 /** Sizes the memfd and seals its size: from then on a mapping of it cannot fault past its end (SIGBUS). */

@@ -29,7 +29,7 @@ import { digestsEqual, formatDigest, type Digest } from '../verity/digest.ts';
 import { DEFAULT_BLOCK_SIZE, FsVerityHasher } from '../verity/merkle.ts';
 import { ChunkError, HashPool, PARALLEL_THRESHOLD, defaultWorkerCount } from '../verity/pool.ts';
 import { offloadsNatively, type RangeHashing } from '../verity/ranges.ts';
-import { copyIntoMemfd, prepareMemfd } from './copy-into-memfd.ts';
+import { copiesNatively, copyIntoMemfd, prepareMemfd } from './copy-into-memfd.ts';
 import { closeImageMemfd, createImageMemfd, memoryLeft, type ImageMemfd, type ImageMemoryOptions } from './memory.ts';
 import { chooseMethod } from './method.ts';
 
@@ -37,8 +37,8 @@ export interface LoadedImage {
   /** The sealed memfd (F_SEAL_SHRINK|GROW|WRITE|SEAL); the caller closes it. */
   fd: number;
   size: number;
-  /** The memfd's bytes: a read-only mapping of it (unmapped when this array is collected). */
-  bytes: Uint8Array;
+  /** The memfd's bytes: a read-only mapping of it, made when first read (unmapped when this array is collected). */
+  readonly bytes: Uint8Array;
   digest: Digest;
   /** The seals read back from the memfd (F_GET_SEALS). */
   seals: number;
@@ -53,8 +53,8 @@ export interface LoadedImage {
 export interface ImageCopy {
   fd: number;
   size: number;
-  /** The memfd's bytes: a read-only mapping of it (unmapped when this array is collected). */
-  bytes: Uint8Array;
+  /** The memfd's bytes: a read-only mapping of it, made when first read (unmapped when this array is collected). */
+  readonly bytes: Uint8Array;
   seals: number;
   method: 'userspace' | 'kernel-fsverity';
   compressed: boolean;
@@ -213,7 +213,9 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
       const seals = getSeals(memfd);
       if ((seals & IMAGE_SEALS) !== IMAGE_SEALS) throw refuse(`the memfd's seals read back as ${describeSeals(seals)}`);
       const { size: copiedSize, hashing, ownPool } = copied;
-      const bytes = (copied.bytes ?? mapReadOnly(memfd, capacity, MEMFD_LABEL)).subarray(0, copiedSize);
+      // Mapped for JavaScript when first asked for (the validation at boot, inspect), not before: see copyPlain.
+      let view = copied.bytes?.subarray(0, copiedSize);
+      const bytesOf = (): Uint8Array => (view ??= mapReadOnly(memfd, capacity, MEMFD_LABEL).subarray(0, copiedSize));
       const method = choice.method;
       const backing = image!.backing;
       const imageMemfd = image!;
@@ -243,7 +245,11 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
           }
           const millis = performance.now() - started;
           log?.info(`${STEP}: ${path}: ${copiedSize} bytes, ${formatDigest(digest)} matches; ${backing} memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms${shares}`);
-          return { fd: memfd, size: copiedSize, bytes, digest, seals, method, compressed, backing, millis };
+          return {
+            fd: memfd, size: copiedSize, get bytes() {
+              return bytesOf();
+            }, digest, seals, method, compressed, backing, millis,
+          };
         } catch (error) {
           await stopHashing();
           closeImageMemfd(imageMemfd);
@@ -256,7 +262,11 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
         await stopHashing();
         closeImageMemfd(imageMemfd);
       };
-      return { fd: memfd, size: copiedSize, bytes, seals, method, compressed, backing, verify, abandon };
+      return {
+        fd: memfd, size: copiedSize, get bytes() {
+          return bytesOf();
+        }, seals, method, compressed, backing, verify, abandon,
+      };
     } catch (error) {
       await stopHashing();
       if (image !== undefined) closeImageMemfd(image);
@@ -294,22 +304,21 @@ async function copyPlain(
   const memfd = image.fd;
   const capacity = image.capacity(size);
   let copied;
-  let bytes: Uint8Array;
+  let bytes: Uint8Array | undefined;
   // hugetlbfs has no write(2) nor splice: the kernel copies into a shared mapping instead (pread), which must be
   // gone before F_SEAL_WRITE (EBUSY otherwise). The read-only mapping below is read only behind the copy, where
   // the pages exist (src/sys/mmap.ts).
   let writable: number | undefined;
   try {
     prepareMemfd(memfd, capacity, MEMFD_LABEL);
-    bytes = mapReadOnly(memfd, capacity, MEMFD_LABEL);
     if (image.backing === 'hugetlb') writable = mapSharedWritable(memfd, capacity, MEMFD_LABEL);
     const address = writable;
-    copied = await copyIntoMemfd({
+    const copyOptions = {
       source,
       size,
       memfd,
-      mapped: bytes,
-      copyRange: address === undefined ? undefined : (offset, length) => preadToAddress(source, address + offset, length, offset, options.path),
+      copyRange: address === undefined ? undefined : (offset: number, length: number) => preadToAddress(source, address + offset, length, offset, options.path),
+      destination: address,
       path: options.path,
       merkle: hash ? { algorithm: trustedDigests(options.expected)[0]!.algorithm, blockSize: DEFAULT_BLOCK_SIZE } : undefined,
       pool: hash ? options.pool ?? ownPool : undefined,
@@ -319,7 +328,11 @@ async function copyPlain(
       rangeSize: options.tuning?.chunkSize,
       onChunk: options.tuning?.onChunk,
       signal: options.signal,
-    });
+    };
+    // Mapped for JavaScript only when this thread's hashing needs it: a view of the whole image counts as external
+    // memory for V8, and one of 64 MiB (its soft limit) set off a full GC in every boot (~3 ms, measured).
+    bytes = copiesNatively(copyOptions) ? undefined : mapReadOnly(memfd, capacity, MEMFD_LABEL);
+    copied = await copyIntoMemfd({ ...copyOptions, mapped: bytes });
   } catch (error) {
     await ownPool?.close();
     if (error instanceof StepError) throw error;

@@ -17,6 +17,14 @@ export interface NativeBlockHashing {
   hashBlocks(data: ArrayBufferView, blockSize: number, algorithm: 'sha256' | 'sha512', paddedSalt: ArrayBufferView, out: ArrayBufferView): number;
   /** The same on a thread of libuv's pool; the arguments are checked (and thrown on) at the call. */
   hashBlocksAsync?(data: ArrayBufferView, blockSize: number, algorithm: 'sha256' | 'sha512', paddedSalt: ArrayBufferView, out: ArrayBufferView): Promise<number>;
+  /**
+   * On a thread of libuv's pool: pread(2) of `length` bytes of `source` at `offset` into the memory at
+   * `destination` (a shared writable mapping of the image's memfd), then the hashing of the bytes read, there.
+   * Resolves to the bytes read (fewer at the source's end); a failed pread rejects with its errno. `destination`
+   * must stay mapped, for `length` bytes, until the promise settles.
+   */
+  copyHashBlocksAsync?(source: number, offset: number, destination: number, length: number, blockSize: number,
+    algorithm: 'sha256' | 'sha512', paddedSalt: ArrayBufferView, out: ArrayBufferView): Promise<number>;
 }
 
 interface Shim {
@@ -26,6 +34,7 @@ interface Shim {
   /** Absent from a shim built before they existed. */
   hashBlocks?: NativeBlockHashing['hashBlocks'];
   hashBlocksAsync?: NativeBlockHashing['hashBlocksAsync'];
+  copyHashBlocksAsync?: NativeBlockHashing['copyHashBlocksAsync'];
 }
 
 interface ShimError extends Error {
@@ -134,8 +143,13 @@ export function shimPathForThreads(): string | undefined {
  */
 export function blockHashingShim(): NativeBlockHashing | undefined {
   if (loaded === undefined && !sea.isSea() && !shimCandidates().some((candidate) => fs.existsSync(candidate))) return undefined;
-  const { hashBlocks, hashBlocksAsync } = shim();
-  return hashBlocks === undefined ? undefined : { hashBlocks, ...(hashBlocksAsync === undefined ? {} : { hashBlocksAsync }) };
+  const { hashBlocks, hashBlocksAsync, copyHashBlocksAsync } = shim();
+  if (hashBlocks === undefined) return undefined;
+  return {
+    hashBlocks,
+    ...(hashBlocksAsync === undefined ? {} : { hashBlocksAsync }),
+    ...(copyHashBlocksAsync === undefined ? {} : { copyHashBlocksAsync }),
+  };
 }
 
 /** The number of a system call on this machine's architecture (throws UnsupportedArchError elsewhere). */

@@ -8,11 +8,22 @@ import { defaultBlockHasher } from './blocks.ts';
 import { blockHashing, FsVerityHasher, type MerkleOptions } from './merkle.ts';
 import type { HashPool } from './pool.ts';
 import { CONTROL_SLOTS, COPIED, hashRanges, NEXT, STOP, type RangeDeps, type RangeJob } from './worker.ts';
+import { SysError } from '../errors.ts';
 import { blockHashingShim, type NativeBlockHashing } from '../sys/native.ts';
 
 /** The shim hashes ranges on libuv's threads (RangeHashingOptions.offload): no HashPool is needed for a mapped file. */
 export function offloadsNatively(): boolean {
   return blockHashingShim()?.hashBlocksAsync !== undefined;
+}
+
+/** The shim also copies on libuv's threads (RangeHashingOptions.copyFrom). */
+export function copiesRangesNatively(): boolean {
+  return blockHashingShim()?.copyHashBlocksAsync !== undefined;
+}
+
+function nativeCopyError(error: unknown, path: string): unknown {
+  const errno = (error as { errno?: unknown } | undefined)?.errno;
+  return typeof errno === 'number' ? new SysError('pread64', errno, path) : error;
 }
 
 /** Ranges of 1 MiB: few enough that claiming costs nothing, small enough that every thread gets a share. */
@@ -38,12 +49,20 @@ export interface RangeHashingOptions {
    */
   offload?: number;
   rangeSize?: number;
+  /**
+   * With offload, when the shim has copyHashBlocksAsync (copiesRangesNatively()): libuv's threads copy the ranges into
+   * the file too, each one pread from `source` into `destination` (a shared writable mapping of the file, kept
+   * until copyAll() settles) at its offset, then hashed by the same thread; copyAll() runs it.
+   */
+  copyFrom?: { source: number; destination: number; path: string };
 }
 
 interface Offload {
   limit: number;
   hashBlocksAsync: NonNullable<NativeBlockHashing['hashBlocksAsync']>;
-  mapped: Uint8Array;
+  copy: (NonNullable<RangeHashingOptions['copyFrom']> & { copyHashBlocksAsync: NonNullable<NativeBlockHashing['copyHashBlocksAsync']> }) | undefined;
+  /** Absent with copy: the ranges are hashed where they are copied to. */
+  mapped: Uint8Array | undefined;
   digests: Uint8Array;
   inFlight: Set<Promise<void>>;
   hashed: number;
@@ -83,9 +102,18 @@ export class RangeHashing {
     const mapped = options.mapped;
     this.#deps = { fs, crypto, hashDataBlocks: defaultBlockHasher(), mapping: mapped === undefined ? undefined : () => mapped };
     this.#workers = options.pool?.run(this.#job);
-    const hashBlocksAsync = blockHashingShim()?.hashBlocksAsync;
-    this.#offload = mapped === undefined || options.pool !== undefined || (options.offload ?? 0) < 1 || hashBlocksAsync === undefined ? undefined
-      : { limit: options.offload!, hashBlocksAsync, mapped, digests: new Uint8Array(this.#job.digests), inFlight: new Set(), hashed: 0 };
+    const shim = blockHashingShim();
+    const hashBlocksAsync = shim?.hashBlocksAsync;
+    const { copyFrom } = options;
+    this.#offload = (mapped === undefined && copyFrom === undefined) || options.pool !== undefined || (options.offload ?? 0) < 1 || hashBlocksAsync === undefined ? undefined
+      : { limit: options.offload!, hashBlocksAsync, copy: undefined, mapped, digests: new Uint8Array(this.#job.digests), inFlight: new Set(), hashed: 0 };
+    if (copyFrom !== undefined) {
+      const copyHashBlocksAsync = shim?.copyHashBlocksAsync;
+      if (this.#offload === undefined || copyHashBlocksAsync === undefined || mapped !== undefined) {
+        throw new Error('RangeHashing: copyFrom needs offload, no mapping, and a shim with copyHashBlocksAsync');
+      }
+      this.#offload.copy = { ...copyFrom, copyHashBlocksAsync };
+    }
     // Observed by finish() or abandon(); not an unhandled rejection meanwhile.
     this.#workers?.catch(() => undefined);
   }
@@ -104,16 +132,26 @@ export class RangeHashing {
   #dispatch(): void {
     const offload = this.#offload;
     if (offload === undefined) return;
-    const { hashing, rangeSize } = this.#job;
+    const { hashing, rangeSize, ranges, size } = this.#job;
+    const { copy } = offload;
     while (offload.inFlight.size < offload.limit && offload.failed === undefined && Atomics.load(this.#control, STOP) === 0) {
-      // Claims are made on this thread only (hashRanges here, this): no range is claimed before it is copied.
-      if (Atomics.load(this.#control, NEXT) >= this.#published) return;
+      // Claims are made on this thread only (hashRanges here, this): no range is claimed before it is copied,
+      // unless the claim is to copy it too.
+      if (Atomics.load(this.#control, NEXT) >= (copy === undefined ? this.#published : ranges)) return;
       const index = Atomics.add(this.#control, NEXT, 1);
       const offset = index * rangeSize;
-      const length = this.#lengths[index]!;
+      const length = copy === undefined ? this.#lengths[index]! : Math.min(rangeSize, size - offset);
       const first = (offset / hashing.blockSize) * hashing.digestSize;
       const out = offload.digests.subarray(first, first + Math.ceil(length / hashing.blockSize) * hashing.digestSize);
-      const work: Promise<void> = offload.hashBlocksAsync(offload.mapped.subarray(offset, offset + length), hashing.blockSize, hashing.algorithm, hashing.paddedSalt, out)
+      const hashed = copy === undefined
+        ? offload.hashBlocksAsync(offload.mapped!.subarray(offset, offset + length), hashing.blockSize, hashing.algorithm, hashing.paddedSalt, out)
+        : copy.copyHashBlocksAsync(copy.source, offset, copy.destination + offset, length, hashing.blockSize, hashing.algorithm, hashing.paddedSalt, out)
+          .then((copied) => {
+            this.#lengths[index] = copied;
+          }, (error: unknown) => {
+            throw nativeCopyError(error, copy.path);
+          });
+      const work: Promise<void> = hashed
         .then(() => {
           offload.hashed += 1;
         }, (error: unknown) => {
@@ -131,6 +169,40 @@ export class RangeHashing {
   /** Offload: until no range is being hashed on libuv's threads (each one that ends may start the next). */
   async #offloadSettled(): Promise<void> {
     while (this.#offload !== undefined && this.#offload.inFlight.size > 0) await Promise.all(this.#offload.inFlight);
+  }
+
+  /**
+   * copyFrom: copies and hashes every range on libuv's threads; returns the bytes copied up to the first short
+   * range (fewer than the size: the source ended sooner). Throws the first failure (SysError of pread), or the
+   * signal's reason once the ranges in flight have ended (none is started after the signal).
+   */
+  async copyAll(signal?: AbortSignal): Promise<number> {
+    const offload = this.#offload;
+    if (offload?.copy === undefined) throw new Error('RangeHashing: copyAll needs copyFrom');
+    if (this.#published !== 0) throw new Error('RangeHashing: copyAll runs once');
+    signal?.throwIfAborted();
+    const stop = (): void => {
+      Atomics.store(this.#control, STOP, 1);
+    };
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      this.#dispatch();
+      await this.#offloadSettled();
+    } finally {
+      signal?.removeEventListener('abort', stop);
+    }
+    signal?.throwIfAborted();
+    if (offload.failed !== undefined) throw offload.failed.error;
+    const { rangeSize, ranges, size } = this.#job;
+    this.#published = ranges;
+    Atomics.store(this.#control, COPIED, ranges);
+    let bytes = 0;
+    for (let index = 0; index < ranges; index++) {
+      const length = this.#lengths[index]!;
+      bytes += length;
+      if (length < Math.min(rangeSize, size - index * rangeSize)) break;
+    }
+    return bytes;
   }
 
   /** Mapped file that ended early: the ranges not published are empty. */
@@ -162,7 +234,7 @@ export class RangeHashing {
    * the bytes up to the first short range, and their count.
    */
   async finish(): Promise<{ bytes: number; digest: Buffer; hashedHere: number; hashedByWorkers: number }> {
-    if (this.#job.mapping !== undefined && this.#published < this.#job.ranges) throw new Error('RangeHashing: ranges not published');
+    if ((this.#job.mapping !== undefined || this.#offload?.copy !== undefined) && this.#published < this.#job.ranges) throw new Error('RangeHashing: ranges not published');
     // Offload: this thread takes one range per turn, so that the ranges libuv's threads finish are replaced at once.
     if (this.#offload !== undefined) await this.hashAhead();
     let hashedHere: number;

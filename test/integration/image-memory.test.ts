@@ -79,7 +79,12 @@ test('hugetlb (the default "require"): the sealed image is in huge pages the ker
     // compared with at least; the memfd's own pages are counted in its mapping's smaps entry.)
     assert.ok(held.hugePagesTotal >= pages, 'the pool holds the image\'s pages');
     assert.ok(held.hugePagesTotal - held.hugePagesFree >= pages, 'huge pages in use');
-    assert.is(hugetlbKiB(image.bytes), pages * (HUGE_PAGE / 1024), 'the memfd\'s mapping is backed by the image\'s huge pages');
+    // The view is mapped when first asked for: a read of each huge page faults it in, and smaps counts it.
+    const view = image.bytes;
+    const source = fs.readFileSync(imagePath);
+    const offsets = Array.from({ length: pages }, (_, page) => page * HUGE_PAGE + 4095);
+    assert.equal(offsets.map((at) => view[at]), offsets.map((at) => source[at]), 'the mapping reads the image\'s bytes');
+    assert.is(hugetlbKiB(view), pages * (HUGE_PAGE / 1024), 'the memfd\'s mapping is backed by the image\'s huge pages');
     const loop = attachReadOnlyLoop(image.fd, 'sealroot-test-hugetlb');
     try {
       execFileSync('mount', ['-t', 'erofs', '-o', 'ro', loop.path, mnt]);

@@ -13,7 +13,11 @@ import type { HashAlgorithm } from '../../src/verity/digest.ts';
 import { blockHashing, FsVerityHasher, fsVerityDigest, MerkleParamsError, type MerkleOptions } from '../../src/verity/merkle.ts';
 import { ChunkError, HashPool } from '../../src/verity/pool.ts';
 import { CONTROL_SLOTS, hashRanges, type RangeJob } from '../../src/verity/worker.ts';
-import { offloadsNatively, RangeHashing } from '../../src/verity/ranges.ts';
+import { copiesRangesNatively, offloadsNatively, RangeHashing } from '../../src/verity/ranges.ts';
+import { SysError } from '../../src/errors.ts';
+import { memfdCreate } from '../../src/sys/memfd.ts';
+import { mapSharedWritable, unmap } from '../../src/sys/mmap.ts';
+import { blockHashingShim } from '../../src/sys/native.ts';
 import { requireTools } from '../helpers/tools.ts';
 
 requireTools('fsverity');
@@ -289,6 +293,106 @@ test('offload: published ranges hashed on libuv\'s threads through the shim (at 
   // Stopped first: nothing is offloaded, nothing hashed.
   const none = await offloaded(data, options, 1, true);
   assert.equal([none.hashedHere, none.hashedByWorkers], [0, 0]);
+});
+
+/** The error a promise rejects with; fails the test when it resolves. */
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new assert.Assertion({ message: 'expected a rejection, it resolved', operator: 'rejects', generated: true, expects: 'a rejection', actual: 'resolved' });
+}
+
+/** A memfd of `capacity` bytes mapped shared and writable, and `source` opened: copyFrom's two ends. */
+async function withCopyEnds(source: string, capacity: number, run: (ends: { memfd: number; source: number; destination: number }) => Promise<void>): Promise<void> {
+  const memfd = memfdCreate('sealroot-test-copy');
+  fs.ftruncateSync(memfd, capacity);
+  const destination = mapSharedWritable(memfd, capacity);
+  const sourceFd = fs.openSync(source, 'r');
+  try {
+    await run({ memfd, source: sourceFd, destination });
+  } finally {
+    unmap(destination, capacity);
+    fs.closeSync(sourceFd);
+    fs.closeSync(memfd);
+  }
+}
+
+test('copyFrom: libuv\'s threads pread each range into the memfd and hash it there; the digest and the memfd\'s bytes are the source\'s', async () => {
+  assert.ok(copiesRangesNatively(), 'the shim has copyHashBlocksAsync (build it: npm run build)');
+  const merkle = { algorithm: 'sha256' as const, blockSize: BLOCK };
+  const data = random(9 * BLOCK + 7, 23);
+  const file = writeFile('copy-from.bin', data);
+  const capacity = 12 * BLOCK;
+  await withCopyEnds(file, capacity, async ({ memfd, source, destination }) => {
+    const hashing = new RangeHashing({ merkle, fd: memfd, size: data.length, rangeSize: 2 * BLOCK, offload: 2, copyFrom: { source, destination, path: file } });
+    assert.match(String(await rejection(hashing.finish())), /ranges not published/, 'finish() before copyAll()');
+    assert.is(await hashing.copyAll(), data.length);
+    const result = await hashing.finish();
+    assert.ok(result.digest.equals(fsVerityDigest(data, merkle)));
+    assert.equal([result.hashedHere, result.hashedByWorkers], [0, 5]);
+    const held = Buffer.alloc(capacity);
+    fs.readSync(memfd, held, 0, capacity, 0);
+    assert.ok(held.subarray(0, data.length).equals(data), 'the memfd holds the source\'s bytes');
+    assert.ok(held.subarray(data.length).every((byte) => byte === 0), 'nothing past them');
+  });
+  // sha512 with a salt, one range at a time.
+  const salted = { algorithm: 'sha512' as const, blockSize: BLOCK, salt: new Uint8Array([7, 7]) };
+  await withCopyEnds(file, capacity, async ({ memfd, source, destination }) => {
+    const hashing = new RangeHashing({ merkle: salted, fd: memfd, size: data.length, rangeSize: 2 * BLOCK, offload: 1, copyFrom: { source, destination, path: file } });
+    assert.is(await hashing.copyAll(), data.length);
+    assert.ok((await hashing.finish()).digest.equals(fsVerityDigest(data, salted)));
+  });
+});
+
+test('copyFrom, hostile source: one that ends early gives fewer bytes (the digest of those), a failed pread is a SysError, a stop starts no more ranges', async () => {
+  const merkle = { algorithm: 'sha256' as const, blockSize: BLOCK };
+  const data = random(5 * BLOCK, 29);
+  const file = writeFile('copy-from-short.bin', data);
+  const capacity = 16 * BLOCK;
+  // Expected 16 blocks, the file holds 5: the copy ends with the first short range (it is what the loader refuses).
+  await withCopyEnds(file, capacity, async ({ memfd, source, destination }) => {
+    const hashing = new RangeHashing({ merkle, fd: memfd, size: capacity, rangeSize: 2 * BLOCK, offload: 2, copyFrom: { source, destination, path: file } });
+    assert.is(await hashing.copyAll(), data.length);
+    const result = await hashing.finish();
+    assert.is(result.bytes, data.length);
+    assert.ok(result.digest.equals(fsVerityDigest(data, merkle)));
+  });
+  // pread of a directory: EISDIR, named for the source's path.
+  await withCopyEnds(dir, capacity, async ({ memfd, source, destination }) => {
+    const hashing = new RangeHashing({ merkle, fd: memfd, size: capacity, rangeSize: 2 * BLOCK, offload: 2, copyFrom: { source, destination, path: dir } });
+    const error = await rejection(hashing.copyAll());
+    assert.instance(error, SysError);
+    assert.equal([(error as SysError).syscall, (error as SysError).code, (error as SysError).path], ['pread64', 'EISDIR', dir]);
+  });
+  // Stopped after the first range was started (one at a time): the rest of the memfd stays empty.
+  const big = random(16 * BLOCK, 31);
+  const bigFile = writeFile('copy-from-stop.bin', big);
+  await withCopyEnds(bigFile, capacity, async ({ memfd, source, destination }) => {
+    const hashing = new RangeHashing({ merkle, fd: memfd, size: capacity, rangeSize: 2 * BLOCK, offload: 1, copyFrom: { source, destination, path: bigFile } });
+    const stop = new AbortController();
+    const copying = hashing.copyAll(stop.signal);
+    stop.abort(new Error('interrupted by SIGTERM'));
+    assert.match(String(await rejection(copying)), /interrupted by SIGTERM/);
+    const held = Buffer.alloc(capacity);
+    fs.readSync(memfd, held, 0, capacity, 0);
+    assert.ok(held.subarray(0, 2 * BLOCK).equals(big.subarray(0, 2 * BLOCK)), 'the range in flight ended');
+    assert.ok(held.subarray(2 * BLOCK).every((byte) => byte === 0), 'no range started after the stop');
+  });
+});
+
+test('copyFrom misuse throws at once: with a mapping too, without offload; the shim checks its integers', async () => {
+  const merkle = { algorithm: 'sha256' as const, blockSize: BLOCK };
+  const copyFrom = { source: 0, destination: 4096, path: 'x' };
+  assert.throws(() => new RangeHashing({ merkle, fd: -1, size: BLOCK, mapped: new Uint8Array(BLOCK), offload: 1, copyFrom }), /copyFrom needs offload, no mapping/);
+  assert.throws(() => new RangeHashing({ merkle, fd: -1, size: BLOCK, copyFrom }), /copyFrom needs offload/);
+  const copy = blockHashingShim()!.copyHashBlocksAsync!;
+  const out = new Uint8Array(32);
+  for (const [source, offset, destination, length] of [[0, 0, 0, BLOCK], [-1, 0, 4096, BLOCK], [0, 0.5, 4096, BLOCK], [0, 0, 4096, -1], [0, 0, 4096, 2 * BLOCK]]) {
+    assert.throws(() => copy(source!, offset!, destination!, length!, BLOCK, 'sha256', new Uint8Array(0), out), /copyHashBlocksAsync|out is too small/, `${[source, offset, destination, length]}`);
+  }
 });
 
 test('FsVerityHasher refuses misuse: digests off a block boundary, a second digest()', () => {
