@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import type { Logger } from './log.ts';
 import { parseBootConfig, type BootConfig } from './config/boot-config.ts';
 import { kargValue, parseCmdline, type Cmdline } from './config/cmdline.ts';
-import { configuredCapPcr, configuredTrustedImages, type DigestContext, type TrustedCandidate } from './boot/trust-source.ts';
+import type { DigestContext, TrustedCandidate } from './boot/trust-source.ts';
 import { chooseInit, switchRoot } from './boot/handover.ts';
 import { mountKernelFilesystems } from './boot/kernel-fs.ts';
 import { isMountPoint } from './boot/mountinfo.ts';
@@ -50,9 +50,20 @@ export interface BootSteps {
   mountComposefs(options: MountComposefsOptions): MountedComposefs;
 }
 
-/** The real steps: the trusted set from the TPM (or the karg, only if the configuration allows it). */
+/**
+ * The real steps: the trusted set from the TPM (or the karg, only if the configuration allows it). The TPM's side
+ * (the TPM client, the policy, node:crypto: ~7 ms to load natively) is loaded when the read starts: its loading
+ * then runs while libuv's threads copy the image, not before the copy can start.
+ */
 export function defaultBootSteps(): BootSteps {
-  return { trustedImages: configuredTrustedImages, capPcr: configuredCapPcr, copyImage, validateImage, mountComposefs };
+  const trustSource = () => import('./boot/trust-source.ts');
+  return {
+    trustedImages: async (context) => (await trustSource()).configuredTrustedImages(context),
+    capPcr: async (context, event) => (await trustSource()).configuredCapPcr(context, event),
+    copyImage,
+    validateImage,
+    mountComposefs,
+  };
 }
 
 export interface BootOptions {

@@ -1,7 +1,7 @@
 // Hashing consecutive fs-verity blocks: the one operation that costs CPU, shared by the streaming hasher
 // and the hashing worker threads. hashDataBlocks and blockHasher must stay self-contained (no imports, no outer
 // names): the worker threads run their source text (see src/verity/worker.ts).
-import type * as nodeCrypto from 'node:crypto';
+import type * as NodeCrypto from 'node:crypto';
 import { blockHashingShim, type NativeBlockHashing } from '../sys/native.ts';
 import type { HashAlgorithm } from './digest.ts';
 
@@ -13,7 +13,7 @@ export interface BlockHashing {
   paddedSalt: Uint8Array;
 }
 
-export type HashFunctions = Pick<typeof nodeCrypto, 'hash' | 'createHash'>;
+export type HashFunctions = Pick<typeof NodeCrypto, 'hash' | 'createHash'>;
 
 /**
  * The digests, concatenated, of the blocks of `data`; a last partial block is zero-padded to the block size
@@ -54,6 +54,14 @@ export function blockHasher(deps: { hashDataBlocks: typeof hashDataBlocks; shim:
     native.hashBlocks(data, hashing.blockSize, hashing.algorithm, hashing.paddedSalt, digests);
     return digests;
   };
+}
+
+/**
+ * node:crypto, loaded when first used: its start (~4 ms natively, the largest module the boot loads) then runs
+ * while the image is being copied, not before the copy starts.
+ */
+export function nodeCrypto(): typeof NodeCrypto {
+  return process.getBuiltinModule('node:crypto');
 }
 
 let chosen: typeof hashDataBlocks | undefined;

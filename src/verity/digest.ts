@@ -1,6 +1,5 @@
 // A digest as sealroot prints and parses it: `sha256:<64 hex>` or `sha512:<128 hex>` (fsverity's notation); the bare
 // hex is accepted too, and is what `mkimage --print-digest` prints, as mkcomposefs does.
-import { timingSafeEqual } from 'node:crypto';
 
 export type HashAlgorithm = 'sha256' | 'sha512';
 
@@ -36,5 +35,5 @@ export function formatDigest(digest: Digest): string {
 /** Constant-time comparison (the time does not depend on where the digests differ); false when the algorithms differ. */
 export function digestsEqual(a: Digest, b: Digest): boolean {
   if (a.algorithm !== b.algorithm || a.bytes.length !== b.bytes.length) return false;
-  return timingSafeEqual(a.bytes, b.bytes);
+  return process.getBuiltinModule('node:crypto').timingSafeEqual(a.bytes, b.bytes);
 }

@@ -2,9 +2,8 @@
 // ./worker.ts): the shared state, the publishing of copied ranges, this thread's share, and the digest. A mapped
 // file (the image's memfd) is rather offloaded range by range to libuv's threads through the shim
 // (hashBlocksAsync): no worker thread to boot (each costs tens of ms of CPU), no JavaScript off this thread.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { defaultBlockHasher } from './blocks.ts';
+import { defaultBlockHasher, nodeCrypto } from './blocks.ts';
 import { blockHashing, FsVerityHasher, type MerkleOptions } from './merkle.ts';
 import type { HashPool } from './pool.ts';
 import { CONTROL_SLOTS, COPIED, hashRanges, NEXT, STOP, type RangeDeps, type RangeJob } from './worker.ts';
@@ -100,7 +99,14 @@ export class RangeHashing {
     if (options.mapped === undefined) this.#control[COPIED] = ranges;
     this.#merkle = options.merkle;
     const mapped = options.mapped;
-    this.#deps = { fs, crypto, hashDataBlocks: defaultBlockHasher(), mapping: mapped === undefined ? undefined : () => mapped };
+    this.#deps = {
+      fs,
+      get crypto() {
+        return nodeCrypto();
+      },
+      hashDataBlocks: defaultBlockHasher(),
+      mapping: mapped === undefined ? undefined : () => mapped,
+    };
     this.#workers = options.pool?.run(this.#job);
     const shim = blockHashingShim();
     const hashBlocksAsync = shim?.hashBlocksAsync;
