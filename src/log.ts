@@ -4,6 +4,7 @@
 // (kernel/printk/printk.c devkmsg_write, DEFAULT_RATELIMIT_BURST), and a boot's info lines would use that up before
 // a failure's line, which must never be the one dropped.
 import * as fs from 'node:fs';
+import { writeStdio } from './stdio.ts';
 
 export const KMSG_ERR = 3;
 export const KMSG_WARNING = 4;
@@ -39,11 +40,11 @@ export function createLogger(options: { kmsg: boolean; verbose?: boolean; kmsgPa
       fs.writeSync(kmsgFd, kmsgRecord(level, message));
     } catch (error) {
       kmsgBroken = true;
-      process.stderr.write(`sealroot: cannot write to /dev/kmsg: ${(error as Error).message}\n`);
+      writeStdio(2, `sealroot: cannot write to /dev/kmsg: ${(error as Error).message}\n`);
     }
   };
   const line = (level: number, message: string, stderr: boolean): void => {
-    if (stderr) process.stderr.write(`sealroot: ${message}\n`);
+    if (stderr) writeStdio(2, `sealroot: ${message}\n`);
     toKmsg(level, message);
   };
   const verbose = options.verbose ?? true;

@@ -4,6 +4,7 @@ import { VERSION } from '../version.ts';
 import { UsageError, type Command, type CommandContext } from './command.ts';
 import { COMMANDS, type CommandEntry } from './commands.ts';
 import { createLogger, inInitramfs } from '../log.ts';
+import { stdioFlushed, writeStdio } from '../stdio.ts';
 
 async function overview(): Promise<string> {
   const commands = await Promise.all(COMMANDS.map((entry) => entry.load()));
@@ -29,7 +30,7 @@ function find(name: string): CommandEntry | undefined {
 export async function main(argv: string[]): Promise<number> {
   const context: CommandContext = {
     log: createLogger({ kmsg: inInitramfs() }),
-    stdout: (text) => process.stdout.write(text),
+    stdout: (text) => writeStdio(1, text),
   };
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h') {
@@ -47,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const entry = find(first);
   if (entry === undefined) {
-    process.stderr.write(`sealroot: unknown command '${first}' (see sealroot --help)\n`);
+    writeStdio(2, `sealroot: unknown command '${first}' (see sealroot --help)\n`);
     return 2;
   }
   const command: Command = await entry.load();
@@ -59,11 +60,11 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(rest, context);
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`sealroot ${command.name}: ${error.message} (see sealroot ${command.name} --help)\n`);
+      writeStdio(2, `sealroot ${command.name}: ${error.message} (see sealroot ${command.name} --help)\n`);
       return 2;
     }
     context.log.error(oneLine(error));
-    if (process.env.SEALROOT_DEBUG === '1' && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    if (process.env.SEALROOT_DEBUG === '1' && error instanceof Error) writeStdio(2, `${error.stack}\n`);
     return 1;
   }
 }
@@ -74,7 +75,7 @@ function exitOrEmergency(code: number): void {
     process.exitCode = code;
     // At once when everything written is out: Node's orderly teardown (threads joined, heap freed) cost ~20 ms at
     // the end of every boot, measured. Output still queued (a pipe that was full) is left to drain first.
-    if (process.stdout.writableLength === 0 && process.stderr.writableLength === 0) process.exit(code);
+    if (stdioFlushed()) process.exit(code);
     return;
   }
   const log = createLogger({ kmsg: inInitramfs() });
@@ -82,11 +83,11 @@ function exitOrEmergency(code: number): void {
   // Loaded here, not at start: it pulls in the syscall layer, which --version and the other commands do not need
   // at load time. In the executable the import is of bundled code (no file is read).
   void import('../boot/handover.ts').then(({ emergency }) => emergency(log), (error: unknown) => {
-    process.stderr.write(`sealroot: cannot load the emergency path: ${oneLine(error)}\n`);
+    writeStdio(2, `sealroot: cannot load the emergency path: ${oneLine(error)}\n`);
   });
 }
 
 main(process.argv.slice(2)).then(exitOrEmergency, (error: unknown) => {
-  process.stderr.write(`sealroot: internal error: ${oneLine(error)}\n`);
+  writeStdio(2, `sealroot: internal error: ${oneLine(error)}\n`);
   exitOrEmergency(70);
 });
