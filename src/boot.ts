@@ -33,6 +33,7 @@ import { checkProfile } from './root/profile.ts';
 import { ConfinedRoot, fdPath, UntrustedPathError } from './sys/confined-root.ts';
 import { readUntrustedText } from './sys/untrusted-file.ts';
 import type { RootPlan } from './root/plan.ts';
+import { msSinceStart } from './sys/clock.ts';
 import { closeFd } from './sys/io.ts';
 import { MNT_DETACH, mount, MS_PRIVATE, MS_REC, umount2 } from './sys/mountapi.ts';
 import { digestsEqual, formatDigest, type Digest } from './verity/digest.ts';
@@ -177,17 +178,17 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   const fdLabels = new Map<string, string>();
   const log = withPathLabels(options.log, fdLabels);
   const runDir = options.runDir ?? '/run';
-  // performance.now() counts from the process's time origin: what Node and module loading took before this.
-  const timings: BootResult['timings'] = [{ step: 'process-start', ms: performance.now() }];
+  // Counted from the process's start: what Node and module loading took before this.
+  const timings: BootResult['timings'] = [{ step: 'process-start', ms: msSinceStart() }];
   const undo = new UndoStack();
   const step = async <T>(name: string, run: () => T | Promise<T>, interruptible = true): Promise<T> => {
-    const started = performance.now();
+    const started = msSinceStart();
     try {
       return await (interruptible ? untilAborted(name, options.signal, run) : run());
     } catch (error) {
       throw relabel(asStepError(name, error), fdLabels);
     } finally {
-      timings.push({ step: name, ms: performance.now() - started });
+      timings.push({ step: name, ms: msSinceStart() - started });
     }
   };
 

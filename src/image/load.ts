@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import type { Logger } from '../log.ts';
 import { StepError, SysError } from '../errors.ts';
 import { AT_FDCWD, O_RDONLY, openAt } from '../sys/files.ts';
+import { msSinceStart } from '../sys/clock.ts';
 import { closeFd, preadFully, readFully, writeFully } from '../sys/io.ts';
 import { mapReadOnly, mapSharedWritable, preadToAddress, unmap } from '../sys/mmap.ts';
 import { addSeals, describeSeals, getSeals, IMAGE_SEALS, memfdCreate } from '../sys/memfd.ts';
@@ -139,7 +140,7 @@ function asLoadError(error: unknown, path: string): StepError {
 }
 
 async function copy(options: LoadImageOptions): Promise<ImageCopy> {
-  const started = performance.now();
+  const started = msSinceStart();
   const { path, log } = options;
   const trusted = trustedDigests(options.expected);
   const maxSize = options.maxSize ?? DEFAULT_MAX_IMAGE_SIZE;
@@ -243,7 +244,7 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
             const wanted = trusted.length === 1 ? `the trusted digest is ${formatDigest(trusted[0]!)}` : `the trusted digests are ${trusted.map(formatDigest).join(', ')}`;
             throw refuse(`digest mismatch: the image is ${formatDigest(digest)}, ${wanted}`);
           }
-          const millis = performance.now() - started;
+          const millis = msSinceStart() - started;
           log?.info(`${STEP}: ${path}: ${copiedSize} bytes, ${formatDigest(digest)} matches; ${backing} memfd sealed (${describeSeals(seals)}) in ${millis.toFixed(0)} ms${shares}`);
           return {
             fd: memfd, size: copiedSize, get bytes() {
