@@ -4,6 +4,7 @@ import { VERSION } from '../version.ts';
 import { UsageError, type Command, type CommandContext } from './command.ts';
 import { COMMANDS, type CommandEntry } from './commands.ts';
 import { createLogger, inInitramfs } from '../log.ts';
+import { endProcess } from '../process-exit.ts';
 import { stdioFlushed, writeStdio } from '../stdio.ts';
 
 async function overview(): Promise<string> {
@@ -75,7 +76,7 @@ function exitOrEmergency(code: number): void {
     process.exitCode = code;
     // At once when everything written is out: Node's orderly teardown (threads joined, heap freed) cost ~20 ms at
     // the end of every boot, measured. Output still queued (a pipe that was full) is left to drain first.
-    if (stdioFlushed()) process.exit(code);
+    if (stdioFlushed()) endProcess(code);
     return;
   }
   const log = createLogger({ kmsg: inInitramfs() });

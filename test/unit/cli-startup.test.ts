@@ -66,7 +66,8 @@ test('--version evaluates the entry and nothing of any command (no node:crypto, 
   assert.match(loads.stdout, /^sealroot \d+\.\d+\.\d+\n$/);
   assert.ok(loads.modules.includes('src/cli/main.ts'), `the recorder saw: ${loads.modules.join(' ')}`);
   assert.equal(loads.modules.filter((file) => file.startsWith('src/')).sort(), [
-    'src/cli/command.ts', 'src/cli/commands.ts', 'src/cli/main.ts', 'src/errors.ts', 'src/log.ts', 'src/stdio.ts', 'src/sys/errno.ts', 'src/version.ts',
+    'src/cli/command.ts', 'src/cli/commands.ts', 'src/cli/main.ts', 'src/errors.ts', 'src/log.ts', 'src/process-exit.ts', 'src/stdio.ts',
+    'src/sys/errno.ts', 'src/version.ts',
   ]);
   for (const builtin of ['crypto', 'zlib', 'sea']) assert.not.ok(loads.builtins.includes(builtin), `node:${builtin} loaded`);
 });
@@ -87,6 +88,24 @@ test('a command loads its own modules only: boot does not evaluate the image wri
   const help = loadsOf(['--help']);
   for (const entry of COMMANDS) assert.ok(help.modules.includes(`src/cli/${entry.name}.ts`), `--help did not load ${entry.name}`);
   assert.match(help.stdout, /^  mkimage +make a composefs image/m);
+});
+
+test('a command that loaded the syscall shim ends through it (exit_group) after the \'exit\' listeners, with its status and all its output', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-exit-'));
+  try {
+    const file = path.join(dir, 'data');
+    fs.writeFileSync(file, Buffer.alloc(100_000, 7));
+    // The recorder's file is written by an 'exit' listener: loadsOf() fails if none ran.
+    const digest = loadsOf(['digest', file]);
+    assert.is(digest.status, 0);
+    assert.ok(digest.modules.includes('src/sys/native.ts'), 'the shim was loaded');
+    assert.match(digest.stdout, new RegExp(`^sha256:[0-9a-f]{64} ${file}\n$`));
+    const refused = loadsOf(['load', '--unswappable=off', `--expect=sha256:${'0'.repeat(64)}`, file]);
+    assert.is(refused.status, 1);
+    assert.ok(refused.modules.includes('src/sys/native.ts'), 'the shim was loaded');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -50,6 +50,7 @@ test('syscall tables: x86_64 and aarch64 numbers, a clear error elsewhere', () =
   assert.is(syscallTable('arm64').memfd_create, 279);
   assert.is(syscallTable('x64').fsopen, 430);
   assert.is(syscallTable('arm64').fsopen, 430);
+  assert.equal([syscallTable('x64').exit_group, syscallTable('arm64').exit_group], [231, 94]);
   assert.throws(() => syscallTable('riscv64'), (error: unknown) => error instanceof UnsupportedArchError && /riscv64/.test((error as Error).message));
 });
 
