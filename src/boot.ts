@@ -21,7 +21,7 @@ import { mountKernelFilesystems } from './boot/kernel-fs.ts';
 import { isMountPoint } from './boot/mountinfo.ts';
 import { mountPhysicalRoot } from './boot/physical-root.ts';
 import { oneLine, StepError, SysError } from './errors.ts';
-import { validateImage, type ImageSummary } from './erofs/validate.ts';
+import type { ImageSummary } from './erofs/validate.ts';
 import { copyImage, PARALLEL_THRESHOLD, type ImageCopy, type LoadImageOptions } from './image/load.ts';
 import { mountComposefs, type MountComposefsOptions, type MountedComposefs } from './mount/composefs.ts';
 import { UndoStack } from './mount/undo.ts';
@@ -47,7 +47,7 @@ export interface BootSteps {
   /** 'digest-read': the cap right after the read; 'boot-failed': on top of it when the boot fails. */
   capPcr(context: DigestContext, event: CapEvent): Promise<void>;
   copyImage(options: LoadImageOptions): Promise<ImageCopy>;
-  validateImage(image: Uint8Array): ImageSummary;
+  validateImage(image: Uint8Array): ImageSummary | Promise<ImageSummary>;
   mountComposefs(options: MountComposefsOptions): MountedComposefs;
 }
 
@@ -62,7 +62,8 @@ export function defaultBootSteps(): BootSteps {
     trustedImages: async (context) => (await trustSource()).configuredTrustedImages(context),
     capPcr: async (context, event) => (await trustSource()).configuredCapPcr(context, event),
     copyImage,
-    validateImage,
+    // Loaded only for an image validated at boot (./erofs/validate.ts: the reader, the format's tables).
+    validateImage: async (image) => (await import('./erofs/validate.ts')).validateImage(image),
     mountComposefs,
   };
 }

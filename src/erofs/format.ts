@@ -349,7 +349,10 @@ export function xattrNameFilter(names: readonly Buffer[]): number {
 
 export const roundUp = (value: number, to: number): number => Math.ceil(value / to) * to;
 
-const CRC32C_TABLE = (() => {
+let crc32cTable: Uint32Array | undefined;
+
+/** Made at the first checksum, not when the module loads: a boot that does not validate the image needs none. */
+function makeCrc32cTable(): Uint32Array {
   const table = new Uint32Array(256);
   for (let i = 0; i < 256; i++) {
     let c = i;
@@ -357,11 +360,12 @@ const CRC32C_TABLE = (() => {
     table[i] = c >>> 0;
   }
   return table;
-})();
+}
 
 /** CRC-32C as the kernel's crc32c(seed, data, len) computes it: reflected, no final inversion. */
 export function crc32c(seed: number, data: Uint8Array): number {
+  const table = (crc32cTable ??= makeCrc32cTable());
   let crc = seed >>> 0;
-  for (let i = 0; i < data.length; i++) crc = CRC32C_TABLE[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
+  for (let i = 0; i < data.length; i++) crc = table[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
   return crc >>> 0;
 }

@@ -141,13 +141,19 @@ function shim(): Shim {
  * waits in a stream.
  */
 function exitNow(code: number): never {
-  if (loaded !== undefined && process.arch in SYSCALL_TABLES) {
+  if (loaded !== undefined && process.arch in SYSCALL_TABLES && !writesAtTeardown()) {
     const nr = syscallNumber('exit_group');
     process.exitCode = code;
     process.emit('exit', code);
     loaded.syscall(nr, code);
   }
   return process.exit(code);
+}
+
+/** Profiles and coverage are written by Node's teardown: with them asked for, the process ends the usual way. */
+function writesAtTeardown(): boolean {
+  const options = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
+  return process.env.NODE_V8_COVERAGE !== undefined || /--(cpu-prof|heap-prof|prof)\b/.test(options);
 }
 
 /** A path another thread of this process can load the shim from (it loads it here first); undefined if none. */
