@@ -16,12 +16,16 @@
  *                                     written contiguously into out; returns the number of blocks
  *   hashBlocksAsync(data, blockSize, algorithm, paddedSalt, out) -> Promise<number>
  *                                     the same on a thread of libuv's pool (arguments checked at the call)
- *   copyHashBlocksAsync(source, offset, destination, length, blockSize, algorithm, paddedSalt, out) -> Promise<number>
- *                                     on a thread of libuv's pool: pread(2) of length bytes of the fd source at
- *                                     offset into memory at the address destination (a shared writable mapping
- *                                     of the image's memfd, which must stay mapped until the promise settles),
- *                                     then hashBlocks of the bytes read there; resolves to the bytes read (fewer
- *                                     at the source's end), rejects with .errno when pread fails
+ *   copyHashRangesAsync(control, next, stop, lengths, source, destination, size, rangeSize, blockSize, algorithm,
+ *                       paddedSalt, out) -> Promise<number>
+ *                                     on a thread of libuv's pool, until no range is left or control[stop] is set:
+ *                                     claims range i = control[next]++ (atomically, shared with other such calls),
+ *                                     pread(2)s its bytes of source into memory at destination + its offset (a
+ *                                     shared writable mapping of the image's memfd, mapped until every such call
+ *                                     has settled), hashes them there (hashBlocks, digests at their place in
+ *                                     out), and sets lengths[i] to the bytes read (fewer at the source's end);
+ *                                     resolves to the ranges it did; a failed pread sets control[stop] and
+ *                                     rejects with .errno
  */
 #define _GNU_SOURCE
 /* SHA256_Init/Update/Final are deprecated in OpenSSL 3 but still exported by node: they run the block function
@@ -335,34 +339,59 @@ static napi_value js_hash_blocks(napi_env env, napi_callback_info info) {
 struct hash_work {
   napi_async_work work;
   napi_deferred deferred;
-  napi_ref views[3];
+  napi_ref views[4];
   struct hash_args args;
-  /* copyHashBlocksAsync only: the pread before the hashing, and its errno. */
-  bool copy;
+  /* copyHashRangesAsync only: the source and where its ranges go, the shared claim counter and stop flag, each
+   * range's bytes, the ranges done, the errno of a failed pread. */
+  bool ranges;
   int source;
-  int64_t offset;
   unsigned char *destination;
   int error;
+  int32_t *next, *stop, *lengths;
+  size_t range_count, range_size, total;
+  unsigned char *out_base;
+  size_t done_ranges;
 };
+
+/* pread of size bytes at offset into to, until size or the end of the file; returns the bytes read, or -errno. */
+static ssize_t pread_fully(int fd, unsigned char *to, size_t size, int64_t offset) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = pread(fd, to + done, size - done, (off_t)(offset + (int64_t)done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    if (n == 0) break;
+    done += (size_t)n;
+  }
+  return (ssize_t)done;
+}
 
 static void hash_work_execute(napi_env env, void *data) {
   struct hash_work *w = data;
-  if (w->copy) {
-    /* The copy into the image's memfd and the hash of what it holds, by the same thread: the bytes are hashed
-     * while still in its cache, and this copy costs the event loop's thread nothing. */
-    size_t done = 0;
-    while (done < w->args.size) {
-      ssize_t n = pread(w->source, w->destination + done, w->args.size - done, (off_t)(w->offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        w->error = errno;
+  if (w->ranges) {
+    /* Ranges claimed here, not handed out by the event loop's thread: a thread of the pool never waits for that
+     * thread (busy with the TPM read) to give it the next range. */
+    for (;;) {
+      if (__atomic_load_n(w->stop, __ATOMIC_SEQ_CST) != 0) return;
+      int32_t index = __atomic_fetch_add(w->next, 1, __ATOMIC_SEQ_CST);
+      if (index < 0 || (size_t)index >= w->range_count) return;
+      size_t offset = (size_t)index * w->range_size;
+      size_t want = w->total - offset < w->range_size ? w->total - offset : w->range_size;
+      ssize_t got = pread_fully(w->source, w->destination + offset, want, (int64_t)offset);
+      if (got < 0) {
+        w->error = (int)-got;
+        __atomic_store_n(w->stop, 1, __ATOMIC_SEQ_CST);
         return;
       }
-      if (n == 0) break;
-      done += (size_t)n;
+      struct hash_args a = w->args;
+      a.data = w->destination + offset;
+      a.size = (size_t)got;
+      a.blocks = a.size / a.block_size + (a.size % a.block_size != 0);
+      a.out = w->out_base + offset / a.block_size * a.digest_size;
+      hash_blocks(&a);
+      __atomic_store_n(&w->lengths[index], (int32_t)got, __ATOMIC_SEQ_CST);
+      w->done_ranges++;
     }
-    w->args.size = done;
-    w->args.blocks = done / w->args.block_size + (done % w->args.block_size != 0);
   }
   hash_blocks(&w->args);
 }
@@ -370,20 +399,20 @@ static void hash_work_execute(napi_env env, void *data) {
 static void hash_work_complete(napi_env env, napi_status status, void *data) {
   struct hash_work *w = data;
   napi_value result;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (w->views[i] != NULL) napi_delete_reference(env, w->views[i]);
   }
   if (status == napi_ok && w->error != 0) {
     napi_value message, code;
     char text[64];
-    snprintf(text, sizeof text, "copyHashBlocksAsync: pread failed: errno %d", w->error);
+    snprintf(text, sizeof text, "pread failed: errno %d", w->error);
     napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
     napi_create_error(env, NULL, message, &result);
     napi_create_int32(env, w->error, &code);
     napi_set_named_property(env, result, "errno", code);
     napi_reject_deferred(env, w->deferred, result);
   } else if (status == napi_ok) {
-    napi_create_double(env, w->copy ? (double)w->args.size : (double)w->args.blocks, &result);
+    napi_create_double(env, w->ranges ? (double)w->done_ranges : (double)w->args.blocks, &result);
     napi_resolve_deferred(env, w->deferred, result);
   } else {
     napi_value message;
@@ -395,18 +424,18 @@ static void hash_work_complete(napi_env env, napi_status status, void *data) {
   free(w);
 }
 
-/* Queues the hashing of a, after the copy when copy is given; views[0..2] (data, paddedSalt, out; data may be
- * NULL) are referenced until it ends. */
-static napi_value queue_hash_work(napi_env env, napi_value *views, const struct hash_args *a, const struct hash_work *copy) {
+/* Queues the hashing of a, or the ranges' copy and hashing when ranges is given; views[0..3] (the JavaScript
+ * arrays whose memory the work reads or writes; NULL for none) are referenced until it ends. */
+static napi_value queue_hash_work(napi_env env, napi_value *views, const struct hash_args *a, const struct hash_work *ranges) {
   napi_value promise, name;
   struct hash_work *w = calloc(1, sizeof *w);
   if (w == NULL) {
     napi_throw_error(env, "ENOMEM", "hashBlocksAsync: out of memory");
     return NULL;
   }
-  if (copy != NULL) *w = *copy;
+  if (ranges != NULL) *w = *ranges;
   w->args = *a;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (views[i] != NULL) napi_create_reference(env, views[i], 1, &w->views[i]);
   }
   napi_create_promise(env, &w->deferred, &promise);
@@ -422,7 +451,7 @@ static napi_value js_hash_blocks_async(napi_env env, napi_callback_info info) {
   struct hash_args a;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (hash_arguments(env, argc, argv, &a) != 0) return NULL;
-  napi_value views[3] = { argv[0], argv[3], argv[4] };
+  napi_value views[4] = { argv[0], argv[3], argv[4], NULL };
   return queue_hash_work(env, views, &a, NULL);
 }
 
@@ -436,24 +465,57 @@ static int exact_integer(napi_env env, napi_value v, int64_t max, int64_t *out) 
   return 0;
 }
 
-static napi_value js_copy_hash_blocks_async(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+/* An Int32Array's elements (for the shared claim counter, stop flag and lengths). */
+static int int32_elements(napi_env env, napi_value v, int32_t **data, size_t *count) {
+  bool is;
+  napi_typedarray_type type;
+  void *ptr;
+  napi_value buffer;
+  size_t offset;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is
+      || napi_get_typedarray_info(env, v, &type, count, &ptr, &buffer, &offset) != napi_ok || type != napi_int32_array) {
+    return -1;
+  }
+  *data = ptr;
+  return 0;
+}
+
+static napi_value js_copy_hash_ranges_async(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  int32_t *control, *lengths;
+  size_t control_count, length_count;
+  int64_t next, stop, source, destination, size, range_size;
   struct hash_args a;
-  int64_t source, offset, destination, length;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 8 || exact_integer(env, argv[0], INT32_MAX, &source) != 0 || exact_integer(env, argv[1], INT64_C(1) << 53, &offset) != 0
-      || exact_integer(env, argv[2], INT64_C(1) << 53, &destination) != 0 || destination == 0
-      || exact_integer(env, argv[3], INT32_MAX, &length) != 0) {
-    napi_throw_type_error(env, NULL, "copyHashBlocksAsync(source, offset, destination, length, blockSize, algorithm, paddedSalt, out): "
-                          "source, offset, destination and length must be integers (destination not 0)");
+  if (argc != 12 || int32_elements(env, argv[0], &control, &control_count) != 0
+      || exact_integer(env, argv[1], INT32_MAX, &next) != 0 || exact_integer(env, argv[2], INT32_MAX, &stop) != 0
+      || (size_t)next >= control_count || (size_t)stop >= control_count || next == stop
+      || int32_elements(env, argv[3], &lengths, &length_count) != 0
+      || exact_integer(env, argv[4], INT32_MAX, &source) != 0 || exact_integer(env, argv[5], INT64_C(1) << 53, &destination) != 0
+      || destination == 0 || exact_integer(env, argv[6], INT64_C(1) << 53, &size) != 0
+      || exact_integer(env, argv[7], INT32_MAX, &range_size) != 0 || range_size == 0) {
+    napi_throw_type_error(env, NULL, "copyHashRangesAsync(control, next, stop, lengths, source, destination, size, rangeSize, "
+                          "blockSize, algorithm, paddedSalt, out): bad control, slots, lengths or integers");
     return NULL;
   }
+  size_t ranges = (size_t)((size + range_size - 1) / range_size);
+  if (length_count < ranges) {
+    napi_throw_range_error(env, NULL, "copyHashRangesAsync: lengths holds fewer elements than there are ranges");
+    return NULL;
+  }
+  /* The whole size checked against out at once (hash_parameters), as one hashBlocks of it would be. */
   unsigned char *at = (unsigned char *)(uintptr_t)destination;
-  if (hash_parameters(env, argv + 4, at, (size_t)length, &a) != 0) return NULL;
-  struct hash_work copy = { .copy = true, .source = (int)source, .offset = offset, .destination = at };
-  napi_value views[3] = { NULL, argv[6], argv[7] };
-  return queue_hash_work(env, views, &a, &copy);
+  if (hash_parameters(env, argv + 8, at, (size_t)size, &a) != 0) return NULL;
+  if (range_size % (int64_t)a.block_size != 0) {
+    napi_throw_range_error(env, NULL, "copyHashRangesAsync: rangeSize is not a multiple of blockSize");
+    return NULL;
+  }
+  struct hash_work work = { .ranges = true, .source = (int)source, .destination = at, .next = control + next,
+                            .stop = control + stop, .lengths = lengths, .range_count = ranges, .range_size = (size_t)range_size,
+                            .total = (size_t)size, .out_base = a.out };
+  napi_value views[4] = { argv[0], argv[3], argv[10], argv[11] };
+  return queue_hash_work(env, views, &a, &work);
 }
 
 NAPI_MODULE_INIT() {
@@ -464,8 +526,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "addressOf", fn);
   napi_create_function(env, "mapping", NAPI_AUTO_LENGTH, js_mapping, NULL, &fn);
   napi_set_named_property(env, exports, "mapping", fn);
-  napi_create_function(env, "copyHashBlocksAsync", NAPI_AUTO_LENGTH, js_copy_hash_blocks_async, NULL, &fn);
-  napi_set_named_property(env, exports, "copyHashBlocksAsync", fn);
+  napi_create_function(env, "copyHashRangesAsync", NAPI_AUTO_LENGTH, js_copy_hash_ranges_async, NULL, &fn);
+  napi_set_named_property(env, exports, "copyHashRangesAsync", fn);
   napi_create_function(env, "hashBlocks", NAPI_AUTO_LENGTH, js_hash_blocks, NULL, &fn);
   napi_set_named_property(env, exports, "hashBlocks", fn);
   napi_create_function(env, "hashBlocksAsync", NAPI_AUTO_LENGTH, js_hash_blocks_async, NULL, &fn);

@@ -38,7 +38,7 @@ import { closeFd } from './sys/io.ts';
 import { MNT_DETACH, mount, MS_PRIVATE, MS_REC, umount2 } from './sys/mountapi.ts';
 import { digestsEqual, formatDigest, type Digest } from './verity/digest.ts';
 import { defaultWorkerCount, HashPool } from './verity/pool.ts';
-import { offloadsNatively } from './verity/ranges.ts';
+import { offloadsNatively, sizeThreadPool } from './verity/ranges.ts';
 import type { CapEvent } from './trust/boot-read.ts';
 
 export interface BootSteps {
@@ -179,6 +179,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   const fdLabels = new Map<string, string>();
   const log = withPathLabels(options.log, fdLabels);
   const runDir = options.runDir ?? '/run';
+  sizeThreadPool();
   // Counted from the process's start: what Node and module loading took before this.
   const timings: BootResult['timings'] = [{ step: 'process-start', ms: msSinceStart() }];
   const undo = new UndoStack();

@@ -29,7 +29,7 @@ import { fileKind } from '../sys/confined-root.ts';
 import { digestsEqual, formatDigest, type Digest } from '../verity/digest.ts';
 import { DEFAULT_BLOCK_SIZE, FsVerityHasher } from '../verity/merkle.ts';
 import { ChunkError, HashPool, PARALLEL_THRESHOLD, defaultWorkerCount } from '../verity/pool.ts';
-import { offloadsNatively, type RangeHashing } from '../verity/ranges.ts';
+import { offloadLimit, offloadsNatively, type RangeHashing } from '../verity/ranges.ts';
 import { copiesNatively, copyIntoMemfd, prepareMemfd } from './copy-into-memfd.ts';
 import { closeImageMemfd, createImageMemfd, memoryLeft, type ImageMemfd, type ImageMemoryOptions } from './memory.ts';
 import { chooseMethod } from './method.ts';
@@ -325,7 +325,7 @@ async function copyPlain(
       pool: hash ? options.pool ?? ownPool : undefined,
       // One more than the other CPUs: this thread spends much of its time copying (and, in the boot, answering the
       // TPM), and a range waiting on libuv's threads is hashed as soon as one is free (boot-host: 1.23x -> 1.16x).
-      offload: hash && native && workers > 0 ? workers + 1 : undefined,
+      offload: hash && native && workers > 0 ? offloadLimit(workers + 1) : undefined,
       rangeSize: options.tuning?.chunkSize,
       onChunk: options.tuning?.onChunk,
       signal: options.signal,

@@ -19,13 +19,16 @@ export interface NativeBlockHashing {
   /** The same on a thread of libuv's pool; the arguments are checked (and thrown on) at the call. */
   hashBlocksAsync?(data: ArrayBufferView, blockSize: number, algorithm: 'sha256' | 'sha512', paddedSalt: ArrayBufferView, out: ArrayBufferView): Promise<number>;
   /**
-   * On a thread of libuv's pool: pread(2) of `length` bytes of `source` at `offset` into the memory at
-   * `destination` (a shared writable mapping of the image's memfd), then the hashing of the bytes read, there.
-   * Resolves to the bytes read (fewer at the source's end); a failed pread rejects with its errno. `destination`
-   * must stay mapped, for `length` bytes, until the promise settles.
+   * On a thread of libuv's pool, until no range is left or control[stop] is set: claims range i =
+   * Atomics.add(control, next, 1) (shared with the other such calls), pread(2)s its bytes of `source` (ranges of
+   * `rangeSize` over `size` bytes) into the memory at `destination` + its offset (a shared writable mapping of the
+   * image's memfd), hashes them there into their place in `out` (the whole file's block digests), and sets
+   * lengths[i] to the bytes read (fewer at the source's end). Resolves to the ranges this call did; a failed pread
+   * sets control[stop] and rejects with its errno. `destination` must stay mapped, for `size` bytes, until every
+   * such call has settled.
    */
-  copyHashBlocksAsync?(source: number, offset: number, destination: number, length: number, blockSize: number,
-    algorithm: 'sha256' | 'sha512', paddedSalt: ArrayBufferView, out: ArrayBufferView): Promise<number>;
+  copyHashRangesAsync?(control: Int32Array, next: number, stop: number, lengths: Int32Array, source: number, destination: number,
+    size: number, rangeSize: number, blockSize: number, algorithm: 'sha256' | 'sha512', paddedSalt: ArrayBufferView, out: ArrayBufferView): Promise<number>;
 }
 
 interface Shim {
@@ -35,7 +38,7 @@ interface Shim {
   /** Absent from a shim built before they existed. */
   hashBlocks?: NativeBlockHashing['hashBlocks'];
   hashBlocksAsync?: NativeBlockHashing['hashBlocksAsync'];
-  copyHashBlocksAsync?: NativeBlockHashing['copyHashBlocksAsync'];
+  copyHashRangesAsync?: NativeBlockHashing['copyHashRangesAsync'];
 }
 
 interface ShimError extends Error {
@@ -168,12 +171,12 @@ export function shimPathForThreads(): string | undefined {
  */
 export function blockHashingShim(): NativeBlockHashing | undefined {
   if (loaded === undefined && !sea.isSea() && !shimCandidates().some((candidate) => fs.existsSync(candidate))) return undefined;
-  const { hashBlocks, hashBlocksAsync, copyHashBlocksAsync } = shim();
+  const { hashBlocks, hashBlocksAsync, copyHashRangesAsync } = shim();
   if (hashBlocks === undefined) return undefined;
   return {
     hashBlocks,
     ...(hashBlocksAsync === undefined ? {} : { hashBlocksAsync }),
-    ...(copyHashBlocksAsync === undefined ? {} : { copyHashBlocksAsync }),
+    ...(copyHashRangesAsync === undefined ? {} : { copyHashRangesAsync }),
   };
 }
 

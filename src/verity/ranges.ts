@@ -3,6 +3,7 @@
 // file (the image's memfd) is rather offloaded range by range to libuv's threads through the shim
 // (hashBlocksAsync): no worker thread to boot (each costs tens of ms of CPU), no JavaScript off this thread.
 import * as fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { defaultBlockHasher, nodeCrypto } from './blocks.ts';
 import { blockHashing, FsVerityHasher, type MerkleOptions } from './merkle.ts';
 import type { HashPool } from './pool.ts';
@@ -15,9 +16,27 @@ export function offloadsNatively(): boolean {
   return blockHashingShim()?.hashBlocksAsync !== undefined;
 }
 
+/** libuv's pool size when none is set (deps/uv/src/threadpool.c: default_threads). */
+const LIBUV_DEFAULT_THREADS = 4;
+
+/**
+ * Sizes libuv's pool for one offloaded range per CPU and two more threads, before its first use (libuv reads
+ * UV_THREADPOOL_SIZE then), unless the environment sets it: the pool also runs the TPM device's reads and writes
+ * (fs.promises, src/tpm2/transport.ts), which must not wait behind the image's ranges.
+ */
+export function sizeThreadPool(): void {
+  process.env.UV_THREADPOOL_SIZE ??= String(Math.max(LIBUV_DEFAULT_THREADS, availableParallelism() + 2));
+}
+
+/** At most this many ranges at once on libuv's threads (RangeHashingOptions.offload): two of them left to the TPM. */
+export function offloadLimit(wanted: number): number {
+  const threads = Number(process.env.UV_THREADPOOL_SIZE) || LIBUV_DEFAULT_THREADS;
+  return Math.max(1, Math.min(wanted, threads - 2));
+}
+
 /** The shim also copies on libuv's threads (RangeHashingOptions.copyFrom). */
 export function copiesRangesNatively(): boolean {
-  return blockHashingShim()?.copyHashBlocksAsync !== undefined;
+  return blockHashingShim()?.copyHashRangesAsync !== undefined;
 }
 
 function nativeCopyError(error: unknown, path: string): unknown {
@@ -49,7 +68,7 @@ export interface RangeHashingOptions {
   offload?: number;
   rangeSize?: number;
   /**
-   * With offload, when the shim has copyHashBlocksAsync (copiesRangesNatively()): libuv's threads copy the ranges into
+   * With offload, when the shim has copyHashRangesAsync (copiesRangesNatively()): libuv's threads copy the ranges into
    * the file too, each one pread from `source` into `destination` (a shared writable mapping of the file, kept
    * until copyAll() settles) at its offset, then hashed by the same thread; copyAll() runs it.
    */
@@ -59,7 +78,7 @@ export interface RangeHashingOptions {
 interface Offload {
   limit: number;
   hashBlocksAsync: NonNullable<NativeBlockHashing['hashBlocksAsync']>;
-  copy: (NonNullable<RangeHashingOptions['copyFrom']> & { copyHashBlocksAsync: NonNullable<NativeBlockHashing['copyHashBlocksAsync']> }) | undefined;
+  copy: (NonNullable<RangeHashingOptions['copyFrom']> & { copyHashRangesAsync: NonNullable<NativeBlockHashing['copyHashRangesAsync']> }) | undefined;
   /** Absent with copy: the ranges are hashed where they are copied to. */
   mapped: Uint8Array | undefined;
   digests: Uint8Array;
@@ -114,11 +133,11 @@ export class RangeHashing {
     this.#offload = (mapped === undefined && copyFrom === undefined) || options.pool !== undefined || (options.offload ?? 0) < 1 || hashBlocksAsync === undefined ? undefined
       : { limit: options.offload!, hashBlocksAsync, copy: undefined, mapped, digests: new Uint8Array(this.#job.digests), inFlight: new Set(), hashed: 0 };
     if (copyFrom !== undefined) {
-      const copyHashBlocksAsync = shim?.copyHashBlocksAsync;
-      if (this.#offload === undefined || copyHashBlocksAsync === undefined || mapped !== undefined) {
-        throw new Error('RangeHashing: copyFrom needs offload, no mapping, and a shim with copyHashBlocksAsync');
+      const copyHashRangesAsync = shim?.copyHashRangesAsync;
+      if (this.#offload === undefined || copyHashRangesAsync === undefined || mapped !== undefined) {
+        throw new Error('RangeHashing: copyFrom needs offload, no mapping, and a shim with copyHashRangesAsync');
       }
-      this.#offload.copy = { ...copyFrom, copyHashBlocksAsync };
+      this.#offload.copy = { ...copyFrom, copyHashRangesAsync };
     }
     // Observed by finish() or abandon(); not an unhandled rejection meanwhile.
     this.#workers?.catch(() => undefined);
@@ -137,27 +156,17 @@ export class RangeHashing {
   /** Offload: claims published ranges for libuv's threads, up to the limit in flight (again as each one ends). */
   #dispatch(): void {
     const offload = this.#offload;
-    if (offload === undefined) return;
-    const { hashing, rangeSize, ranges, size } = this.#job;
-    const { copy } = offload;
+    if (offload?.mapped === undefined) return;
+    const { hashing, rangeSize } = this.#job;
     while (offload.inFlight.size < offload.limit && offload.failed === undefined && Atomics.load(this.#control, STOP) === 0) {
-      // Claims are made on this thread only (hashRanges here, this): no range is claimed before it is copied,
-      // unless the claim is to copy it too.
-      if (Atomics.load(this.#control, NEXT) >= (copy === undefined ? this.#published : ranges)) return;
+      // Claims are made on this thread only (hashRanges here, this): no range is claimed before it is copied.
+      if (Atomics.load(this.#control, NEXT) >= this.#published) return;
       const index = Atomics.add(this.#control, NEXT, 1);
       const offset = index * rangeSize;
-      const length = copy === undefined ? this.#lengths[index]! : Math.min(rangeSize, size - offset);
+      const length = this.#lengths[index]!;
       const first = (offset / hashing.blockSize) * hashing.digestSize;
       const out = offload.digests.subarray(first, first + Math.ceil(length / hashing.blockSize) * hashing.digestSize);
-      const hashed = copy === undefined
-        ? offload.hashBlocksAsync(offload.mapped!.subarray(offset, offset + length), hashing.blockSize, hashing.algorithm, hashing.paddedSalt, out)
-        : copy.copyHashBlocksAsync(copy.source, offset, copy.destination + offset, length, hashing.blockSize, hashing.algorithm, hashing.paddedSalt, out)
-          .then((copied) => {
-            this.#lengths[index] = copied;
-          }, (error: unknown) => {
-            throw nativeCopyError(error, copy.path);
-          });
-      const work: Promise<void> = hashed
+      const work: Promise<void> = offload.hashBlocksAsync(offload.mapped.subarray(offset, offset + length), hashing.blockSize, hashing.algorithm, hashing.paddedSalt, out)
         .then(() => {
           offload.hashed += 1;
         }, (error: unknown) => {
@@ -178,28 +187,35 @@ export class RangeHashing {
   }
 
   /**
-   * copyFrom: copies and hashes every range on libuv's threads; returns the bytes copied up to the first short
-   * range (fewer than the size: the source ended sooner). Throws the first failure (SysError of pread), or the
-   * signal's reason once the ranges in flight have ended (none is started after the signal).
+   * copyFrom: copies and hashes every range on libuv's threads, `offload` of them at once, each claiming the next
+   * range itself (the shim's copyHashRangesAsync: none waits for this thread to hand it one while this thread is
+   * busy with the TPM read, which left them idle for ~9 ms of a boot, measured). Returns the bytes copied up to
+   * the first short range (fewer than the size: the source ended sooner). Throws the first failure (SysError of
+   * pread), or the signal's reason once the ranges in flight have ended (none is started after the signal).
    */
   async copyAll(signal?: AbortSignal): Promise<number> {
     const offload = this.#offload;
-    if (offload?.copy === undefined) throw new Error('RangeHashing: copyAll needs copyFrom');
-    if (this.#published !== 0) throw new Error('RangeHashing: copyAll runs once');
+    const copy = offload?.copy;
+    if (offload === undefined || copy === undefined) throw new Error('RangeHashing: copyAll needs copyFrom');
+    if (this.#published !== 0 || Atomics.load(this.#control, NEXT) !== 0) throw new Error('RangeHashing: copyAll runs once');
     signal?.throwIfAborted();
+    const { hashing, rangeSize, ranges, size } = this.#job;
     const stop = (): void => {
       Atomics.store(this.#control, STOP, 1);
     };
     signal?.addEventListener('abort', stop, { once: true });
+    let loops: PromiseSettledResult<number>[];
     try {
-      this.#dispatch();
-      await this.#offloadSettled();
+      const started = Array.from({ length: offload.limit }, () => copy.copyHashRangesAsync(this.#control, NEXT, STOP, this.#lengths,
+        copy.source, copy.destination, size, rangeSize, hashing.blockSize, hashing.algorithm, hashing.paddedSalt, offload.digests));
+      loops = await Promise.allSettled(started);
     } finally {
       signal?.removeEventListener('abort', stop);
     }
     signal?.throwIfAborted();
-    if (offload.failed !== undefined) throw offload.failed.error;
-    const { rangeSize, ranges, size } = this.#job;
+    const failed = loops.find((loop) => loop.status === 'rejected');
+    if (failed !== undefined) throw nativeCopyError(failed.reason, copy.path);
+    offload.hashed = loops.reduce((sum, loop) => sum + (loop.status === 'fulfilled' ? loop.value : 0), 0);
     this.#published = ranges;
     Atomics.store(this.#control, COPIED, ranges);
     let bytes = 0;

@@ -12,8 +12,8 @@ import { hashFile } from '../../src/verity/hash-file.ts';
 import type { HashAlgorithm } from '../../src/verity/digest.ts';
 import { blockHashing, FsVerityHasher, fsVerityDigest, MerkleParamsError, type MerkleOptions } from '../../src/verity/merkle.ts';
 import { ChunkError, HashPool } from '../../src/verity/pool.ts';
-import { CONTROL_SLOTS, hashRanges, type RangeJob } from '../../src/verity/worker.ts';
-import { copiesRangesNatively, offloadsNatively, RangeHashing } from '../../src/verity/ranges.ts';
+import { CONTROL_SLOTS, hashRanges, NEXT, STOP, type RangeJob } from '../../src/verity/worker.ts';
+import { copiesRangesNatively, offloadLimit, offloadsNatively, RangeHashing, sizeThreadPool } from '../../src/verity/ranges.ts';
 import { SysError } from '../../src/errors.ts';
 import { memfdCreate } from '../../src/sys/memfd.ts';
 import { mapSharedWritable, unmap } from '../../src/sys/mmap.ts';
@@ -321,7 +321,7 @@ async function withCopyEnds(source: string, capacity: number, run: (ends: { memf
 }
 
 test('copyFrom: libuv\'s threads pread each range into the memfd and hash it there; the digest and the memfd\'s bytes are the source\'s', async () => {
-  assert.ok(copiesRangesNatively(), 'the shim has copyHashBlocksAsync (build it: npm run build)');
+  assert.ok(copiesRangesNatively(), 'the shim has copyHashRangesAsync (build it: npm run build)');
   const merkle = { algorithm: 'sha256' as const, blockSize: BLOCK };
   const data = random(9 * BLOCK + 7, 23);
   const file = writeFile('copy-from.bin', data);
@@ -347,7 +347,7 @@ test('copyFrom: libuv\'s threads pread each range into the memfd and hash it the
   });
 });
 
-test('copyFrom, hostile source: one that ends early gives fewer bytes (the digest of those), a failed pread is a SysError, a stop starts no more ranges', async () => {
+test('copyFrom, hostile source: one that ends early gives fewer bytes (the digest of those), a failed pread is a SysError; a stop claims no more ranges', async () => {
   const merkle = { algorithm: 'sha256' as const, blockSize: BLOCK };
   const data = random(5 * BLOCK, 29);
   const file = writeFile('copy-from-short.bin', data);
@@ -367,31 +367,77 @@ test('copyFrom, hostile source: one that ends early gives fewer bytes (the diges
     assert.instance(error, SysError);
     assert.equal([(error as SysError).syscall, (error as SysError).code, (error as SysError).path], ['pread64', 'EISDIR', dir]);
   });
-  // Stopped after the first range was started (one at a time): the rest of the memfd stays empty.
+  // A stop: the ranges' loops claim nothing once the stop flag is set (here before they start: the memfd stays
+  // empty, no range is claimed); copyAll() rejects with the signal's reason once the loops have ended.
   const big = random(16 * BLOCK, 31);
   const bigFile = writeFile('copy-from-stop.bin', big);
   await withCopyEnds(bigFile, capacity, async ({ memfd, source, destination }) => {
+    const control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
+    Atomics.store(control, STOP, 1);
+    const lengths = new Int32Array(8);
+    const copy = blockHashingShim()!.copyHashRangesAsync!;
+    const done = await copy(control, NEXT, STOP, lengths, source, destination, capacity, 2 * BLOCK, BLOCK, 'sha256', new Uint8Array(0), new Uint8Array(16 * 32));
+    assert.is(done, 0);
+    assert.is(Atomics.load(control, NEXT), 0, 'no range claimed');
+    const held = Buffer.alloc(capacity);
+    fs.readSync(memfd, held, 0, capacity, 0);
+    assert.ok(held.every((byte) => byte === 0), 'nothing copied after the stop');
     const hashing = new RangeHashing({ merkle, fd: memfd, size: capacity, rangeSize: 2 * BLOCK, offload: 1, copyFrom: { source, destination, path: bigFile } });
     const stop = new AbortController();
     const copying = hashing.copyAll(stop.signal);
     stop.abort(new Error('interrupted by SIGTERM'));
     assert.match(String(await rejection(copying)), /interrupted by SIGTERM/);
-    const held = Buffer.alloc(capacity);
-    fs.readSync(memfd, held, 0, capacity, 0);
-    assert.ok(held.subarray(0, 2 * BLOCK).equals(big.subarray(0, 2 * BLOCK)), 'the range in flight ended');
-    assert.ok(held.subarray(2 * BLOCK).every((byte) => byte === 0), 'no range started after the stop');
   });
 });
 
-test('copyFrom misuse throws at once: with a mapping too, without offload; the shim checks its integers', async () => {
+test('copyFrom misuse throws at once: with a mapping too, without offload; the shim checks its arguments before any work is queued', async () => {
   const merkle = { algorithm: 'sha256' as const, blockSize: BLOCK };
   const copyFrom = { source: 0, destination: 4096, path: 'x' };
   assert.throws(() => new RangeHashing({ merkle, fd: -1, size: BLOCK, mapped: new Uint8Array(BLOCK), offload: 1, copyFrom }), /copyFrom needs offload, no mapping/);
   assert.throws(() => new RangeHashing({ merkle, fd: -1, size: BLOCK, copyFrom }), /copyFrom needs offload/);
-  const copy = blockHashingShim()!.copyHashBlocksAsync!;
-  const out = new Uint8Array(32);
-  for (const [source, offset, destination, length] of [[0, 0, 0, BLOCK], [-1, 0, 4096, BLOCK], [0, 0.5, 4096, BLOCK], [0, 0, 4096, -1], [0, 0, 4096, 2 * BLOCK]]) {
-    assert.throws(() => copy(source!, offset!, destination!, length!, BLOCK, 'sha256', new Uint8Array(0), out), /copyHashBlocksAsync|out is too small/, `${[source, offset, destination, length]}`);
+  const copy = blockHashingShim()!.copyHashRangesAsync!;
+  const control: Int32Array = new Int32Array(new SharedArrayBuffer(12));
+  const lengths: Int32Array = new Int32Array(2);
+  const salt = new Uint8Array(0);
+  const out = new Uint8Array(64);
+  const good: { control: Int32Array; next: number; stop: number; lengths: Int32Array; source: number; destination: number; size: number; rangeSize: number; out: Uint8Array } = {
+    control, next: 1, stop: 2, lengths, source: 0, destination: 4096, size: 2 * BLOCK, rangeSize: BLOCK, out,
+  };
+  const cases: [string, Partial<typeof good>, RegExp][] = [
+    ['control not an Int32Array', { control: new Uint32Array(3) as unknown as Int32Array }, /bad control/],
+    ['next and stop the same slot', { stop: 1 }, /bad control/],
+    ['a slot past the control', { stop: 3 }, /bad control/],
+    ['destination 0', { destination: 0 }, /bad control/],
+    ['size not an integer', { size: 1.5 }, /bad control/],
+    ['rangeSize 0', { rangeSize: 0 }, /bad control/],
+    ['fewer lengths than ranges', { lengths: new Int32Array(1) }, /lengths holds fewer/],
+    ['rangeSize off the block size', { rangeSize: BLOCK + 1, size: BLOCK + 1 }, /not a multiple of blockSize/],
+    ['out too small for the digests', { out: new Uint8Array(32) }, /out is too small/],
+  ];
+  for (const [name, change, message] of cases) {
+    const a = { ...good, ...change } as typeof good;
+    assert.throws(() => copy(a.control, a.next, a.stop, a.lengths, a.source, a.destination, a.size, a.rangeSize, BLOCK, 'sha256', salt, a.out), message, name);
+  }
+  assert.is(control[1], 0, 'no range was claimed by a refused call');
+});
+
+test('libuv\'s pool: two threads left to the TPM device\'s reads and writes; sized for one range per CPU unless the environment says', () => {
+  const saved = process.env.UV_THREADPOOL_SIZE;
+  try {
+    delete process.env.UV_THREADPOOL_SIZE;
+    assert.equal([offloadLimit(1), offloadLimit(2), offloadLimit(8)], [1, 2, 2], 'libuv\'s default 4 threads');
+    sizeThreadPool();
+    assert.is(process.env.UV_THREADPOOL_SIZE, String(Math.max(4, os.availableParallelism() + 2)));
+    assert.is(offloadLimit(os.availableParallelism()), os.availableParallelism());
+    process.env.UV_THREADPOOL_SIZE = '10';
+    sizeThreadPool();
+    assert.is(process.env.UV_THREADPOOL_SIZE, '10', 'a size the environment set is kept');
+    assert.equal([offloadLimit(8), offloadLimit(9)], [8, 8]);
+    process.env.UV_THREADPOOL_SIZE = '2';
+    assert.is(offloadLimit(4), 1, 'at least one range at once');
+  } finally {
+    if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE;
+    else process.env.UV_THREADPOOL_SIZE = saved;
   }
 });
 
