@@ -22,8 +22,9 @@
  *                                     claims range i = control[next]++ (atomically, shared with other such calls),
  *                                     pread(2)s its bytes of source into memory at destination + its offset (a
  *                                     shared writable mapping of the image's memfd, mapped until every such call
- *                                     has settled), hashes them there (hashBlocks, digests at their place in
- *                                     out), and sets lengths[i] to the bytes read (fewer at the source's end);
+ *                                     has settled; 0: into a buffer of the thread's own, for a file only hashed),
+ *                                     hashes them there (hashBlocks, digests at their place in out), and sets
+ *                                     lengths[i] to the bytes read (fewer at the source's end);
  *                                     resolves to the ranges it did; a failed pread sets control[stop] and
  *                                     rejects with .errno
  */
@@ -370,21 +371,29 @@ static void hash_work_execute(napi_env env, void *data) {
   struct hash_work *w = data;
   if (w->ranges) {
     /* Ranges claimed here, not handed out by the event loop's thread: a thread of the pool never waits for that
-     * thread (busy with the TPM read) to give it the next range. */
+     * thread (busy with the TPM read) to give it the next range. Without a destination (a file only hashed), each
+     * range is read into this thread's own buffer. */
+    unsigned char *own = NULL;
+    if (w->destination == NULL && (own = malloc(w->range_size)) == NULL) {
+      w->error = ENOMEM;
+      __atomic_store_n(w->stop, 1, __ATOMIC_SEQ_CST);
+      return;
+    }
     for (;;) {
-      if (__atomic_load_n(w->stop, __ATOMIC_SEQ_CST) != 0) return;
+      if (__atomic_load_n(w->stop, __ATOMIC_SEQ_CST) != 0) break;
       int32_t index = __atomic_fetch_add(w->next, 1, __ATOMIC_SEQ_CST);
-      if (index < 0 || (size_t)index >= w->range_count) return;
+      if (index < 0 || (size_t)index >= w->range_count) break;
       size_t offset = (size_t)index * w->range_size;
       size_t want = w->total - offset < w->range_size ? w->total - offset : w->range_size;
-      ssize_t got = pread_fully(w->source, w->destination + offset, want, (int64_t)offset);
+      unsigned char *to = own != NULL ? own : w->destination + offset;
+      ssize_t got = pread_fully(w->source, to, want, (int64_t)offset);
       if (got < 0) {
         w->error = (int)-got;
         __atomic_store_n(w->stop, 1, __ATOMIC_SEQ_CST);
-        return;
+        break;
       }
       struct hash_args a = w->args;
-      a.data = w->destination + offset;
+      a.data = to;
       a.size = (size_t)got;
       a.blocks = a.size / a.block_size + (a.size % a.block_size != 0);
       a.out = w->out_base + offset / a.block_size * a.digest_size;
@@ -392,6 +401,8 @@ static void hash_work_execute(napi_env env, void *data) {
       __atomic_store_n(&w->lengths[index], (int32_t)got, __ATOMIC_SEQ_CST);
       w->done_ranges++;
     }
+    free(own);
+    return;
   }
   hash_blocks(&w->args);
 }
@@ -493,7 +504,7 @@ static napi_value js_copy_hash_ranges_async(napi_env env, napi_callback_info inf
       || (size_t)next >= control_count || (size_t)stop >= control_count || next == stop
       || int32_elements(env, argv[3], &lengths, &length_count) != 0
       || exact_integer(env, argv[4], INT32_MAX, &source) != 0 || exact_integer(env, argv[5], INT64_C(1) << 53, &destination) != 0
-      || destination == 0 || exact_integer(env, argv[6], INT64_C(1) << 53, &size) != 0
+      || exact_integer(env, argv[6], INT64_C(1) << 53, &size) != 0
       || exact_integer(env, argv[7], INT32_MAX, &range_size) != 0 || range_size == 0) {
     napi_throw_type_error(env, NULL, "copyHashRangesAsync(control, next, stop, lengths, source, destination, size, rangeSize, "
                           "blockSize, algorithm, paddedSalt, out): bad control, slots, lengths or integers");
@@ -504,9 +515,19 @@ static napi_value js_copy_hash_ranges_async(napi_env env, napi_callback_info inf
     napi_throw_range_error(env, NULL, "copyHashRangesAsync: lengths holds fewer elements than there are ranges");
     return NULL;
   }
-  /* The whole size checked against out at once (hash_parameters), as one hashBlocks of it would be. */
+  /* The whole size checked against out at once (hash_parameters), as one hashBlocks of it would be; without a
+   * destination, the buffers are the threads' own (no overlap with out to check). */
   unsigned char *at = (unsigned char *)(uintptr_t)destination;
-  if (hash_parameters(env, argv + 8, at, (size_t)size, &a) != 0) return NULL;
+  if (hash_parameters(env, argv + 8, at, at == NULL ? 0 : (size_t)size, &a) != 0) return NULL;
+  if (at == NULL) {
+    size_t blocks = (size_t)size / a.block_size + ((size_t)size % a.block_size != 0);
+    unsigned char *out;
+    size_t out_size;
+    if (view_bytes(env, argv[11], &out, &out_size) != 0 || blocks > out_size / a.digest_size) {
+      napi_throw_range_error(env, NULL, "hashBlocks: out is too small for the digests");
+      return NULL;
+    }
+  }
   if (range_size % (int64_t)a.block_size != 0) {
     napi_throw_range_error(env, NULL, "copyHashRangesAsync: rangeSize is not a multiple of blockSize");
     return NULL;

@@ -3,7 +3,7 @@
 // 2 for a usage error.
 import * as fs from 'node:fs';
 import { StepError } from '../errors.ts';
-import { hashFile } from '../verity/hash-file.ts';
+import { hashesFilesNatively, hashFile } from '../verity/hash-file.ts';
 import type { HashAlgorithm } from '../verity/digest.ts';
 import { blockHashing, DEFAULT_BLOCK_SIZE, MerkleParamsError, type MerkleOptions } from '../verity/merkle.ts';
 import { defaultWorkerCount, HashPool, PARALLEL_THRESHOLD } from '../verity/pool.ts';
@@ -44,8 +44,8 @@ async function digestFile(file: string, merkle: MerkleOptions, pool: () => HashP
   try {
     // fsverity-utils hashes st_size bytes, whatever the file: a pipe or a device (size 0) gives the empty digest.
     const { size } = fs.fstatSync(fd);
-    const parallel = size >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0;
-    const result = await hashFile({ fd, size, merkle, pool: parallel ? pool() : undefined });
+    const parallel = !hashesFilesNatively() && size >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0;
+    const result = await hashFile({ fd, size, merkle, path: file, pool: parallel ? pool() : undefined });
     if (result.bytes !== size) throw new StepError('digest', `the file ended early (${result.bytes} of ${size} bytes)`, { path: file });
     return result.digest;
   } catch (error) {
@@ -63,8 +63,8 @@ export const digestCommand: Command = {
 
 Computes each FILE's fs-verity file digest in userspace (the kernel's algorithm; no fs-verity support needed)
 and prints "ALG:HEX FILE", or only HEX with --compact, exactly as fsverity-utils' \`fsverity digest\`.
-Defaults: sha256, block size 4096, no salt (what composefs and ostree use). Files of 16 MiB or more are hashed
-on this thread and one worker thread per other CPU.
+Defaults: sha256, block size 4096, no salt (what composefs and ostree use). Files are read and hashed on one
+thread per CPU (libuv's), each taking the next 1 MiB range as it is done.
 Exit status: 0; 1 when a file cannot be read or the block size/salt cannot be used (the digests of the files
 before it are printed); 2 on a usage error.`,
   async run(argv, { stdout }) {

@@ -68,11 +68,12 @@ export interface RangeHashingOptions {
   offload?: number;
   rangeSize?: number;
   /**
-   * With offload, when the shim has copyHashRangesAsync (copiesRangesNatively()): libuv's threads copy the ranges into
-   * the file too, each one pread from `source` into `destination` (a shared writable mapping of the file, kept
-   * until copyAll() settles) at its offset, then hashed by the same thread; copyAll() runs it.
+   * With offload, when the shim has copyHashRangesAsync (copiesRangesNatively()): libuv's threads read the ranges
+   * themselves, each one pread from `source` into `destination` (a shared writable mapping of the file, kept until
+   * copyAll() settles) at its offset, then hashed by the same thread; without a destination, into a buffer of the
+   * thread's own (a file only hashed). copyAll() runs it.
    */
-  copyFrom?: { source: number; destination: number; path: string };
+  copyFrom?: { source: number; destination?: number; path: string };
 }
 
 interface Offload {
@@ -207,7 +208,7 @@ export class RangeHashing {
     let loops: PromiseSettledResult<number>[];
     try {
       const started = Array.from({ length: offload.limit }, () => copy.copyHashRangesAsync(this.#control, NEXT, STOP, this.#lengths,
-        copy.source, copy.destination, size, rangeSize, hashing.blockSize, hashing.algorithm, hashing.paddedSalt, offload.digests));
+        copy.source, copy.destination ?? 0, size, rangeSize, hashing.blockSize, hashing.algorithm, hashing.paddedSalt, offload.digests));
       loops = await Promise.allSettled(started);
     } finally {
       signal?.removeEventListener('abort', stop);

@@ -94,7 +94,7 @@ test('other block sizes and salts equal fsverity digest (salt padded to the comp
   assert.is(fsVerityDigest(Buffer.from('x'), { algorithm: 'sha512', blockSize: 128 }).toString('hex'), reference(tiny, { algorithm: 'sha512', blockSize: 128 }));
 });
 
-test('hashing on worker threads equals fsverity digest; the workers and this thread share the ranges', async () => {
+test('hashing on worker threads, and on libuv\'s threads through the shim, equals fsverity digest; the workers and this thread share the ranges', async () => {
   const pool = new HashPool(2);
   await pool.started();
   try {
@@ -104,14 +104,14 @@ test('hashing on worker threads equals fsverity digest; the workers and this thr
       for (const algorithm of ['sha256', 'sha512'] as HashAlgorithm[]) {
         const fd = fs.openSync(file, 'r');
         try {
-          const withPool = await hashFile({ fd, size, merkle: { algorithm }, pool, rangeSize });
-          const inline = await hashFile({ fd, size, merkle: { algorithm }, rangeSize });
+          const withPool = await hashFile({ fd, size, merkle: { algorithm }, path: file, pool, rangeSize });
+          const native = await hashFile({ fd, size, merkle: { algorithm }, path: file, rangeSize });
           const expected = reference(file, { algorithm });
           assert.is(withPool.digest.toString('hex'), expected, `${size} bytes ${algorithm}, workers`);
-          assert.is(inline.digest.toString('hex'), expected, `${size} bytes ${algorithm}, inline`);
+          assert.is(native.digest.toString('hex'), expected, `${size} bytes ${algorithm}, on libuv's threads`);
           assert.is(withPool.bytes, size);
           assert.is(withPool.hashedHere + withPool.hashedByWorkers, Math.ceil(size / rangeSize), 'every range hashed once');
-          assert.is(inline.hashedByWorkers, 0);
+          assert.equal([native.bytes, native.hashedHere, native.hashedByWorkers], [size, 0, Math.ceil(size / rangeSize)], 'every range read and hashed by libuv\'s threads');
           if (size === 40 << 20) assert.ok(withPool.hashedByWorkers > 0, 'the started workers took ranges');
         } finally {
           fs.closeSync(fd);
@@ -123,6 +123,20 @@ test('hashing on worker threads equals fsverity digest; the workers and this thr
   }
 });
 
+test('a block larger than a range (2 MiB, which fsverity-utils takes): hashFile makes the range one block', async () => {
+  const data = random((3 << 20) + 5, 41);
+  const file = writeFile('big-blocks', data);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (const algorithm of ['sha256', 'sha512'] as HashAlgorithm[]) {
+      const result = await hashFile({ fd, size: data.length, merkle: { algorithm, blockSize: 2 << 20 }, path: file });
+      assert.is(result.digest.toString('hex'), reference(file, { algorithm, blockSize: 2 << 20 }), algorithm);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
 test('a file shorter than announced: hashFile reports the bytes it got, and their digest', async () => {
   const data = random(10_000, 3);
   const file = writeFile('short', data);
@@ -131,13 +145,15 @@ test('a file shorter than announced: hashFile reports the bytes it got, and thei
     const pool = new HashPool(1);
     await pool.started();
     try {
-      const result = await hashFile({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, pool, rangeSize: BLOCK });
+      const result = await hashFile({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, path: file, pool, rangeSize: BLOCK });
       assert.is(result.bytes, 10_000);
       assert.is(result.digest.toString('hex'), reference(file, { algorithm: 'sha256' }));
     } finally {
       await pool.close();
     }
-    assert.is((await hashFile({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, rangeSize: BLOCK })).bytes, 10_000);
+    const native = await hashFile({ fd, size: 50_000, merkle: { algorithm: 'sha256' }, path: file, rangeSize: BLOCK });
+    assert.is(native.bytes, 10_000);
+    assert.is(native.digest.toString('hex'), reference(file, { algorithm: 'sha256' }));
   } finally {
     fs.closeSync(fd);
   }
@@ -168,13 +184,17 @@ test('a worker error (bad fd) rejects the job with its errno code', async () => 
     assert.is((error as ChunkError).code, 'EBADF');
   }
   try {
-    await hashFile({ fd: 987654, size: 8192, merkle: { algorithm: 'sha256' }, pool, rangeSize: BLOCK });
+    await hashFile({ fd: 987654, size: 8192, merkle: { algorithm: 'sha256' }, path: 'closed', pool, rangeSize: BLOCK });
     assert.unreachable('hashFile on a closed fd succeeded');
   } catch (error) {
     assert.is((error as { code?: string }).code, 'EBADF');
   } finally {
     await pool.close();
   }
+  // On libuv's threads: the same errno, as a SysError naming pread64 and the file.
+  const error = await rejection(hashFile({ fd: 987654, size: 8192, merkle: { algorithm: 'sha256' }, path: 'closed', rangeSize: BLOCK }));
+  assert.instance(error, SysError);
+  assert.equal([(error as SysError).syscall, (error as SysError).code, (error as SysError).path], ['pread64', 'EBADF', 'closed']);
 });
 
 test('parameters are checked as fsverity-utils checks them', () => {
@@ -197,7 +217,7 @@ test('workers that have not started yet leave the ranges to this thread (same di
   const fd = fs.openSync(file, 'r');
   const pool = new HashPool(2);
   try {
-    const result = await hashFile({ fd, size: data.length, merkle: { algorithm: 'sha256' }, pool, rangeSize: BLOCK });
+    const result = await hashFile({ fd, size: data.length, merkle: { algorithm: 'sha256' }, path: file, pool, rangeSize: BLOCK });
     assert.is(result.digest.toString('hex'), reference(file, { algorithm: 'sha256' }));
     assert.is(result.hashedHere + result.hashedByWorkers, 10);
   } finally {
@@ -407,12 +427,12 @@ test('copyFrom misuse throws at once: with a mapping too, without offload; the s
     ['control not an Int32Array', { control: new Uint32Array(3) as unknown as Int32Array }, /bad control/],
     ['next and stop the same slot', { stop: 1 }, /bad control/],
     ['a slot past the control', { stop: 3 }, /bad control/],
-    ['destination 0', { destination: 0 }, /bad control/],
     ['size not an integer', { size: 1.5 }, /bad control/],
     ['rangeSize 0', { rangeSize: 0 }, /bad control/],
     ['fewer lengths than ranges', { lengths: new Int32Array(1) }, /lengths holds fewer/],
     ['rangeSize off the block size', { rangeSize: BLOCK + 1, size: BLOCK + 1 }, /not a multiple of blockSize/],
     ['out too small for the digests', { out: new Uint8Array(32) }, /out is too small/],
+    ['out too small, no destination (the threads\' own buffers)', { destination: 0, out: new Uint8Array(32) }, /out is too small/],
   ];
   for (const [name, change, message] of cases) {
     const a = { ...good, ...change } as typeof good;
