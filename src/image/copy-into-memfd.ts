@@ -1,10 +1,11 @@
-// Copies the image into its memfd in the kernel (sendfile) and hashes what the memfd holds: each range, once
-// copied, is published to the hash workers (src/verity/ranges.ts), which hash it while the next one is copied.
-// With the shim and a writable mapping (a hugetlb memfd), libuv's threads copy and hash each range themselves,
-// leaving this thread free for the rest of the boot (the TPM read).
-// The hashing reads the memfd's own pages through read-only mappings (this thread's and each worker's): the bytes
-// hashed are the very bytes the memfd holds, with no copy in userspace. The memfd's size is set and sealed
-// (SHRINK|GROW) first, so no mapping can fault past the end of the file.
+// Copies the image into its memfd in the kernel and hashes what the memfd holds, with no copy in userspace:
+// - with the shim and a writable mapping (a hugetlb memfd, the default): libuv's threads, one per CPU, each claim
+//   the next range, pread it from the source into the memfd's shared mapping and hash it there, from the memfd's
+//   own pages, while it is still in their cache; this thread is free for the rest of the boot (the TPM read);
+// - otherwise: this thread copies each range (sendfile, or pread into the mapping) and publishes it to the hash
+//   workers or libuv's threads (src/verity/ranges.ts), which hash it through read-only mappings of the memfd
+//   while the next one is copied.
+// The memfd's size is set and sealed (SHRINK|GROW) first, so no mapping can fault past the end of the file.
 import { ftruncate, sendfileFully } from '../sys/io.ts';
 import { addSeals, F_SEAL_GROW, F_SEAL_SHRINK } from '../sys/memfd.ts';
 import type { MerkleOptions } from '../verity/merkle.ts';

@@ -7,9 +7,9 @@
 // where the file lives does not matter, only its bytes, and those are checked. It is opened O_NONBLOCK so that a
 // FIFO swapped in after the stat cannot block the boot, and it must be a regular file both before and after open.
 //
-// The bytes hashed are the memfd's own: the copy runs in the kernel (sendfile) and the hashing reads the memfd's
-// pages through read-only mappings, range by range behind the copy (./copy-into-memfd.ts); a compressed image is
-// hashed from the very buffer written. Until the seal, only a process able to open /proc/<pid>/fd/N of sealroot
+// The bytes hashed are the memfd's own: the copy runs in the kernel (pread into the memfd's mapping, or sendfile)
+// and the hashing reads the memfd's pages, range by range behind the copy (./copy-into-memfd.ts); a compressed
+// image is hashed from the very buffer written. Until the seal, only a process able to open /proc/<pid>/fd/N of sealroot
 // could write to the memfd, and that takes ptrace access to sealroot (which could as well rewrite its memory):
 // the seal closes nothing an attacker without that access could use.
 //
@@ -297,8 +297,8 @@ interface Copied {
 async function copyPlain(
   source: number, size: number, image: ImageMemfd, options: LoadImageOptions, hash: boolean, refuse: Refuse,
 ): Promise<Copied> {
-  // With the shim's hashBlocksAsync the other cores hash on libuv's threads, whatever the size (nothing to boot);
-  // otherwise on worker threads, for an image large enough to pay for their start.
+  // With the shim, libuv's threads copy and hash (or hash what this thread copies), whatever the size (nothing to
+  // boot); otherwise worker threads hash, for an image large enough to pay for their start.
   const native = options.pool === undefined && offloadsNatively();
   const workers = options.tuning?.workers ?? (hash && (native || size >= PARALLEL_THRESHOLD) ? defaultWorkerCount() : 0);
   const ownPool = options.pool === undefined && !native && hash && workers > 0 ? new HashPool(workers) : undefined;
@@ -307,8 +307,9 @@ async function copyPlain(
   let copied;
   let bytes: Uint8Array | undefined;
   // hugetlbfs has no write(2) nor splice: the kernel copies into a shared mapping instead (pread), which must be
-  // gone before F_SEAL_WRITE (EBUSY otherwise). The read-only mapping below is read only behind the copy, where
-  // the pages exist (src/sys/mmap.ts).
+  // gone before F_SEAL_WRITE (EBUSY otherwise): it is unmapped below, after every thread copying into it is done.
+  // The read-only mapping, when this thread's copy needs one, is read only behind the copy, where the pages exist
+  // (src/sys/mmap.ts).
   let writable: number | undefined;
   try {
     prepareMemfd(memfd, capacity, MEMFD_LABEL);
@@ -323,8 +324,8 @@ async function copyPlain(
       path: options.path,
       merkle: hash ? { algorithm: trustedDigests(options.expected)[0]!.algorithm, blockSize: DEFAULT_BLOCK_SIZE } : undefined,
       pool: hash ? options.pool ?? ownPool : undefined,
-      // One more than the other CPUs: this thread spends much of its time copying (and, in the boot, answering the
-      // TPM), and a range waiting on libuv's threads is hashed as soon as one is free (boot-host: 1.23x -> 1.16x).
+      // One range at once per CPU (libuv's threads copying too, or this thread copying while they hash), two of
+      // libuv's threads left to the TPM device (offloadLimit).
       offload: hash && native && workers > 0 ? offloadLimit(workers + 1) : undefined,
       rangeSize: options.tuning?.chunkSize,
       onChunk: options.tuning?.onChunk,
