@@ -205,6 +205,9 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   let openedImage: OpenedImage | undefined;
   /** The copy started before the TPM's answer, until the boot takes it (then it is verified or abandoned there). */
   let earlyCopy: Promise<{ value: () => ImageCopy }> | undefined;
+  // Stops a copy still under way when the boot fails (the TPM refused): the failure is recorded without waiting
+  // for the rest of an image up to its bound.
+  const copyStop = new AbortController();
   const objectFds: number[] = [];
   const capContext = (): DigestContext => digestContext ?? { config: configRead ?? parseBootConfig(''), cmdline: parseCmdline(''), log };
   const cap = async (): Promise<void> => {
@@ -260,7 +263,8 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     // (trusted-image) and its signed size (copy-image). Until then this copy is bounded, like the development
     // karg's, by the configured maximum and the memory left (src/image/memory.ts), not by the signed size.
     const copyOptions = (expected: Digest[], maxSize: number | undefined, expectedSize: number | undefined): LoadImageOptions => ({
-      path: imageFile.path(), expected, maxSize, expectedSize, log, pool, memory: { unswappable: config.memory.unswappable }, signal: options.signal,
+      path: imageFile.path(), expected, maxSize, expectedSize, log, pool, memory: { unswappable: config.memory.unswappable },
+      signal: options.signal === undefined ? copyStop.signal : AbortSignal.any([options.signal, copyStop.signal]),
     });
 
     // The trusted digest, then the PCR cap at once. A failed read is capped too (in the catch below, which reports
@@ -352,8 +356,9 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       sysroot, plan, digest, version, loopDevice: mounted.loopDevice, overlayApi: mounted.overlayApi, init, initArgs: cmdline.initArgs, timings,
     };
   } catch (error) {
-    // A copy still under way when the boot failed (the TPM refused, a signal): it ends at its next range (or its
-    // bound) and is closed before the image's fd; its own outcome is moot beside the failure reported.
+    // A copy still under way when the boot failed (the TPM refused, a signal): it is stopped, ends with the ranges
+    // in flight, and is closed before the image's fd; its own outcome is moot beside the failure reported.
+    copyStop.abort(new Error('the boot failed'));
     if (earlyCopy !== undefined) {
       try {
         await (await earlyCopy).value().abandon();

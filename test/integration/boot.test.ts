@@ -466,6 +466,19 @@ test('composefs= names the digest: the copy runs while the TPM answers; membersh
   await failsAt(composefsScene('early-copy-tpm'), 'tpm', /no read approval matches/, failing);
   assert.equal(failing.order, ['tpm asked', 'copy started', 'copy returned', 'tpm answered']);
   assert.is(imageMemfds(), before, 'no image memfd left open');
+  // The TPM refusing while the copy is still under way: the copy is stopped, the failure not held up by it (a copy
+  // that ends only when stopped would hold the boot forever otherwise).
+  const stalled = testSteps([{ digest, version: 4, size }]);
+  let copySignal: AbortSignal | undefined;
+  stalled.steps.copyImage = (options) => new Promise((_, reject) => {
+    copySignal = options.signal;
+    options.signal?.addEventListener('abort', () => reject(options.signal!.reason), { once: true });
+  });
+  stalled.steps.trustedImages = async () => {
+    throw new StepError('tpm', 'no read approval matches');
+  };
+  await failsAt(composefsScene('early-copy-stopped'), 'tpm', /no read approval matches/, stalled);
+  assert.ok(copySignal?.aborted, 'the copy was stopped');
   // ostree names a deployment, not a digest: the copy waits for the set.
   const ostree = testSteps([{ digest, version: 4, size }]);
   const order: string[] = [];
