@@ -19,18 +19,34 @@ export function offloadsNatively(): boolean {
 /** libuv's pool size when none is set (deps/uv/src/threadpool.c: default_threads). */
 const LIBUV_DEFAULT_THREADS = 4;
 
+/** The pool's size as sizeThreadPool() started it; undefined before (then the environment's, or libuv's default). */
+let startedThreads: number | undefined;
+
 /**
- * Sizes libuv's pool for one offloaded range per CPU and two more threads, before its first use (libuv reads
- * UV_THREADPOOL_SIZE then), unless the environment sets it: the pool also runs the TPM device's reads and writes
- * (fs.promises, src/tpm2/transport.ts), which must not wait behind the image's ranges.
+ * Sizes libuv's pool for one offloaded range per CPU and two more threads, unless the environment sets its size:
+ * the pool also runs the TPM device's reads and writes (fs.promises, src/tpm2/transport.ts), which must not wait
+ * behind the image's ranges. libuv reads UV_THREADPOOL_SIZE once, when the first work is queued
+ * (deps/uv/src/threadpool.c, init_once): the pool is started here with an empty hashing job, then the variable is
+ * taken back, so that nothing this process starts later (the real init, as PID 1) inherits it. Without the shim
+ * nothing is offloaded and the pool is left alone.
  */
-export function sizeThreadPool(): void {
-  process.env.UV_THREADPOOL_SIZE ??= String(Math.max(LIBUV_DEFAULT_THREADS, availableParallelism() + 2));
+export function sizeThreadPool(cpus = availableParallelism()): void {
+  const hashBlocksAsync = blockHashingShim()?.hashBlocksAsync;
+  if (process.env.UV_THREADPOOL_SIZE !== undefined || startedThreads !== undefined || hashBlocksAsync === undefined) return;
+  const threads = Math.max(LIBUV_DEFAULT_THREADS, cpus + 2);
+  process.env.UV_THREADPOOL_SIZE = String(threads);
+  try {
+    const none = new Uint8Array(0);
+    void hashBlocksAsync(none, 4096, 'sha256', none, none);
+    startedThreads = threads;
+  } finally {
+    delete process.env.UV_THREADPOOL_SIZE;
+  }
 }
 
 /** At most this many ranges at once on libuv's threads (RangeHashingOptions.offload): two of them left to the TPM. */
 export function offloadLimit(wanted: number): number {
-  const threads = Number(process.env.UV_THREADPOOL_SIZE) || LIBUV_DEFAULT_THREADS;
+  const threads = startedThreads ?? (Number(process.env.UV_THREADPOOL_SIZE) || LIBUV_DEFAULT_THREADS);
   return Math.max(1, Math.min(wanted, threads - 2));
 }
 

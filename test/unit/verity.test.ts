@@ -441,24 +441,34 @@ test('copyFrom misuse throws at once: with a mapping too, without offload; the s
   assert.is(control[1], 0, 'no range was claimed by a refused call');
 });
 
-test('libuv\'s pool: two threads left to the TPM device\'s reads and writes; sized for one range per CPU unless the environment says', () => {
+test('libuv\'s pool: two threads left to the TPM device\'s reads and writes; a size the environment sets is kept', () => {
   const saved = process.env.UV_THREADPOOL_SIZE;
   try {
-    delete process.env.UV_THREADPOOL_SIZE;
-    assert.equal([offloadLimit(1), offloadLimit(2), offloadLimit(8)], [1, 2, 2], 'libuv\'s default 4 threads');
-    sizeThreadPool();
-    assert.is(process.env.UV_THREADPOOL_SIZE, String(Math.max(4, os.availableParallelism() + 2)));
-    assert.is(offloadLimit(os.availableParallelism()), os.availableParallelism());
     process.env.UV_THREADPOOL_SIZE = '10';
     sizeThreadPool();
     assert.is(process.env.UV_THREADPOOL_SIZE, '10', 'a size the environment set is kept');
-    assert.equal([offloadLimit(8), offloadLimit(9)], [8, 8]);
+    assert.equal([offloadLimit(1), offloadLimit(8), offloadLimit(9)], [1, 8, 8]);
     process.env.UV_THREADPOOL_SIZE = '2';
     assert.is(offloadLimit(4), 1, 'at least one range at once');
+    delete process.env.UV_THREADPOOL_SIZE;
+    assert.equal([offloadLimit(1), offloadLimit(2), offloadLimit(8)], [1, 2, 2], 'libuv\'s default 4 threads');
   } finally {
     if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE;
     else process.env.UV_THREADPOOL_SIZE = saved;
   }
+});
+
+test('sizeThreadPool() starts libuv\'s pool with one thread per CPU and two more (6 CPUs said: 8), and leaves no variable for the processes it starts', () => {
+  const script = `const { sizeThreadPool, offloadLimit } = await import(${JSON.stringify(path.resolve(import.meta.dirname, '../../src/verity/ranges.ts'))});
+const fs = await import('node:fs');
+sizeThreadPool(6);
+await new Promise((resolve) => setTimeout(resolve, 200));
+const threads = fs.readdirSync('/proc/self/task').filter((task) => fs.readFileSync('/proc/self/task/' + task + '/comm', 'utf8').startsWith('libuv-worker')).length;
+console.log(JSON.stringify({ threads, variable: process.env.UV_THREADPOOL_SIZE ?? null, limit: offloadLimit(64) }));`;
+  const env = { ...process.env };
+  delete env.UV_THREADPOOL_SIZE;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env });
+  assert.equal(JSON.parse(out), { threads: 8, variable: null, limit: 6 });
 });
 
 test('FsVerityHasher refuses misuse: digests off a block boundary, a second digest()', () => {
