@@ -511,6 +511,10 @@ static napi_value js_copy_hash_ranges_async(napi_env env, napi_callback_info inf
     return NULL;
   }
   size_t ranges = (size_t)((size + range_size - 1) / range_size);
+  if (ranges > INT32_MAX) {
+    napi_throw_range_error(env, NULL, "copyHashRangesAsync: more ranges than a claim counter holds");
+    return NULL;
+  }
   if (length_count < ranges) {
     napi_throw_range_error(env, NULL, "copyHashRangesAsync: lengths holds fewer elements than there are ranges");
     return NULL;

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import { StepError } from '../errors.ts';
 import { hashesFilesNatively, hashFile } from '../verity/hash-file.ts';
+import { sizeThreadPool } from '../verity/ranges.ts';
 import type { HashAlgorithm } from '../verity/digest.ts';
 import { blockHashing, DEFAULT_BLOCK_SIZE, MerkleParamsError, type MerkleOptions } from '../verity/merkle.ts';
 import { defaultWorkerCount, HashPool, PARALLEL_THRESHOLD } from '../verity/pool.ts';
@@ -44,6 +45,7 @@ async function digestFile(file: string, merkle: MerkleOptions, pool: () => HashP
   try {
     // fsverity-utils hashes st_size bytes, whatever the file: a pipe or a device (size 0) gives the empty digest.
     const { size } = fs.fstatSync(fd);
+    sizeThreadPool();
     const parallel = !hashesFilesNatively() && size >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0;
     const result = await hashFile({ fd, size, merkle, path: file, pool: parallel ? pool() : undefined });
     if (result.bytes !== size) throw new StepError('digest', `the file ended early (${result.bytes} of ${size} bytes)`, { path: file });

@@ -223,8 +223,17 @@ export class RangeHashing {
     signal?.addEventListener('abort', stop, { once: true });
     let loops: PromiseSettledResult<number>[];
     try {
-      const started = Array.from({ length: offload.limit }, () => copy.copyHashRangesAsync(this.#control, NEXT, STOP, this.#lengths,
-        copy.source, copy.destination ?? 0, size, rangeSize, hashing.blockSize, hashing.algorithm, hashing.paddedSalt, offload.digests));
+      // A call that throws (out of memory) stops the loops already queued, which are still awaited: none may
+      // write to the destination once this returns.
+      const started = Array.from({ length: offload.limit }, () => {
+        try {
+          return copy.copyHashRangesAsync(this.#control, NEXT, STOP, this.#lengths, copy.source, copy.destination ?? 0, size, rangeSize,
+            hashing.blockSize, hashing.algorithm, hashing.paddedSalt, offload.digests);
+        } catch (error) {
+          stop();
+          return Promise.reject(error);
+        }
+      });
       loops = await Promise.allSettled(started);
     } finally {
       signal?.removeEventListener('abort', stop);
