@@ -3,8 +3,8 @@
 // 2 for a usage error.
 import * as fs from 'node:fs';
 import { StepError } from '../errors.ts';
-import { hashesFilesNatively, hashFile } from '../verity/hash-file.ts';
-import { sizeThreadPool } from '../verity/ranges.ts';
+import { hashFile } from '../verity/hash-file.ts';
+import { copiesRangesNatively, sizeThreadPool } from '../verity/ranges.ts';
 import type { HashAlgorithm } from '../verity/digest.ts';
 import { blockHashing, DEFAULT_BLOCK_SIZE, MerkleParamsError, type MerkleOptions } from '../verity/merkle.ts';
 import { defaultWorkerCount, HashPool, PARALLEL_THRESHOLD } from '../verity/pool.ts';
@@ -46,7 +46,8 @@ async function digestFile(file: string, merkle: MerkleOptions, pool: () => HashP
     // fsverity-utils hashes st_size bytes, whatever the file: a pipe or a device (size 0) gives the empty digest.
     const { size } = fs.fstatSync(fd);
     sizeThreadPool();
-    const parallel = !hashesFilesNatively() && size >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0;
+    // Without the shim, worker threads (with it, hashFile reads on libuv's threads and needs none).
+    const parallel = !copiesRangesNatively() && size >= PARALLEL_THRESHOLD && defaultWorkerCount() > 0;
     const result = await hashFile({ fd, size, merkle, path: file, pool: parallel ? pool() : undefined });
     if (result.bytes !== size) throw new StepError('digest', `the file ended early (${result.bytes} of ${size} bytes)`, { path: file });
     return result.digest;

@@ -22,9 +22,10 @@ export interface NativeBlockHashing {
    * On a thread of libuv's pool, until no range is left or control[stop] is set: claims range i =
    * Atomics.add(control, next, 1) (shared with the other such calls), pread(2)s its bytes of `source` (ranges of
    * `rangeSize` over `size` bytes) into the memory at `destination` + its offset (a shared writable mapping of the
-   * image's memfd), hashes them there into their place in `out` (the whole file's block digests), and sets
+   * image's memfd; 0: into a buffer of the thread's own, for a file only hashed), hashes them there into their place
+   * in `out` (the whole file's block digests), and sets
    * lengths[i] to the bytes read (fewer at the source's end). Resolves to the ranges this call did; a failed pread
-   * sets control[stop] and rejects with its errno. `destination` must stay mapped, for `size` bytes, until every
+   * sets control[stop] and rejects with its errno. A `destination` must stay mapped, for `size` bytes, until every
    * such call has settled.
    */
   copyHashRangesAsync?(control: Int32Array, next: number, stop: number, lengths: Int32Array, source: number, destination: number,

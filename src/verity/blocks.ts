@@ -56,14 +56,6 @@ export function blockHasher(deps: { hashDataBlocks: typeof hashDataBlocks; shim:
   };
 }
 
-/**
- * node:crypto, loaded when first used: its start (~4 ms natively, the largest module the boot loads) then runs
- * while the image is being copied, not before the copy starts.
- */
-export function nodeCrypto(): typeof NodeCrypto {
-  return process.getBuiltinModule('node:crypto');
-}
-
 let chosen: typeof hashDataBlocks | undefined;
 
 /** This thread's block hashing: native when the shim is built (always in the executable), else node:crypto's. */

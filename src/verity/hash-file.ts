@@ -18,11 +18,6 @@ export interface HashFileOptions {
   rangeSize?: number;
 }
 
-/** Whether hashFile() reads on libuv's threads (the shim is there): then it needs no HashPool. */
-export function hashesFilesNatively(): boolean {
-  return copiesRangesNatively();
-}
-
 /**
  * The digest of the bytes read, their count (less than `size` when the file ended sooner), and how many ranges
  * this thread and the other threads hashed.
@@ -31,7 +26,7 @@ export async function hashFile(options: HashFileOptions): Promise<Awaited<Return
   const { fd, size, merkle, pool, path } = options;
   // Ranges are whole blocks: a block larger than the default range (fsverity-utils takes up to 2^30) is one range.
   const rangeSize = options.rangeSize ?? Math.max(DEFAULT_RANGE_SIZE, blockHashing(merkle).blockSize);
-  if (pool === undefined && hashesFilesNatively()) {
+  if (pool === undefined && copiesRangesNatively()) {
     const hashing = new RangeHashing({ merkle, fd, size, rangeSize, offload: offloadLimit(availableParallelism()), copyFrom: { source: fd, path } });
     await hashing.copyAll();
     return hashing.finish();

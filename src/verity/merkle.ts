@@ -1,8 +1,8 @@
 // The fs-verity file digest, computed in userspace with the kernel's exact semantics
 // (Documentation/filesystems/fsverity.rst "File digest computation" and "Merkle tree"; fsverity-utils lib/compute_digest.c).
 // Streaming: memory is one pending data block plus one pending block per tree level, whatever the file size.
-import { DIGEST_SIZES, type HashAlgorithm } from './digest.ts';
-import { defaultBlockHasher, nodeCrypto, type BlockHashing } from './blocks.ts';
+import { DIGEST_SIZES, nodeCrypto, type HashAlgorithm } from './digest.ts';
+import { defaultBlockHasher, type BlockHashing } from './blocks.ts';
 
 /** fsverity_descriptor.hash_algorithm (include/uapi/linux/fsverity.h FS_VERITY_HASH_ALG_*). */
 export const FS_VERITY_ALGORITHM_IDS: Readonly<Record<HashAlgorithm, number>> = { sha256: 1, sha512: 2 };

@@ -1,10 +1,12 @@
 // One file's fs-verity hashing spread over this thread and a HashPool's workers (the job is described in
 // ./worker.ts): the shared state, the publishing of copied ranges, this thread's share, and the digest. A mapped
 // file (the image's memfd) is rather offloaded range by range to libuv's threads through the shim
-// (hashBlocksAsync): no worker thread to boot (each costs tens of ms of CPU), no JavaScript off this thread.
+// (hashBlocksAsync); with copyFrom, libuv's threads read and hash every range themselves (copyAll,
+// copyHashRangesAsync). No worker thread to boot (each costs tens of ms of CPU), no JavaScript off this thread.
 import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { defaultBlockHasher, nodeCrypto } from './blocks.ts';
+import { defaultBlockHasher } from './blocks.ts';
+import { nodeCrypto } from './digest.ts';
 import { blockHashing, FsVerityHasher, type MerkleOptions } from './merkle.ts';
 import type { HashPool } from './pool.ts';
 import { CONTROL_SLOTS, COPIED, hashRanges, NEXT, STOP, type RangeDeps, type RangeJob } from './worker.ts';
@@ -245,12 +247,18 @@ export class RangeHashing {
     this.#published = ranges;
     Atomics.store(this.#control, COPIED, ranges);
     let bytes = 0;
+    for (const { length } of this.#filledRanges()) bytes += length;
+    return bytes;
+  }
+
+  /** The ranges in order, up to and with the first short one (the file ended there): the bytes that count. */
+  *#filledRanges(): Generator<{ index: number; length: number }> {
+    const { rangeSize, ranges, size } = this.#job;
     for (let index = 0; index < ranges; index++) {
       const length = this.#lengths[index]!;
-      bytes += length;
-      if (length < Math.min(rangeSize, size - index * rangeSize)) break;
+      yield { index, length };
+      if (length < Math.min(rangeSize, size - index * rangeSize)) return;
     }
-    return bytes;
   }
 
   /** Mapped file that ended early: the ranges not published are empty. */
@@ -288,7 +296,9 @@ export class RangeHashing {
     let hashedHere: number;
     try {
       if (this.#aheadError !== undefined) throw this.#aheadError.error;
-      hashedHere = hashRanges(this.#deps, this.#job, this.#job.mapping === undefined ? new Uint8Array(this.#job.rangeSize) : new Uint8Array(0));
+      // copyFrom: every range was claimed by copyAll(); none is left for this thread (nor a read buffer to make).
+      hashedHere = this.#offload?.copy !== undefined ? 0
+        : hashRanges(this.#deps, this.#job, this.#job.mapping === undefined ? new Uint8Array(this.#job.rangeSize) : new Uint8Array(0));
     } catch (error) {
       await this.abandon();
       throw error;
@@ -297,16 +307,14 @@ export class RangeHashing {
     await this.#offloadSettled();
     if (this.#offload?.failed !== undefined) throw this.#offload.failed.error;
     const hashedByWorkers = (await this.#workers) ?? this.#offload?.hashed ?? 0;
-    const { hashing, rangeSize, ranges } = this.#job;
+    const { hashing, rangeSize } = this.#job;
     const hasher = new FsVerityHasher(this.#merkle);
     const digests = new Uint8Array(this.#job.digests);
     let bytes = 0;
-    for (let index = 0; index < ranges; index++) {
-      const length = this.#lengths[index]!;
+    for (const { index, length } of this.#filledRanges()) {
       const first = (index * rangeSize) / hashing.blockSize;
       hasher.addBlockDigests(digests.subarray(first * hashing.digestSize, (first + Math.ceil(length / hashing.blockSize)) * hashing.digestSize), length);
       bytes += length;
-      if (length < Math.min(rangeSize, this.#job.size - index * rangeSize)) break;
     }
     return { bytes, digest: hasher.digest(), hashedHere, hashedByWorkers };
   }
