@@ -731,22 +731,17 @@ test('no rollback, enforced by the TPM: v2 (by tpm2-tools alone), v3; replays re
 
   // The decisive check: the exact signed writes of older updates, sent to the TPM directly. PolicyNV refuses them.
   const refusedByPolicyNv = /^PolicyNV: TPM2_PolicyNV: TPM_RC_POLICY \[0x126\]/;
-  assert.match(await directWrite(tpm.tcti, {
-    nv: { version: 2, offset: offset0, compareWith: v2 }, cpHash: { data: encodeSlot(image(2, D2)), offset: offset0 }, approved: signedWrite(v2, 2, 0),
-    write: { data: encodeSlot(image(2, D2)), offset: offset0 },
-  }), refusedByPolicyNv, 'v2 replayed into slot 0 (holding v3)');
-  assert.match(await directWrite(tpm.tcti, {
-    nv: { version: 1, offset: offset0, compareWith: v1 }, cpHash: { data: encodeSlot(image(1, D1)), offset: offset0 }, approved: signedWrite(v1, 2, 0),
-    write: { data: encodeSlot(image(1, D1)), offset: offset0 },
-  }), refusedByPolicyNv, 'v1 replayed into slot 0 (holding v3)');
-  assert.match(await directWrite(tpm.tcti, {
-    nv: { version: 1, offset: offset1, compareWith: v1 }, cpHash: { data: encodeSlot(image(1, D1)), offset: offset1 }, approved: signedWrite(v1, 2, 1),
-    write: { data: encodeSlot(image(1, D1)), offset: offset1 },
-  }), refusedByPolicyNv, 'v1 replayed into slot 1 (holding v2)');
-  assert.match(await directWrite(tpm.tcti, {
-    nv: { version: 2, offset: offset1, compareWith: v2 }, cpHash: { data: encodeSlot(image(2, D2)), offset: offset1 }, approved: signedWrite(v2, 2, 1),
-    write: { data: encodeSlot(image(2, D2)), offset: offset1 },
-  }), refusedByPolicyNv, 'v2 replayed into its own slot (equal is not older)');
+  /** Version 1 or 2's signed write (for a set of 2 slots) into `slot`, exactly as its update file approved it. */
+  const replay = (version: 1 | 2, slot: 0 | 1): Promise<string> => {
+    const [update, digestText] = version === 1 ? [v1, D1] : [v2, D2];
+    const offset = slot === 0 ? offset0 : offset1;
+    const data = encodeSlot(image(version, digestText));
+    return directWrite(tpm.tcti, { nv: { version, offset, compareWith: update }, cpHash: { data, offset }, approved: signedWrite(update, 2, slot), write: { data, offset } });
+  };
+  assert.match(await replay(2, 0), refusedByPolicyNv, 'v2 replayed into slot 0 (holding v3)');
+  assert.match(await replay(1, 0), refusedByPolicyNv, 'v1 replayed into slot 0 (holding v3)');
+  assert.match(await replay(1, 1), refusedByPolicyNv, 'v1 replayed into slot 1 (holding v2)');
+  assert.match(await replay(2, 1), refusedByPolicyNv, 'v2 replayed into its own slot (equal is not older)');
   // The same replay with tpm2-tools alone: tpm2_policynv fails with TPM_RC_POLICY.
   const toolsReplay = toolsUpdate(v2, 0, 2, encodeSlot(image(2, D2)));
   assert.is.not(toolsReplay.status, 0);
