@@ -181,6 +181,23 @@ for (const mode of ['inline', 'worker threads'] as const) {
   }));
 }
 
+test('libuv\'s threads copying and hashing (hugetlb memfd, the default): an image that grows or shrinks while it is copied is refused', async () => {
+  assert.ok(os.availableParallelism() > 1, 'this test needs 2 CPUs: with one, this thread copies (the tests above)');
+  // onChunk: once, when every range is copied (this thread copies none), which shows the path taken.
+  const changedAfterCopy = async (name: string, change: (target: string) => void, refusal: RegExp): Promise<void> => {
+    const target = file(name, small);
+    const calls: number[] = [];
+    const onChunk = (done: number) => {
+      if (calls.length === 0) change(target);
+      calls.push(done);
+    };
+    await refusedLoad({ path: target, expected: smallDigest, tuning: { chunkSize: 64 << 10, onChunk } }, refusal);
+    assert.equal(calls, [small.length], 'copied by libuv\'s threads, not range by range here');
+  };
+  await changedAfterCopy('grows-native.erofs', (target) => fs.appendFileSync(target, 'more'), /grew during the copy/);
+  await changedAfterCopy('shrinks-native.erofs', (target) => fs.truncateSync(target, 128 << 10), new RegExp(`changed size during the copy \\(${small.length} -> 131072 bytes\\)`));
+});
+
 test('zstd: decompresses into the memfd, hashing the decompressed bytes (by name and by magic)', async () => {
   const compressed = `${smallPath}.zst`;
   execFileSync('zstd', ['-q', '-f', smallPath, '-o', compressed]);
