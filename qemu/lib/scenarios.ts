@@ -152,6 +152,9 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
   if (timedOut) return fail('timed out (no decision from the guest)');
   const panic = lines.find((line) => /Kernel panic|Oops:|BUG:|general protection fault/.test(line));
   if (panic !== undefined) return fail(`guest kernel: ${panic.trim()}`);
+  // The kernel's stamp of its power-off message, wherever it is on the line: the console interleaves the kernel's
+  // messages with userspace output, e.g. "dracut Warning: ... refusing to boot (powe[   17.553396] sysrq: Power Off".
+  const POWER_OFF = /\[\s*(\d+\.\d+)\]\s*(?:reboot: Power down|sysrq: Power Off)/;
   const powerDown = lines.find((line) => /reboot: Power down|sysrq: Power Off/.test(line));
   // The shell flow's failure path powers off from sealroot's own hook: no harness hook runs after it to print END.
   const shellFlowStop = scenario.initramfs === 'dracut-shell' && scenario.expect.kind === 'stop' && powerDown !== undefined;
@@ -180,7 +183,7 @@ export function judge(scenario: Scenario, lines: readonly string[], timedOut: bo
     }
     if (scenario.stopWithinSeconds !== undefined) {
       const started = lines.find((line) => line.startsWith('@@ T sealroot-start '));
-      const stoppedAt = Number(/^\[\s*(\d+\.\d+)\]/.exec(powerDown ?? '')?.[1]);
+      const stoppedAt = Number(POWER_OFF.exec(powerDown ?? '')?.[1]);
       const startedAt = Number(started?.split(' ')[3]);
       if (!(stoppedAt - startedAt <= scenario.stopWithinSeconds)) {
         return fail(`the stop took ${(stoppedAt - startedAt).toFixed(1)} s from sealroot's start to the power-off (limit ${scenario.stopWithinSeconds} s): ${started ?? 'no start stamp'}, ${powerDown ?? 'no power-off'}`);

@@ -114,6 +114,11 @@ test('judge: hostile-state stops with the FIFO refusal, well within the unit tim
   const shellFlow = { ...hostile, initramfs: 'dracut-shell' as const };
   assert.ok(judge(shellFlow, ['@@ T sealroot-start 8.0', FIFO.replace('sealroot[224]: ', ''), '[   9.3] sysrq: Power Off', '[   9.4] reboot: Power down'], false, MD5).pass);
   assert.not.ok(judge(shellFlow, ['@@ T sealroot-start 8.0', FIFO, 'dracut: FATAL: sealroot failed', 'Entering emergency mode. Exit the shell to continue.', '[   9.4] reboot: Power down'], false, MD5).pass);
+  // The kernel's power-off message cut into the hook's own line on the console (seen in CI): its stamp still counts.
+  const interleaved = ['@@ T sealroot-start 13.90', FIFO.replace('sealroot[224]: ', ''),
+    'dracut Warning: sealroot: the root could not be verified; refusing to boot (powe[   17.553396] sysrq: Power Off', 'roff)'];
+  assert.ok(judge(shellFlow, interleaved, false, MD5).pass, judge(shellFlow, interleaved, false, MD5).reason);
+  assert.match(judge(shellFlow, interleaved.map((l) => l.replace('17.553396', '58.0')), false, MD5).reason, /the stop took 44\.1 s .*limit 30 s/);
 });
 
 test('judge: object cases need the read error and the kernel\'s reason', () => {
