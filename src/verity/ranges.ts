@@ -26,7 +26,7 @@ let startedThreads: number | undefined;
 
 /**
  * Sizes libuv's pool for one offloaded range per CPU and two more threads, unless the environment sets its size:
- * the pool also runs the TPM device's reads and writes (fs.promises, src/tpm2/transport.ts), which must not wait
+ * the pool also runs the TPM device's reads and writes (src/tpm2/transport.ts), which must not wait
  * behind the image's ranges. libuv reads UV_THREADPOOL_SIZE once, when the first work is queued
  * (deps/uv/src/threadpool.c, init_once): the pool is started here with an empty hashing job, then the variable is
  * taken back, so that nothing this process starts later (the real init, as PID 1) inherits it. Without the shim
