@@ -32,6 +32,17 @@ export interface NativeBlockHashing {
     size: number, rangeSize: number, blockSize: number, algorithm: 'sha256' | 'sha512', paddedSalt: ArrayBufferView, out: ArrayBufferView): Promise<number>;
 }
 
+/** The digests the shim computes (OpenSSL's SHA functions, as the Node binary exports them). */
+export type NativeDigestAlgorithm = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+
+/** The shim's digests and constant-time compare: the boot's hashing without node:crypto (src/crypto/primitives.ts). */
+export interface NativeCrypto {
+  /** The hash of the parts' concatenation. */
+  digest(algorithm: NativeDigestAlgorithm, ...data: ArrayBufferView[]): Buffer;
+  /** Same bytes (CRYPTO_memcmp); false for different lengths. */
+  equalConstantTime(a: ArrayBufferView, b: ArrayBufferView): boolean;
+}
+
 interface Shim {
   syscall(nr: number, ...args: SyscallArg[]): number;
   addressOf(buffer: ArrayBufferView | ArrayBuffer): bigint;
@@ -40,6 +51,8 @@ interface Shim {
   hashBlocks?: NativeBlockHashing['hashBlocks'];
   hashBlocksAsync?: NativeBlockHashing['hashBlocksAsync'];
   copyHashRangesAsync?: NativeBlockHashing['copyHashRangesAsync'];
+  digest?: NativeCrypto['digest'];
+  equalConstantTime?: NativeCrypto['equalConstantTime'];
 }
 
 interface ShimError extends Error {
@@ -171,7 +184,7 @@ export function shimPathForThreads(): string | undefined {
  * the executable); undefined when the sources run without a built shim, which leaves the hashing to node:crypto.
  */
 export function blockHashingShim(): NativeBlockHashing | undefined {
-  if (loaded === undefined && !sea.isSea() && !shimCandidates().some((candidate) => fs.existsSync(candidate))) return undefined;
+  if (!shimAvailable()) return undefined;
   const { hashBlocks, hashBlocksAsync, copyHashRangesAsync } = shim();
   if (hashBlocks === undefined) return undefined;
   return {
@@ -179,6 +192,22 @@ export function blockHashingShim(): NativeBlockHashing | undefined {
     ...(hashBlocksAsync === undefined ? {} : { hashBlocksAsync }),
     ...(copyHashRangesAsync === undefined ? {} : { copyHashRangesAsync }),
   };
+}
+
+/** The shim is loaded, or can be: always in the executable; the sources may run without a built one. */
+export function shimAvailable(): boolean {
+  return loaded !== undefined || sea.isSea() || shimCandidates().some((candidate) => fs.existsSync(candidate));
+}
+
+/**
+ * The shim's digests and constant-time compare, loading the shim when there is one (always in the executable);
+ * undefined when the sources run without a built shim, or with one built before these existed.
+ */
+export function cryptoShim(): NativeCrypto | undefined {
+  if (!shimAvailable()) return undefined;
+  const { digest, equalConstantTime } = shim();
+  if (digest === undefined || equalConstantTime === undefined) return undefined;
+  return { digest, equalConstantTime };
 }
 
 /** The number of a system call on this machine's architecture (throws UnsupportedArchError elsewhere). */
