@@ -1,6 +1,6 @@
 // A TPM 2.0 client: one method per command sealroot uses, over any transport. Every method throws TpmError
 // (response code decoded, with the command's name) or TpmUnavailableError (nothing answered).
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../crypto/primitives.ts';
 import { BANKS, type BankName, TPM_ALG, TPM_CAP_PCRS, TPM_CC, TPM_RH_NULL, TPM_RH_OWNER, TPM_SE_POLICY, TPM_SU_CLEAR } from './constants.ts';
 import { type AuthSession, buildCommand, commandName, parseResponse, passwordSession, policyAuth } from './frame.ts';
 import { Reader, TpmFormatError, Writer } from './marshal.ts';

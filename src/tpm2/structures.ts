@@ -1,13 +1,11 @@
 // The structures sealroot marshals: TPMS_NV_PUBLIC (§13.5), TPMT_PUBLIC for an RSA signing key (§12.2.4),
 // TPMT_SIGNATURE (§11.3.4), TPMT_TK_VERIFIED (§10.7.3), and the Name of an entity (Part 1 §16).
-import { createHash } from 'node:crypto';
+import { hash } from '../crypto/primitives.ts';
 import { TPM_ALG, TPM_ST_VERIFIED } from './constants.ts';
 import { Reader, TpmFormatError, Writer } from './marshal.ts';
 
 export function sha256(...parts: Uint8Array[]): Buffer {
-  const hash = createHash('sha256');
-  for (const part of parts) hash.update(part);
-  return hash.digest();
+  return hash('sha256', ...parts);
 }
 
 export interface NvPublic {

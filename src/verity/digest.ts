@@ -1,6 +1,7 @@
 // A digest as sealroot prints and parses it: `sha256:<64 hex>` or `sha512:<128 hex>` (fsverity's notation); the bare
 // hex is accepted too, and is what `mkimage --print-digest` prints, as mkcomposefs does.
 import type * as NodeCrypto from 'node:crypto';
+import { constantTimeEqual } from '../crypto/primitives.ts';
 
 export type HashAlgorithm = 'sha256' | 'sha512';
 
@@ -34,8 +35,8 @@ export function formatDigest(digest: Digest): string {
 }
 
 /**
- * node:crypto, loaded when first used: its start (~4 ms natively, the largest module the boot loads) then runs
- * while the image is being copied, not before the copy starts.
+ * node:crypto, loaded when first used, for the hashing the shim does not do (the sources without a built shim): a
+ * boot never loads it (src/crypto/primitives.ts).
  */
 export function nodeCrypto(): typeof NodeCrypto {
   return process.getBuiltinModule('node:crypto');
@@ -44,5 +45,5 @@ export function nodeCrypto(): typeof NodeCrypto {
 /** Constant-time comparison (the time does not depend on where the digests differ); false when the algorithms differ. */
 export function digestsEqual(a: Digest, b: Digest): boolean {
   if (a.algorithm !== b.algorithm || a.bytes.length !== b.bytes.length) return false;
-  return nodeCrypto().timingSafeEqual(a.bytes, b.bytes);
+  return constantTimeEqual(a.bytes, b.bytes);
 }

@@ -1,13 +1,24 @@
 // The fs-verity file digest, computed in userspace with the kernel's exact semantics
 // (Documentation/filesystems/fsverity.rst "File digest computation" and "Merkle tree"; fsverity-utils lib/compute_digest.c).
 // Streaming: memory is one pending data block plus one pending block per tree level, whatever the file size.
+import { hash } from '../crypto/primitives.ts';
 import { DIGEST_SIZES, nodeCrypto, type HashAlgorithm } from './digest.ts';
-import { defaultBlockHasher, type BlockHashing } from './blocks.ts';
+import { defaultBlockHasher, type BlockHashing, type HashFunctions } from './blocks.ts';
 
 /** fsverity_descriptor.hash_algorithm (include/uapi/linux/fsverity.h FS_VERITY_HASH_ALG_*). */
 export const FS_VERITY_ALGORITHM_IDS: Readonly<Record<HashAlgorithm, number>> = { sha256: 1, sha512: 2 };
 /** The input block size of each hash's compression function: the salt is zero-padded to a multiple of it. */
 const COMPRESSION_BLOCK_SIZES: Readonly<Record<HashAlgorithm, number>> = { sha256: 64, sha512: 128 };
+
+/** node:crypto's hashing for hashDataBlocks, loaded only if that runs: the shim's block hashing never touches it. */
+const NODE_HASHING: HashFunctions = {
+  get hash() {
+    return nodeCrypto().hash;
+  },
+  get createHash() {
+    return nodeCrypto().createHash;
+  },
+};
 
 export const DEFAULT_BLOCK_SIZE = 4096;
 /** sizeof(fsverity_descriptor.salt). */
@@ -98,13 +109,13 @@ export class FsVerityHasher {
       this.#pendingLength += take;
       offset = take;
       if (this.#pendingLength === blockSize) {
-        this.#addLeaves(this.#hashDataBlocks(nodeCrypto(), this.#hashing, this.#pending));
+        this.#addLeaves(this.#hashDataBlocks(NODE_HASHING, this.#hashing, this.#pending));
         this.#pendingLength = 0;
       }
     }
     const whole = Math.floor((chunk.length - offset) / blockSize) * blockSize;
     if (whole > 0) {
-      this.#addLeaves(this.#hashDataBlocks(nodeCrypto(), this.#hashing, chunk.subarray(offset, offset + whole)));
+      this.#addLeaves(this.#hashDataBlocks(NODE_HASHING, this.#hashing, chunk.subarray(offset, offset + whole)));
       offset += whole;
     }
     if (offset < chunk.length) {
@@ -155,7 +166,7 @@ export class FsVerityHasher {
     descriptor.writeBigUInt64LE(BigInt(this.#dataSize), 8);
     descriptor.set(root, 16); // root_hash[64]
     descriptor.set(this.salt, 80); // salt[32]; reserved[144] stays zero
-    return nodeCrypto().hash(this.algorithm, descriptor, 'buffer');
+    return hash(this.algorithm, descriptor);
   }
 
   #checkOpen(): void {
@@ -167,7 +178,7 @@ export class FsVerityHasher {
     this.#finished = true;
     if (this.#pendingLength > 0) {
       this.#pending.fill(0, this.#pendingLength);
-      this.#addLeaves(this.#hashDataBlocks(nodeCrypto(), this.#hashing, this.#pending));
+      this.#addLeaves(this.#hashDataBlocks(NODE_HASHING, this.#hashing, this.#pending));
       this.#pendingLength = 0;
     }
   }
@@ -208,7 +219,7 @@ export class FsVerityHasher {
     const level = this.#levels[index]!;
     level.block.fill(0, level.fill);
     level.fill = 0;
-    this.#append(index + 1, this.#hashDataBlocks(nodeCrypto(), this.#hashing, level.block));
+    this.#append(index + 1, this.#hashDataBlocks(NODE_HASHING, this.#hashing, level.block));
   }
 }
 

@@ -616,13 +616,17 @@ test('a failed PCR cap fails the boot; when the read and the cap both fail, the 
   assert.equal(lines.filter((line) => /also: tpm: cannot cap either/.test(line)).length, 2, lines.join('\n'));
 });
 
-test('sealroot boot (CLI) in a private mount namespace: verity=require root from a cmdline digest the config allows; refused without the allow key', () => {
+test('sealroot boot (CLI) in a private mount namespace: verity=require root from a cmdline digest the config allows, without loading node:crypto; refused without the allow key', () => {
   const s = composefsScene('cli', '[etc]\nmount = "bind"\n');
   const node = path.join(ROOT, 'node_modules/.bin/node');
   const main = path.join(ROOT, 'src/cli/main.ts');
+  // The builtins the boot loaded, written by an 'exit' listener (the CLI ends through exit_group after those run).
+  const builtinsFile = path.join(s.dir, 'builtins.json');
+  const recorder = `data:text/javascript,${encodeURIComponent(`import { writeFileSync } from "node:fs";
+process.on("exit", () => writeFileSync(${JSON.stringify(builtinsFile)}, JSON.stringify(process.moduleLoadList.filter((name) => name.startsWith("NativeModule ")).map((name) => name.slice(13)))));`)}`;
   const script = (config: string) => `set -e
 mount -t tmpfs tmpfs /run
-${node} ${main} boot --config ${config} --cmdline "composefs=${hex} sealroot.digest=${fixture.digest}"
+${node} --import '${recorder}' ${main} boot --config ${config} --cmdline "composefs=${hex} sealroot.digest=${fixture.digest}"
 echo "@@ $(awk '$5 == "${s.sysroot}"' /proc/self/mountinfo | tail -1)"
 echo "@@ ls $(ls ${s.sysroot}/usr/bin)"
 `;
@@ -633,6 +637,10 @@ echo "@@ ls $(ls ${s.sysroot}/usr/bin)"
   assert.match(ok.stdout, /@@ .* - overlay composefs ro,lowerdir\+=.*verity=require/);
   assert.match(ok.stdout, /@@ ls init/);
   assert.match(ok.stdout, new RegExp(`${s.sysroot}: composefs root ready`));
+  // The image's digest computed and compared (issue 15: node:crypto costs ~90 ms of a boot under QEMU TCG).
+  const builtins = JSON.parse(fs.readFileSync(builtinsFile, 'utf8')) as string[];
+  assert.ok(builtins.includes('fs'), builtins.join(' '));
+  assert.not.ok(builtins.some((name) => name === 'crypto' || name.startsWith('internal/crypto/')), `node:crypto loaded: ${builtins.filter((name) => name.includes('crypto')).join(' ')}`);
   // The same line with a config that does not allow the karg: the TPM is tried (there is none here) and it fails.
   const refused = run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script(s.config)], { env: { ...process.env, SEALROOT_KMSG: '0' } });
   assert.is(refused.status, 1);

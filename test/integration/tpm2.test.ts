@@ -611,6 +611,67 @@ test('the boot\'s read and cap: 11 TPM commands on one connection (banks asked o
   assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
 }));
 
+test('the boot\'s read and cap load no node:crypto (a child process reading and capping against swtpm)', () => withTpm(async (tpm, _dir, state) => {
+  bootInto(tpm, 'trusted');
+  trustedProvision(tpm, state);
+  const child = `
+    const { capPcr, readTrust } = await import(${JSON.stringify(path.join(ROOT, 'src/trust/boot-read.ts'))});
+    const { members } = await import(${JSON.stringify(path.join(ROOT, 'src/trust/record.ts'))});
+    const held = {};
+    const set = await readTrust({ tcti: ${JSON.stringify(tpm.tcti)}, pcrs: ${JSON.stringify(PCRS)}, stateDir: ${JSON.stringify(state)}, policyKeyPath: ${JSON.stringify(PUB)} }, held);
+    await capPcr({ tcti: ${JSON.stringify(tpm.tcti)} }, held);
+    const builtins = process.moduleLoadList.filter((name) => name.startsWith('NativeModule ')).map((name) => name.slice(13));
+    console.log(JSON.stringify({ members: members(set).length, builtins }));
+  `;
+  const result = run(NODE, ['--input-type=module', '-e', child], { env: ENV });
+  assert.is(result.status, 0, result.stderr);
+  const { members: count, builtins } = JSON.parse(result.stdout) as { members: number; builtins: string[] };
+  assert.is(count, 1);
+  assert.ok(builtins.includes('net'), `the recorder saw the TPM's socket: ${builtins.join(' ')}`);
+  assert.not.ok(builtins.some((name) => name === 'crypto' || name.startsWith('internal/crypto/')), `node:crypto loaded: ${builtins.filter((name) => name.includes('crypto')).join(' ')}`);
+  assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
+}));
+
+test('a single read approval with a forged signature: the TPM\'s VerifySignature refuses it (TPM_RC_SIGNATURE), the software check gives the line; nothing read, nothing left loaded', () => withTpm(async (tpm, dir, state) => {
+  bootInto(tpm, 'trusted');
+  trustedProvision(tpm, state);
+  const file = path.join(state, 'approvals.json');
+  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { approvals: { purpose: string; signature: string; policy: string }[] };
+  assert.is(parsed.approvals.filter((a) => a.purpose === 'read').length, 1);
+  const otherKey = path.join(dir, 'other.pem');
+  check('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey]);
+  const read = parsed.approvals.find((a) => a.purpose === 'read')!;
+  const forgeries = {
+    'another key': sign('sha256', Buffer.concat([Buffer.from(read.policy, 'hex'), TRUST_POLICY_REF]), fs.readFileSync(otherKey)).toString('hex'),
+    'a short signature': 'abcd',
+  };
+  for (const [what, signature] of Object.entries(forgeries)) {
+    read.signature = signature;
+    fs.writeFileSync(file, JSON.stringify(parsed));
+    const client = await Tpm.open(tpm.tcti);
+    const commands: string[] = [];
+    const transmit = client.transport.transmit.bind(client.transport);
+    client.transport.transmit = async (frame: Buffer) => {
+      const response = await transmit(frame);
+      commands.push(`${commandName(frame.readUInt32BE(6)).slice(5)}:${response.readUInt32BE(6).toString(16)}`);
+      return response;
+    };
+    const held: HeldConnection = { tpm: client };
+    const error = await readTrust({ tcti: tpm.tcti, pcrs: PCRS, stateDir: state, policyKeyPath: PUB }, held).then(() => undefined, (caught: unknown) => caught);
+    await capPcr({ tcti: tpm.tcti }, held);
+    assert.instance(error, StepError, what);
+    assert.match((error as Error).message, /^tpm: cannot read the trusted set: the read approval for policy [0-9a-f]{64} is not signed by the policy key$/, what);
+    const verify = commands.find((entry) => entry.startsWith('VerifySignature:'));
+    if (what === 'another key') assert.is(verify, 'VerifySignature:2db', `TPM_RC_SIGNATURE (parameter 2) for ${what}: ${commands.join(' ')}`);
+    else assert.ok(verify !== undefined && verify !== 'VerifySignature:0', `refused by the TPM: ${commands.join(' ')}`);
+    assert.not.ok(commands.some((entry) => entry.startsWith('PolicyAuthorize') || entry.startsWith('NV_Read:')), `${what}: ${commands.join(' ')}`);
+    assert.ok(commands.includes('PolicyGetDigest:0'), `${what}: the path that explains it ran: ${commands.join(' ')}`);
+    assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-loaded-session']).trim(), '', 'no session left loaded');
+    assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-transient']).trim(), '', 'no object left loaded');
+    await reboot(tpm, 'trusted');
+  }
+}));
+
 test('no key-less write: from a rogue boot, the capped running system and a failed boot\'s shell; the next trusted boot reads the signed set', () => withTpm(async (tpm, dir, state) => {
   // 1. Trusted boot: first install (the key at hand): D1 at version 1.
   bootInto(tpm, 'trusted');
