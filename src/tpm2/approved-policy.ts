@@ -90,9 +90,10 @@ export async function authorizeRead(tpm: Tpm, session: number, approvals: readon
   // itself refuses an approval that is not the session's digest (TPM_RC_VALUE, Part 3 §23.16), one TPM command less
   // per boot. Nor is its signature checked in software first (node:crypto: ~100 ms of a boot under QEMU TCG): the
   // TPM's VerifySignature is the check that counts, and only its refusal leads to the path below, whose software
-  // check gives the refusal's line.
+  // check gives the refusal's line. A signature of another size than the key's goes there at once: the attacker
+  // who writes the state directory does not choose the size of a TPM command.
   const only = reads.length === 1 ? reads[0]! : undefined;
-  if (only !== undefined) {
+  if (only !== undefined && only.signature.length === policyKey.signatureSize) {
     try {
       const ticket = await approvalTicket(tpm, policyKey, only.policy, policyRef, only.signature);
       await tpm.policyAuthorize(session, only.policy, policyRef, policyKey.name, ticket);
@@ -114,8 +115,8 @@ export async function authorizeRead(tpm: Tpm, session: number, approvals: readon
 
 /**
  * The TPM's refusal of an approval, which the path that checks it in software explains: its signature (VerifySignature
- * fails: TPM_RC_SIGNATURE for a wrong one, a size or value code for a malformed one; or it cannot be marshalled) or
- * its policy (PolicyAuthorize: TPM_RC_VALUE, not the session's digest).
+ * fails: TPM_RC_SIGNATURE for a wrong one, another code for a malformed one; or it cannot be marshalled) or its
+ * policy (PolicyAuthorize: TPM_RC_VALUE, not the session's digest).
  */
 function refusedApproval(error: unknown): boolean {
   if (error instanceof TpmFormatError) return true;

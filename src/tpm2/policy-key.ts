@@ -23,6 +23,8 @@ export interface PolicyKey {
   /** TPMT_PUBLIC as tpm2_loadexternal builds it from the PEM. */
   publicArea: Buffer;
   name: Buffer;
+  /** The size of every raw signature by the key: the modulus's (PKCS#1 v1.5), twice a coordinate's (P1363). */
+  signatureSize: number;
   /** A raw signature (PKCS#1 v1.5 for RSA, IEEE P1363 r||s for ECDSA) as TPMT_SIGNATURE. */
   marshalSignature(raw: Buffer): Buffer;
 }
@@ -58,12 +60,12 @@ function policyKeyFromComponents(components: PublicKeyComponents, keyObject: () 
     const keyBits = modulus.length * 8;
     if (![2048, 3072, 4096].includes(keyBits)) throw new PolicyKeyError(`RSA key of ${keyBits} bits (2048, 3072 or 4096)`);
     const publicArea = marshalRsaPublic({ nameAlg: TPM_ALG.SHA256, attributes: ATTRIBUTES, keyBits, exponent: exponent.readUIntBE(0, exponent.length), modulus });
-    return withLazyKey({ kind: 'rsa', publicArea, name: nameOf(TPM_ALG.SHA256, publicArea), marshalSignature: marshalRsassaSignature }, keyObject);
+    return withLazyKey({ kind: 'rsa', publicArea, name: nameOf(TPM_ALG.SHA256, publicArea), signatureSize: modulus.length, marshalSignature: marshalRsassaSignature }, keyObject);
   }
   const curve = ECC_CURVES[components.curve]!;
   const coordinate = (bytes: Buffer) => Buffer.concat([Buffer.alloc(curve.size - bytes.length), bytes]);
   const publicArea = marshalEccPublic({ nameAlg: TPM_ALG.SHA256, attributes: ATTRIBUTES, curve: curve.id, x: coordinate(components.x), y: coordinate(components.y) });
-  return withLazyKey({ kind: 'ecdsa', publicArea, name: nameOf(TPM_ALG.SHA256, publicArea), marshalSignature: marshalEcdsaSignature }, keyObject);
+  return withLazyKey({ kind: 'ecdsa', publicArea, name: nameOf(TPM_ALG.SHA256, publicArea), signatureSize: 2 * curve.size, marshalSignature: marshalEcdsaSignature }, keyObject);
 }
 
 export function policyKeyFromObject(key: KeyObject): PolicyKey {

@@ -644,6 +644,7 @@ test('a single read approval with a forged signature: the TPM\'s VerifySignature
   const forgeries = {
     'another key': sign('sha256', Buffer.concat([Buffer.from(read.policy, 'hex'), TRUST_POLICY_REF]), fs.readFileSync(otherKey)).toString('hex'),
     'a short signature': 'abcd',
+    'a signature larger than a TPM command': 'ab'.repeat(70_000),
   };
   for (const [what, signature] of Object.entries(forgeries)) {
     read.signature = signature;
@@ -661,9 +662,10 @@ test('a single read approval with a forged signature: the TPM\'s VerifySignature
     await capPcr({ tcti: tpm.tcti }, held);
     assert.instance(error, StepError, what);
     assert.match((error as Error).message, /^tpm: cannot read the trusted set: the read approval for policy [0-9a-f]{64} is not signed by the policy key$/, what);
-    const verify = commands.find((entry) => entry.startsWith('VerifySignature:'));
-    if (what === 'another key') assert.is(verify, 'VerifySignature:2db', `TPM_RC_SIGNATURE (parameter 2) for ${what}: ${commands.join(' ')}`);
-    else assert.ok(verify !== undefined && verify !== 'VerifySignature:0', `refused by the TPM: ${commands.join(' ')}`);
+    // Of the key's size, the TPM is asked and refuses it; of another size, it is checked in software only.
+    const verify = commands.filter((entry) => entry.startsWith('LoadExternal:') || entry.startsWith('VerifySignature:'));
+    if (what === 'another key') assert.equal(verify, ['LoadExternal:0', 'VerifySignature:2db'], `TPM_RC_SIGNATURE (parameter 2) for ${what}: ${commands.join(' ')}`);
+    else assert.equal(verify, [], `${what}: ${commands.join(' ')}`);
     assert.not.ok(commands.some((entry) => entry.startsWith('PolicyAuthorize') || entry.startsWith('NV_Read:')), `${what}: ${commands.join(' ')}`);
     assert.ok(commands.includes('PolicyGetDigest:0'), `${what}: the path that explains it ran: ${commands.join(' ')}`);
     assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-loaded-session']).trim(), '', 'no session left loaded');

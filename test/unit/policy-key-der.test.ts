@@ -50,6 +50,8 @@ test('the five kinds: components as node:crypto\'s JWK, and the same public area
     assert.equal(fast.publicArea, slow.publicArea, `${kind.name} public area`);
     assert.equal(fast.name, slow.name, `${kind.name} Name`);
     assert.is(fast.kind, slow.kind);
+    assert.is(fast.signatureSize, slow.signatureSize);
+    assert.is(fast.signatureSize, kind.type === 'rsa' ? (kind.options as { modulusLength: number }).modulusLength / 8 : kind.name === 'P-256' ? 64 : 96, kind.name);
   }
 });
 
@@ -58,6 +60,7 @@ test('the key is made when first needed (a JWK import), and verifies what the pr
     const key = policyKeyFromPem(publicKey, '/key.pem');
     const data = Buffer.from(`approved ${kind.name}`);
     const signature = nodeCrypto.sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    assert.is(signature.length, key.signatureSize, kind.name);
     assert.ok(verifyRaw(key, data, signature), kind.name);
     assert.not.ok(verifyRaw(key, Buffer.from('other'), signature), kind.name);
     assert.is(key.key, key.key, 'made once');
