@@ -1,6 +1,7 @@
 // A digest as sealroot prints and parses it: `sha256:<64 hex>` or `sha512:<128 hex>` (fsverity's notation); the bare
 // hex is accepted too, and is what `mkimage --print-digest` prints, as mkcomposefs does.
 import type * as NodeCrypto from 'node:crypto';
+import type { HashFunctions } from './blocks.ts';
 import { constantTimeEqual } from '../crypto/primitives.ts';
 
 export type HashAlgorithm = 'sha256' | 'sha512';
@@ -41,6 +42,20 @@ export function formatDigest(digest: Digest): string {
 export function nodeCrypto(): typeof NodeCrypto {
   return process.getBuiltinModule('node:crypto');
 }
+
+/**
+ * node:crypto's hashing for hashDataBlocks, loaded only when a block is hashed with it: the shim's block hashing
+ * (always in the executable) never is, so evaluating this object loads nothing. (A getter for the whole module was
+ * evaluated as an argument on every range this thread hashed: node:crypto, ~86 ms of a QEMU TCG boot, came back.)
+ */
+export const NODE_HASHING: HashFunctions = {
+  get hash() {
+    return nodeCrypto().hash;
+  },
+  get createHash() {
+    return nodeCrypto().createHash;
+  },
+};
 
 /** Constant-time comparison (the time does not depend on where the digests differ); false when the algorithms differ. */
 export function digestsEqual(a: Digest, b: Digest): boolean {

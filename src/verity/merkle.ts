@@ -2,23 +2,13 @@
 // (Documentation/filesystems/fsverity.rst "File digest computation" and "Merkle tree"; fsverity-utils lib/compute_digest.c).
 // Streaming: memory is one pending data block plus one pending block per tree level, whatever the file size.
 import { hash } from '../crypto/primitives.ts';
-import { DIGEST_SIZES, nodeCrypto, type HashAlgorithm } from './digest.ts';
-import { defaultBlockHasher, type BlockHashing, type HashFunctions } from './blocks.ts';
+import { DIGEST_SIZES, NODE_HASHING, type HashAlgorithm } from './digest.ts';
+import { defaultBlockHasher, type BlockHashing } from './blocks.ts';
 
 /** fsverity_descriptor.hash_algorithm (include/uapi/linux/fsverity.h FS_VERITY_HASH_ALG_*). */
 export const FS_VERITY_ALGORITHM_IDS: Readonly<Record<HashAlgorithm, number>> = { sha256: 1, sha512: 2 };
 /** The input block size of each hash's compression function: the salt is zero-padded to a multiple of it. */
 const COMPRESSION_BLOCK_SIZES: Readonly<Record<HashAlgorithm, number>> = { sha256: 64, sha512: 128 };
-
-/** node:crypto's hashing for hashDataBlocks, loaded only if that runs: the shim's block hashing never touches it. */
-const NODE_HASHING: HashFunctions = {
-  get hash() {
-    return nodeCrypto().hash;
-  },
-  get createHash() {
-    return nodeCrypto().createHash;
-  },
-};
 
 export const DEFAULT_BLOCK_SIZE = 4096;
 /** sizeof(fsverity_descriptor.salt). */

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { defaultBlockHasher } from './blocks.ts';
-import { nodeCrypto } from './digest.ts';
+import { NODE_HASHING } from './digest.ts';
 import { blockHashing, FsVerityHasher, type MerkleOptions } from './merkle.ts';
 import type { HashPool } from './pool.ts';
 import { CONTROL_SLOTS, COPIED, hashRanges, NEXT, STOP, type RangeDeps, type RangeJob } from './worker.ts';
@@ -139,9 +139,7 @@ export class RangeHashing {
     const mapped = options.mapped;
     this.#deps = {
       fs,
-      get crypto() {
-        return nodeCrypto();
-      },
+      crypto: NODE_HASHING,
       hashDataBlocks: defaultBlockHasher(),
       mapping: mapped === undefined ? undefined : () => mapped,
     };
