@@ -26,7 +26,8 @@ import {
 export const STEP = 'copy-image';
 
 export interface MemoryFigures {
-  meminfo: MemInfo;
+  /** With the pool's file when read from the kernel (readMemoryFigures). */
+  meminfo: MemInfo & { hugePoolFile?: string };
   /** The memory cgroup's headroom, undefined when unlimited. */
   cgroup: number | undefined;
 }
@@ -72,7 +73,7 @@ export interface MemoryLeft {
   bytes: number;
   /** The figures, for a refusal's line. */
   where: string;
-  meminfo: MemInfo;
+  meminfo: MemoryFigures['meminfo'];
 }
 
 export function memoryLeft(options: ImageMemoryOptions = {}): MemoryLeft {
@@ -116,7 +117,11 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
       } else {
         let added = 0;
         try {
-          const grown = (options.growPool ?? growHugePagePool)(pages);
+          // The figures just read are the pool's state before it grows: its file and free pages are not read again
+          // (each read of the pool's and the kernel's figures is several ms of a boot under emulation).
+          const grow = options.growPool ?? ((count: number) => (meminfo.hugePoolFile === undefined ? growHugePagePool(count)
+            : growHugePagePool(count, meminfo.hugePoolFile, readMemoryFigures, meminfo)));
+          const grown = grow(pages);
           added = grown.added;
           if (grown.available < pages) {
             hugetlbFailure = `the huge page pool holds ${grown.available} free pages of the ${pages} needed (${MiB(pages * page)}): `

@@ -129,11 +129,13 @@ export function availableHugePages(info: MemInfo): number {
 /**
  * Grows the default huge page pool until `pages` are available (the kernel allocates what it can: on fragmented
  * memory, fewer). Returns how many pages it added to the pool, for releaseHugePages(); `available` is what the
- * pool then holds free and unreserved.
+ * pool then holds free and unreserved. `before`: the figures the caller has just read, not read again.
  */
-export function growHugePagePool(pages: number, procFile = readMemoryFigures().hugePoolFile, figures: () => MemInfo = readMemoryFigures): { added: number; available: number } {
+export function growHugePagePool(
+  pages: number, procFile = readMemoryFigures().hugePoolFile, figures: () => MemInfo = readMemoryFigures, before: MemInfo = figures(),
+): { added: number; available: number } {
   let added = 0;
-  let available = availableHugePages(figures());
+  let available = availableHugePages(before);
   // A few rounds: another process may take or shrink the pool between the write and the read-back.
   for (let round = 0; round < 3 && available < pages; round++) {
     const total = Number(fs.readFileSync(procFile, 'utf8').trim());

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hugePageFlag } from '../../src/image/memory.ts';
-import { availableHugePages, parseMeminfo, parseMemoryCgroup, smallestHugePagePool } from '../../src/sys/memory.ts';
+import { availableHugePages, growHugePagePool, parseMeminfo, parseMemoryCgroup, smallestHugePagePool, type MemInfo } from '../../src/sys/memory.ts';
 import { judge, SCENARIOS, swapFigures } from '../../qemu/lib/scenarios.ts';
 
 const MEMINFO = `MemTotal:        1000000 kB
@@ -28,6 +28,32 @@ test('meminfo: bytes for kB fields, pages for the pool; free pages promised to a
   assert.is(availableHugePages(info), 3);
   assert.is(parseMeminfo('MemTotal: 1 kB\nMemAvailable: 1 kB\n').hugePageSize, 0, 'no hugetlb: no page size');
   assert.throws(() => parseMeminfo('MemTotal: 1 kB\n'), /no MemAvailable/);
+});
+
+test('growing the pool: from the figures the caller read (not read again before the write), checked after it', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-pool-'));
+  try {
+    const nr = path.join(dir, 'nr_hugepages');
+    fs.writeFileSync(nr, '2\n');
+    // A pool of 2 pages, 1 free: the kernel (this fake) grants what is written.
+    const info = (total: number, free: number): MemInfo => ({ ...parseMeminfo(MEMINFO), hugePagesTotal: total, hugePagesFree: free, hugePagesReserved: 0 });
+    let reads = 0;
+    const figures = () => {
+      reads += 1;
+      const total = Number(fs.readFileSync(nr, 'utf8'));
+      return info(total, total - 1);
+    };
+    assert.equal(growHugePagePool(4, nr, figures, info(2, 1)), { added: 3, available: 4 });
+    assert.is(fs.readFileSync(nr, 'utf8'), '5\n');
+    assert.is(reads, 1, 'the figures are read once, after the write');
+    // Without them, read first: the same outcome from the same state.
+    fs.writeFileSync(nr, '2\n');
+    reads = 0;
+    assert.equal(growHugePagePool(4, nr, figures), { added: 3, available: 4 });
+    assert.is(reads, 2);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('huge pages: the smallest size the kernel offers, whatever the default; its MFD_HUGE_ flag', () => {
