@@ -53,8 +53,8 @@ export interface BootSteps {
 
 /**
  * The real steps: the trusted set from the TPM (or the karg, only if the configuration allows it). The TPM's side
- * (the TPM client, the policy, node:crypto: ~7 ms to load natively) is loaded when the read starts: its loading
- * then runs while libuv's threads copy the image, not before the copy can start.
+ * (the TPM client, the policy) is loaded when the read starts: its loading then runs while libuv's threads copy the
+ * image, not before the copy can start. It loads no node:crypto (src/crypto/primitives.ts).
  */
 export function defaultBootSteps(): BootSteps {
   const trustSource = () => import('./boot/trust-source.ts');

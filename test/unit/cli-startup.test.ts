@@ -81,8 +81,8 @@ test('a command loads its own modules only: boot does not evaluate the image wri
   for (const file of ['src/erofs/writer.ts', 'src/erofs/source.ts', 'src/erofs/dumpfile.ts', ...otherCommands]) {
     assert.not.ok(boot.modules.includes(file), `sealroot boot loaded ${file}`);
   }
-  // The TPM's side and node:crypto are loaded when the TPM read starts, after the copy has started, and the EROFS
-  // validator only for an image validated at boot (src/boot.ts).
+  // The TPM's side is loaded when the TPM read starts, after the copy has started (node:crypto not at all), and the
+  // EROFS validator only for an image validated at boot (src/boot.ts).
   for (const file of ['src/boot/trust-source.ts', 'src/tpm2/client.ts', 'src/erofs/validate.ts']) {
     assert.not.ok(boot.modules.includes(file), `boot --help loaded ${file}`);
   }
