@@ -20,7 +20,7 @@ export interface Logger {
 
 /** Pure: one /dev/kmsg record (syslog priority prefix, no embedded newlines). */
 export function kmsgRecord(level: number, message: string): string {
-  return `<${level}>sealroot: ${message.replace(/\s*\n\s*/g, ' ')}\n`;
+  return `<${level}>sealroot: ${message.includes('\n') ? message.replace(/\s*\n\s*/g, ' ') : message}\n`;
 }
 
 /** Whether this process runs in an initramfs: /etc/initrd-release (systemd, dracut) or PID 1, or asked by env. */

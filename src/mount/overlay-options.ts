@@ -45,6 +45,7 @@ export function appendOverlayParams(options: ComposefsOverlay): FsParam[] {
  * backslash makes the next character literal (fs/overlayfs/params.c ovl_next_opt / ovl_unescape).
  */
 export function escapeOverlayPath(path: string): string {
+  if (!path.includes('\\') && !path.includes(',') && !path.includes(':')) return path;
   return path.replace(/[\\,:]/g, (c) => `\\${c}`);
 }
 

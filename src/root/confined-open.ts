@@ -77,7 +77,7 @@ export function relabel(error: StepError, labels: ReadonlyMap<string, string>): 
 
 /** A logger that names the disk's paths where a message says /proc/self/fd/N (the loader and the mount log those). */
 export function withPathLabels(log: Logger, labels: ReadonlyMap<string, string>): Logger {
-  const label = (message: string) => (labels.size === 0 ? message : message.replace(/\/proc\/self\/fd\/\d+/g, (fd) => labels.get(fd) ?? fd));
+  const label = (message: string) => (labels.size === 0 || !message.includes('/proc/self/fd/') ? message : message.replace(/\/proc\/self\/fd\/\d+/g, (fd) => labels.get(fd) ?? fd));
   return {
     info: (message) => log.info(label(message)),
     notice: (message) => log.notice(label(message)),
