@@ -126,27 +126,40 @@ function largestAllowed(candidates: readonly TrustedCandidate[], configured: num
   return configured === undefined ? largest : Math.min(largest, configured);
 }
 
+/** The boot's stop signal (SIGTERM, SIGINT, SIGHUP: src/cli/boot.ts) and, for the steps to race, its abort. */
+interface Stop {
+  signal: AbortSignal;
+  /** Rejects with the signal's reason when it aborts. */
+  aborted: Promise<never>;
+}
+
 /**
- * Runs `run`; when `signal` aborts first (SIGTERM, SIGINT, SIGHUP: src/cli/boot.ts), rejects at once with
- * StepError(step, 'interrupted by SIG...') so that the failure path (undo, cap, boot-failed) runs. Work already in
- * flight (a TPM command, the hashing) is abandoned, not awaited; a synchronous step always runs to its end first.
+ * One listener on the signal for the whole boot: an EventTarget listener added and removed around each step cost
+ * ~0.25 ms natively for the boot's steps, ~20 ms under emulation (QEMU TCG).
  */
-function untilAborted<T>(name: string, signal: AbortSignal | undefined, run: () => T | Promise<T>): Promise<T> {
-  const interrupted = () => new StepError(name, `interrupted by ${String(signal?.reason)}`);
-  if (signal?.aborted === true) return Promise.reject(interrupted());
-  const work = (async () => run())();
-  if (signal === undefined) return work;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(interrupted());
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then((value) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(value);
-    }, (error: unknown) => {
-      signal.removeEventListener('abort', onAbort);
-      reject(error);
-    });
+function stopOf(signal: AbortSignal): Stop {
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
   });
+  // Observed by each step's race (and the copy's stop); not an unhandled rejection when no step is running.
+  aborted.catch(() => undefined);
+  return { signal, aborted };
+}
+
+/**
+ * Runs `run`; when the stop signal aborts first, rejects at once with StepError(step, 'interrupted by SIG...') so
+ * that the failure path (undo, cap, boot-failed) runs. Work already in flight (a TPM command, the hashing) is
+ * abandoned, not awaited; a synchronous step always runs to its end first.
+ */
+function untilAborted<T>(name: string, stop: Stop | undefined, run: () => T | Promise<T>): Promise<T> {
+  const interrupted = (reason: unknown) => new StepError(name, `interrupted by ${String(reason)}`);
+  if (stop?.signal.aborted === true) return Promise.reject(interrupted(stop.signal.reason));
+  const work = (async () => run())();
+  if (stop === undefined) return work;
+  return Promise.race([work, stop.aborted.catch((reason: unknown) => {
+    throw interrupted(reason);
+  })]);
 }
 
 /** The boot configuration: a trusted file of the initramfs, still read bounded and only if it is a regular file. */
@@ -183,10 +196,11 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   // Counted from the process's start: what Node and module loading took before this.
   const timings: BootResult['timings'] = [{ step: 'process-start', ms: msSinceStart() }];
   const undo = new UndoStack();
+  const stop = options.signal === undefined ? undefined : stopOf(options.signal);
   const step = async <T>(name: string, run: () => T | Promise<T>, interruptible = true): Promise<T> => {
     const started = msSinceStart();
     try {
-      return await (interruptible ? untilAborted(name, options.signal, run) : run());
+      return await (interruptible ? untilAborted(name, stop, run) : run());
     } catch (error) {
       throw relabel(asStepError(name, error), fdLabels);
     } finally {
@@ -208,6 +222,8 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   // Stops a copy still under way when the boot fails (the TPM refused): the failure is recorded without waiting
   // for the rest of an image up to its bound.
   const copyStop = new AbortController();
+  // A stop signal stops it too.
+  stop?.aborted.catch((reason: unknown) => copyStop.abort(reason));
   const objectFds: number[] = [];
   const capContext = (): DigestContext => digestContext ?? { config: configRead ?? parseBootConfig(''), cmdline: parseCmdline(''), log };
   const cap = async (): Promise<void> => {
@@ -264,7 +280,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     // karg's, by the configured maximum and the memory left (src/image/memory.ts), not by the signed size.
     const copyOptions = (expected: Digest[], maxSize: number | undefined, expectedSize: number | undefined): LoadImageOptions => ({
       path: imageFile.path(), expected, maxSize, expectedSize, log, pool, memory: { unswappable: config.memory.unswappable },
-      signal: options.signal === undefined ? copyStop.signal : AbortSignal.any([options.signal, copyStop.signal]),
+      signal: copyStop.signal,
     });
 
     // The trusted digest, then the PCR cap at once. A failed read is capped too (in the catch below, which reports
