@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CmdlineError, kargPresent, kargValue, parseCmdline } from '../../src/config/cmdline.ts';
+import { CmdlineError, isWhitespace, kargPresent, kargValue, parseCmdline } from '../../src/config/cmdline.ts';
 
 test('splits on whitespace, keeps flags and key=value, strips quotes as the kernel does', () => {
   const cmdline = parseCmdline('BOOT_IMAGE=/vmlinuz root=/dev/vda  ro\tquiet foo="a b" "bar=c d" ostree=/ostree/boot.1/os/x/0\n');
@@ -27,6 +27,14 @@ test('a key repeated with the same value is fine; with different values it is re
   assert.is(kargValue(parseCmdline('ostree=/a ostree=/a'), 'ostree'), '/a');
   assert.throws(() => kargValue(parseCmdline('composefs=aa composefs=bb'), 'composefs'),
     (e: unknown) => e instanceof CmdlineError && e.key === 'composefs' && /more than once/.test(e.message));
+});
+
+test('the separator test is exactly /\\s/, for every UTF-16 code unit', () => {
+  for (let code = 0; code <= 0xffff; code++) {
+    const c = String.fromCharCode(code);
+    if (isWhitespace(c) !== /\s/.test(c)) assert.unreachable(`U+${code.toString(16)}: ${isWhitespace(c)}`);
+  }
+  assert.equal(parseCmdline('a=1\u00a0b=2\u2028c d').params.map((param) => param.key), ['a', 'b', 'c', 'd']);
 });
 
 test('empty and whitespace-only lines give no parameters', () => {
