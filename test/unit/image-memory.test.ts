@@ -28,6 +28,9 @@ test('meminfo: bytes for kB fields, pages for the pool; free pages promised to a
   assert.is(availableHugePages(info), 3);
   assert.is(parseMeminfo('MemTotal: 1 kB\nMemAvailable: 1 kB\n').hugePageSize, 0, 'no hugetlb: no page size');
   assert.throws(() => parseMeminfo('MemTotal: 1 kB\n'), /no MemAvailable/);
+  // Lines that are not "Name: digits[ kB]" are skipped.
+  const odd = parseMeminfo('MemTotal: 4 kB\nMemAvailable: 12x kB\nMemAvailable: kB\n: 5\nMemAvailable:   3 kB\nHugePages_Total:   -1\n');
+  assert.equal([odd.memTotal, odd.memAvailable, odd.hugePagesTotal], [4096, 3072, 0]);
 });
 
 test('growing the pool: from the figures the caller read (not read again before the write), checked after it', () => {
@@ -67,6 +70,9 @@ test('huge pages: the smallest size the kernel offers, whatever the default; its
       fs.writeFileSync(path.join(pool, 'resv_hugepages'), '1\n');
     }
     assert.equal(smallestHugePagePool(dir), { size: 2 << 20, total: 8, free: 5, reserved: 1, nrFile: path.join(dir, 'hugepages-2048kB/nr_hugepages') });
+    // Names that are not a pool's: ignored, not a size of 0 or NaN.
+    for (const name of ['hugepages-kB', 'hugepages-1x24kB', 'hugepages-512', 'other-1kB']) fs.mkdirSync(path.join(dir, name));
+    assert.is(smallestHugePagePool(dir)?.size, 2 << 20);
   } finally {
     fs.rmSync(dir, { recursive: true });
   }
