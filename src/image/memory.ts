@@ -153,7 +153,9 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
               releaseUnused: () => {
                 // Only pages this load added and nobody holds (a file's pages are not freed by the kernel): none
                 // while the memfd holds them all, the rest once it is closed after a refusal.
-                const free = availableHugePages((options.figures ?? readFigures)().meminfo);
+                if (added - released <= 0) return;
+                // The pool's figures only: not the memory cgroup's, which readFigures() walks too (ms under emulation).
+                const free = availableHugePages(options.figures === undefined ? readMemoryFigures() : options.figures().meminfo);
                 const pages = Math.min(added - released, free);
                 if (pages <= 0) return;
                 release(pages);
