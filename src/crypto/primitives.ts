@@ -15,7 +15,8 @@ function nativeCrypto(): NativeCrypto | undefined {
   return native ?? undefined;
 }
 
-function nodeCrypto(): typeof NodeCrypto {
+/** node:crypto, loaded at the call: only for what the shim does not do, and for the CLI's keys and signatures. */
+export function nodeCrypto(): typeof NodeCrypto {
   return process.getBuiltinModule('node:crypto');
 }
 

@@ -3,9 +3,9 @@
 // (NIST P-256/P-384), always over SHA-256 digests. A boot reads the usual `PUBLIC KEY` PEM without node:crypto
 // (public-key-der.ts); node:crypto is loaded at the call, only for what needs a KeyObject (other PEMs, the software
 // signature check, signing).
-import type * as NodeCrypto from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
+import { nodeCrypto } from '../crypto/primitives.ts';
 import { readUntrustedText, UntrustedFileError } from '../sys/untrusted-file.ts';
 import { ECC_CURVES, TPM_ALG, TPMA_OBJECT } from './constants.ts';
 import { parseSubjectPublicKeyInfo, publicKeyPemDer, type PublicKeyComponents } from './public-key-der.ts';
@@ -34,10 +34,6 @@ export class PolicyKeyError extends Error {
     super(message);
     this.name = 'PolicyKeyError';
   }
-}
-
-function nodeCrypto(): typeof NodeCrypto {
-  return process.getBuiltinModule('node:crypto');
 }
 
 /** `fields` with the key made by `keyObject` when (and if) it is first read. */

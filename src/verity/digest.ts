@@ -1,8 +1,7 @@
 // A digest as sealroot prints and parses it: `sha256:<64 hex>` or `sha512:<128 hex>` (fsverity's notation); the bare
 // hex is accepted too, and is what `mkimage --print-digest` prints, as mkcomposefs does.
-import type * as NodeCrypto from 'node:crypto';
 import type { HashFunctions } from './blocks.ts';
-import { constantTimeEqual } from '../crypto/primitives.ts';
+import { constantTimeEqual, nodeCrypto } from '../crypto/primitives.ts';
 
 export type HashAlgorithm = 'sha256' | 'sha512';
 
@@ -33,14 +32,6 @@ export function parseDigest(text: string): Digest {
 
 export function formatDigest(digest: Digest): string {
   return `${digest.algorithm}:${digest.bytes.toString('hex')}`;
-}
-
-/**
- * node:crypto, loaded when first used, for the hashing the shim does not do (the sources without a built shim): a
- * boot never loads it (src/crypto/primitives.ts).
- */
-export function nodeCrypto(): typeof NodeCrypto {
-  return process.getBuiltinModule('node:crypto');
 }
 
 /**
