@@ -220,7 +220,7 @@ async function copy(options: LoadImageOptions): Promise<ImageCopy> {
       const method = choice.method;
       const backing = image!.backing;
       const imageMemfd = image!;
-      imageMemfd.releaseUnused();
+      imageMemfd.releaseUnused(memfdSize);
 
       const verify = async (): Promise<LoadedImage> => {
         try {

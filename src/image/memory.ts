@@ -20,7 +20,7 @@ import { StepError } from '../errors.ts';
 import { closeFd } from '../sys/io.ts';
 import { MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_HUGETLB, memfdCreate } from '../sys/memfd.ts';
 import {
-  availableHugePages, cgroupHeadroom, growHugePagePool, readMemoryFigures, releaseHugePages, type MemInfo,
+  availableHugePages, cgroupHeadroom, growHugePagePool, readMemoryFigures, readPoolFigures, releaseHugePages, type MemInfo,
 } from '../sys/memory.ts';
 
 export const STEP = 'copy-image';
@@ -48,8 +48,11 @@ export interface ImageMemfd {
   backing: 'hugetlb' | 'shmem';
   /** Bytes the memfd is sized to: the image rounded up to whole pages of the backing. */
   capacity(size: number): number;
-  /** Huge pages this loader added to the pool: give back those still free (after a refusal, or any unused). */
-  releaseUnused(): void;
+  /**
+   * Huge pages this loader added to the pool: give back those still free (after a refusal, or any unused).
+   * `heldBytes`: the size of the memfd while it is open (its pages are not free), 0 once it is closed.
+   */
+  releaseUnused(heldBytes: number): void;
 }
 
 /** For the rest of the boot (Node, the hash workers, the mounts): 64 MiB and 1/32 of what could be used. */
@@ -119,8 +122,9 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
         try {
           // The figures just read are the pool's state before it grows: its file and free pages are not read again
           // (each read of the pool's and the kernel's figures is several ms of a boot under emulation).
-          const grow = options.growPool ?? ((count: number) => (meminfo.hugePoolFile === undefined ? growHugePagePool(count)
-            : growHugePagePool(count, meminfo.hugePoolFile, readMemoryFigures, meminfo)));
+          const poolFile = meminfo.hugePoolFile;
+          const grow = options.growPool ?? ((count: number) => (poolFile === undefined ? growHugePagePool(count)
+            : growHugePagePool(count, poolFile, () => readPoolFigures(poolFile), meminfo)));
           const grown = grow(pages);
           added = grown.added;
           if (grown.available < pages) {
@@ -130,7 +134,7 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
         } catch (error) {
           hugetlbFailure = `cannot grow the huge page pool: ${error instanceof Error ? error.message : String(error)}`;
         }
-        const release = options.releasePool ?? releaseHugePages;
+        const release = options.releasePool ?? ((count: number) => releaseHugePages(count, meminfo.hugePoolFile));
         if (hugetlbFailure !== undefined) {
           release(added);
         } else {
@@ -150,13 +154,16 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
               fd,
               backing: 'hugetlb',
               capacity: (bytes) => Math.max(1, Math.ceil(bytes / page)) * page,
-              releaseUnused: () => {
+              releaseUnused: (heldBytes) => {
                 // Only pages this load added and nobody holds (a file's pages are not freed by the kernel): none
-                // while the memfd holds them all, the rest once it is closed after a refusal.
-                if (added - released <= 0) return;
+                // while the memfd holds as many as were added (then nothing is read), the rest once it is closed
+                // after a refusal.
+                const excess = added - released - Math.ceil(heldBytes / page);
+                if (excess <= 0) return;
                 // The pool's figures only: not the memory cgroup's, which readFigures() walks too (ms under emulation).
-                const free = availableHugePages(options.figures === undefined ? readMemoryFigures() : options.figures().meminfo);
-                const pages = Math.min(added - released, free);
+                const poolFile = meminfo.hugePoolFile;
+                const figures = options.figures !== undefined ? options.figures().meminfo : poolFile === undefined ? readMemoryFigures() : readPoolFigures(poolFile);
+                const pages = Math.min(excess, availableHugePages(figures));
                 if (pages <= 0) return;
                 release(pages);
                 released += pages;
@@ -182,5 +189,5 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
 /** Closes the memfd and gives back the huge pages it no longer holds. */
 export function closeImageMemfd(memfd: ImageMemfd): void {
   closeFd(memfd.fd);
-  memfd.releaseUnused();
+  memfd.releaseUnused(0);
 }

@@ -60,7 +60,13 @@ export function readMeminfo(file = '/proc/meminfo'): MemInfo {
 /** Pure: where this process's memory cgroup is, from /proc/self/cgroup: the v1 memory hierarchy if mounted, else v2. */
 export function parseMemoryCgroup(text: string): { version: 1 | 2; path: string } | undefined {
   const lines = text.split('\n');
-  const v1 = lines.find((line) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(line));
+  // "hierarchy-ID:controller-list:path" (cgroups(7)); the path may hold ':' itself. String operations, not a regular
+  // expression: see parseMeminfo.
+  const v1 = lines.find((line) => {
+    const first = line.indexOf(':');
+    const second = first < 0 ? -1 : line.indexOf(':', first + 1);
+    return second > first && isDecimal(line.slice(0, first)) && line.slice(first + 1, second).split(',').includes('memory');
+  });
   if (v1 !== undefined) return { version: 1, path: v1.slice(v1.indexOf(':', v1.indexOf(':') + 1) + 1) };
   const v2 = lines.find((line) => line.startsWith('0::'));
   return v2 === undefined ? undefined : { version: 2, path: v2.slice(3) };
@@ -93,9 +99,10 @@ export function cgroupHeadroom(cgroupRoot = '/sys/fs/cgroup', selfCgroup = '/pro
       }
     };
     const limit = read(limitFile);
-    const usage = read(usageFile);
-    // v1 writes "no limit" as a page-rounded LONG_MAX, v2 as "max".
-    if (limit !== undefined && limit !== 'max' && usage !== undefined && Number(limit) < 2 ** 62) {
+    // v1 writes "no limit" as a page-rounded LONG_MAX, v2 as "max". The usage is read only under a limit (each
+    // read is ms of a boot under emulation, and most levels have none).
+    const usage = limit !== undefined && limit !== 'max' && Number(limit) < 2 ** 62 ? read(usageFile) : undefined;
+    if (usage !== undefined) {
       const left = Math.max(0, Number(limit) - Number(usage));
       headroom = headroom === undefined ? left : Math.min(headroom, left);
     }
@@ -138,8 +145,23 @@ export function readMemoryFigures(): MemInfo & { hugePoolFile: string } {
   return { ...meminfo, hugePageSize: pool.size, hugePagesTotal: pool.total, hugePagesFree: pool.free, hugePagesReserved: pool.reserved, hugePoolFile: pool.nrFile };
 }
 
+/** A huge page pool's free pages and those of them promised to a mapping. */
+export type PoolFigures = Pick<MemInfo, 'hugePagesFree' | 'hugePagesReserved'>;
+
+/**
+ * The free and reserved pages of the pool whose nr_hugepages is `poolFile`, for the read-back after a growth and
+ * the release: the pool's own two files for a sysfs pool, /proc/meminfo for /proc/sys/vm/nr_hugepages (the
+ * default size's pool); not the directory walk and the rest of readMemoryFigures.
+ */
+export function readPoolFigures(poolFile: string): PoolFigures {
+  if (poolFile === NR_HUGEPAGES) return readMeminfo();
+  const pool = path.dirname(poolFile);
+  const read = (name: string): number => Number(fs.readFileSync(path.join(pool, name), 'utf8').trim());
+  return { hugePagesFree: read('free_hugepages'), hugePagesReserved: read('resv_hugepages') };
+}
+
 /** Free huge pages not yet promised to a mapping. */
-export function availableHugePages(info: MemInfo): number {
+export function availableHugePages(info: PoolFigures): number {
   return Math.max(0, info.hugePagesFree - info.hugePagesReserved);
 }
 
@@ -149,7 +171,7 @@ export function availableHugePages(info: MemInfo): number {
  * pool then holds free and unreserved. `before`: the figures the caller has just read, not read again.
  */
 export function growHugePagePool(
-  pages: number, procFile = readMemoryFigures().hugePoolFile, figures: () => MemInfo = readMemoryFigures, before: MemInfo = figures(),
+  pages: number, procFile = readMemoryFigures().hugePoolFile, figures: () => PoolFigures = readMemoryFigures, before: PoolFigures = figures(),
 ): { added: number; available: number } {
   let added = 0;
   let available = availableHugePages(before);

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadImage, type LoadImageOptions } from '../../src/image/load.ts';
+import { closeImageMemfd, createImageMemfd, type ImageMemoryOptions } from '../../src/image/memory.ts';
 import type { Logger } from '../../src/log.ts';
 import { attachReadOnlyLoop } from '../../src/mount/loop-device.ts';
 import { closeFd } from '../../src/sys/io.ts';
@@ -99,6 +100,37 @@ test('hugetlb (the default "require"): the sealed image is in huge pages the ker
     }
   } finally {
     closeFd(image.fd);
+  }
+});
+
+test('the pages this load added: nothing read or given back while the open memfd holds them all; the rest given back once closed', () => {
+  for (const extra of [0, 1]) {
+    let reads = 0;
+    let free = 0;
+    const released: number[] = [];
+    const memory: ImageMemoryOptions = {
+      unswappable: 'require',
+      figures: () => {
+        reads += 1;
+        return {
+          meminfo: { memTotal: 2 ** 33, memAvailable: 2 ** 33, hugePageSize: HUGE_PAGE, hugePagesTotal: 0, hugePagesFree: free, hugePagesReserved: 0 },
+          cgroup: undefined,
+        };
+      },
+      // The pool grows by the 2 pages the image needs, or by one more (another process raced the growth).
+      growPool: (pages) => ({ added: pages + extra, available: pages + extra }),
+      releasePool: (pages) => released.push(pages),
+    };
+    const image = createImageMemfd(2 * HUGE_PAGE, 'test-image', memory);
+    assert.is(image.backing, 'hugetlb');
+    reads = 0;
+    free = extra;
+    image.releaseUnused(2 * HUGE_PAGE);
+    assert.is(reads, extra, extra === 0 ? 'nothing to give back: the figures are not read' : 'one page more than held: the pool is read');
+    assert.equal(released, extra === 0 ? [] : [1]);
+    free = 2;
+    closeImageMemfd(image);
+    assert.equal(released, extra === 0 ? [2] : [1, 2], 'once closed, the pages still added are given back');
   }
 });
 

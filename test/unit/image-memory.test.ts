@@ -6,7 +6,9 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hugePageFlag } from '../../src/image/memory.ts';
-import { availableHugePages, growHugePagePool, parseMeminfo, parseMemoryCgroup, smallestHugePagePool, type MemInfo } from '../../src/sys/memory.ts';
+import {
+  availableHugePages, cgroupHeadroom, growHugePagePool, parseMeminfo, parseMemoryCgroup, readPoolFigures, smallestHugePagePool, type MemInfo,
+} from '../../src/sys/memory.ts';
 import { judge, SCENARIOS, swapFigures } from '../../qemu/lib/scenarios.ts';
 
 const MEMINFO = `MemTotal:        1000000 kB
@@ -87,6 +89,60 @@ test('memory cgroup: the v1 memory hierarchy when mounted, else v2', () => {
   assert.equal(parseMemoryCgroup('5:cpuacct,memory:/x\n'), { version: 1, path: '/x' });
   assert.equal(parseMemoryCgroup('0::/system.slice/sealroot.service\n'), { version: 2, path: '/system.slice/sealroot.service' });
   assert.is(parseMemoryCgroup('1:cpu:/\n'), undefined);
+  // A path holding ':' stays whole; "memory" must be a whole controller name in the second field, after a decimal ID.
+  assert.equal(parseMemoryCgroup('4:memory:/a:b\n'), { version: 1, path: '/a:b' });
+  assert.equal(parseMemoryCgroup('4:memoryx:/a\n3:x,memory,y:/b\n'), { version: 1, path: '/b' });
+  assert.is(parseMemoryCgroup('x:memory:/a\n:memory:/b\n4:memory\n2:cpu:/memory:/c\n'), undefined);
+});
+
+test('memory cgroup headroom: the smallest limit - usage on the way up; unlimited levels and the missing root files skipped', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-cgroup-'));
+  try {
+    const self = path.join(dir, 'self-cgroup');
+    const root = path.join(dir, 'fs');
+    const level = (rel: string, files: Record<string, string>) => {
+      fs.mkdirSync(path.join(root, rel), { recursive: true });
+      for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(root, rel, name), text);
+    };
+    // v2: the service unlimited (and without memory.current: it is not read for "max"), the slice 1000 - 400, the
+    // namespace's root (a container's view) 5000 - 4500.
+    level('slice/svc', { 'memory.max': 'max\n' });
+    level('slice', { 'memory.max': '1000\n', 'memory.current': '400\n' });
+    level('', { 'memory.max': '5000\n', 'memory.current': '4500\n' });
+    fs.writeFileSync(self, '0::/slice/svc\n');
+    assert.is(cgroupHeadroom(root, self), 500);
+    // Without the root's files (the real root cgroup): the slice's headroom.
+    fs.rmSync(path.join(root, 'memory.max'));
+    fs.rmSync(path.join(root, 'memory.current'));
+    assert.is(cgroupHeadroom(root, self), 600);
+    // A limit whose usage cannot be read is no headroom figure; no limit anywhere: undefined.
+    fs.rmSync(path.join(root, 'slice/memory.current'));
+    assert.is(cgroupHeadroom(root, self), undefined);
+    // v1: "no limit" is a page-rounded LONG_MAX.
+    level('memory/job', { 'memory.limit_in_bytes': '9223372036854771712\n', 'memory.usage_in_bytes': '1\n' });
+    level('memory', { 'memory.limit_in_bytes': '3000\n', 'memory.usage_in_bytes': '1000\n' });
+    fs.writeFileSync(self, '4:memory:/job\n0::/\n');
+    assert.is(cgroupHeadroom(root, self), 2000);
+    assert.is(cgroupHeadroom(root, path.join(dir, 'absent')), undefined, 'no /proc/self/cgroup: no limit');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a pool\'s free and reserved pages: its own two files, or /proc/meminfo for the default pool', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-pool-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'nr_hugepages'), '9\n');
+    fs.writeFileSync(path.join(dir, 'free_hugepages'), '4\n');
+    fs.writeFileSync(path.join(dir, 'resv_hugepages'), '1\n');
+    const pool = readPoolFigures(path.join(dir, 'nr_hugepages'));
+    assert.equal(pool, { hugePagesFree: 4, hugePagesReserved: 1 });
+    assert.is(availableHugePages(pool), 3);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const fromMeminfo = readPoolFigures('/proc/sys/vm/nr_hugepages');
+  assert.ok(Number.isInteger(fromMeminfo.hugePagesFree) && Number.isInteger(fromMeminfo.hugePagesReserved));
 });
 
 const scenario = (name: string) => SCENARIOS.find((entry) => entry.name === name)!;
