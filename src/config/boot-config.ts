@@ -28,6 +28,7 @@
 //                                   # with a warning), "off" (a plain memfd: a writer of the swap device could
 //                                   # change the mounted image)
 import { parse, TomlError } from 'smol-toml';
+import { isDecimal } from '../text/chars.ts';
 
 export type DigestSource = 'tpm' | 'cmdline';
 export type LayoutChoice = 'auto' | 'ostree' | 'composefs';
@@ -120,6 +121,16 @@ class Section {
   }
 }
 
+/** `bank:N[,N...]` joined with `+`, banks sha1, sha256, sha384, sha512, no spaces (what tpm.pcrs takes). */
+export function isPcrSelectionText(text: string): boolean {
+  return text.split('+').every((part) => {
+    const colon = part.indexOf(':');
+    return colon > 0 && PCR_BANK_NAMES.includes(part.slice(0, colon)) && part.slice(colon + 1).split(',').every(isDecimal);
+  });
+}
+
+const PCR_BANK_NAMES = ['sha1', 'sha256', 'sha384', 'sha512'];
+
 export function parseBootConfig(text: string): BootConfig {
   let root: Table;
   try {
@@ -143,7 +154,7 @@ export function parseBootConfig(text: string): BootConfig {
       + 'it needs digest.allow-unauthenticated-cmdline = true as well');
   }
   const pcrs = tpm.string('pcrs') ?? 'sha256:7';
-  if (!/^(sha1|sha256|sha384|sha512):\d+(,\d+)*(\+(sha1|sha256|sha384|sha512):\d+(,\d+)*)*$/.test(pcrs)) {
+  if (!isPcrSelectionText(pcrs)) {
     throw new ConfigError(`tpm.pcrs must be a PCR selection like "sha256:7,9", not "${pcrs}"`);
   }
   return {

@@ -1,6 +1,7 @@
 // Pure: the kernel command line as the kernel splits it (lib/cmdline.c next_arg): whitespace-separated
 // parameters, double quotes group spaces (around the value or the whole parameter) and are dropped, and
 // everything after a lone `--` is passed to init as its arguments.
+import { isWhitespace } from '../text/chars.ts';
 
 export interface KernelParam {
   key: string;
@@ -21,19 +22,6 @@ export class CmdlineError extends Error {
     this.name = 'CmdlineError';
     this.key = key;
   }
-}
-
-/**
- * Whether `c` is whitespace as a regular expression's \s means it (ECMA-262 WhiteSpace and LineTerminator), the
- * splitting this parser has always done, tested character for character against /\s/: a character test instead of
- * a regular expression run per character, ~15 ms of a boot under QEMU TCG for a 300-byte command line.
- */
-export function isWhitespace(c: string): boolean {
-  const code = c.charCodeAt(0);
-  if (code <= 0x20) return code === 0x20 || (code >= 0x09 && code <= 0x0d);
-  if (code < 0xa0) return false;
-  return code === 0xa0 || code === 0x1680 || (code >= 0x2000 && code <= 0x200a) || code === 0x2028 || code === 0x2029
-    || code === 0x202f || code === 0x205f || code === 0x3000 || code === 0xfeff;
 }
 
 function splitArgs(text: string): string[] {

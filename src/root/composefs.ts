@@ -9,6 +9,7 @@ import { LayoutError, type RootPlan, type SubdirPlan } from './plan.ts';
 import { UntrustedPathError, type ConfinedRoot } from '../sys/confined-root.ts';
 import { closeFd } from '../sys/io.ts';
 import { readUntrustedTextIfExists } from '../sys/untrusted-file.ts';
+import { isHex } from '../text/chars.ts';
 
 export const SETUP_ROOT_CONF_PATH = '/usr/lib/composefs/setup-root-conf.toml';
 /** The file is a few hundred bytes; anything past this is refused. */
@@ -74,7 +75,7 @@ export function composefsKargDigest(cmdline: Cmdline): { hex: string; digest: Di
   if (value.startsWith('?')) {
     throw new LayoutError('composefs=? (fs-verity optional) is refused: sealroot boots only with verity=require');
   }
-  if (!/^([0-9a-f]{64}|[0-9a-f]{128})$/.test(value)) {
+  if (!((value.length === 64 || value.length === 128) && isHex(value))) {
     throw new LayoutError(`composefs=${value} is not a digest (64 lowercase hex for SHA-256, 128 for SHA-512)`);
   }
   return { hex: value, digest: parseDigest(value) };

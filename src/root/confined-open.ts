@@ -75,9 +75,30 @@ export function relabel(error: StepError, labels: ReadonlyMap<string, string>): 
   return relabelled;
 }
 
+const FD_PREFIX = '/proc/self/fd/';
+
+/** Pure: every /proc/self/fd/N (N: one or more digits) in `message` that `labels` names, replaced by its label. */
+export function replaceFdPaths(message: string, labels: ReadonlyMap<string, string>): string {
+  let out = '';
+  let from = 0;
+  for (let at = message.indexOf(FD_PREFIX); at >= 0; at = message.indexOf(FD_PREFIX, at)) {
+    let end = at + FD_PREFIX.length;
+    while (end < message.length && message.charCodeAt(end) >= 0x30 && message.charCodeAt(end) <= 0x39) end++;
+    if (end === at + FD_PREFIX.length) {
+      at = end;
+      continue;
+    }
+    const fd = message.slice(at, end);
+    out += message.slice(from, at) + (labels.get(fd) ?? fd);
+    from = end;
+    at = end;
+  }
+  return out + message.slice(from);
+}
+
 /** A logger that names the disk's paths where a message says /proc/self/fd/N (the loader and the mount log those). */
 export function withPathLabels(log: Logger, labels: ReadonlyMap<string, string>): Logger {
-  const label = (message: string) => (labels.size === 0 || !message.includes('/proc/self/fd/') ? message : message.replace(/\/proc\/self\/fd\/\d+/g, (fd) => labels.get(fd) ?? fd));
+  const label = (message: string) => (labels.size === 0 || !message.includes(FD_PREFIX) ? message : replaceFdPaths(message, labels));
   return {
     info: (message) => log.info(label(message)),
     notice: (message) => log.notice(label(message)),

@@ -3,6 +3,7 @@
 // default huge page pool's size (/proc/sys/vm/nr_hugepages; Documentation/admin-guide/mm/hugetlbpage.rst).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isDecimal } from '../text/chars.ts';
 
 export interface MemInfo {
   memTotal: number;
@@ -41,16 +42,6 @@ export function parseMeminfo(text: string): MemInfo {
     hugePagesFree: fields.get('HugePages_Free') ?? 0,
     hugePagesReserved: fields.get('HugePages_Rsvd') ?? 0,
   };
-}
-
-/** One or more ASCII digits and nothing else. */
-function isDecimal(text: string): boolean {
-  if (text.length === 0) return false;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x30 || code > 0x39) return false;
-  }
-  return true;
 }
 
 export function readMeminfo(file = '/proc/meminfo'): MemInfo {

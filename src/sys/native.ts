@@ -170,7 +170,17 @@ function exitNow(code: number): never {
 /** Profiles and coverage are written by Node's teardown: with them asked for, the process ends the usual way. */
 function writesAtTeardown(): boolean {
   const options = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
-  return process.env.NODE_V8_COVERAGE !== undefined || /--(cpu-prof|heap-prof|prof)\b/.test(options);
+  return process.env.NODE_V8_COVERAGE !== undefined || ['--cpu-prof', '--heap-prof', '--prof'].some((flag) => hasFlag(options, flag));
+}
+
+/** `flag` in `options` as a whole word (/--prof\b/): not followed by [A-Za-z0-9_]; `--cpu-prof-dir` holds `--cpu-prof`. */
+export function hasFlag(options: string, flag: string): boolean {
+  for (let at = options.indexOf(flag); at >= 0; at = options.indexOf(flag, at + 1)) {
+    const next = options.charCodeAt(at + flag.length);
+    const word = (next >= 0x30 && next <= 0x39) || (next >= 0x41 && next <= 0x5a) || (next >= 0x61 && next <= 0x7a) || next === 0x5f;
+    if (!word) return true;
+  }
+  return false;
 }
 
 /** A path another thread of this process can load the shim from (it loads it here first); undefined if none. */

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readUntrustedText, UntrustedFileError } from '../sys/untrusted-file.ts';
+import { isLowerHexBytes } from '../text/chars.ts';
 
 export const APPROVALS_FILE = 'approvals.json';
 // Format 2: read approvals only, for the trusted-set index (format 1 also held the single-digest design's PCR-bound
@@ -52,7 +53,7 @@ export function parseApprovals(text: string, file: string): Approval[] {
   return list.map((item: unknown, i) => {
     const record = item as Record<string, unknown>;
     const hex = (value: unknown, bytes: number | undefined, what: string) => {
-      if (typeof value !== 'string' || !/^([0-9a-f]{2})+$/.test(value) || (bytes !== undefined && value.length !== bytes * 2)) throw bad(`approval ${i}: bad ${what}`);
+      if (typeof value !== 'string' || !isLowerHexBytes(value) || (bytes !== undefined && value.length !== bytes * 2)) throw bad(`approval ${i}: bad ${what}`);
       return Buffer.from(value, 'hex');
     };
     if (typeof record !== 'object' || record === null) throw bad(`approval ${i} is not an object`);

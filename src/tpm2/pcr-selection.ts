@@ -1,6 +1,7 @@
 // PCR selections in tpm2-tools syntax (`sha256:0,7+sha1:4`) and as TPML_PCR_SELECTION (Part 2 §10.9.7).
 import { BANKS, type BankName, bankByAlg, PCR_COUNT } from './constants.ts';
 import { Reader, TpmFormatError, Writer } from './marshal.ts';
+import { isWhitespace } from '../text/chars.ts';
 
 export interface BankSelection {
   bank: BankName;
@@ -17,16 +18,29 @@ export class PcrSelectionError extends Error {
   }
 }
 
+const everyChar = (text: string, test: (c: string) => boolean): boolean => {
+  for (const c of text) if (!test(c)) return false;
+  return true;
+};
+/** [a-z0-9_] */
+const isBankNameChar = (c: string): boolean => (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c === '_';
+/** [0-9,\s] */
+const isListChar = (c: string): boolean => (c >= '0' && c <= '9') || c === ',' || isWhitespace(c);
+
 /** Parses `sha256:0,2,7` (banks joined with `+`, as tpm2_pcrread takes them). */
 export function parsePcrSelection(text: string): PcrSelection {
   if (text.trim() === '') throw new PcrSelectionError('empty PCR selection');
   const selection: PcrSelection = [];
   for (const part of text.split('+')) {
-    const match = /^([a-z0-9_]+):([0-9,\s]+)$/.exec(part.trim());
-    if (match === null) throw new PcrSelectionError(`not a PCR selection: '${part}' (expected e.g. sha256:0,7)`);
-    const bank = match[1]!;
+    const trimmed = part.trim();
+    const colon = trimmed.indexOf(':');
+    const bank = trimmed.slice(0, Math.max(0, colon));
+    const list = trimmed.slice(colon + 1);
+    if (colon <= 0 || !everyChar(bank, isBankNameChar) || list === '' || !everyChar(list, isListChar)) {
+      throw new PcrSelectionError(`not a PCR selection: '${part}' (expected e.g. sha256:0,7)`);
+    }
     if (!Object.hasOwn(BANKS, bank)) throw new PcrSelectionError(`unknown PCR bank '${bank}' (banks: ${Object.keys(BANKS).join(', ')})`);
-    const pcrs = match[2]!.split(',').map((item) => {
+    const pcrs = list.split(',').map((item) => {
       const trimmed = item.trim();
       const pcr = Number(trimmed);
       if (trimmed === '' || !Number.isInteger(pcr) || pcr < 0 || pcr >= PCR_COUNT) throw new PcrSelectionError(`PCR index out of range in '${part}': '${item}' (0-${PCR_COUNT - 1})`);

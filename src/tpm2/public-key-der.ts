@@ -3,6 +3,7 @@
 // (rsaEncryption, RFC 8017 A.1.1) and EC on P-256/P-384 (id-ecPublicKey with a namedCurve, an uncompressed point,
 // RFC 5480). Strict DER (X.690 §10): definite minimal lengths, minimal INTEGERs, nothing after the structure.
 // Any other algorithm or curve is not read here (undefined): node:crypto reads it, and refuses it, as before.
+import { isWhitespace } from '../text/chars.ts';
 
 /** What a policy key is made of: the TPM's public area is built from these. */
 export type PublicKeyComponents =
@@ -105,14 +106,75 @@ class DerReader {
  * body is base64 lines and nothing else.
  */
 export function publicKeyPemDer(pem: string): Buffer | undefined {
-  const first = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(pem);
-  if (first === null || first[1] !== PEM_LABEL) return undefined;
-  const match = /^\s*-----BEGIN PUBLIC KEY-----\r?\n((?:[A-Za-z0-9+/]+={0,2}\r?\n)+)-----END PUBLIC KEY-----\s*$/.exec(pem);
-  if (match === null) throw new PublicKeyDerError('not one PUBLIC KEY block of base64 lines, with nothing around it but whitespace');
-  const body = match[1]!.replace(/\r?\n/g, '');
+  if (firstPemLabel(pem) !== PEM_LABEL) return undefined;
+  const body = publicKeyBlockBody(pem);
+  if (body === undefined) throw new PublicKeyDerError('not one PUBLIC KEY block of base64 lines, with nothing around it but whitespace');
   // Padding only at the very end, and a length Buffer.from('base64') decodes exactly.
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) throw new PublicKeyDerError('the PUBLIC KEY block is not base64');
+  let end = body.length;
+  while (end > 0 && end > body.length - 2 && body.charCodeAt(end - 1) === EQUALS) end--;
+  for (let i = 0; i < end; i++) {
+    if (!isBase64Char(body.charCodeAt(i))) throw new PublicKeyDerError('the PUBLIC KEY block is not base64');
+  }
+  if (body.length % 4 !== 0) throw new PublicKeyDerError('the PUBLIC KEY block is not base64');
   return Buffer.from(body, 'base64');
+}
+
+// The PEM text is read with string operations, not regular expressions (src/text/chars.ts says why).
+const BEGIN = '-----BEGIN ';
+const DASHES = '-----';
+const HEADER = `-----BEGIN ${PEM_LABEL}-----`;
+const FOOTER = `-----END ${PEM_LABEL}-----`;
+const EQUALS = 0x3d;
+
+/** [A-Za-z0-9+/] */
+function isBase64Char(code: number): boolean {
+  return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) || (code >= 0x30 && code <= 0x39) || code === 0x2b || code === 0x2f;
+}
+
+/** [A-Z0-9 ] */
+function isLabelChar(code: number): boolean {
+  return (code >= 0x41 && code <= 0x5a) || (code >= 0x30 && code <= 0x39) || code === 0x20;
+}
+
+/** The label of the first `-----BEGIN <label>-----` in the text (label: one or more of [A-Z0-9 ]), if any. */
+function firstPemLabel(pem: string): string | undefined {
+  for (let at = pem.indexOf(BEGIN); at >= 0; at = pem.indexOf(BEGIN, at + 1)) {
+    const start = at + BEGIN.length;
+    let end = start;
+    while (end < pem.length && isLabelChar(pem.charCodeAt(end))) end++;
+    if (end > start && pem.startsWith(DASHES, end)) return pem.slice(start, end);
+  }
+  return undefined;
+}
+
+/** Past a line end (\n or \r\n) at `at`, or -1. */
+function pastLineEnd(text: string, at: number): number {
+  if (text[at] === '\n') return at + 1;
+  return text[at] === '\r' && text[at + 1] === '\n' ? at + 2 : -1;
+}
+
+/**
+ * The base64 lines of the text's one PUBLIC KEY block, joined; undefined unless the text is whitespace, the header,
+ * one or more lines of base64 characters each ending with at most two '=', the footer, whitespace.
+ */
+function publicKeyBlockBody(pem: string): string | undefined {
+  let at = 0;
+  while (at < pem.length && isWhitespace(pem[at]!)) at++;
+  if (!pem.startsWith(HEADER, at)) return undefined;
+  at = pastLineEnd(pem, at + HEADER.length);
+  let body = '';
+  while (at >= 0 && !pem.startsWith(FOOTER, at)) {
+    let end = at;
+    while (end < pem.length && isBase64Char(pem.charCodeAt(end))) end++;
+    if (end === at) return undefined;
+    for (let pads = 0; pads < 2 && pem.charCodeAt(end) === EQUALS; pads++) end++;
+    body += pem.slice(at, end);
+    at = pastLineEnd(pem, end);
+  }
+  if (at < 0 || body === '') return undefined;
+  at += FOOTER.length;
+  while (at < pem.length && isWhitespace(pem[at]!)) at++;
+  return at === pem.length ? body : undefined;
 }
 
 /**

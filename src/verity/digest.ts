@@ -2,6 +2,7 @@
 // hex is accepted too, and is what `mkimage --print-digest` prints, as mkcomposefs does.
 import type { HashFunctions } from './blocks.ts';
 import { constantTimeEqual, nodeCrypto } from '../crypto/primitives.ts';
+import { isHex } from '../text/chars.ts';
 
 export type HashAlgorithm = 'sha256' | 'sha512';
 
@@ -21,11 +22,12 @@ export class DigestSyntaxError extends Error {
 
 /** Parses `sha256:<hex>` / `sha512:<hex>`; a bare hex string is taken by its length (64: SHA-256, 128: SHA-512). */
 export function parseDigest(text: string): Digest {
-  const match = /^(?:(sha256|sha512):)?([0-9a-fA-F]+)$/.exec(text.trim());
-  if (match === null) throw new DigestSyntaxError(text);
-  const hex = match[2]!.toLowerCase();
-  const algorithm: HashAlgorithm | undefined = (match[1] as HashAlgorithm | undefined)
-    ?? (hex.length === 64 ? 'sha256' : hex.length === 128 ? 'sha512' : undefined);
+  const trimmed = text.trim();
+  const named = (['sha256', 'sha512'] as const).find((name) => trimmed.startsWith(`${name}:`));
+  const digits = named === undefined ? trimmed : trimmed.slice(named.length + 1);
+  if (!isHex(digits, true)) throw new DigestSyntaxError(text);
+  const hex = digits.toLowerCase();
+  const algorithm: HashAlgorithm | undefined = named ?? (hex.length === 64 ? 'sha256' : hex.length === 128 ? 'sha512' : undefined);
   if (algorithm === undefined || hex.length !== DIGEST_SIZES[algorithm] * 2) throw new DigestSyntaxError(text);
   return { algorithm, bytes: Buffer.from(hex, 'hex') };
 }

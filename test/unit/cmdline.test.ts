@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CmdlineError, isWhitespace, kargPresent, kargValue, parseCmdline } from '../../src/config/cmdline.ts';
+import { CmdlineError, kargPresent, kargValue, parseCmdline } from '../../src/config/cmdline.ts';
+import { isWhitespace } from '../../src/text/chars.ts';
 
 test('splits on whitespace, keeps flags and key=value, strips quotes as the kernel does', () => {
   const cmdline = parseCmdline('BOOT_IMAGE=/vmlinuz root=/dev/vda  ro\tquiet foo="a b" "bar=c d" ostree=/ostree/boot.1/os/x/0\n');
