@@ -2,7 +2,7 @@
 // PolicyAuthorize with a signed approval (VerifySignature -> ticket), PCR-bound read approvals, and the cap.
 // What the NV index holds and which policies are approved for it: src/trust/ (README.md beside this file).
 import { canHash, hash } from '../crypto/primitives.ts';
-import { BANKS, type BankName, TPM_CC } from './constants.ts';
+import { BANKS, type BankName, bankLabel, TPM_CC } from './constants.ts';
 import type { Approval } from './approvals.ts';
 import { pcrKey, type PcrValues, type Tpm } from './client.ts';
 import { commandName } from './frame.ts';
@@ -154,13 +154,24 @@ export async function withPolicySession<T>(
 export async function checkBanks(tpm: Tpm, selection: PcrSelection): Promise<void> {
   const allocated = (await tpm.pcrBanks()).map((entry) => entry.bank);
   const missing = selection.filter((entry) => !allocated.includes(entry.bank)).map((entry) => entry.bank);
-  if (missing.length > 0) throw new PolicyError(`PCR bank ${missing.join(', ')} is not allocated on this TPM (allocated: ${allocated.join(', ')})`);
+  if (missing.length > 0) throw new PolicyError(`PCR bank ${missing.join(', ')} is not allocated on this TPM (allocated: ${allocated.map(bankLabel).join(', ')})`);
 }
 
-/** Extends `pcr` in every allocated bank sealroot knows with the cap event (or BOOT_FAILED_EVENT). */
-export async function extendCap(tpm: Tpm, pcr: number, event: Buffer = CAP_EVENT): Promise<BankName[]> {
-  const banks = (await tpm.pcrBanks()).map((entry) => entry.bank)
-    .filter((bank): bank is BankName => typeof bank === 'string' && canHash(BANKS[bank].node));
-  await tpm.pcrExtend(pcr, banks.map((bank) => ({ bank, digest: capEventDigest(bank, event) })));
-  return banks;
+/**
+ * Extends `pcr` with the cap event (or BOOT_FAILED_EVENT) in every allocated bank, by TPM2_PCR_Event: the TPM hashes
+ * the event itself, so no allocated bank is left out (also one sealroot cannot hash) and the banks need not be asked
+ * first (one TPM command less per boot). The digest the TPM returns for each algorithm sealroot can hash must be
+ * capEventDigest: cappedValue, and so every approval signed for a capped state, assumes it. Returns the algorithms
+ * the TPM hashed the event with (every one it implements: Tpm.pcrEvent).
+ */
+export async function extendCap(tpm: Tpm, pcr: number, event: Buffer = CAP_EVENT): Promise<string[]> {
+  const digests = await tpm.pcrEvent(pcr, event);
+  for (const { bank, digest } of digests) {
+    if (typeof bank !== 'string' || !canHash(BANKS[bank].node)) continue;
+    const expected = capEventDigest(bank, event);
+    if (!digest.equals(expected)) {
+      throw new PolicyError(`PCR ${pcr}, bank ${bank}: TPM2_PCR_Event hashed the event to ${digest.toString('hex')}, not ${expected.toString('hex')}`);
+    }
+  }
+  return digests.map((entry) => bankLabel(entry.bank));
 }

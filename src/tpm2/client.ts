@@ -1,7 +1,7 @@
 // A TPM 2.0 client: one method per command sealroot uses, over any transport. Every method throws TpmError
 // (response code decoded, with the command's name) or TpmUnavailableError (nothing answered).
 import { randomBytes } from '../crypto/primitives.ts';
-import { BANKS, type BankName, TPM_ALG, TPM_CAP_PCRS, TPM_CC, TPM_RH_NULL, TPM_RH_OWNER, TPM_SE_POLICY, TPM_SU_CLEAR } from './constants.ts';
+import { BANKS, type BankName, bankByAlg, bankLabel, OTHER_HASH_SIZES, TPM_ALG, TPM_CAP_PCRS, TPM_CC, TPM_RH_NULL, TPM_RH_OWNER, TPM_SE_POLICY, TPM_SU_CLEAR } from './constants.ts';
 import { type AuthSession, buildCommand, commandName, parseResponse, passwordSession, policyAuth } from './frame.ts';
 import { Reader, TpmFormatError, Writer } from './marshal.ts';
 import { marshalPcrSelection, type PcrSelection, selectionOrder, unmarshalPcrSelection } from './pcr-selection.ts';
@@ -127,6 +127,21 @@ export class Tpm {
     await this.execute(TPM_CC.PCR_Extend, { handles: [pcr], sessions: [passwordSession()], parameters: parameters.finish() });
   }
 
+  /**
+   * TPM2_PCR_Event (Part 3 §22.8) at locality 0 with the platform's empty auth: the TPM hashes `eventData` itself and
+   * extends `pcr` in every bank where it is allocated. Returns the digests it computed (TPML_DIGEST_VALUES): one per
+   * hash algorithm the TPM implements, allocated or not (the reference implementation, PCR_Event.c, returns
+   * HASH_COUNT of them), so they do not tell which banks were extended.
+   */
+  async pcrEvent(pcr: number, eventData: Buffer): Promise<{ bank: BankName | number; digest: Buffer }[]> {
+    if (eventData.length > MAX_EVENT_SIZE) throw new TpmFormatError(`PCR_Event data of ${eventData.length} bytes (a TPM2B_EVENT holds at most ${MAX_EVENT_SIZE})`);
+    const { parameters } = await this.execute(TPM_CC.PCR_Event, { handles: [pcr], sessions: [passwordSession()], parameters: new Writer().sized(eventData).finish() });
+    const digests = unmarshalDigestValues(parameters);
+    parameters.end();
+    if (digests.length === 0) throw new TpmFormatError('PCR_Event returned no digest');
+    return digests;
+  }
+
   /** An unbound, unsalted SHA-256 policy session (or trial session); returns the handle and nonceTPM. */
   async startPolicySession(trial = false): Promise<{ handle: number; nonceTpm: Buffer }> {
     const parameters = new Writer()
@@ -228,6 +243,29 @@ export class Tpm {
   async nvWrite(index: number, data: Buffer, session: number, offset = 0): Promise<void> {
     await this.execute(TPM_CC.NV_Write, { handles: [index, index], sessions: [policyAuth(session)], parameters: nvWriteParameters(data, offset) });
   }
+}
+
+/** Part 2, TPM2B_EVENT: its buffer holds at most 1024 bytes. */
+export const MAX_EVENT_SIZE = 1024;
+
+/**
+ * TPML_DIGEST_VALUES (Part 2): count, then TPMT_HA (hashAlg, digest of that algorithm's size). A hash sealroot
+ * has no bank name for is kept as its algorithm id (as in unmarshalPcrSelection) when its size is known; an unknown
+ * size cannot be parsed past: refused.
+ */
+function unmarshalDigestValues(reader: Reader): { bank: BankName | number; digest: Buffer }[] {
+  const count = reader.u32();
+  if (count > 16) throw new TpmFormatError(`TPML_DIGEST_VALUES with ${count} entries`);
+  const result: { bank: BankName | number; digest: Buffer }[] = [];
+  for (let i = 0; i < count; i++) {
+    const alg = reader.u16();
+    const bank = bankByAlg(alg);
+    const size = bank === undefined ? OTHER_HASH_SIZES.get(alg) : BANKS[bank].size;
+    if (size === undefined) throw new TpmFormatError(`TPML_DIGEST_VALUES names hash algorithm 0x${alg.toString(16)}, whose digest size sealroot does not know`);
+    if (result.some((entry) => entry.bank === (bank ?? alg))) throw new TpmFormatError(`TPML_DIGEST_VALUES names ${bankLabel(bank ?? alg)} twice`);
+    result.push({ bank: bank ?? alg, digest: reader.bytes(size) });
+  }
+  return result;
 }
 
 /** NV_Write's parameter area (data, offset): also what its cpHash covers. */

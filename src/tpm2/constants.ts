@@ -9,6 +9,7 @@ export const TPM_CC = {
   NV_UndefineSpace: 0x0000_0122,
   NV_DefineSpace: 0x0000_012a,
   NV_Write: 0x0000_0137,
+  PCR_Event: 0x0000_013c,
   Startup: 0x0000_0144,
   PolicyNV: 0x0000_0149,
   NV_Read: 0x0000_014e,
@@ -113,6 +114,17 @@ export type BankName = keyof typeof BANKS;
 export function bankByAlg(alg: number): BankName | undefined {
   for (const [name, bank] of Object.entries(BANKS)) if (bank.alg === alg) return name as BankName;
   return undefined;
+}
+
+/**
+ * Digest sizes of the hash algorithms a TPM may implement that have no bank name here (TCG Algorithm Registry:
+ * TPM_ALG_SHA3_256/384/512): enough to parse a TPML_DIGEST_VALUES that lists them.
+ */
+export const OTHER_HASH_SIZES: ReadonlyMap<number, number> = new Map([[0x0027, 32], [0x0028, 48], [0x0029, 64]]);
+
+/** A bank for a message: its name, or the algorithm id of one sealroot has no name for. */
+export function bankLabel(bank: BankName | number): string {
+  return typeof bank === 'string' ? bank : `0x${bank.toString(16)}`;
 }
 
 export const PCR_COUNT = 24;

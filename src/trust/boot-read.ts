@@ -53,8 +53,8 @@ export function describeSet(set: TrustedSet): string {
 }
 
 /**
- * A TPM connection handed from the read to the cap that follows it: one connection, and the PCR banks asked once
- * (the boot's read and cap are two steps: src/boot/trust-source.ts).
+ * A TPM connection handed from the read to the cap that follows it: one connection (the boot's read and cap are two
+ * steps: src/boot/trust-source.ts).
  */
 export interface HeldConnection {
   tpm?: Tpm;
@@ -108,8 +108,9 @@ export async function capPcr(options: CapPcrOptions, held?: HeldConnection): Pro
   if (held !== undefined) held.tpm = undefined;
   try {
     tpm ??= await Tpm.open(options.tcti);
-    const banks = await extendCap(tpm, pcr, failed ? BOOT_FAILED_EVENT : CAP_EVENT);
-    options.log?.info(`tpm: ${failed ? 'boot failed: recorded in' : 'capped'} PCR ${pcr} (${banks.join(', ')})`);
+    const hashes = await extendCap(tpm, pcr, failed ? BOOT_FAILED_EVENT : CAP_EVENT);
+    // The TPM returns a digest per hash it implements, not per bank it extended (Tpm.pcrEvent): the line says so.
+    options.log?.info(`tpm: ${failed ? 'boot failed: recorded in' : 'capped'} PCR ${pcr} in every allocated bank (TPM2_PCR_Event digests: ${hashes.join(', ')})`);
   } catch (error) {
     throw tpmError(`cannot ${failed ? 'record the failed boot in' : 'cap'} PCR ${pcr}`, error);
   } finally {

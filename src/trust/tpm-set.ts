@@ -1,7 +1,7 @@
 // The trusted set in the TPM: checking the index is ours (by Name), the PCR-bound read, the first install
 // (one-time PolicySigned with the private key at hand) and applying a signed update (no key). Policies: policies.ts.
 import type { Approval } from '../tpm2/approvals.ts';
-import { approvalTicket, authorizeRead, checkBanks, withPolicySession } from '../tpm2/approved-policy.ts';
+import { approvalTicket, authorizeRead, checkBanks, NoApprovalError, withPolicySession } from '../tpm2/approved-policy.ts';
 import { type Tpm } from '../tpm2/client.ts';
 import { TPM_CC, TPM_EO, TPMA_NV } from '../tpm2/constants.ts';
 import { type PcrSelection, withPcr } from '../tpm2/pcr-selection.ts';
@@ -101,13 +101,22 @@ export interface ReadOptions extends IndexOptions {
 /** The authenticated read: Name check, PolicyPCR + PolicyCommandCode(NV_Read) + PolicyAuthorize, NV_Read, strict decode. */
 export async function readTrustedSet(tpm: Tpm, options: ReadOptions): Promise<TrustedSet> {
   const dataSize = await writtenIndex(tpm, options);
-  await checkBanks(tpm, options.selection);
-  const bytes = await withPolicySession(tpm, async ({ handle }) => {
-    await tpm.policyPcr(handle, withPcr(options.selection, options.capPcr));
-    await tpm.policyCommandCode(handle, TPM_CC.NV_Read);
-    await authorizeRead(tpm, handle, options.approvals, options.policyKey, TRUST_POLICY_REF);
-    return tpm.nvRead(options.nvIndex, dataSize, handle, { endSession: true });
-  }, { endedByBody: true });
+  let bytes: Buffer;
+  try {
+    bytes = await withPolicySession(tpm, async ({ handle }) => {
+      await tpm.policyPcr(handle, withPcr(options.selection, options.capPcr));
+      await tpm.policyCommandCode(handle, TPM_CC.NV_Read);
+      await authorizeRead(tpm, handle, options.approvals, options.policyKey, TRUST_POLICY_REF);
+      return tpm.nvRead(options.nvIndex, dataSize, handle, { endSession: true });
+    }, { endedByBody: true });
+  } catch (error) {
+    // The banks are asked only when no approval matched (one TPM command less on every boot): a selected bank the
+    // TPM has not allocated shows there (PolicyPCR accepts it), and checkBanks names it. A read that succeeds needs no
+    // check: an approval is signed over a value for every PCR of the selection (makeReadApproval), and a TPM hashes no
+    // value of an unallocated bank into PolicyPCR (Part 3 §23.7; see checkBanks), so no approval matches such a selection.
+    if (error instanceof NoApprovalError) await checkBanks(tpm, options.selection);
+    throw error;
+  }
   if (bytes.length !== dataSize) throw new TrustError(`${where(options.nvIndex)}: NV_Read returned ${bytes.length} bytes, not ${dataSize}`);
   try {
     return decodeRecord(bytes);

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StepError } from '../../src/errors.ts';
-import { approvalTicket, cappedValue, pcrCommandPolicy } from '../../src/tpm2/approved-policy.ts';
+import { approvalTicket, BOOT_FAILED_EVENT, capEventDigest, cappedValue, pcrCommandPolicy, PolicyError } from '../../src/tpm2/approved-policy.ts';
 import { Tpm } from '../../src/tpm2/client.ts';
 import { TPM_CC, TPM_EO } from '../../src/tpm2/constants.ts';
 import { parsePcrSelection, withPcr } from '../../src/tpm2/pcr-selection.ts';
@@ -588,7 +588,7 @@ async function keylessWrites(tpm: Swtpm, dir: string, state: string, where: stri
   }), /^PolicyNV\(header\): .*TPM_RC_POLICY \[0x126\]/, 'v2 signed for 3 slots, with its 3-slot header, on a 2-slot index');
 }
 
-test('the boot\'s read and cap: 11 TPM commands on one connection (banks asked once, NV_Read ends the session, no PolicyGetDigest with one approval); nothing stays loaded', () => withTpm(async (tpm, _dir, state) => {
+test('the boot\'s read and cap: 10 TPM commands on one connection (banks never asked, NV_Read ends the session, no PolicyGetDigest with one approval, the cap one PCR_Event); nothing stays loaded', () => withTpm(async (tpm, _dir, state) => {
   bootInto(tpm, 'trusted');
   trustedProvision(tpm, state);
   const client = await Tpm.open(tpm.tcti);
@@ -604,11 +604,76 @@ test('the boot\'s read and cap: 11 TPM commands on one connection (banks asked o
   await capPcr({ tcti: tpm.tcti }, held);
   assert.is(held.tpm, undefined, 'the cap closed it');
   assert.equal(members(set).map((entry) => formatDigest(entry.digest)), [D1]);
-  assert.equal(commands, ['NV_ReadPublic', 'GetCapability', 'StartAuthSession', 'PolicyPCR', 'PolicyCommandCode', 'LoadExternal',
-    'VerifySignature', 'FlushContext', 'PolicyAuthorize', 'NV_Read', 'PCR_Extend'].map((name) => `TPM2_${name}`));
+  assert.equal(commands, ['NV_ReadPublic', 'StartAuthSession', 'PolicyPCR', 'PolicyCommandCode', 'LoadExternal',
+    'VerifySignature', 'FlushContext', 'PolicyAuthorize', 'NV_Read', 'PCR_Event'].map((name) => `TPM2_${name}`));
   assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-loaded-session']).trim(), '', 'no session left loaded');
   assert.is(check('tpm2_getcap', ['-T', tpm.tcti, 'handles-transient']).trim(), '', 'no object left loaded');
   assert.is(tpm2PcrRead(tpm.tcti, 'sha256:15').get('sha256:15'), cappedValue('sha256', ZERO).toString('hex'));
+}));
+
+test('the cap is one TPM2_PCR_Event: PCR 15 in every allocated bank becomes cappedValue(bank, before), also after a reallocation; a selected bank left unallocated is named once no approval matched', () => withTpm(async (tpm, _dir, state) => {
+  bootInto(tpm, 'trusted');
+  trustedProvision(tpm, state);
+  const banks = ['sha1', 'sha256', 'sha384', 'sha512'] as const;
+  const pcr15 = (list: readonly string[]) => list.map((bank) => `${bank}:15`).join('+');
+  const lines: string[] = [];
+  const log = { info: (line: string) => lines.push(line), notice: () => {}, warn: () => {}, error: () => {} };
+  // PCR 15 holds something else than its reset value in each bank before the cap (extended by tpm2-tools).
+  check('tpm2_pcrextend', ['-T', tpm.tcti, `15:${banks.map((bank, i) => `${bank}=${'3c'.repeat([20, 32, 48, 64][i]!)}`).join(',')}`]);
+  const before = tpm2PcrRead(tpm.tcti, pcr15(banks));
+  assert.is(before.size, 4);
+  await capPcr({ tcti: tpm.tcti, log });
+  const capped = tpm2PcrRead(tpm.tcti, pcr15(banks));
+  for (const bank of banks) {
+    assert.is(capped.get(`${bank}:15`), cappedValue(bank, Buffer.from(before.get(`${bank}:15`)!, 'hex')).toString('hex'), bank);
+  }
+  await capPcr({ tcti: tpm.tcti, event: 'boot-failed', log });
+  const failed = tpm2PcrRead(tpm.tcti, pcr15(banks));
+  for (const bank of banks) {
+    const expected = createHash(bank).update(Buffer.from(capped.get(`${bank}:15`)!, 'hex')).update(capEventDigest(bank, BOOT_FAILED_EVENT)).digest('hex');
+    assert.is(failed.get(`${bank}:15`), expected, `boot failed, ${bank}`);
+  }
+  assert.equal(lines, [
+    'tpm: capped PCR 15 in every allocated bank (TPM2_PCR_Event digests: sha1, sha256, sha384, sha512)',
+    'tpm: boot failed: recorded in PCR 15 in every allocated bank (TPM2_PCR_Event digests: sha1, sha256, sha384, sha512)',
+  ]);
+
+  // sha1 and sha512 deallocated: the TPM still returns a digest per hash it implements, and extends the banks it has.
+  check('tpm2_pcrallocate', ['-T', tpm.tcti, 'sha1:none+sha256:all+sha384:all+sha512:none']);
+  await reboot(tpm, 'trusted');
+  const recording = async () => {
+    const client = await Tpm.open(tpm.tcti);
+    const commands: string[] = [];
+    const transmit = client.transport.transmit.bind(client.transport);
+    client.transport.transmit = async (frame: Buffer) => {
+      commands.push(commandName(frame.readUInt32BE(6)).slice(5));
+      return transmit(frame);
+    };
+    return { held: { tpm: client } as HeldConnection, commands };
+  };
+  const boot = await recording();
+  const set = await readTrust({ tcti: tpm.tcti, pcrs: PCRS, stateDir: state, policyKeyPath: PUB }, boot.held);
+  assert.equal(members(set).map((entry) => formatDigest(entry.digest)), [D1]);
+  lines.length = 0;
+  await capPcr({ tcti: tpm.tcti, log }, boot.held);
+  assert.not.ok(boot.commands.includes('GetCapability'), boot.commands.join(' '));
+  assert.is(boot.commands.at(-1), 'PCR_Event');
+  assert.equal(lines, ['tpm: capped PCR 15 in every allocated bank (TPM2_PCR_Event digests: sha1, sha256, sha384, sha512)']);
+  const reallocated = tpm2PcrRead(tpm.tcti, pcr15(banks));
+  assert.equal([...reallocated.keys()], ['sha256:15', 'sha384:15']);
+  assert.is(reallocated.get('sha256:15'), cappedValue('sha256', Buffer.alloc(32)).toString('hex'));
+  assert.is(reallocated.get('sha384:15'), cappedValue('sha384', Buffer.alloc(48)).toString('hex'));
+
+  // A selection naming the deallocated sha1 bank: no approval matches, then (only then) the banks are asked.
+  const unallocated = await recording();
+  const error = await readTrust({ tcti: tpm.tcti, pcrs: 'sha1:8', stateDir: state, policyKeyPath: PUB }, unallocated.held).then(() => undefined, (caught: unknown) => caught);
+  await unallocated.held.tpm?.close();
+  assert.instance(error, StepError);
+  assert.instance((error as StepError).cause, PolicyError);
+  assert.is((error as Error).message, 'tpm: cannot read the trusted set: PCR bank sha1 is not allocated on this TPM (allocated: sha256, sha384)');
+  assert.is(unallocated.commands.filter((name) => name === 'GetCapability').length, 1, unallocated.commands.join(' '));
+  assert.is(unallocated.commands.at(-1), 'GetCapability', unallocated.commands.join(' '));
+  assert.ok(unallocated.commands.includes('PolicyGetDigest'), unallocated.commands.join(' '));
 }));
 
 test('the boot\'s read and cap load no node:crypto (a child process reading and capping against swtpm)', () => withTpm(async (tpm, _dir, state) => {

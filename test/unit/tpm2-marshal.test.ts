@@ -3,6 +3,8 @@
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { CAP_EVENT } from '../../src/tpm2/approved-policy.ts';
+import { MAX_EVENT_SIZE, Tpm } from '../../src/tpm2/client.ts';
 import { TPM_ALG, TPM_CAP_PCRS, TPM_CC, TPM_RH_OWNER } from '../../src/tpm2/constants.ts';
 import { buildCommand, parseResponse, passwordSession } from '../../src/tpm2/frame.ts';
 import { Reader, TpmFormatError, Writer } from '../../src/tpm2/marshal.ts';
@@ -24,6 +26,14 @@ const PCR_READ_16_RESPONSE = `80010000003e00000000000000140000 0001000b030000010
 // tpm2_pcrextend 16:sha256=11..11 (password session, empty auth)
 const PCR_EXTEND = `80020000004100000182000000100000000940000009000000000000000001000b${'11'.repeat(32)}`;
 const PCR_EXTEND_RESPONSE = '80020000001300000000000000000000010000';
+// tpm2_pcrevent 16 <file holding CAP_EVENT> (tpm2-tools 5.4, swtpm): its parameter area (TPM2B_EVENT; tpm2-tools
+// authorizes with an HMAC session, sealroot with the password session) and the response's parameters
+// (parameterSize, TPML_DIGEST_VALUES: sha1, sha256, sha384, sha512 of the event).
+const PCR_EVENT_PARAMETERS = `0025${CAP_EVENT.toString('hex')}`;
+const PCR_EVENT_RESPONSE_PARAMETERS = '000000b000000004000486a01dfc200c6bf6572072e3a8723f137f039e58000b10b1ae9557cdaf6efd0558ba3e5615f1'
+  + 'ef958c3f6d04b7599d657e98662a9919000c9177bc1f37cf40b6a2bfd3019bdda71389bcc1c9487e9f050286f0aeccfce8b6953e0856'
+  + 'beaab9b3c79e4f88a570d04a000d74b228cc9c0799a57decf89113a3f518d9b9b00609102ebefa34995a4452b05b9c88fe8256f5c381'
+  + 'f80e22ca0b575a7b468cac356bc907b87b0df4772b5f2452';
 // tpm2_nvreadpublic 0x01000e01 of an index sealroot provisioned with keys/test-policy-key.pem: the TPM computed the name.
 const NV_READ_PUBLIC = '80010000000e0000016901000e01';
 const NV_READ_PUBLIC_RESPONSE = '80010000005e00000000002e01000e01000b200810080020c3a19e2fe727c34aa36c8ea7aa81510a0f06b6f67c914c7c839567ee82580c6400200022000bce0060d1b944af1645fd567c49d65b5e9c96c093301d38d56a7c28e7952de71c';
@@ -65,6 +75,89 @@ test('PCR_Extend with the password session equals tpm2_pcrextend\'s frame; its r
   const response = parseResponse(hex(PCR_EXTEND_RESPONSE), 0);
   assert.is(response.rc, 0);
   assert.is(response.parameters.length, 0);
+});
+
+/** A response frame with sessions: parameterSize, the parameters, the password session's response (continueSession). */
+function sessionResponse(parameters: Buffer): Buffer {
+  const rest = new Writer().u32(parameters.length).bytes(parameters).sized(Buffer.alloc(0)).u8(1).sized(Buffer.alloc(0)).finish();
+  return new Writer().u16(0x8002).u32(10 + rest.length).u32(0).bytes(rest).finish();
+}
+
+/** TPML_DIGEST_VALUES: count, then (hashAlg, digest) as given. */
+function digestValues(entries: [number, Buffer][]): Buffer {
+  const writer = new Writer().u32(entries.length);
+  for (const [alg, digest] of entries) writer.u16(alg).bytes(digest);
+  return writer.finish();
+}
+
+/** A Tpm whose transport answers `respond` (no TPM behind it): the frames it was sent are kept. */
+async function fakeTpm(respond: (frame: Buffer) => Buffer): Promise<{ tpm: Tpm; sent: Buffer[] }> {
+  const tpm = await Tpm.open('device:/dev/null');
+  const sent: Buffer[] = [];
+  tpm.transport.transmit = async (frame: Buffer) => {
+    sent.push(frame);
+    return respond(frame);
+  };
+  return { tpm, sent };
+}
+
+async function refusal(promise: Promise<unknown>): Promise<Error> {
+  return promise.then(() => assert.unreachable('accepted'), (error: unknown) => error as Error) as Promise<Error>;
+}
+
+test('PCR_Event: the password-session frame with tpm2_pcrevent\'s TPM2B_EVENT; swtpm\'s TPML_DIGEST_VALUES parses', async () => {
+  const captured = hex(PCR_EVENT_RESPONSE_PARAMETERS);
+  assert.is(captured.readUInt32BE(0), captured.length - 4);
+  const { tpm, sent } = await fakeTpm(() => sessionResponse(captured.subarray(4)));
+  try {
+    const digests = await tpm.pcrEvent(16, CAP_EVENT);
+    // TPM_ST_SESSIONS, 66 bytes, TPM_CC_PCR_Event; handle PCR 16; the empty password session (9 bytes); the event.
+    assert.equal(sent.map((frame) => frame.toString('hex')), [`8002000000420000013c0000001000000009400000090000000000${PCR_EVENT_PARAMETERS}`]);
+    assert.equal(digests.map((entry) => [entry.bank, entry.digest.length]), [['sha1', 20], ['sha256', 32], ['sha384', 48], ['sha512', 64]]);
+    assert.is(digests[1]!.digest.toString('hex'), '10b1ae9557cdaf6efd0558ba3e5615f1ef958c3f6d04b7599d657e98662a9919');
+  } finally {
+    await tpm.close();
+  }
+});
+
+test('PCR_Event: refuses event data over 1024 bytes before sending, and a response that is truncated, too long or unparseable', async () => {
+  const sha256 = Buffer.alloc(32, 0x5a);
+  let answer = sessionResponse(digestValues([[TPM_ALG.SHA256, sha256]]));
+  const { tpm, sent } = await fakeTpm(() => answer);
+  try {
+    assert.is(MAX_EVENT_SIZE, 1024);
+    const oversize = await refusal(tpm.pcrEvent(15, Buffer.alloc(1025)));
+    assert.instance(oversize, TpmFormatError);
+    assert.match(oversize.message, /PCR_Event data of 1025 bytes \(a TPM2B_EVENT holds at most 1024\)/);
+    assert.is(sent.length, 0, 'nothing sent');
+    assert.equal(await tpm.pcrEvent(15, Buffer.alloc(1024)), [{ bank: 'sha256', digest: sha256 }]);
+    assert.is(sent.length, 1);
+    assert.is(sent[0]!.readUInt16BE(27), 1024);
+
+    const refused = async (parameters: Buffer, pattern: RegExp, what: string) => {
+      answer = sessionResponse(parameters);
+      const error = await refusal(tpm.pcrEvent(15, CAP_EVENT));
+      assert.instance(error, TpmFormatError, what);
+      assert.match(error.message, pattern, what);
+    };
+    const full = digestValues([[TPM_ALG.SHA1, Buffer.alloc(20, 1)], [TPM_ALG.SHA256, sha256]]);
+    await refused(full.subarray(0, full.length - 1), /^TPM2_PCR_Event response truncated: need 32 bytes at offset 28 of 59$/, 'a digest one byte short');
+    await refused(full.subarray(0, 28), /truncated/, 'the second entry cut after its hashAlg');
+    await refused(Buffer.concat([full, Buffer.of(0)]), /^TPM2_PCR_Event response: 1 unexpected trailing bytes$/, 'one byte more');
+    await refused(digestValues([[TPM_ALG.SHA256, sha256]]).fill(0xff, 0, 4), /TPML_DIGEST_VALUES with 4294967295 entries/, 'a huge count');
+    await refused(digestValues([]), /PCR_Event returned no digest/, 'no digest');
+    await refused(digestValues([[0x0099, sha256]]), /names hash algorithm 0x99, whose digest size sealroot does not know/, 'an algorithm of unknown size');
+    await refused(digestValues([[TPM_ALG.SHA256, sha256], [TPM_ALG.SHA256, sha256]]), /names sha256 twice/, 'an algorithm twice');
+    // The frame itself cut short: its size field no longer matches.
+    answer = sessionResponse(full).subarray(0, -1);
+    assert.match((await refusal(tpm.pcrEvent(15, CAP_EVENT))).message, /TPM response size field 79 but 78 bytes received/);
+
+    // A hash with no bank name here, of a size the TCG registry gives (SHA3-256: 0x0027): kept as its id.
+    answer = sessionResponse(digestValues([[0x0027, Buffer.alloc(32, 3)], [TPM_ALG.SHA256, sha256]]));
+    assert.equal(await tpm.pcrEvent(15, CAP_EVENT), [{ bank: 0x27, digest: Buffer.alloc(32, 3) }, { bank: 'sha256', digest: sha256 }]);
+  } finally {
+    await tpm.close();
+  }
 });
 
 test('NV_ReadPublic: the public area sealroot expects has exactly the name the TPM computed', () => {

@@ -6,12 +6,14 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { addApprovals, MAX_APPROVALS_BYTES, parseApprovals, readApprovals, serializeApprovals } from '../../src/tpm2/approvals.ts';
-import { TPM_CC } from '../../src/tpm2/constants.ts';
+import { TPM_ALG, TPM_CC } from '../../src/tpm2/constants.ts';
 import { parseCapPcr, parseNvIndex, parsePcrValues } from '../../src/tpm2/options.ts';
 import { formatPcrSelection, marshalPcrSelection, parsePcrSelection, selectionOrder, withPcr } from '../../src/tpm2/pcr-selection.ts';
 import { approvalDigest, commandParametersHash, policyAuthorize, policyCommandCode, policyPcr, policySigned, policySignedDigest, ZERO_POLICY } from '../../src/tpm2/policy.ts';
 import { loadPolicyKey, loadSigner, policyKeyFromObject, signerFromObject, verifyRaw } from '../../src/tpm2/policy-key.ts';
-import { cappedValue, CAP_EVENT, makeReadApproval, pcrCommandPolicy } from '../../src/tpm2/approved-policy.ts';
+import { BOOT_FAILED_EVENT, cappedValue, CAP_EVENT, extendCap, makeReadApproval, pcrCommandPolicy, PolicyError } from '../../src/tpm2/approved-policy.ts';
+import { Tpm } from '../../src/tpm2/client.ts';
+import { Writer } from '../../src/tpm2/marshal.ts';
 import { PROVISION_REF, TRUST_POLICY_REF as POLICY_REF } from '../../src/trust/policies.ts';
 import { parseTcti } from '../../src/tpm2/transport.ts';
 
@@ -148,6 +150,52 @@ test('the approvals file: round trip, strict parsing, exact duplicates dropped, 
     assert.throws(() => readApprovals(dir), /unusable state file: is 1048577 bytes, over the limit of 1048576/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A Tpm whose transport answers every command with PCR_Event's response holding `entries` (no TPM behind it). */
+async function pcrEventTpm(entries: () => [number, Buffer][]): Promise<{ tpm: Tpm; sent: Buffer[] }> {
+  const tpm = await Tpm.open('device:/dev/null');
+  const sent: Buffer[] = [];
+  tpm.transport.transmit = async (frame: Buffer) => {
+    sent.push(frame);
+    const list = new Writer().u32(entries().length);
+    for (const [alg, digest] of entries()) list.u16(alg).bytes(digest);
+    const parameters = list.finish();
+    const rest = new Writer().u32(parameters.length).bytes(parameters).u16(0).u8(1).u16(0).finish();
+    return new Writer().u16(0x8002).u32(10 + rest.length).u32(0).bytes(rest).finish();
+  };
+  return { tpm, sent };
+}
+
+test('extendCap: one TPM2_PCR_Event; the TPM\'s digest for each bank sealroot can hash must be the event\'s (what cappedValue assumes)', async () => {
+  const algs = [['sha1', TPM_ALG.SHA1], ['sha256', TPM_ALG.SHA256], ['sha384', TPM_ALG.SHA384], ['sha512', TPM_ALG.SHA512]] as const;
+  const honest = (event: Buffer): [number, Buffer][] => [...algs.map(([name, alg]): [number, Buffer] => [alg, createHash(name).update(event).digest()]), [0x0027, Buffer.alloc(32, 7)]];
+  let answer = honest(CAP_EVENT);
+  const { tpm, sent } = await pcrEventTpm(() => answer);
+  try {
+    assert.equal(await extendCap(tpm, 15), ['sha1', 'sha256', 'sha384', 'sha512', '0x27']);
+    assert.equal(sent.map((frame) => frame.readUInt32BE(6)), [TPM_CC.PCR_Event], 'one command, no GetCapability');
+    assert.is(sent[0]!.readUInt32BE(10), 15);
+    assert.equal(sent[0]!.subarray(29), CAP_EVENT);
+    // The extend H(old || H(event)) in each bank is cappedValue's.
+    const old = Buffer.alloc(32, 9);
+    assert.equal(cappedValue('sha256', old), sha256(old, answer[1]![1]));
+
+    answer = honest(BOOT_FAILED_EVENT);
+    assert.equal(await extendCap(tpm, 15, BOOT_FAILED_EVENT), ['sha1', 'sha256', 'sha384', 'sha512', '0x27']);
+    assert.equal(sent[1]!.subarray(29), BOOT_FAILED_EVENT);
+    // The cap event's digests answered for the boot-failed event, and one wrong bank among right ones.
+    answer = honest(CAP_EVENT);
+    const swapped = await extendCap(tpm, 15, BOOT_FAILED_EVENT).then(() => undefined, (error: unknown) => error);
+    assert.instance(swapped, PolicyError);
+    assert.match((swapped as Error).message, /^PCR 15, bank sha1: TPM2_PCR_Event hashed the event to 86a01dfc[0-9a-f]{32}, not [0-9a-f]{40}$/);
+    answer = honest(CAP_EVENT).map(([alg, digest]) => [alg, alg === TPM_ALG.SHA384 ? Buffer.alloc(48) : digest]);
+    const wrong = await extendCap(tpm, 15).then(() => undefined, (error: unknown) => error);
+    assert.instance(wrong, PolicyError);
+    assert.match((wrong as Error).message, /^PCR 15, bank sha384: TPM2_PCR_Event hashed the event to 0{96}, not [0-9a-f]{96}$/);
+  } finally {
+    await tpm.close();
   }
 });
 
