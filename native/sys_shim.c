@@ -7,6 +7,10 @@
  *     args: number | bigint | string (passed as a NUL-terminated copy) |
  *           Buffer / TypedArray / ArrayBuffer (passed as a pointer to its bytes) | null/undefined (0)
  *     on failure throws an Error with .errno (positive number) and .nr
+ *   syscallOrErrno(nr, ...args) -> number
+ *                                     the same, but a failure returns -errno instead of throwing: for the failures a
+ *                                     boot expects (a file that may be absent, a directory that may exist), where
+ *                                     the exception's cost is ms under QEMU TCG
  *   addressOf(buffer) -> bigint       address of a buffer's bytes, for structs that hold pointers
  *                                     (the caller keeps the buffer alive across the syscall)
  *   mapping(address, length) -> ArrayBuffer
@@ -112,7 +116,7 @@ static int to_word(napi_env env, napi_value v, uintptr_t *out, char **owned) {
   }
 }
 
-static napi_value js_syscall(napi_env env, napi_callback_info info) {
+static napi_value call_syscall(napi_env env, napi_callback_info info, int throw_on_failure) {
   size_t argc = MAX_ARGS + 1;
   napi_value argv[MAX_ARGS + 1];
   uintptr_t words[MAX_ARGS] = {0};
@@ -134,10 +138,18 @@ static napi_value js_syscall(napi_env env, napi_callback_info info) {
   long rc = syscall(nr, words[0], words[1], words[2], words[3], words[4], words[5]);
   int err = errno;
   for (size_t j = 0; j < MAX_ARGS; j++) free(owned[j]);
-  if (rc == -1) return throw_errno(env, nr, err);
+  if (rc == -1 && throw_on_failure) return throw_errno(env, nr, err);
   napi_value result;
-  napi_create_int64(env, rc, &result);
+  napi_create_int64(env, rc == -1 ? -(int64_t)err : rc, &result);
   return result;
+}
+
+static napi_value js_syscall(napi_env env, napi_callback_info info) {
+  return call_syscall(env, info, 1);
+}
+
+static napi_value js_syscall_or_errno(napi_env env, napi_callback_info info) {
+  return call_syscall(env, info, 0);
 }
 
 static napi_value js_address_of(napi_env env, napi_callback_info info) {
@@ -647,6 +659,8 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "syscall", NAPI_AUTO_LENGTH, js_syscall, NULL, &fn);
   napi_set_named_property(env, exports, "syscall", fn);
+  napi_create_function(env, "syscallOrErrno", NAPI_AUTO_LENGTH, js_syscall_or_errno, NULL, &fn);
+  napi_set_named_property(env, exports, "syscallOrErrno", fn);
   napi_create_function(env, "addressOf", NAPI_AUTO_LENGTH, js_address_of, NULL, &fn);
   napi_set_named_property(env, exports, "addressOf", fn);
   napi_create_function(env, "mapping", NAPI_AUTO_LENGTH, js_mapping, NULL, &fn);

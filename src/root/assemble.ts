@@ -14,7 +14,7 @@ import {
   MNT_DETACH, MOUNT_ATTR_RDONLY, mount, moveMountPath, moveMountTo, moveMountToFd, mountSetattrTree, openTreeClone, openTreeCloneFd, umount2,
 } from '../sys/mountapi.ts';
 import { ConfinedRoot, fdPath, UntrustedPathError } from '../sys/confined-root.ts';
-import { AT_FDCWD, mkdirAt, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../sys/files.ts';
+import { AT_FDCWD, makeDirAt, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../sys/files.ts';
 import { openAt2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV } from '../sys/openat2.ts';
 import { encodeBootedMetadata, type BootedValue } from './ostree-booted.ts';
 import { writeOstreeRunState } from './ostree-run.ts';
@@ -139,9 +139,9 @@ function bindStaterootVar(source: string, physicalRoot: string, sysrootTarget: s
 function subdirBeneath(dirFd: number, name: string, shown: string): number {
   const resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
   try {
-    mkdirAt(dirFd, name, 0o700);
+    makeDirAt(dirFd, name, 0o700);
   } catch (error) {
-    if (!(error instanceof SysError && error.code === 'EEXIST')) throw new Error(`${shown}: cannot create: ${oneLine(error)}`);
+    throw new Error(`${shown}: cannot create: ${oneLine(error)}`);
   }
   try {
     return openAt2(dirFd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, resolve);

@@ -83,8 +83,11 @@ export function cgroupHeadroom(cgroupRoot = '/sys/fs/cgroup', selfCgroup = '/pro
   let headroom: number | undefined;
   for (let dir = where.path; ; dir = path.posix.dirname(dir)) {
     const read = (name: string): string | undefined => {
+      const file = path.join(base, dir, name);
+      // Asked first: a missing file's exception costs ms of a boot under QEMU TCG, and the root has none.
+      if (!fs.existsSync(file)) return undefined;
       try {
-        return fs.readFileSync(path.join(base, dir, name), 'utf8').trim();
+        return fs.readFileSync(file, 'utf8').trim();
       } catch {
         return undefined; // the root cgroup has no memory.max; a controller not enabled has none either
       }

@@ -45,6 +45,8 @@ export interface NativeCrypto {
 
 interface Shim {
   syscall(nr: number, ...args: SyscallArg[]): number;
+  /** Absent from a shim built before it existed. */
+  syscallOrErrno?(nr: number, ...args: SyscallArg[]): number;
   addressOf(buffer: ArrayBufferView | ArrayBuffer): bigint;
   mapping(address: number, length: number): ArrayBuffer;
   /** Absent from a shim built before they existed. */
@@ -237,6 +239,31 @@ export function syscall(name: SyscallName, args: readonly SyscallArg[], path?: s
   } catch (error) {
     if (isShimError(error)) throw new SysError(name, error.errno, path);
     throw error;
+  }
+}
+
+const EINTR = 4;
+
+/**
+ * A system call whose failure the caller expects (a file that may be absent, a directory that may exist): its
+ * result, or -errno, without an exception (each one costs ms of a boot under QEMU TCG). Retried on EINTR.
+ */
+export function syscallOrErrno(name: SyscallName, args: readonly SyscallArg[]): number {
+  const nr = syscallNumber(name);
+  const loaded = shim();
+  for (;;) {
+    let result: number;
+    if (loaded.syscallOrErrno !== undefined) {
+      result = loaded.syscallOrErrno(nr, ...args);
+    } else {
+      try {
+        result = loaded.syscall(nr, ...args);
+      } catch (error) {
+        if (!isShimError(error)) throw error;
+        result = -error.errno;
+      }
+    }
+    if (result !== -EINTR) return result;
   }
 }
 

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { SysError } from '../errors.ts';
 import { ConfinedRoot, fdPath, fileKind, UntrustedPathError } from './confined-root.ts';
-import { AT_FDCWD, O_NOFOLLOW, O_PATH, O_RDONLY, openAt } from './files.ts';
+import { AT_FDCWD, isAbsentAt, O_NOFOLLOW, O_PATH, O_RDONLY, openAt } from './files.ts';
 import { closeFd, readFully } from './io.ts';
 
 export { UntrustedPathError } from './confined-root.ts';
@@ -113,6 +113,12 @@ export function readUntrustedText(file: string, options: UntrustedReadOptions): 
 
 /** readUntrustedText, or undefined when the file does not exist. */
 export function readUntrustedTextIfExists(file: string, options: UntrustedReadOptions): string | undefined {
+  // A file of the initramfs that is usually absent (setup-root-conf.toml, prepare-root.conf) is asked without an
+  // exception first (each costs ms of a boot under QEMU TCG); one that exists, and any file under the physical
+  // root, is read the usual way (a file removed in between is still "missing" below, any other failure of the
+  // probe is reported there).
+  const unconfined = options.under === null || (options.under === undefined && ConfinedRoot.containing(file) === undefined);
+  if (unconfined && isAbsentAt(AT_FDCWD, file, options.followLast === true ? 0 : O_NOFOLLOW)) return undefined;
   try {
     return readUntrustedText(file, options);
   } catch (error) {

@@ -1,9 +1,14 @@
 // The syscall layer against the host kernel: memfd sealing and loop devices.
 import * as fs from 'node:fs';
+import * as inspector from 'node:inspector';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SysError } from '../../src/errors.ts';
-import { AT_FDCWD, O_RDONLY, openAt } from '../../src/sys/files.ts';
+import { AT_FDCWD, ENOENT, isAbsentAt, makeDirAt, O_DIRECTORY, O_PATH, O_RDONLY, openAt } from '../../src/sys/files.ts';
+import { syscallOrErrno } from '../../src/sys/native.ts';
+import { measureVerity } from '../../src/sys/verity.ts';
 import { closeFd, preadFully, writeFully } from '../../src/sys/io.ts';
 import {
   LO_FLAGS_AUTOCLEAR, LO_FLAGS_READ_ONLY, loopClear, loopConfigure, loopGetFree, loopGetStatus,
@@ -79,6 +84,47 @@ test('a loop device attaches read-only to a sealed memfd, serves its bytes, and 
 test('opening a missing device fails with a SysError naming openat, the path and ENOENT', () => {
   assert.throws(() => loopGetFree('/nonexistent/loop-control'), (e: unknown) =>
     e instanceof SysError && e.syscall === 'openat' && e.code === 'ENOENT' && e.path === '/nonexistent/loop-control');
+});
+
+test('expected failures without an exception: -errno from syscallOrErrno, makeDirAt, isAbsentAt, measureVerity', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-errno-'));
+  const thrown: string[] = [];
+  const session = new inspector.Session();
+  session.connect();
+  session.on('Debugger.paused', (message) => {
+    thrown.push(String((message.params.data as { description?: string } | undefined)?.description).split('\n')[0]!);
+    session.post('Debugger.resume');
+  });
+  session.post('Debugger.enable');
+  session.post('Debugger.setPauseOnExceptions', { state: 'all' });
+  let results: unknown[];
+  try {
+    const dirFd = openAt(AT_FDCWD, dir, O_PATH | O_DIRECTORY);
+    try {
+      fs.writeFileSync(path.join(dir, 'file'), 'x');
+      const fd = openAt(AT_FDCWD, path.join(dir, 'file'), O_RDONLY);
+      try {
+        results = [
+          syscallOrErrno('openat', [AT_FDCWD, path.join(dir, 'missing'), O_PATH, 0]), makeDirAt(dirFd, 'made'), makeDirAt(dirFd, 'made'),
+          isAbsentAt(dirFd, 'missing', 0), isAbsentAt(dirFd, 'made', 0), isAbsentAt(dirFd, 'file/x', 0), measureVerity(fd),
+        ];
+      } finally {
+        closeFd(fd);
+      }
+    } finally {
+      closeFd(dirFd);
+    }
+  } finally {
+    session.post('Debugger.setPauseOnExceptions', { state: 'none' });
+    session.disconnect();
+  }
+  // The host's filesystems here have no fs-verity: the file measures as undefined.
+  assert.equal(results, [-ENOENT, 'made', 'exists', true, false, false, undefined]);
+  assert.equal(thrown, [], 'no exception was thrown, caught or not');
+  // Other failures still throw a SysError naming the call and the path.
+  assert.throws(() => makeDirAt(AT_FDCWD, path.join(dir, 'file/x')), (e: unknown) => e instanceof SysError && e.syscall === 'mkdirat' && e.code === 'ENOTDIR');
+  assert.ok(fs.statSync(path.join(dir, 'made')).isDirectory());
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test.run();

@@ -1,6 +1,7 @@
 // src/sys/untrusted-file.ts: regular files only, checked on the fd before a byte is read; bounded; growth noticed.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as inspector from 'node:inspector';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -67,6 +68,35 @@ test('under a registered root, a path is resolved inside it: a symlinked parent 
   } finally {
     confined.close();
   }
+});
+
+test('a file that may be absent: undefined without an exception when it is, read or refused as usual when it is not', () => {
+  const thrown: string[] = [];
+  const session = new inspector.Session();
+  session.connect();
+  session.on('Debugger.paused', (message) => {
+    thrown.push(String((message.params.data as { description?: string } | undefined)?.description).split('\n')[0]!);
+    session.post('Debugger.resume');
+  });
+  session.post('Debugger.enable');
+  session.post('Debugger.setPauseOnExceptions', { state: 'all' });
+  try {
+    // Absent (also through a dangling symlink that is followed): no exception at all, caught or not.
+    fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'dangling'));
+    assert.is(readUntrustedTextIfExists(path.join(dir, 'absent.toml'), { maxBytes: 10, under: null, followLast: true }), undefined);
+    assert.is(readUntrustedTextIfExists(path.join(dir, 'dangling'), { maxBytes: 10, under: null, followLast: true }), undefined);
+    assert.equal(thrown, []);
+  } finally {
+    session.post('Debugger.setPauseOnExceptions', { state: 'none' });
+    session.disconnect();
+  }
+  fs.writeFileSync(path.join(dir, 'present.toml'), 'x = 1\n');
+  assert.is(readUntrustedTextIfExists(path.join(dir, 'present.toml'), { maxBytes: 10, under: null, followLast: true }), 'x = 1\n');
+  // Not followed: the symlink itself is there, and refused as before.
+  assert.throws(() => readUntrustedTextIfExists(path.join(dir, 'dangling'), { maxBytes: 10, under: null }), refused('not-regular', /symbolic link/));
+  assert.throws(() => readUntrustedTextIfExists(path.join(dir, 'present.toml'), { maxBytes: 3, under: null, followLast: true }), refused('too-large', /over the limit/));
+  // A path through a file: not "absent" (ENOTDIR), refused with its reason.
+  assert.throws(() => readUntrustedTextIfExists(path.join(dir, 'present.toml/x'), { maxBytes: 10, under: null, followLast: true }), refused('unreadable', /ENOTDIR/));
 });
 
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
