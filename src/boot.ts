@@ -5,7 +5,8 @@
 //   trusted digest (TPM; PCR capped right after, on every path; when composefs= names the digest, the image is
 //   copied into a sealed memfd and hashed meanwhile) -> membership and signed size -> EROFS validated (unsigned
 //   digests, or when asked) while the other threads hash it -> fs-verity digest checked -> composefs mounted
-//   (verity=require) -> new root assembled and put at /sysroot ->
+//   (verity=require) -> new root assembled and put at /sysroot (these two steps holding the CPU, so that PID 1 reads
+//   the mount table once: ./boot/mount-priority.ts) ->
 //   hand over (exit 0 for dracut/systemd; as PID 1 with --switch-root: switch root and exec init).
 //
 // The step implementations are passed in (BootSteps) so the host tests can run this sequence without a TPM;
@@ -19,6 +20,7 @@ import type { DigestContext, TrustedCandidate } from './boot/trust-source.ts';
 import { chooseInit, switchRoot } from './boot/handover.ts';
 import { mountKernelFilesystems } from './boot/kernel-fs.ts';
 import { isMountPoint } from './boot/mountinfo.ts';
+import { holdCpuForMounts } from './boot/mount-priority.ts';
 import { mountPhysicalRoot } from './boot/physical-root.ts';
 import { oneLine, StepError, SysError } from './errors.ts';
 import type { ImageSummary } from './erofs/validate.ts';
@@ -225,6 +227,8 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
   // A stop signal stops it too.
   stop?.aborted.catch((reason: unknown) => copyStop.abort(reason));
   const objectFds: number[] = [];
+  // The mount steps' hold on the CPU (./boot/mount-priority.ts), given back after them or on a failure.
+  let releaseCpu: (() => void) | undefined;
   const capContext = (): DigestContext => digestContext ?? { config: configRead ?? parseBootConfig(''), cmdline: parseCmdline(''), log };
   const cap = async (): Promise<void> => {
     if (capped) return;
@@ -329,6 +333,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
     pool = undefined;
     let mounted: MountedComposefs;
     const staging = path.join(runDir, 'sealroot/newroot');
+    releaseCpu = holdCpuForMounts(log);
     try {
       const summary = validation?.value();
 
@@ -360,6 +365,8 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       fs.rmdirSync(staging);
       return found;
     });
+    releaseCpu();
+    releaseCpu = undefined;
 
     await step('stop-hash-workers', () => poolClosed);
     for (const fd of objectFds.splice(0)) closeFd(fd);
@@ -372,6 +379,7 @@ export async function boot(options: BootOptions, steps: BootSteps = defaultBootS
       sysroot, plan, digest, version, loopDevice: mounted.loopDevice, overlayApi: mounted.overlayApi, init, initArgs: cmdline.initArgs, timings,
     };
   } catch (error) {
+    releaseCpu?.();
     // A copy still under way when the boot failed (the TPM refused, a signal): it is stopped, ends with the ranges
     // in flight, and is closed before the image's fd; its own outcome is moot beside the failure reported.
     copyStop.abort(new Error('the boot failed'));

@@ -5,7 +5,8 @@ export type SyscallName =
   | 'unlinkat' | 'fstatfs' | 'chdir' | 'fchdir' | 'chroot' | 'mount' | 'umount2' | 'pivot_root' | 'execve' | 'reboot'
   | 'memfd_create' | 'open_tree' | 'move_mount' | 'fsopen' | 'fsconfig' | 'fsmount' | 'fspick' | 'mount_setattr'
   | 'getpid' | 'sync' | 'lgetxattr' | 'llistxattr' | 'lsetxattr' | 'mknodat' | 'utimensat' | 'syncfs'
-  | 'mmap' | 'munmap' | 'sendfile' | 'ftruncate' | 'openat2' | 'exit_group' | 'getrandom';
+  | 'mmap' | 'munmap' | 'sendfile' | 'ftruncate' | 'openat2' | 'exit_group' | 'getrandom'
+  | 'sched_setscheduler' | 'sched_getscheduler' | 'sched_getparam';
 
 const X86_64: Readonly<Record<SyscallName, number>> = {
   read: 0, write: 1, close: 3, pread64: 17, pwrite64: 18, ioctl: 16, fcntl: 72, openat: 257, mkdirat: 258,
@@ -14,6 +15,7 @@ const X86_64: Readonly<Record<SyscallName, number>> = {
   fsconfig: 431, fsmount: 432, fspick: 433, mount_setattr: 442, getpid: 39, sync: 162,
   lgetxattr: 192, llistxattr: 195, lsetxattr: 189, mknodat: 259, utimensat: 280, syncfs: 306,
   mmap: 9, munmap: 11, sendfile: 40, ftruncate: 77, openat2: 437, exit_group: 231, getrandom: 318,
+  sched_setscheduler: 144, sched_getscheduler: 145, sched_getparam: 143,
 };
 
 const AARCH64: Readonly<Record<SyscallName, number>> = {
@@ -23,6 +25,7 @@ const AARCH64: Readonly<Record<SyscallName, number>> = {
   fsconfig: 431, fsmount: 432, fspick: 433, mount_setattr: 442, getpid: 172, sync: 81,
   lgetxattr: 9, llistxattr: 12, lsetxattr: 6, mknodat: 33, utimensat: 88, syncfs: 267,
   mmap: 222, munmap: 215, sendfile: 71, ftruncate: 46, openat2: 437, exit_group: 94, getrandom: 278,
+  sched_setscheduler: 119, sched_getscheduler: 120, sched_getparam: 121,
 };
 
 export const SYSCALL_TABLES: Readonly<Record<string, Readonly<Record<SyscallName, number>>>> = {
