@@ -1,6 +1,5 @@
 // The syscall layer against the host kernel: memfd sealing and loop devices.
 import * as fs from 'node:fs';
-import * as inspector from 'node:inspector';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -14,6 +13,7 @@ import {
   LO_FLAGS_AUTOCLEAR, LO_FLAGS_READ_ONLY, loopClear, loopConfigure, loopGetFree, loopGetStatus,
 } from '../../src/sys/loop.ts';
 import { addSeals, F_SEAL_WRITE, getSeals, IMAGE_SEALS, memfdCreate, MFD_CLOEXEC } from '../../src/sys/memfd.ts';
+import { exceptionsDuring } from '../helpers/exceptions.ts';
 import { requireRoot } from '../helpers/tools.ts';
 
 function sealedMemfd(content: Buffer): number {
@@ -87,40 +87,30 @@ test('opening a missing device fails with a SysError naming openat, the path and
 });
 
 test('expected failures without an exception: -errno from syscallOrErrno, makeDirAt, isAbsentAt, measureVerity', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-errno-'));
-  const thrown: string[] = [];
-  const session = new inspector.Session();
-  session.connect();
-  session.on('Debugger.paused', (message) => {
-    thrown.push(String((message.params.data as { description?: string } | undefined)?.description).split('\n')[0]!);
-    session.post('Debugger.resume');
-  });
-  session.post('Debugger.enable');
-  session.post('Debugger.setPauseOnExceptions', { state: 'all' });
-  let results: unknown[];
-  try {
-    const dirFd = openAt(AT_FDCWD, dir, O_PATH | O_DIRECTORY);
+  // The detector itself sees an exception that is caught at once.
+  assert.equal(exceptionsDuring(() => {
     try {
-      fs.writeFileSync(path.join(dir, 'file'), 'x');
-      const fd = openAt(AT_FDCWD, path.join(dir, 'file'), O_RDONLY);
-      try {
-        results = [
-          syscallOrErrno('openat', [AT_FDCWD, path.join(dir, 'missing'), O_PATH, 0]), makeDirAt(dirFd, 'made'), makeDirAt(dirFd, 'made'),
-          isAbsentAt(dirFd, 'missing', 0), isAbsentAt(dirFd, 'made', 0), isAbsentAt(dirFd, 'file/x', 0), measureVerity(fd),
-        ];
-      } finally {
-        closeFd(fd);
-      }
-    } finally {
-      closeFd(dirFd);
+      throw new Error('seen');
+    } catch {
+      return 0;
     }
+  }).thrown, ['Error: seen']);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealroot-errno-'));
+  fs.writeFileSync(path.join(dir, 'file'), 'x');
+  const dirFd = openAt(AT_FDCWD, dir, O_PATH | O_DIRECTORY);
+  const fd = openAt(AT_FDCWD, path.join(dir, 'file'), O_RDONLY);
+  try {
+    const { result, thrown } = exceptionsDuring(() => [
+      syscallOrErrno('openat', [AT_FDCWD, path.join(dir, 'missing'), O_PATH, 0]), makeDirAt(dirFd, 'made'), makeDirAt(dirFd, 'made'),
+      isAbsentAt(dirFd, 'missing', 0), isAbsentAt(dirFd, 'made', 0), isAbsentAt(dirFd, 'file/x', 0), measureVerity(fd),
+    ]);
+    // The host's filesystems here have no fs-verity: the file measures as undefined.
+    assert.equal(result, [-ENOENT, 'made', 'exists', true, false, false, undefined]);
+    assert.equal(thrown, [], 'no exception was thrown, caught or not');
   } finally {
-    session.post('Debugger.setPauseOnExceptions', { state: 'none' });
-    session.disconnect();
+    closeFd(fd);
+    closeFd(dirFd);
   }
-  // The host's filesystems here have no fs-verity: the file measures as undefined.
-  assert.equal(results, [-ENOENT, 'made', 'exists', true, false, false, undefined]);
-  assert.equal(thrown, [], 'no exception was thrown, caught or not');
   // Other failures still throw a SysError naming the call and the path.
   assert.throws(() => makeDirAt(AT_FDCWD, path.join(dir, 'file/x')), (e: unknown) => e instanceof SysError && e.syscall === 'mkdirat' && e.code === 'ENOTDIR');
   assert.ok(fs.statSync(path.join(dir, 'made')).isDirectory());
