@@ -108,6 +108,8 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
   let hugetlbFailure: string | undefined;
   if (mode !== 'off') {
     const page = meminfo.hugePageSize;
+    // The pool's nr_hugepages (undefined: figures given by a test); its two other files are what is read back.
+    const poolFile = meminfo.hugePoolFile;
     if (page === 0) {
       hugetlbFailure = 'the kernel has no huge pages (no Hugepagesize in /proc/meminfo)';
     } else {
@@ -122,7 +124,6 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
         try {
           // The figures just read are the pool's state before it grows: its file and free pages are not read again
           // (each read of the pool's and the kernel's figures is several ms of a boot under emulation).
-          const poolFile = meminfo.hugePoolFile;
           const grow = options.growPool ?? ((count: number) => (poolFile === undefined ? growHugePagePool(count)
             : growHugePagePool(count, poolFile, () => readPoolFigures(poolFile), meminfo)));
           const grown = grow(pages);
@@ -134,7 +135,7 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
         } catch (error) {
           hugetlbFailure = `cannot grow the huge page pool: ${error instanceof Error ? error.message : String(error)}`;
         }
-        const release = options.releasePool ?? ((count: number) => releaseHugePages(count, meminfo.hugePoolFile));
+        const release = options.releasePool ?? ((count: number) => releaseHugePages(count, poolFile));
         if (hugetlbFailure !== undefined) {
           release(added);
         } else {
@@ -161,7 +162,6 @@ export function createImageMemfd(size: number, path: string, options: ImageMemor
                 const excess = added - released - Math.ceil(heldBytes / page);
                 if (excess <= 0) return;
                 // The pool's figures only: not the memory cgroup's, which readFigures() walks too (ms under emulation).
-                const poolFile = meminfo.hugePoolFile;
                 const figures = options.figures !== undefined ? options.figures().meminfo : poolFile === undefined ? readMemoryFigures() : readPoolFigures(poolFile);
                 const pages = Math.min(excess, availableHugePages(figures));
                 if (pages <= 0) return;

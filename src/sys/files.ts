@@ -1,6 +1,8 @@
 // Path-based calls relative to a directory fd (openat(2), mkdirat(2), symlinkat(2), unlinkat(2)), chdir/chroot.
 import * as fs from 'node:fs';
 import { SysError } from '../errors.ts';
+import { errnoName } from './errno.ts';
+import { closeFd } from './io.ts';
 import { syscall, syscallOrErrno, syscallRetrying } from './native.ts';
 
 export const AT_FDCWD = -100;
@@ -24,14 +26,10 @@ export function mkdirAt(dirFd: number, path: string, mode = 0o755): void {
   syscall('mkdirat', [dirFd, path, mode], path);
 }
 
-// asm-generic/errno-base.h: the same numbers on x86_64 and aarch64.
-export const ENOENT = 2;
-export const EEXIST = 17;
-
 /** mkdirat(2) where the directory may exist already: 'made' or 'exists' (anything else there is the opener's to refuse). */
 export function makeDirAt(dirFd: number, path: string, mode = 0o755): 'made' | 'exists' {
   const result = syscallOrErrno('mkdirat', [dirFd, path, mode]);
-  if (result === -EEXIST) return 'exists';
+  if (result < 0 && errnoName(-result) === 'EEXIST') return 'exists';
   if (result < 0) throw new SysError('mkdirat', -result, path);
   return 'made';
 }
@@ -39,8 +37,8 @@ export function makeDirAt(dirFd: number, path: string, mode = 0o755): 'made' | '
 /** Whether `path` (relative to dirFd) does not exist: openat(2) O_PATH answers ENOENT (any other failure: false). */
 export function isAbsentAt(dirFd: number, path: string, flags: number): boolean {
   const result = syscallOrErrno('openat', [dirFd, path, flags | O_PATH | O_CLOEXEC, 0]);
-  if (result >= 0) syscall('close', [result]);
-  return result === -ENOENT;
+  if (result >= 0) closeFd(result);
+  return result < 0 && errnoName(-result) === 'ENOENT';
 }
 
 export function symlinkAt(target: string, dirFd: number, path: string): void {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { SysError } from '../errors.ts';
 import { offerExitNow } from '../process-exit.ts';
 import { SYSCALL_TABLES, syscallTable, type SyscallName } from './arch.ts';
+import { errnoName } from './errno.ts';
 
 export type SyscallArg = number | bigint | string | ArrayBufferView | ArrayBuffer | null | undefined;
 
@@ -242,8 +243,6 @@ export function syscall(name: SyscallName, args: readonly SyscallArg[], path?: s
   }
 }
 
-const EINTR = 4;
-
 /**
  * A system call whose failure the caller expects (a file that may be absent, a directory that may exist): its
  * result, or -errno, without an exception (each one costs ms of a boot under QEMU TCG). Retried on EINTR.
@@ -263,7 +262,7 @@ export function syscallOrErrno(name: SyscallName, args: readonly SyscallArg[]): 
         result = -error.errno;
       }
     }
-    if (result !== -EINTR) return result;
+    if (result >= 0 || errnoName(-result) !== 'EINTR') return result;
   }
 }
 

@@ -37,8 +37,13 @@ export class UntrustedFileError extends UntrustedPathError {
   }
 }
 
+/** The root `file` is resolved inside: the one given, or the registered one it lies under; none for `under: null`. */
+function confinementOf(file: string, options: UntrustedReadOptions): ConfinedRoot | undefined {
+  return options.under === null ? undefined : options.under ?? ConfinedRoot.containing(file);
+}
+
 function openPathFd(file: string, options: UntrustedReadOptions): number {
-  const root = options.under === null ? undefined : options.under ?? ConfinedRoot.containing(file);
+  const root = confinementOf(file, options);
   const followLast = options.followLast === true;
   try {
     // Mounts inside the root may be crossed: the state may live on an ESP the initramfs mounted under it. Still
@@ -77,7 +82,7 @@ export function readUntrustedFile(file: string, options: UntrustedReadOptions): 
     }
     if (fd === undefined) {
       // No /proc: open the path again (confined, never following) and require the same inode.
-      const root = options.under === null ? undefined : options.under ?? ConfinedRoot.containing(file);
+      const root = confinementOf(file, options);
       fd = root !== undefined ? root.open(file, O_RDONLY | O_NONBLOCK, { followLast: options.followLast === true, crossMounts: true })
         : openAt(AT_FDCWD, file, O_RDONLY | O_NONBLOCK | (options.followLast === true ? 0 : O_NOFOLLOW));
     }
@@ -117,8 +122,7 @@ export function readUntrustedTextIfExists(file: string, options: UntrustedReadOp
   // exception first (each costs ms of a boot under QEMU TCG); one that exists, and any file under the physical
   // root, is read the usual way (a file removed in between is still "missing" below, any other failure of the
   // probe is reported there).
-  const unconfined = options.under === null || (options.under === undefined && ConfinedRoot.containing(file) === undefined);
-  if (unconfined && isAbsentAt(AT_FDCWD, file, options.followLast === true ? 0 : O_NOFOLLOW)) return undefined;
+  if (confinementOf(file, options) === undefined && isAbsentAt(AT_FDCWD, file, options.followLast === true ? 0 : O_NOFOLLOW)) return undefined;
   try {
     return readUntrustedText(file, options);
   } catch (error) {
